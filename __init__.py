@@ -1,0 +1,31 @@
+"""MotionGuide: pose-guided human video generation (SVD + MimicMotion + SMPL) for ComfyUI."""
+from .nodes.comfy_adapter import register_model_folders
+from .nodes.registry import build_mappings
+
+# One row per node: (module under nodes/, node id, display name). Ids are stable: never rename a shipped one.
+NODE_TABLE = [
+    ("sampling", "MotionGuideLoadModel", "Load Motion Model"),
+    ("video", "MotionGuideFitReference", "Fit Reference Image"),
+    ("pose", "MotionGuideDetectPose", "Detect Pose (DWPose)"),
+    ("pose", "MotionGuideAlignPose", "Align Pose to Reference"),
+    ("pose", "MotionGuideDrawPose", "Draw Pose Maps"),
+    ("pose", "MotionGuideSavePose", "Save Pose Keypoints"),
+    ("pose", "MotionGuideLoadPose", "Load Pose Keypoints"),
+    ("smpl", "MotionGuideLoadSMPLModel", "Load SMPL Model"),
+    ("smpl", "MotionGuideEstimateSMPL", "Estimate SMPL (HMR2)"),
+    ("smpl", "MotionGuideLoadSMPLMotion", "Load SMPL Motion"),
+    ("smpl", "MotionGuideSaveSMPLMotion", "Save SMPL Motion"),
+    ("smpl", "MotionGuideSmoothSMPL", "Smooth SMPL Motion"),
+    ("smpl", "MotionGuideTransferShape", "Transfer SMPL Shape"),
+    ("smpl", "MotionGuideSetCamera", "Set SMPL Camera"),
+    ("render", "MotionGuideRenderSMPL", "Render SMPL Maps"),
+    ("render", "MotionGuideSMPLToPose", "SMPL to Pose Keypoints"),
+    ("sampling", "MotionGuideSampler", "Pose-Guided Sampler"),
+    ("video", "MotionGuideDecode", "Decode Video"),
+]
+
+register_model_folders()
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = build_mappings(__name__ + ".nodes", NODE_TABLE)
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

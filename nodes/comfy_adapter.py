@@ -1,0 +1,318 @@
+"""The one place that touches ComfyUI (`comfy.*`, `folder_paths`).
+
+Inside ComfyUI every function here defers to ComfyUI's own machinery (model folders, devices, progress bar,
+interrupt flag, memory manager). Outside it (tests, the command line) the same functions work with plain
+fallbacks: model files are looked up under ``MOTIONGUIDE_MODELS_DIR`` (or the directory given to
+:func:`set_models_dir`), the device is CUDA when present, and progress goes to a callback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+logger = logging.getLogger(__name__)
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+MODELS_CONFIG = PACK_ROOT / "models_config"
+
+# Model-folder keys the pack registers, with the file extensions each accepts.
+MODEL_FOLDERS: dict[str, set[str]] = {
+    "dwpose": {".onnx"},
+    "mimicmotion": {".pth", ".pt", ".safetensors"},
+    "smpl": {".pkl", ".npz"},
+    "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
+}
+# Core keys the pack reads but does not own.
+SHARED_FOLDERS = ("diffusers", "checkpoints")
+
+
+class Interrupted(Exception):
+    """Raised outside ComfyUI when :func:`request_interrupt` was called (ComfyUI raises its own)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ComfyUI detection
+
+
+def _comfy_module(name: str):
+    """Import a ComfyUI module, or return None when ComfyUI is not importable (tests, command line)."""
+    if os.environ.get("MOTIONGUIDE_NO_COMFY") == "1":
+        return None
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+def in_comfyui() -> bool:
+    return _comfy_module("folder_paths") is not None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model folders
+
+_models_dir_override: Path | None = None
+
+
+def set_models_dir(path: str | os.PathLike | None) -> None:
+    """Use ``path`` as the models directory outside ComfyUI (the command line's ``--models-dir``)."""
+    global _models_dir_override
+    _models_dir_override = Path(path).expanduser().resolve() if path else None
+
+
+def fallback_models_dir() -> Path:
+    """Models directory used outside ComfyUI: ``--models-dir``, else $MOTIONGUIDE_MODELS_DIR, else
+    ``ComfyUI/models`` when the pack sits in ``ComfyUI/custom_nodes/``, else ``./models``."""
+    if _models_dir_override is not None:
+        return _models_dir_override
+    env = os.environ.get("MOTIONGUIDE_MODELS_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if PACK_ROOT.parent.name == "custom_nodes":
+        return PACK_ROOT.parent.parent / "models"
+    return Path.cwd() / "models"
+
+
+def register_model_folders() -> None:
+    """Add the pack's folders to ComfyUI's table, appending to (never replacing) user-configured entries."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return
+    for key, extensions in MODEL_FOLDERS.items():
+        path = os.path.join(folder_paths.models_dir, key)
+        folder_paths.add_model_folder_path(key, path)
+        paths, known = folder_paths.folder_names_and_paths[key]
+        # extra_model_paths.yaml creates unknown keys with an empty set (= any file); keep that permissive choice.
+        if known:
+            known.update(extensions)
+    for key in SHARED_FOLDERS:
+        if key not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, key))
+
+
+def model_folder_paths(key: str) -> list[Path]:
+    """Every directory searched for ``key``, in ComfyUI's order."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        try:
+            return [Path(p) for p in folder_paths.get_folder_paths(key)]
+        except KeyError:
+            return [Path(folder_paths.models_dir) / key]
+    return [fallback_models_dir() / key]
+
+
+def list_model_files(key: str, extensions: Iterable[str] | None = None) -> list[str]:
+    """Relative file names (with sub-folders, '/' separated) under every directory of ``key``, sorted."""
+    exts = {e.lower() for e in (extensions or MODEL_FOLDERS.get(key, ()))}
+    found: set[str] = set()
+    for base in model_folder_paths(key):
+        if not base.is_dir():
+            continue
+        for path in base.rglob("*"):
+            if path.is_file() and (not exts or path.suffix.lower() in exts):
+                found.add(path.relative_to(base).as_posix())
+    return sorted(found)
+
+
+def list_model_dirs(key: str, marker: str) -> list[str]:
+    """Model folders under ``key`` that contain ``marker`` (e.g. ``vae/config.json``), relative, sorted."""
+    depth = len(Path(marker).parts)
+    found: set[str] = set()
+    for base in model_folder_paths(key):
+        if base.is_dir():
+            for path in base.glob("**/" + marker):
+                found.add(path.parents[depth - 1].relative_to(base).as_posix())
+    return sorted(found)
+
+
+def model_registry() -> dict:
+    """The model registry (`models_config/models.json`): file names, folders, sizes, sources, licences."""
+    with open(MODELS_CONFIG / "models.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _remedy(key: str, name: str) -> str:
+    try:
+        entries = [e for e in model_registry()["models"] if e["folder"] == key]
+    except (OSError, KeyError, json.JSONDecodeError):
+        entries = []
+    for entry in entries:
+        if entry["name"] == name or Path(name).name == entry["name"]:
+            return f"Download it from {entry['source']} ({entry.get('licence', 'see source')})."
+    if entries:
+        return "Expected files here: " + ", ".join(e["name"] for e in entries) + "."
+    return "Place the file there, or pick another one."
+
+
+def resolve_model_path(key: str, name: str) -> Path:
+    """Full path of model file or folder ``name`` in folder ``key``.
+
+    Raises ``FileNotFoundError`` naming the file, every folder searched, and where to get it.
+    """
+    if not name:
+        raise FileNotFoundError(f"No {key} model selected: place a file in {model_folder_paths(key)[0]} and pick it.")
+    candidate = Path(name)
+    if candidate.is_absolute() and candidate.exists():
+        return candidate
+    searched = model_folder_paths(key)
+    for base in searched:
+        path = base / name
+        if path.exists():
+            return path
+    folders = ", ".join(str(p) for p in searched)
+    raise FileNotFoundError(f"Model file '{name}' was not found in the '{key}' folder ({folders}). {_remedy(key, name)}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Devices, dtypes, memory
+
+def get_torch_device():
+    import torch
+
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device():
+    import torch
+
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        return mm.unet_offload_device()
+    return torch.device("cpu")
+
+
+def intermediate_device():
+    import torch
+
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        return mm.intermediate_device()
+    return torch.device("cpu")
+
+
+PRECISIONS = ["auto", "fp16", "bf16", "fp32"]
+
+
+def choose_dtype(precision: str, device):
+    """Map a precision choice to a torch dtype. ``auto``: fp16 on CUDA, fp32 on CPU."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp32":
+        return torch.float32
+    if getattr(device, "type", str(device)) == "cuda":
+        return torch.float16
+    return torch.float32
+
+
+def free_memory(required_bytes: int, device) -> None:
+    """Ask ComfyUI to evict other models until ``required_bytes`` are free on ``device``."""
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        mm.free_memory(required_bytes, device)
+
+
+def soft_empty_cache() -> None:
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        mm.soft_empty_cache()
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Progress and interrupt
+
+_interrupt = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Outside ComfyUI: make the next :func:`check_interrupt` raise (the command line's Ctrl-C)."""
+    _interrupt.set()
+
+
+def clear_interrupt() -> None:
+    _interrupt.clear()
+
+
+def check_interrupt() -> None:
+    """Raise if the user cancelled: ComfyUI's exception inside ComfyUI, :class:`Interrupted` outside."""
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+        return
+    if _interrupt.is_set():
+        _interrupt.clear()
+        raise Interrupted("Interrupted by the user.")
+
+
+# Outside ComfyUI, progress is also sent here (the command line prints it); signature (done, total, node_label).
+progress_listener: Callable[[int, int, str], None] | None = None
+
+
+class Progress:
+    """A progress bar for one node run; every update also checks for Cancel.
+
+    Pipelines receive ``progress.callback`` (``callback(done, total)``) so they never import ComfyUI.
+    """
+
+    def __init__(self, total: int, label: str = ""):
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.label = label
+        utils = _comfy_module("comfy.utils")
+        self._bar = utils.ProgressBar(self.total) if utils is not None else None
+
+    def update(self, n: int = 1, preview=None) -> None:
+        self.set(self.done + n, preview)
+
+    def set(self, done: int, preview=None) -> None:
+        self.done = min(int(done), self.total)
+        if self._bar is not None:
+            self._bar.update_absolute(self.done, self.total, preview)
+        elif progress_listener is not None:
+            progress_listener(self.done, self.total, self.label)
+        check_interrupt()
+
+    def callback(self, done: int, total: int | None = None) -> None:
+        if total is not None and total != self.total:
+            self.total = max(int(total), 1)
+        self.set(done)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Output folders (for Save nodes)
+
+def output_directory() -> Path:
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_output_directory())
+    return Path(os.environ.get("MOTIONGUIDE_OUTPUT_DIR", Path.cwd() / "output"))
+
+
+def input_directory() -> Path:
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_input_directory())
+    return Path(os.environ.get("MOTIONGUIDE_INPUT_DIR", Path.cwd() / "input"))

@@ -1,0 +1,19 @@
+"""Socket type names shared by the pack's nodes (DESIGN §3). Core types keep core names and payloads."""
+
+IMAGE = "IMAGE"  # float32 [F,H,W,3] in 0..1 on CPU
+MASK = "MASK"  # float32 [F,H,W]
+LATENT = "LATENT"  # {"samples": [F,4,H/8,W/8]} raw VAE space, plus pack keys (fps, has_reference_frame)
+INT = "INT"
+FLOAT = "FLOAT"
+STRING = "STRING"
+BOOLEAN = "BOOLEAN"
+
+POSE_KEYPOINT = "POSE_KEYPOINT"  # list of per-frame OpenPose dicts, comfyui_controlnet_aux compatible, real scores
+MOTIONGUIDE_MODEL = "MOTIONGUIDE_MODEL"  # loaded SVD/MimicMotion modules + device/dtype policy
+SMPL_MODEL = "SMPL_MODEL"  # loaded body model, faces, part labels
+SMPL_SEQUENCE = "SMPL_SEQUENCE"  # dict of float32 arrays (betas, global_orient, body_pose, transl, K, ...)
+
+# Hidden inputs ComfyUI fills in.
+HIDDEN_UNIQUE_ID = "UNIQUE_ID"
+HIDDEN_PROMPT = "PROMPT"
+HIDDEN_EXTRA_PNGINFO = "EXTRA_PNGINFO"

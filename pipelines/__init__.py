@@ -1,0 +1,1 @@
+"""Framework-free work of the pack (torch/numpy/onnxruntime only, never comfy)."""
