@@ -253,6 +253,7 @@ def load_mimicmotion(checkpoint: str | Path, unet_config: dict, dtype: torch.dty
     checkpoint = Path(checkpoint)
     unet_sd, pose_sd = split_mimicmotion_state_dict(read_state_dict(checkpoint))
     prefixes = ("unet.", "pose_net.")
+    unet = load_into(build_unet(unet_config), unet_sd, dtype, str(checkpoint), "UNet", prefixes)
     if pose_net_file:
         if pose_sd:
             raise ValueError(f"{checkpoint} already holds PoseNet weights (pose_net.*) and a separate PoseNet file "
@@ -266,7 +267,6 @@ def load_mimicmotion(checkpoint: str | Path, unet_config: dict, dtype: torch.dty
         if not pose_sd:
             raise ValueError(f"{checkpoint} has no PoseNet weights (keys 'pose_net.*'); choose the PoseNet file in "
                              "'pose_net_file', or use the full MimicMotion_1-1.pth.")
-    unet = load_into(build_unet(unet_config), unet_sd, dtype, str(checkpoint), "UNet", prefixes)
     pose_net = load_into(build_pose_net(unet_config), pose_sd, dtype, pose_source, "PoseNet", prefixes)
     return unet, pose_net
 
