@@ -93,3 +93,29 @@ def frames_digest(frames: np.ndarray, *parts) -> str:
     for part in parts:
         h.update(repr(part).encode())
     return h.hexdigest()
+
+
+class DetectionCache:
+    """Least-recently-used detections by content hash, so re-running a graph does not re-detect poses."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key: str):
+        if key in self._items:
+            self._items.move_to_end(key)
+            return [f.copy() for f in self._items[key]]
+        return None
+
+    def put(self, key: str, frames) -> None:
+        self._items[key] = [f.copy() for f in frames]
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+DETECTIONS = DetectionCache()
