@@ -65,28 +65,42 @@ def track_person(frames: list[PoseFrame], selection: str = "largest", index: int
                  iou_threshold: float = 0.3) -> list[int | None]:
     """Per frame, the index of the followed person (None where it is absent).
 
-    The person is picked by ``selection`` in the first frame that has one, then followed by the best IoU with its
-    last known box; when no box overlaps by ``iou_threshold``, the rule picks again (re-acquisition).
+    Every person gets an identity, carried from frame to frame by greedy best-IoU matching (≥ ``iou_threshold``)
+    against each identity's last box. The followed identity is picked by ``selection`` in the first frame with
+    people. While it is missing, nobody else is taken for it; a person who appears as a new identity then is
+    adopted (picked by the same rule among the newcomers), so someone who left and came back is found again.
     """
     if selection not in SELECTIONS or selection == "all":
         raise ValueError(f"person selection must be one of {SELECTIONS[1:]} for tracking, got {selection!r}.")
+    last_boxes: dict[int, np.ndarray] = {}
+    next_id = 0
+    target = None
     picked: list[int | None] = []
-    last_box = None
     for frame in frames:
-        candidates = real_people(frame)
-        choice = None
-        if last_box is not None and candidates:
-            overlaps = [(iou(last_box, b), p) for p in candidates if (b := person_box(frame, p)) is not None]
-            if overlaps:
-                best, p = max(overlaps)
-                if best >= iou_threshold:
-                    choice = p
-        if choice is None:
-            choice = pick_person(frame, candidates, selection, index)
-        if choice is not None:
-            box = person_box(frame, choice)
-            last_box = box if box is not None else last_box
-        picked.append(choice)
+        candidates = [p for p in real_people(frame) if person_box(frame, p) is not None]
+        boxes = {p: person_box(frame, p) for p in candidates}
+        pairs = sorted(((iou(last_boxes[t], boxes[p]), t, p) for t in last_boxes for p in candidates), reverse=True)
+        identity: dict[int, int] = {}
+        used_tracks = set()
+        for overlap, t, p in pairs:
+            if overlap < iou_threshold:
+                break
+            if t in used_tracks or p in identity:
+                continue
+            identity[p] = t
+            used_tracks.add(t)
+        newcomers = []
+        for p in candidates:
+            if p not in identity:
+                identity[p], next_id = next_id, next_id + 1
+                newcomers.append(p)
+        for p in candidates:
+            last_boxes[identity[p]] = boxes[p]
+        present = {t: p for p, t in identity.items()}
+        if target is None or (target not in present and newcomers):
+            choice = pick_person(frame, candidates if target is None else newcomers, selection, index)
+            target = identity[choice] if choice is not None else target
+        picked.append(present.get(target) if target is not None else None)
     return picked
 
 
