@@ -106,6 +106,9 @@ class MotionGuideDetectPose:
         selection = "all" if person.startswith("all") else person
         selected, found = tracking.select_people(detected, selection, person_index, keep_others)
         missing = found.count(False)
+        if missing_person == "keep (reference)":
+            # the reference keeps whatever the detector gave, including its whole-image guess
+            selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
         result = tracking.fill_missing(selected, found, missing_person)
         if missing:
             logger.warning("Detect pose: no person found in %d of %d frames (%s).", missing, count, missing_person)
