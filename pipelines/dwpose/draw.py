@@ -5,6 +5,10 @@ The reference draws on a canvas whose short side is 2160 px, into what it treats
 hand edges and points, face points; finally an INTER_LINEAR downscale and a BGR→RGB swap. MimicMotion's PoseNet
 was trained on exactly these images, so the reference style is the default.
 
+One deliberate difference: for a limb end scoring exactly 0.3 (not < 0.3, yet not > 0.3) the reference reads
+the coordinates of an unrelated point (its "missing" index −1 wraps to the last row); here the limb uses the
+point itself. Real float32 scores essentially never hit 0.3 exactly.
+
 The ``"thick"`` style keeps the colours and confidence rules but scales every line width and radius by the
 downscale factor, so limbs, hands and faces stay visible at the output size.
 """
