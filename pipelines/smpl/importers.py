@@ -175,7 +175,12 @@ def read_npy_dict(path) -> dict:
 
     with open(path, "rb") as f:
         version = npformat.read_magic(f)
-        shape, _, dtype = npformat._read_array_header(f, version)
+        if version == (1, 0):
+            shape, _, dtype = npformat.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npformat.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{path}: unsupported .npy format version {version}.")
         if dtype != np.dtype(object):
             raise ValueError(f"{path} holds a plain {dtype} array, not an HMR2 output dict.")
         value = RestrictedUnpickler(f, encoding="latin1").load()
