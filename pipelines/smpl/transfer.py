@@ -55,7 +55,7 @@ def root_compensation(model, transl, betas_from, betas_to) -> np.ndarray:
 def project(points, k) -> np.ndarray:
     """Pinhole projection of (T,N,3) camera points with (T,3,3) intrinsics → (T,N,2) pixels."""
     points, k = np.asarray(points, np.float64), np.asarray(k, np.float64)
-    uvw = np.einsum("tij,tnj->tni", k, points)
+    uvw = np.matmul(points, np.swapaxes(k, -1, -2))
     return uvw[..., :2] / uvw[..., 2:3]
 
 
