@@ -67,8 +67,11 @@ def depth_range(vertices: torch.Tensor, znear: float = 1e-3) -> tuple[float, flo
 
 def depth_to_image(depth: torch.Tensor, near: float, far: float, floor: float = DEFAULT_DEPTH_FLOOR) -> torch.Tensor:
     """`(B, H, W)` metres → `(B, H, W)` in 0..1: near = 1, far = ``floor``, background 0."""
-    span = max(far - near, 1e-6)
-    value = floor + (1.0 - floor) * ((far - depth) / span).clamp(0.0, 1.0)
+    span = far - near
+    if span <= 1e-6:  # a single depth (e.g. one flat surface): everything is "nearest"
+        value = torch.ones_like(depth)
+    else:
+        value = floor + (1.0 - floor) * ((far - depth) / span).clamp(0.0, 1.0)
     return torch.where(depth > 0, value, torch.zeros_like(value))
 
 
@@ -205,7 +208,7 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
     frames = vertices.shape[0]
     faces = torch.as_tensor(faces, dtype=torch.int64)
     K = torch.as_tensor(K, dtype=torch.float32)
-    if K.ndim == 2:
+    if K.shape == (3, 3):
         K = K.expand(frames, 3, 3)
     if K.shape != (frames, 3, 3):
         raise ValueError(f"K must be [3,3] or [{frames},3,3], got {tuple(K.shape)}.")
