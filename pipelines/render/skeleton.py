@@ -7,7 +7,8 @@
 2. Each joint's confidence comes from 3D visibility: the body mesh is rendered and the joint's pixel
    neighbourhood is looked up. An interior joint (shoulder, elbow, ...) is visible where the surface in front
    of it belongs to its own limb (its SMPL part, its parent's or its children's); a surface joint (nose, eyes,
-   ears are mesh vertices) is visible where it is not behind the rendered depth. Confidence =
+   ears are mesh vertices) is visible where it is not behind the rendered depth; the neck, a virtual point,
+   takes the better shoulder's value. Confidence =
    ``floor + (1 − floor)·visible_fraction``, and ``floor ≥ 0.3`` keeps every limb drawable (the reference
    drawer skips limbs with an end below 0.3), only dimmer.
 3. Hands and face can be grafted from the driving DWPose keypoints: moved with the new wrist/nose, scaled by the
@@ -31,7 +32,6 @@ OPENPOSE18_NAMES = ("nose", "neck", "right_shoulder", "right_elbow", "right_wris
                     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
                     "right_eye", "left_eye", "right_ear", "left_ear")
 SURFACE_JOINTS = (0, 14, 15, 16, 17)  # OpenPose ids that are SMPL mesh vertices (face landmarks)
-NECK_PARTS = (9, 12, 13, 14)  # what covers the shoulder midpoint: upper chest, neck, collars
 HIP_OUTWARD = 0.25
 HIP_TO_PELVIS = 0.5
 DEFAULT_FLOOR = 0.5
@@ -40,8 +40,8 @@ MIN_FLOOR = 0.3  # the reference drawer skips a limb when an end is below 0.3
 
 def own_parts(openpose_id: int) -> tuple[int, ...]:
     """SMPL parts whose surface may cover an interior joint while it still counts as visible."""
-    if openpose_id == 1:
-        return NECK_PARTS
+    if openpose_id == 1:  # the neck takes its shoulders' confidence (see skeleton_keypoints)
+        return ()
     joint = OPENPOSE18_FROM_SMPL45[openpose_id]
     if joint >= 24:
         return ()
@@ -161,7 +161,11 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
                     callback(stop, frames)
     elif callback is not None:
         callback(frames, frames)
-    confidence = (floor + (1.0 - floor) * fraction) * in_front
+    confidence = floor + (1.0 - floor) * fraction
+    # The neck is a virtual point inside the upper chest (hidden by a shoulder in a side view although a 2D
+    # detector sees it there): it is as visible as the better-seen shoulder.
+    confidence[:, 1] = torch.maximum(confidence[:, 2], confidence[:, 5])
+    confidence = confidence * in_front
     pixels = pixels * in_front[..., None]
     return torch.cat([pixels, confidence[..., None]], -1)
 
