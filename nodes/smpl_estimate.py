@@ -53,14 +53,15 @@ class MotionGuideEstimateSMPL:
                 "fps": (FLOAT, {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
                                 "tooltip": "Frame rate of the images, stored in the sequence."}),
                 "box_padding": (FLOAT, {"default": 1.2, "min": 1.0, "max": 2.0, "step": 0.05,
-                                        "tooltip": "How much the keypoint box is enlarged before cropping "
-                                                   "(1.2 as HMR2 does for keypoint boxes)."}),
+                                        "tooltip": "How much a box made from keypoints is enlarged before cropping "
+                                                   "(1.2, HMR2's rule); Detect Pose's detector boxes are used as "
+                                                   "they are."}),
             },
         }
 
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):
-        from ..pipelines.smpl.estimator import person_boxes_from_pose
+        from ..pipelines.smpl.estimator import person_boxes_for_estimation
         from ..pipelines.smpl.hmr2 import HMR2Estimator
 
         # 1. Check the inputs against each other.
@@ -69,10 +70,11 @@ class MotionGuideEstimateSMPL:
         count, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
         if isinstance(pose_keypoint, dict):
             pose_keypoint = [pose_keypoint]
-        if len(pose_keypoint) != count:
-            raise ValueError(f"pose_keypoint has {len(pose_keypoint)} frames but images has {count}: connect the "
+        if not isinstance(pose_keypoint, (list, tuple)) or len(pose_keypoint) != count:
+            frames = len(pose_keypoint) if isinstance(pose_keypoint, (list, tuple)) else type(pose_keypoint).__name__
+            raise ValueError(f"pose_keypoint has {frames} frames but images has {count}: connect the "
                              "keypoints detected on these same frames.")
-        boxes = person_boxes_from_pose(pose_keypoint, person_index, image_size=(width, height))
+        boxes, padding = person_boxes_for_estimation(pose_keypoint, person_index, (width, height), box_padding)
         found = sum(b is not None for b in boxes)
         if found == 0:
             raise ValueError(f"No person with index {person_index} in any of the {count} frames of pose_keypoint: "
@@ -88,8 +90,8 @@ class MotionGuideEstimateSMPL:
         network.to(device)
         progress = adapter.Progress(found, label="Estimate SMPL")
         try:
-            sequence = HMR2Estimator(network, batch_size=batch_size, box_rescale=box_padding).estimate(
-                images, boxes, callback=progress.callback, fps=fps)
+            sequence = HMR2Estimator(network, batch_size=batch_size).estimate(
+                images, boxes, callback=progress.callback, fps=fps, box_rescale=padding)
         except Exception as exc:
             if adapter.is_oom(exc):
                 raise RuntimeError(f"Out of memory estimating SMPL with batch_size={batch_size}: lower batch_size "

@@ -13,8 +13,7 @@ from motionguide.pipelines.smpl.estimator import (
     available_estimators,
     create_estimator,
     nearest_valid_index,
-    person_box_from_keypoints,
-    person_boxes_from_pose,
+    person_boxes_for_estimation,
     register_estimator,
 )
 from motionguide.pipelines.smpl.hmr2 import HMR2Estimator
@@ -23,8 +22,8 @@ from motionguide.pipelines.smpl.hmr2_geometry import (
     cam_crop_to_full,
     crop_person,
     full_image_focal,
-    rotmat_to_axis_angle,
 )
+from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle as rotmat_to_axis_angle
 
 WIDTH, HEIGHT = 160, 120
 
@@ -57,18 +56,20 @@ BOXES = [(40, 10, 100, 110), None, (50, 20, 90, 100), (10, 5, 150, 118)]
 # ---------------------------------------------------------------------------------------------------- boxes
 
 
-def test_person_box_from_keypoints():
-    box = person_box_from_keypoints(_person((40, 10, 100, 110)))
-    np.testing.assert_allclose(box, [40, 10, 100, 110])
-    assert person_box_from_keypoints(_person((40, 10, 100, 110), score=0.2)) is None
-    hands = {"pose_keypoints_2d": [50, 50, 0.9] + [0, 0, 0] * 17, "hand_left_keypoints_2d": [20, 80, 0.8] * 21}
-    np.testing.assert_allclose(person_box_from_keypoints(hands), [20, 50, 50, 80])
+def test_keypoint_boxes_get_the_padding_and_detector_boxes_none():
+    frames = _pose([(40, 10, 100, 110), None, (50, 20, 90, 100)])
+    frames[2]["people"][0]["person_box_xyxy"] = [45.0, 5.0, 95.0, 115.0, 0.9]
+    boxes, padding = person_boxes_for_estimation(frames, 0, (WIDTH, HEIGHT), keypoint_padding=1.25)
+    np.testing.assert_allclose(boxes[0], [40, 10, 100, 110])  # low-score point (x1+30) is ignored
+    assert boxes[1] is None
+    np.testing.assert_allclose(boxes[2], [45, 5, 95, 115])
+    np.testing.assert_allclose(padding, [1.25, 1.25, 1.0])
 
 
-def test_person_boxes_pick_the_index_and_rescale_other_canvases():
+def test_boxes_pick_the_person_index_and_scale_other_canvases():
     frames = [{"people": [_person((0, 0, 10, 10)), _person((20, 30, 40, 50))], "canvas_width": 80,
                "canvas_height": 60}, {"people": [_person((1, 1, 5, 5))], "canvas_width": 80, "canvas_height": 60}]
-    boxes = person_boxes_from_pose(frames, person_index=1, image_size=(160, 120))
+    boxes, _ = person_boxes_for_estimation(frames, 1, (160, 120))
     np.testing.assert_allclose(boxes[0], [40, 60, 80, 100])
     assert boxes[1] is None
 
@@ -156,7 +157,7 @@ def test_assemble_sequence_rejects_non_finite_values():
     zeros = dict(betas=np.zeros((2, 10)), global_orient=np.zeros((2, 3)), body_pose=np.zeros((2, 69)),
                  transl=np.array([[0, 0, 1.0], [0, np.nan, 1.0]]), K=np.tile(np.eye(3), (2, 1, 1)),
                  valid=np.array([True, True]), bbox=np.zeros((2, 4)), image_size=(4, 4), fps=30)
-    with pytest.raises(ValueError, match=r"transl is not finite at frame\(s\) \[1\]"):
+    with pytest.raises(ValueError, match=r"'transl' holds NaN or inf at frame 1"):
         assemble_sequence(**zeros)
 
 
@@ -245,3 +246,16 @@ def test_real_hmr2_checkpoint_loads_strictly_and_predicts_a_plausible_body():
     seq = estimator.estimate(frames, [np.array([92.0, 56.0, 292.0, 456.0])] * 2)
     assert np.isfinite(seq["transl"]).all() and (seq["transl"][:, 2] > 0).all()
     assert np.abs(seq["betas"]).max() < 5.0
+
+
+def test_node_uses_detector_boxes_unpadded(use_models_dir, hmr2_tiny_checkpoint):
+    images = torch.from_numpy(_frames(2).astype(np.float32) / 255.0)
+    pose = _pose([BOXES[0], BOXES[0]])
+    pose[1]["people"][0]["person_box_xyxy"] = list(BOXES[0]) + [0.95]
+    (seq,) = _node().estimate(images=images, pose_keypoint=pose, estimator="hmr2_tiny.ckpt", box_padding=1.3)
+    est = HMR2Estimator.from_checkpoint(hmr2_tiny_checkpoint)
+    box = [np.array(BOXES[0], float)]
+    padded = est.estimate(images[:1], box, box_rescale=1.3)
+    unpadded = est.estimate(images[1:], box, box_rescale=1.0)
+    np.testing.assert_allclose(seq["transl"][0], padded["transl"][0], rtol=1e-5)
+    np.testing.assert_allclose(seq["transl"][1], unpadded["transl"][0], rtol=1e-5)

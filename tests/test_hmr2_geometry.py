@@ -18,9 +18,9 @@ from motionguide.pipelines.smpl.hmr2_geometry import (
     intrinsics,
     normalize_crops,
     rot6d_to_rotmat,
-    rotmat_to_axis_angle,
     to_uint8_frames,
 )
+from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle
 
 
 # ---------------------------------------------------------------------------------------------------- boxes
@@ -129,6 +129,10 @@ def test_rot6d_hand_made():
     r = rot6d_to_rotmat(torch.randn(50, 6, generator=torch.Generator().manual_seed(0)).double())
     np.testing.assert_allclose((r.transpose(-1, -2) @ r).numpy(), np.broadcast_to(np.eye(3), (50, 3, 3)), atol=1e-12)
     np.testing.assert_allclose(torch.linalg.det(r).numpy(), 1.0, atol=1e-12)
+
+
+def rotmat_to_axis_angle(m):
+    return matrix_to_axis_angle(m.numpy() if isinstance(m, torch.Tensor) else m)
 
 
 def test_axis_angle_hand_made():

@@ -12,6 +12,8 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from .sequence import validate_sequence
+
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
@@ -73,43 +75,36 @@ def create_estimator(name: str, **kwargs) -> SMPLEstimator:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Person boxes from POSE_KEYPOINT (a minimal stand-in until pipelines/dwpose/keypoints.py lands)
+# Person boxes from POSE_KEYPOINT
 
 
-def _points(values) -> np.ndarray:
-    if values is None:
-        return np.zeros((0, 3))
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    return arr[: len(arr) // 3 * 3].reshape(-1, 3)
+def person_boxes_for_estimation(pose_keypoint, person_index: int, image_size: tuple[int, int],
+                                keypoint_padding: float = 1.2) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """Per-frame box of person ``person_index`` and the padding its crop should use.
 
+    Detect Pose's detector box (``person_box_xyxy``) is preferred and used as it is (padding 1.0, as HMR2 does
+    with its detector's boxes); without it, the tight box of the confident keypoints gets ``keypoint_padding``
+    (HMR2's 1.2 for keypoint boxes, which miss the top of the head and the feet). Boxes are scaled from each
+    frame's canvas to ``image_size`` (W, H).
 
-def person_box_from_keypoints(person: dict, min_score: float = 0.3) -> np.ndarray | None:
-    """Tight box (x0, y0, x1, y1) around one person's body, face and hand keypoints scoring above
-    ``min_score``; ``None`` with fewer than two such points."""
-    parts = [_points(person.get(key)) for key in
-             ("pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d")]
-    points = np.concatenate(parts, axis=0)
-    points = points[points[:, 2] > min_score, :2]
-    if len(points) < 2:
-        return None
-    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+    Returns:
+        `(boxes, padding)`: a list with a `[4]` array or ``None`` (no such person) per frame, and `[F]` floats.
+    """
+    from ..dwpose.keypoints import person_boxes, pose_keypoint_to_frames
 
-
-def person_boxes_from_pose(frames: Sequence[dict], person_index: int = 0, image_size: tuple[int, int] | None = None,
-                           min_score: float = 0.3) -> list[np.ndarray | None]:
-    """Per-frame box of person ``person_index`` from a POSE_KEYPOINT list (``None`` where that person is
-    missing). Keypoints of a canvas of another size are scaled to ``image_size`` (W, H)."""
+    frames = pose_keypoint_to_frames(pose_keypoint)
+    rows = person_boxes(frames, person_index)
     boxes: list[np.ndarray | None] = []
-    for frame in frames:
-        people = frame.get("people") or []
-        box = person_box_from_keypoints(people[person_index], min_score) if person_index < len(people) else None
-        if box is not None and image_size is not None:
-            canvas = (frame.get("canvas_width"), frame.get("canvas_height"))
-            if canvas[0] and canvas[1] and tuple(canvas) != tuple(image_size):
-                scale = np.array([image_size[0] / canvas[0], image_size[1] / canvas[1]] * 2)
-                box = box * scale
-        boxes.append(box)
-    return boxes
+    padding = np.full(len(frames), float(keypoint_padding))
+    for i, (frame, row) in enumerate(zip(frames, rows)):
+        if not np.isfinite(row).all():
+            boxes.append(None)
+            continue
+        if person_index < frame.num_people and np.isfinite(frame.boxes[person_index, :4]).all():
+            padding[i] = 1.0
+        scale = np.array([image_size[0] / frame.width, image_size[1] / frame.height] * 2)
+        boxes.append(row * scale)
+    return boxes, padding
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -152,8 +147,4 @@ def assemble_sequence(*, betas, global_orient, body_pose, transl, K, valid, bbox
     seq["image_size"] = (int(image_size[0]), int(image_size[1]))
     seq["fps"] = float(fps)
     seq["model_type"] = model_type
-    for key in ("betas", "global_orient", "body_pose", "transl", "K"):
-        bad = ~np.isfinite(seq[key].reshape(len(valid), -1)).all(axis=1)
-        if bad.any():
-            raise ValueError(f"Estimated {key} is not finite at frame(s) {np.flatnonzero(bad)[:10].tolist()}.")
-    return seq
+    return validate_sequence(seq, name="estimated SMPL sequence")

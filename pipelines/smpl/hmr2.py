@@ -22,10 +22,10 @@ from .hmr2_geometry import (
     full_image_focal,
     intrinsics,
     normalize_crops,
-    rotmat_to_axis_angle,
     to_uint8_frames,
 )
 from .hmr2_vit import HMR2Config, HMR2Network
+from .rotations import matrix_to_axis_angle
 
 logger = logging.getLogger(__name__)
 
@@ -229,8 +229,13 @@ class HMR2Estimator:
         out = self.network(x)
         return {k: v.float().cpu().numpy() for k, v in out.items()}
 
-    def estimate(self, images, boxes: Sequence, callback: ProgressCallback | None = None, fps: float = 30.0) -> dict:
-        """Frames + per-frame person boxes → ``SMPL_SEQUENCE`` (see :class:`SMPLEstimator`)."""
+    def estimate(self, images, boxes: Sequence, callback: ProgressCallback | None = None, fps: float = 30.0,
+                 box_rescale=None) -> dict:
+        """Frames + per-frame person boxes → ``SMPL_SEQUENCE`` (see :class:`SMPLEstimator`).
+
+        ``box_rescale`` (`float` or `[F]` floats, *optional*) overrides the estimator's box padding, per frame
+        when a sequence (e.g. 1.0 for detector boxes, 1.2 for keypoint boxes).
+        """
         frames = to_uint8_frames(images)
         if frames.ndim != 4 or frames.shape[-1] < 3 or frames.shape[0] == 0:
             raise ValueError(f"images must be a non-empty [F,H,W,3] batch, got shape {tuple(frames.shape)}.")
@@ -239,6 +244,9 @@ class HMR2Estimator:
         if len(boxes) != count:
             raise ValueError(f"Got {len(boxes)} person boxes for {count} frames; give one box (or None) per frame.")
         cfg = self.config
+        rescale = np.broadcast_to(np.asarray(self.box_rescale if box_rescale is None else box_rescale, float), (count,))
+        if not (rescale > 0).all():
+            raise ValueError(f"box_rescale must be > 0, got {np.unique(rescale).tolist()}.")
 
         # 1. Square crops from the boxes (frames without a usable box are skipped).
         centers = np.zeros((count, 2))
@@ -251,7 +259,7 @@ class HMR2Estimator:
             box = np.asarray(box, np.float64).reshape(4)
             if not np.isfinite(box).all() or box[2] <= box[0] and box[3] <= box[1]:
                 continue
-            centers[i], sizes[i] = box_center_and_size(box, self.box_rescale, cfg.bbox_shape)
+            centers[i], sizes[i] = box_center_and_size(box, rescale[i], cfg.bbox_shape)
             valid[i] = sizes[i] >= 1.0
             bbox[i] = box
         todo = np.flatnonzero(valid)
@@ -267,8 +275,8 @@ class HMR2Estimator:
             batch = todo[start:start + self.batch_size]
             crops = np.stack([crop_person(frames[i], centers[i], sizes[i], cfg.image_size) for i in batch])
             out = self.predict_crops(crops)
-            global_orient[batch] = rotmat_to_axis_angle(out["global_orient"]).reshape(len(batch), 3)
-            body_pose[batch] = rotmat_to_axis_angle(out["body_pose"]).reshape(len(batch), -1)
+            global_orient[batch] = matrix_to_axis_angle(out["global_orient"]).reshape(len(batch), 3)
+            body_pose[batch] = matrix_to_axis_angle(out["body_pose"]).reshape(len(batch), -1)
             betas[batch] = out["betas"]
             cams[batch] = out["cam"]
             if callback is not None:

@@ -39,47 +39,6 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((b1, b2, b3), dim=-1)
 
 
-def rotmat_to_quaternion(rotmats: np.ndarray) -> np.ndarray:
-    """Rotation matrices `[..., 3, 3]` → unit quaternions `[..., 4]` (w, x, y, z) with w ≥ 0.
-
-    Shepperd's method: the largest of the four squared components is taken by a square root and the others
-    from off-diagonal sums, so rotations near 180° (HMR2's usual camera-space root) stay exact.
-    """
-    r = np.asarray(rotmats, dtype=np.float64)
-    r00, r11, r22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    squares = np.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22], -1)
-    pick = np.argmax(squares, axis=-1)
-    big = 0.5 * np.sqrt(np.maximum(np.take_along_axis(squares, pick[..., None], -1)[..., 0], 1e-300))
-    inv = 0.25 / big
-    d21, d02, d10 = r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]
-    s10, s20, s21 = r[..., 1, 0] + r[..., 0, 1], r[..., 2, 0] + r[..., 0, 2], r[..., 2, 1] + r[..., 1, 2]
-    candidates = np.stack(
-        [
-            np.stack([big, d21 * inv, d02 * inv, d10 * inv], -1),  # w largest
-            np.stack([d21 * inv, big, s10 * inv, s20 * inv], -1),  # x largest
-            np.stack([d02 * inv, s10 * inv, big, s21 * inv], -1),  # y largest
-            np.stack([d10 * inv, s20 * inv, s21 * inv, big], -1),  # z largest
-        ],
-        -2,
-    )
-    quat = np.take_along_axis(candidates, pick[..., None, None], -2)[..., 0, :]
-    quat = np.where(quat[..., :1] < 0, -quat, quat)
-    return quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-
-
-def rotmat_to_axis_angle(rotmats) -> np.ndarray:
-    """Rotation matrices `[..., 3, 3]` → axis-angle vectors `[..., 3]` (angle in [0, π]), float64."""
-    if isinstance(rotmats, torch.Tensor):
-        rotmats = rotmats.detach().to("cpu", torch.float64).numpy()
-    quat = rotmat_to_quaternion(rotmats)
-    w, v = quat[..., 0], quat[..., 1:]
-    sin_half = np.linalg.norm(v, axis=-1)
-    angle = 2.0 * np.arctan2(sin_half, w)
-    # angle / sin(angle/2) → 2 as the angle → 0; the series keeps tiny rotations exact.
-    factor = np.where(sin_half > 1e-8, angle / np.maximum(sin_half, 1e-300), 2.0 / np.maximum(w, 1e-300))
-    return v * factor[..., None]
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Boxes and crops
 
