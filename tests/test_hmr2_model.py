@@ -176,7 +176,9 @@ def test_tiny_file_without_sizes_fails_against_the_full_architecture(tmp_path):
 def test_lightning_pickled_config_class_and_numpy_scalars_load_without_the_class(tmp_path, monkeypatch):
     # The public file pickles a yacs CfgNode (dict subclass with attributes) and numpy scalars; neither
     # yacs nor any code from the file may be needed to read it.
-    module = types.ModuleType("yacs_like_config")
+    package, module = types.ModuleType("yacs"), types.ModuleType("yacs.config")
+    package.config = module
+    monkeypatch.setitem(sys.modules, "yacs", package)
 
     class CfgNode(dict):
         def __init__(self, *args):
@@ -193,22 +195,48 @@ def test_lightning_pickled_config_class_and_numpy_scalars_load_without_the_class
     hyper = {"cfg": CfgNode({"MODEL": CfgNode({"SMPL_HEAD": head, "IMAGE_SIZE": 256})})}
     path = _save(tmp_path, "lightning.ckpt", state_dict, hyper_parameters=hyper, best_score=np.float64(0.5))
     monkeypatch.delitem(sys.modules, module.__name__)
+    monkeypatch.delitem(sys.modules, "yacs")
     network = load_hmr2_network(path)
     assert network.cfg.head_heads == 2 and network.cfg.ief_iters == 1
 
 
+class Exploit:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > " + str(self.target),))
+
+
+class SlotState:
+    __slots__ = ("a", "b")
+
+    def __init__(self):
+        self.a, self.b = 1, [2, 3]
+
+
 def test_code_in_the_pickle_is_never_run(tmp_path):
-    import os
-
-    class Exploit:
-        def __reduce__(self):
-            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
-
     state_dict, _ = tiny_hmr2_state_dict()
-    path = _save(tmp_path, "evil.ckpt", state_dict, payload=Exploit())
-    with pytest.raises(ValueError, match="Could not read HMR2 checkpoint"):
+    path = _save(tmp_path, "evil.ckpt", state_dict, payload=Exploit(tmp_path / "pwned"))
+    with pytest.raises(ValueError, match="Could not read HMR2 checkpoint .*evil.ckpt"):
         load_hmr2_network(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_other_pickled_objects_are_read_as_inert_data(tmp_path):
+    state_dict, _ = tiny_hmr2_state_dict()
+    path = _save(tmp_path, "odd.ckpt", state_dict, callbacks={"c": SlotState()}, where=tmp_path)
+    network = load_hmr2_network(path)
+    assert network.cfg.embed_dim == 32
+
+
+def test_non_tensor_in_the_state_dict_is_an_error(tmp_path):
+    state_dict, _ = tiny_hmr2_state_dict()
+    state_dict["smpl_head.init_cam"] = SlotState()
+    with pytest.raises(ValueError, match=r"non-tensor entries in its state_dict: smpl_head\.init_cam"):
+        load_hmr2_network(_save(tmp_path, "odd.ckpt", state_dict))
 
 
 def test_safetensors_state_dict_loads(tmp_path):

@@ -41,20 +41,47 @@ CONFIG_ENTRY = "motionguide_hmr2_config"
 # Reading checkpoints
 
 
+class InertObject(OrderedDict):
+    """Stand-in for a class pickled in a checkpoint outside the tensors (a config object, a callback, …).
+
+    It accepts any constructor arguments and state and keeps them as data; no code from the file runs.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+# Dict subclasses pickled by Lightning / yacs / omegaconf: rebuilt as plain OrderedDicts so their items stay
+# readable (the weights-only unpickler fills only exact dict types).
+DICT_LIKE_CLASSES = ("yacs.config.CfgNode", "lightning_fabric.utilities.data.AttributeDict",
+                     "pytorch_lightning.utilities.parsing.AttributeDict", "lightning.fabric.utilities.data.AttributeDict")
+
+
 def _safe_globals_for(path: Path) -> list:
     """Allow-list for ``torch.load(weights_only=True)`` of a Lightning checkpoint.
 
-    Lightning pickles the training config (a yacs ``CfgNode``, a dict subclass) and numpy scalars into
-    ``hyper_parameters``. numpy scalars/dtypes are admitted as themselves; every other class named in the
-    file is rebuilt as a plain ``OrderedDict`` — an inert container, so no code from the file runs (a class
-    that is not dict-like then fails to unpickle, with the error below).
+    Lightning pickles the training config (a yacs ``CfgNode``) and numpy scalars into ``hyper_parameters``.
+    numpy scalars/dtypes are admitted as themselves, known dict subclasses become ``OrderedDict``, and any
+    other class or function named in the file becomes an :class:`InertObject` — so nothing from the file runs.
     """
     names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     numpy_scalar = np._core.multiarray.scalar
     known = {"numpy.dtype": np.dtype, "numpy._core.multiarray.scalar": numpy_scalar,
              "numpy.core.multiarray.scalar": numpy_scalar}
-    allowed: list = [(known.get(name, OrderedDict), name) for name in names]
+    known.update({name: OrderedDict for name in DICT_LIKE_CLASSES})
+    allowed: list = [(known.get(name, InertObject), name) for name in names]
     allowed += [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"]
+    inert = sorted(n for n in names if n not in known)
+    if inert:
+        logger.info("HMR2 checkpoint %s: %d pickled objects read as inert data: %s", path.name, len(inert),
+                    ", ".join(inert[:8]))
     return allowed
 
 
@@ -146,6 +173,9 @@ def load_state_dict_strict(network: HMR2Network, state_dict: dict[str, torch.Ten
     """Copy ``state_dict`` into ``network``: the known training-only entries are dropped; any other missing
     or unexpected key, or any shape mismatch, is a ``ValueError`` naming a few keys and the file."""
     expected = network.state_dict()
+    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"'{source}' holds non-tensor entries in its state_dict: {_few(not_tensors)}.")
     dropped = [k for k in state_dict if k.startswith(IGNORED_PREFIXES) or k in IGNORED_KEYS]
     provided = {k: v for k, v in state_dict.items() if k not in set(dropped)}
     missing = set(expected) - set(provided)
