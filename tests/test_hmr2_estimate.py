@@ -259,3 +259,15 @@ def test_node_uses_detector_boxes_unpadded(use_models_dir, hmr2_tiny_checkpoint)
     unpadded = est.estimate(images[1:], box, box_rescale=1.0)
     np.testing.assert_allclose(seq["transl"][0], padded["transl"][0], rtol=1e-5)
     np.testing.assert_allclose(seq["transl"][1], unpadded["transl"][0], rtol=1e-5)
+
+
+def test_bf16_network_gives_float32_outputs_close_to_fp32(hmr2_tiny_checkpoint, estimator):
+    frames = _frames(2)
+    boxes = [np.array(BOXES[0], float), np.array(BOXES[3], float)]
+    half = HMR2Estimator.from_checkpoint(hmr2_tiny_checkpoint, dtype=torch.bfloat16).estimate(frames, boxes)
+    full = estimator.estimate(frames, boxes)
+    assert next(HMR2Estimator.from_checkpoint(hmr2_tiny_checkpoint, dtype=torch.bfloat16).network.parameters()).dtype \
+        == torch.bfloat16
+    assert half["transl"].dtype == np.float32
+    np.testing.assert_allclose(half["global_orient"], full["global_orient"], atol=0.05)
+    np.testing.assert_allclose(half["transl"], full["transl"], rtol=0.05)

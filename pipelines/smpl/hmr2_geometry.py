@@ -60,15 +60,19 @@ def box_center_and_size(
     Returns:
         `(center [2] float64, size float)`.
     """
-    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
-    center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-    w, h = (x1 - x0) * rescale, (y1 - y0) * rescale
+    # float32 like the reference (boxes.astype(float32), scale = wh/200, size = scale·200), so a detector box
+    # gives its crop bit for bit.
+    box = np.asarray(box_xyxy, dtype=np.float32).reshape(4)
+    center = (box[2:4] + box[0:2]) / 2.0
+    w, h = (box[2:4] - box[0:2]) / 200.0 * 200.0
+    if rescale != 1.0:
+        w, h = w * np.float32(rescale), h * np.float32(rescale)
     w_t, h_t = bbox_shape
-    if h / max(w, 1e-12) < h_t / w_t:
+    if h / max(w, np.float32(1e-12)) < h_t / w_t:
         h = max(w * h_t / w_t, h)
     else:
         w = max(h * w_t / h_t, w)
-    return center, float(max(w, h))
+    return center.astype(np.float64), float(max(w, h))
 
 
 def crop_affine(center, size: float, out_size: int = 256) -> np.ndarray:
