@@ -275,7 +275,7 @@ def _fill_job(job: Job, obj: dict, base: Path, from_csv: bool = False) -> None:
             node, name = parse_target(key)
             job.overrides.append((node, name, parse_value(value) if from_csv else value))
         else:
-            job.fields[key] = value
+            job.fields[key] = parse_value(value) if from_csv and key not in FILE_FIELDS else value
     for name in FILE_FIELDS:
         if name in job.fields:
             job.fields[name] = _resolve_file(job.fields[name], base, name)
