@@ -196,8 +196,9 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
         p0, p1 = at(*pos), at(pos[0] + sz[0], pos[1] + sz[1])
         cv2.rectangle(img, p0, p1, bgr(colour), -1)
         cv2.rectangle(img, p0, p1, (200, 200, 200), 1)
-        label = title.replace("MotionGuide", "")[:18]
-        font = max(0.26, min(0.36, 0.0014 * (p1[0] - p0[0])))
+        label, font = title.replace("MotionGuide", ""), 0.3
+        while len(label) > 3 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] > p1[0] - p0[0] - 5:
+            label = label[:-1]  # clip to the box
         cv2.putText(img, label, (p0[0] + 3, p0[1] + 11), cv2.FONT_HERSHEY_SIMPLEX, font, (240, 240, 240), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 88])
 
