@@ -25,7 +25,7 @@ import aiohttp
 
 from .batch_jobs import Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs, read_job_list, rename_upload
 from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
-from .batch_state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
+from .batch_state import DONE, FAILED, QUEUED, BatchState, make_readable, publish_no_clobber, temp_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -339,6 +339,7 @@ class BatchRunner:
             tmp = temp_path_for(dest_dir, name)
             try:
                 await server.download(entry, tmp)
+                make_readable(tmp)
                 saved.append(str(publish_no_clobber(tmp, dest_dir / name)))
             finally:
                 if tmp.exists():

@@ -17,6 +17,17 @@ STATE_VERSION = 1
 DONE, FAILED, QUEUED = "done", "failed", "queued"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(path) -> None:
+    """mkstemp creates files 0600; give finished files the permissions a plain open() would have."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_json_atomic(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -25,6 +36,7 @@ def write_json_atomic(path: Path, data) -> None:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
