@@ -141,3 +141,20 @@ def test_forward_batches_and_broadcasts_betas(smpl_model_dir):
 
 def test_openpose_map_constant():
     assert bm.OPENPOSE18_FROM_SMPL45 == [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
+
+
+def test_smplx_npz_gives_the_smpl_joint_layout(smpl_model_dir, smplx_model_path):
+    smpl = bm.load_body_model(smpl_model_dir)
+    smplx_model = bm.load_body_model(smpl_model_dir, model_type="smplx")
+    assert smplx_model.model_type == "smplx" and smplx_model.num_vertices == 10475
+    assert bm.load_body_model(smplx_model_path).model_type == "smplx"  # inferred from the file name
+    betas, orient, pose, transl = _random_motion(4, seed=7)
+    pose[:, 63:] = 0.0  # SMPL's hand joints have no SMPL-X counterpart
+    v_x, j_x = smplx_model.forward(betas, orient, pose, transl)
+    v_s, j_s = smpl.forward(betas, orient, pose, transl)
+    assert v_x.shape == (4, 10475, 3) and j_x.shape == (4, 45, 3)
+    # same capsule man in both layouts: the 45 joints (skeleton, hands, landmarks) coincide
+    torch.testing.assert_close(j_x, j_s, rtol=0, atol=2e-5)
+    assert np.array_equal(np.bincount(smplx_model.part_labels, minlength=24)[1:],  # part 0 holds the padding
+                          np.bincount(smpl.part_labels, minlength=24)[1:])
+    assert set(np.unique(smplx_model.part_labels)) == set(range(24))
