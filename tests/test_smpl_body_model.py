@@ -1,5 +1,4 @@
 """Body-model loading routes, the restricted unpickler, and the synthetic model's geometry."""
-import io
 import pickle
 import pickletools
 
@@ -158,3 +157,15 @@ def test_smplx_npz_gives_the_smpl_joint_layout(smpl_model_dir, smplx_model_path)
     assert np.array_equal(np.bincount(smplx_model.part_labels, minlength=24)[1:],  # part 0 holds the padding
                           np.bincount(smpl.part_labels, minlength=24)[1:])
     assert set(np.unique(smplx_model.part_labels)) == set(range(24))
+
+
+def test_old_scipy_sparse_module_path_is_mapped(tmp_path):
+    import scipy.sparse
+
+    dense = np.arange(12.0).reshape(3, 4) * (np.arange(12).reshape(3, 4) % 3 == 0)
+    blob = pickle.dumps({"J_regressor": scipy.sparse.csc_matrix(dense)}, protocol=2)
+    module = type(scipy.sparse.csc_matrix(dense)).__module__.encode()  # e.g. scipy.sparse._csc
+    assert module in blob
+    path = tmp_path / "old.pkl"
+    path.write_bytes(blob.replace(module, b"scipy.sparse.csc"))  # how SciPy < 1.8 / Python 2 files name it
+    np.testing.assert_array_equal(load_smpl_pickle(path)["J_regressor"], dense)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import num_frames, validate_sequence
