@@ -83,11 +83,12 @@ def register_model_folders() -> None:
     if folder_paths is None:
         return
     for key, extensions in MODEL_FOLDERS.items():
-        path = os.path.join(folder_paths.models_dir, key)
-        folder_paths.add_model_folder_path(key, path)
-        paths, known = folder_paths.folder_names_and_paths[key]
-        # extra_model_paths.yaml creates unknown keys with an empty set (= any file); keep that permissive choice.
-        if known:
+        user_configured = key in folder_paths.folder_names_and_paths
+        folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, key))
+        known = folder_paths.folder_names_and_paths[key][1]
+        # extra_model_paths.yaml creates unknown keys with an empty set (= any file): keep a user's permissive entry,
+        # but give the keys we create our extensions so the file lists show model files only.
+        if not user_configured or known:
             known.update(extensions)
     for key in SHARED_FOLDERS:
         if key not in folder_paths.folder_names_and_paths:

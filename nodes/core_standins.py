@@ -1,0 +1,244 @@
+"""Stand-ins for the core / VideoHelperSuite nodes that example workflows use for files in and out.
+
+Only the headless runner (``cli.py run`` / ``demo`` and the tests) uses these, so one API-format workflow runs both
+in ComfyUI (with the real nodes) and without it. Inputs, outputs and names follow the real nodes; only what the
+examples use is implemented.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from . import comfy_adapter as adapter
+
+logger = logging.getLogger(__name__)
+
+
+def _files(extensions) -> list[str]:
+    directory = adapter.input_directory()
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+
+
+def _input_path(name: str):
+    path = adapter.input_directory() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"Input file '{name}' is not in {adapter.input_directory()}.")
+    return path
+
+
+def _to_image(frames_uint8):
+    import torch
+
+    return torch.from_numpy(frames_uint8).float().div_(255.0)
+
+
+def _ui_entry(path, kind="output"):
+    base = adapter.output_directory() if kind == "output" else adapter.input_directory()
+    rel = path.relative_to(base)
+    return {"filename": rel.name, "subfolder": rel.parent.as_posix() if rel.parent.as_posix() != "." else "",
+            "type": kind}
+
+
+@dataclass
+class VideoStandIn:
+    """What core's VIDEO socket carries, reduced to frames + fps."""
+
+    images: object  # IMAGE tensor [F,H,W,3]
+    fps: float
+
+
+class LoadImage:
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..pipelines.video.io import IMAGE_EXTENSIONS
+
+        return {"required": {"image": (_files(IMAGE_EXTENSIONS), {"image_upload": True})}}
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load_image"
+    CATEGORY = "image"
+
+    def load_image(self, image):
+        import torch
+
+        from ..pipelines.video.io import read_image
+
+        pixels = _to_image(read_image(_input_path(image))[None])
+        return pixels, torch.zeros(pixels.shape[:3])
+
+
+class VHS_LoadVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return {"required": {
+            "video": (_files(VIDEO_EXTENSIONS),),
+            "force_rate": ("FLOAT", {"default": 0, "min": 0, "max": 60, "step": 1}),
+            "custom_width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8}),
+            "custom_height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8}),
+            "frame_load_cap": ("INT", {"default": 0, "min": 0, "max": 100000}),
+            "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
+            "select_every_nth": ("INT", {"default": 1, "min": 1, "max": 1000}),
+        }, "optional": {"format": (["AnimateDiff", "None"], {"default": "None"})}}
+
+    RETURN_TYPES = ("IMAGE", "INT", "AUDIO", "VHS_VIDEOINFO")
+    RETURN_NAMES = ("IMAGE", "frame_count", "audio", "video_info")
+    FUNCTION = "load_video"
+    CATEGORY = "Video Helper Suite"
+
+    def load_video(self, video, force_rate=0, custom_width=0, custom_height=0, frame_load_cap=0,
+                   skip_first_frames=0, select_every_nth=1, format="None"):
+        import cv2
+        import numpy as np
+
+        from ..pipelines.video.io import read_video
+
+        frames, fps = read_video(_input_path(video), frame_load_cap=frame_load_cap,
+                                 skip_first_frames=skip_first_frames, select_every_nth=select_every_nth)
+        if force_rate:
+            logger.warning("[MotionGuide] stand-in VHS_LoadVideo ignores force_rate=%s (uses select_every_nth).",
+                           force_rate)
+        if custom_width or custom_height:
+            h, w = frames.shape[1:3]
+            new_w = custom_width or round(w * custom_height / h)
+            new_h = custom_height or round(h * custom_width / w)
+            frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) for f in frames])
+        info = {"source_fps": fps * select_every_nth, "source_frame_count": len(frames), "loaded_fps": fps,
+                "loaded_frame_count": len(frames), "loaded_width": frames.shape[2], "loaded_height": frames.shape[1]}
+        return _to_image(frames), len(frames), None, info
+
+
+class VHS_VideoCombine:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE",),
+            "frame_rate": ("FLOAT", {"default": 8, "min": 1, "step": 1}),
+            "loop_count": ("INT", {"default": 0, "min": 0, "max": 100}),
+            "filename_prefix": ("STRING", {"default": "MotionGuide"}),
+            "format": (["video/h264-mp4", "image/gif", "image/webp"],),
+            "pingpong": ("BOOLEAN", {"default": False}),
+            "save_output": ("BOOLEAN", {"default": True}),
+        }, "optional": {"audio": ("AUDIO",)}}
+
+    RETURN_TYPES = ("VHS_FILENAMES",)
+    RETURN_NAMES = ("Filenames",)
+    OUTPUT_NODE = True
+    FUNCTION = "combine_video"
+    CATEGORY = "Video Helper Suite"
+
+    def combine_video(self, images, frame_rate, loop_count=0, filename_prefix="MotionGuide",
+                      format="video/h264-mp4", pingpong=False, save_output=True, audio=None):
+        import numpy as np
+
+        from ..pipelines.video.io import to_uint8, unique_path, write_video
+
+        frames = to_uint8(images)
+        if pingpong:
+            frames = np.concatenate([frames, frames[-2:0:-1]])
+        extension = {"video/h264-mp4": ".mp4", "image/gif": ".gif", "image/webp": ".webp"}[format]
+        path = write_video(frames, frame_rate, unique_path(adapter.output_directory(), filename_prefix, extension))
+        logger.info("[MotionGuide] wrote %s (%d frames at %.2f fps)", path, len(frames), frame_rate)
+        entry = dict(_ui_entry(path), format=format, frame_rate=frame_rate)
+        return {"ui": {"gifs": [entry]}, "result": ((save_output, [str(path)]),)}
+
+
+class SaveImage:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "MotionGuide"})}}
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save_images"
+    CATEGORY = "image"
+
+    def save_images(self, images, filename_prefix="MotionGuide"):
+        from ..pipelines.video.io import to_uint8, unique_path, write_image
+
+        entries = []
+        for frame in to_uint8(images):
+            path = write_image(frame, unique_path(adapter.output_directory(), filename_prefix, ".png"))
+            entries.append(_ui_entry(path))
+        return {"ui": {"images": entries}, "result": ()}
+
+
+class PreviewImage(SaveImage):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+
+    def save_images(self, images, filename_prefix="preview/MotionGuide_preview"):
+        return super().save_images(images, filename_prefix)
+
+
+class LoadVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return {"required": {"file": (_files(VIDEO_EXTENSIONS), {"video_upload": True})}}
+
+    RETURN_TYPES = ("VIDEO",)
+    FUNCTION = "load_video"
+    CATEGORY = "image/video"
+
+    def load_video(self, file):
+        from ..pipelines.video.io import read_video
+
+        frames, fps = read_video(_input_path(file))
+        return (VideoStandIn(_to_image(frames), fps),)
+
+
+class GetVideoComponents:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"video": ("VIDEO",)}}
+
+    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT")
+    RETURN_NAMES = ("images", "audio", "fps")
+    FUNCTION = "get_components"
+    CATEGORY = "image/video"
+
+    def get_components(self, video):
+        return video.images, None, float(video.fps)
+
+
+class CreateVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0})},
+                "optional": {"audio": ("AUDIO",)}}
+
+    RETURN_TYPES = ("VIDEO",)
+    FUNCTION = "create_video"
+    CATEGORY = "image/video"
+
+    def create_video(self, images, fps, audio=None):
+        return (VideoStandIn(images, float(fps)),)
+
+
+class SaveVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"video": ("VIDEO",), "filename_prefix": ("STRING", {"default": "video/MotionGuide"}),
+                             "format": (["auto", "mp4"],), "codec": (["auto", "h264"],)}}
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save_video"
+    CATEGORY = "image/video"
+
+    def save_video(self, video, filename_prefix, format="auto", codec="auto"):
+        from ..pipelines.video.io import to_uint8, unique_path, write_video
+
+        path = write_video(to_uint8(video.images), video.fps,
+                           unique_path(adapter.output_directory(), filename_prefix, ".mp4"))
+        return {"ui": {"images": [_ui_entry(path)], "animated": (True,)}, "result": ()}
+
+
+STANDIN_CLASSES = {cls.__name__: cls for cls in (LoadImage, VHS_LoadVideo, VHS_VideoCombine, SaveImage, PreviewImage,
+                                                 LoadVideo, GetVideoComponents, CreateVideo, SaveVideo)}

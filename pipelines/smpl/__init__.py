@@ -1,0 +1,1 @@
+"""SMPL body models, 3D motion sequences, shape transfer and cameras (framework-free)."""

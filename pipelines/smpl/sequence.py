@@ -1,0 +1,251 @@
+"""``SMPL_SEQUENCE``: a body motion in a camera (DESIGN §3), its checks, ``.npz`` files, slicing and resampling.
+
+A sequence is a dict:
+
+| key | value |
+|---|---|
+| ``betas`` | float32 (T,10) shape coefficients |
+| ``global_orient`` | float32 (T,3) root rotation, axis-angle, in OpenCV camera axes (x right, y down, z forward) |
+| ``body_pose`` | float32 (T,69) 23 joint rotations, axis-angle |
+| ``transl`` | float32 (T,3) translation in camera coordinates, metres (vertices = SMPL(...) + transl) |
+| ``K`` | float32 (T,3,3) pinhole intrinsics in pixels |
+| ``image_size`` | (W, H) ints |
+| ``valid`` | bool (T,): False where no person was found (parameters there are filled in) |
+| ``bbox`` | float32 (T,4) person box x0,y0,x1,y1 in pixels (zeros = unknown) |
+| ``fps`` | float |
+| ``model_type`` | ``"smpl"`` or ``"smplx"`` |
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
+
+logger = logging.getLogger(__name__)
+
+NUM_BETAS = 10
+PER_FRAME = ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbox")
+WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
+          "bbox": (4,)}
+HMR2_FOCAL = 5000.0 / 256.0  # HMR2 / Champ: focal = 5000/256 · max(W, H) pixels
+DEFAULT_FPS = 30.0
+
+
+def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
+    """HMR2 convention: f = 5000/256·max(W,H), principal point at the image centre. (3,3), or (T,3,3)."""
+    f = HMR2_FOCAL * max(width, height)
+    k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
+    return k if frames is None else np.repeat(k[None], frames, 0)
+
+
+def _first_bad_frame(values: np.ndarray) -> int | None:
+    bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
+    """Check a sequence and return a normalised copy (float32 arrays, defaults filled in).
+
+    Accepted leniencies: 1-D ``betas`` (broadcast), more than 10 betas (first 10 kept), ``body_pose`` as
+    (T,23,3) or as SMPL-X's (T,63) (hand joints padded with zeros), missing ``valid``/``bbox``/``fps``/``K``
+    (all valid, unknown boxes, 30 fps, HMR2 intrinsics from ``image_size``).
+
+    Raises:
+        `ValueError` naming the key and its shape, or the first frame holding NaN/inf.
+    """
+    if not isinstance(seq, dict):
+        raise ValueError(f"{name} must be a dict of arrays (SMPL_SEQUENCE), got {type(seq).__name__}.")
+    missing = [k for k in ("global_orient", "body_pose", "transl", "betas") if k not in seq]
+    if missing:
+        raise ValueError(f"{name} lacks {missing}; an SMPL_SEQUENCE needs betas, global_orient, body_pose, transl.")
+    out = {}
+    orient = np.asarray(seq["global_orient"], dtype=np.float32)
+    if orient.ndim != 2 or orient.shape[1] != 3:
+        raise ValueError(f"{name}: global_orient must be (T,3) axis-angle, got shape {orient.shape}.")
+    frames = orient.shape[0]
+    if frames == 0:
+        raise ValueError(f"{name} has no frames.")
+    out["global_orient"] = orient
+    pose = np.asarray(seq["body_pose"], dtype=np.float32)
+    if pose.ndim == 3 and pose.shape[1:] in ((23, 3), (21, 3)):
+        pose = pose.reshape(pose.shape[0], -1)
+    if pose.ndim == 2 and pose.shape[1] == 63:
+        pose = np.concatenate([pose, np.zeros((pose.shape[0], 6), np.float32)], 1)
+    if pose.shape != (frames, 69):
+        raise ValueError(f"{name}: body_pose must be ({frames},69) axis-angle, got shape {pose.shape}.")
+    out["body_pose"] = pose
+    betas = np.asarray(seq["betas"], dtype=np.float32)
+    if betas.ndim == 1:
+        betas = np.repeat(betas[None], frames, 0)
+    if betas.ndim != 2 or betas.shape[0] != frames:
+        raise ValueError(f"{name}: betas must be ({frames},10), got shape {betas.shape}.")
+    if betas.shape[1] < NUM_BETAS:
+        betas = np.pad(betas, ((0, 0), (0, NUM_BETAS - betas.shape[1])))
+    out["betas"] = np.ascontiguousarray(betas[:, :NUM_BETAS])
+    out["transl"] = np.asarray(seq["transl"], dtype=np.float32)
+
+    size = seq.get("image_size")
+    k = seq.get("K")
+    if size is None and k is None:
+        raise ValueError(f"{name} has neither image_size nor K; give the frame size (W,H) of the sequence.")
+    if size is not None:
+        size = np.asarray(size).reshape(-1)
+        if size.shape != (2,) or not np.all(size > 0):
+            raise ValueError(f"{name}: image_size must be (W,H) > 0, got {size.tolist()}.")
+        width, height = int(round(float(size[0]))), int(round(float(size[1])))
+    k = default_intrinsics(width, height, frames) if k is None else np.asarray(k, dtype=np.float32)
+    if k.shape == (3, 3):
+        k = np.repeat(k[None], frames, 0)
+    out["K"] = k
+    if size is None:
+        width, height = int(round(2 * float(k[0, 0, 2]))), int(round(2 * float(k[0, 1, 2])))
+    out["image_size"] = (width, height)
+    out["valid"] = (np.ones(frames, bool) if seq.get("valid") is None
+                    else np.asarray(seq["valid"]).astype(bool).reshape(-1))
+    out["bbox"] = (np.zeros((frames, 4), np.float32) if seq.get("bbox") is None
+                   else np.asarray(seq["bbox"], dtype=np.float32))
+    fps = float(seq.get("fps") if seq.get("fps") is not None else DEFAULT_FPS)
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{name}: fps must be > 0, got {fps}.")
+    out["fps"] = fps
+    model_type = str(seq.get("model_type", "smpl"))
+    if model_type not in ("smpl", "smplx"):
+        raise ValueError(f"{name}: model_type must be 'smpl' or 'smplx', got {model_type!r}.")
+    out["model_type"] = model_type
+
+    for key in PER_FRAME:
+        value = out[key]
+        expected = (frames,) + WIDTHS.get(key, ())
+        if value.shape != expected:
+            raise ValueError(f"{name}: '{key}' must have shape {expected} (T={frames} frames), got {value.shape}.")
+        if key != "valid":
+            bad = _first_bad_frame(value)
+            if bad is not None:
+                raise ValueError(f"{name}: '{key}' holds NaN or inf at frame {bad}; fix or drop that frame "
+                                 "(mark frames without a person with valid=False instead).")
+    for key, value in seq.items():  # extra entries (e.g. 'source') are kept
+        if key not in out:
+            out[key] = value
+    return out
+
+
+def num_frames(seq: dict) -> int:
+    return int(np.shape(seq["global_orient"])[0])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def save_sequence(seq: dict, path, overwrite: bool = False) -> Path:
+    """Write a validated sequence as ``.npz`` (plain arrays only), atomically. Refuses to overwrite by default."""
+    seq = validate_sequence(seq)
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        path = path.with_suffix(".npz")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {key: seq[key] for key in PER_FRAME}
+    arrays.update(image_size=np.asarray(seq["image_size"], np.int64), fps=np.float64(seq["fps"]),
+                  model_type=np.str_(seq["model_type"]), format=np.str_("motionguide_smpl_sequence_v1"))
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def is_sequence_file(arrays) -> bool:
+    files = set(arrays.files if hasattr(arrays, "files") else arrays)
+    return {"global_orient", "body_pose", "transl", "betas"} <= files
+
+
+def load_sequence(path) -> dict:
+    """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        if not is_sequence_file(data):
+            raise ValueError(f"{path} is not an SMPL_SEQUENCE file (keys {sorted(data.files)}); use an importer "
+                             "format (AMASS, 4D-Humans, WHAM/GVHMR) instead.")
+        seq = {key: data[key] for key in data.files if key != "format"}
+    for key in ("fps", "model_type"):
+        if key in seq:
+            seq[key] = seq[key].item()
+    return validate_sequence(seq, name=str(path))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Time
+
+
+def slice_sequence(seq: dict, start: int = 0, stop: int | None = None, step: int = 1) -> dict:
+    """Frames ``start:stop:step`` (fps divided by ``step``)."""
+    seq = validate_sequence(seq)
+    sl = slice(start, stop, step)
+    out = dict(seq)
+    for key in PER_FRAME:
+        out[key] = seq[key][sl].copy()
+    if len(out["valid"]) == 0:
+        raise ValueError(f"slice {start}:{stop}:{step} of a {num_frames(seq)}-frame sequence is empty.")
+    out["fps"] = seq["fps"] / step
+    return out
+
+
+def resample_sequence(seq: dict, fps: float | None = None, frames: int | None = None) -> dict:
+    """Resample to ``fps`` (same duration) or to exactly ``frames`` frames spanning the same time.
+
+    Rotations are slerped joint by joint, everything else interpolated linearly; a new frame is valid only if
+    both source frames around it are.
+    """
+    seq = validate_sequence(seq)
+    count = num_frames(seq)
+    if frames is None:
+        if fps is None or fps <= 0:
+            raise ValueError(f"resample needs fps > 0 or a frame count, got fps={fps}.")
+        frames = int(round((count - 1) * fps / seq["fps"])) + 1
+        new_fps = float(fps)
+    else:
+        new_fps = seq["fps"] * (frames - 1) / (count - 1) if count > 1 and frames > 1 else seq["fps"]
+    if frames < 1:
+        raise ValueError(f"resampling to {frames} frames is impossible.")
+    pos = np.linspace(0, count - 1, frames) if frames > 1 else np.zeros(1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, count - 1)
+    frac = (pos - lo)[:, None]
+    out = dict(seq)
+    for key in ("betas", "transl", "bbox"):
+        out[key] = ((1 - frac) * seq[key][lo] + frac * seq[key][hi]).astype(np.float32)
+    out["K"] = ((1 - frac[:, :, None]) * seq["K"][lo] + frac[:, :, None] * seq["K"][hi]).astype(np.float32)
+    rot = np.concatenate([seq["global_orient"], seq["body_pose"]], 1).reshape(count, 24, 3)
+    quat = continuous_quaternions(axis_angle_to_quaternion(rot))
+    aa = quaternion_to_axis_angle(slerp(quat[lo], quat[hi], frac[:, :, None])).reshape(frames, 72)
+    out["global_orient"], out["body_pose"] = aa[:, :3].astype(np.float32), aa[:, 3:].astype(np.float32)
+    exact = frac[:, 0] < 1e-9
+    out["valid"] = np.where(exact, seq["valid"][lo], seq["valid"][lo] & seq["valid"][hi])
+    out["fps"] = new_fps
+    return out
+
+
+def match_timing(seq: dict, frames: int, fps: float, name: str = "SMPL sequence") -> dict:
+    """Bring ``seq`` to ``frames`` frames at ``fps``: resampled when the frame rate differs or the count is off by
+    one (rounding); a clear error when the clips have different durations."""
+    seq = validate_sequence(seq, name)
+    if abs(seq["fps"] - fps) > 1e-6:
+        seq = resample_sequence(seq, fps=fps)
+    count = num_frames(seq)
+    if count == frames:
+        return seq
+    if abs(count - frames) <= 1:
+        return dict(resample_sequence(seq, frames=frames), fps=float(fps))
+    raise ValueError(f"{name} has {count} frames at {fps:g} fps ({count / fps:.2f} s) but {frames} frames "
+                     f"({frames / fps:.2f} s) are needed; trim or pad the clips to the same length first.")

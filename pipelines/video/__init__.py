@@ -1,0 +1,1 @@
+"""Video and image file I/O (framework-free)."""

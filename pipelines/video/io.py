@@ -1,0 +1,128 @@
+"""Reading and writing frames: uint8 RGB arrays ``[F,H,W,3]`` in, files out, never overwriting."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif"}
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """RGB uint8 ``[H,W,3]``; alpha is dropped."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"Could not read image '{path}': not an image file cv2 understands (png, jpg, webp, bmp).")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_video(path: str | os.PathLike, *, frame_load_cap: int = 0, skip_first_frames: int = 0,
+               select_every_nth: int = 1) -> tuple[np.ndarray, float]:
+    """Frames as RGB uint8 ``[F,H,W,3]`` and the file's fps (of the frames returned: fps / select_every_nth)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"Could not open video '{path}': missing file or a codec OpenCV cannot read.")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    frames = []
+    index = 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index >= skip_first_frames and (index - skip_first_frames) % max(select_every_nth, 1) == 0:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                if frame_load_cap and len(frames) >= frame_load_cap:
+                    break
+            index += 1
+    finally:
+        capture.release()
+    if not frames:
+        raise ValueError(f"Video '{path}' has no frames after skipping {skip_first_frames}.")
+    return np.stack(frames), (fps / max(select_every_nth, 1) if fps else 0.0)
+
+
+def unique_path(directory: str | os.PathLike, prefix: str, extension: str) -> Path:
+    """``directory/prefix_00001.ext`` with the first counter not taken (ComfyUI's naming); never an existing file."""
+    directory = Path(directory)
+    subdir, _, stem = prefix.replace("\\", "/").rpartition("/")
+    directory = directory / subdir if subdir else directory
+    directory.mkdir(parents=True, exist_ok=True)
+    counter = 1
+    while True:
+        path = directory / f"{stem}_{counter:05d}{extension}"
+        if not path.exists():
+            return path
+        counter += 1
+
+
+def _atomic_target(path: Path):
+    handle, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    return Path(tmp)
+
+
+def write_video(frames: np.ndarray, fps: float, path: str | os.PathLike) -> Path:
+    """Write RGB uint8 ``[F,H,W,3]`` as mp4 (or .gif / .webp / .png sequence by extension), atomically.
+
+    The file appears complete or not at all; an existing file is never replaced.
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"Refusing to overwrite '{path}'.")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"Expected frames [F,H,W,3] with F > 0, got shape {tuple(frames.shape)}.")
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    tmp = _atomic_target(path)
+    try:
+        if path.suffix.lower() in {".gif", ".webp"}:
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in frames]
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / max(fps, 1e-3)),
+                           loop=0, **({"lossless": True} if path.suffix.lower() == ".webp" else {}))
+        else:
+            import cv2
+
+            h, w = frames.shape[1:3]
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(max(fps, 1e-3)), (w, h))
+            if not writer.isOpened():
+                raise RuntimeError(f"OpenCV cannot write '{path.suffix}' video here; use a .gif or .webp name.")
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            writer.release()
+        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one RGB uint8 ``[H,W,3]`` image (png/jpg/webp by extension) atomically, never overwriting."""
+    import cv2
+
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ValueError(f"Could not encode an image as '{path.suffix}'.")
+        tmp.write_bytes(data.tobytes())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def to_uint8(images) -> np.ndarray:
+    """ComfyUI IMAGE (float 0..1, torch or numpy) -> uint8 numpy, rounding."""
+    array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

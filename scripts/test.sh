@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the test suite: sets up .venv when needed, then pytest. Extra arguments go to pytest.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$REPO/scripts/setup_env.sh"
+cd "$REPO"
+# pytest exits 5 when it collected no test: that must fail, never pass silently.
+"$MOTIONGUIDE_PY" -m pytest "$@"
