@@ -157,3 +157,24 @@ def test_real_svd_key_names_convert():
     keys = list(vae.state_dict())
     assert any("conv_shortcut" in k for k in keys) and any("temporal_res_block" in k for k in keys)
     assert [vae_key(_ldm_vae_name(k, 4), 4) for k in keys] == keys
+
+
+def test_memory_modes_move_parts(tiny_svd_dir, tiny_mimicmotion_path):
+    def where(model):
+        return {n: next(getattr(model, n).parameters()).device.type for n in model.PARTS}
+
+    # the meta device stands in for "RAM" so moves are visible on a CPU-only machine
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="sequential_offload", offload_device="meta")
+    with model.use("vae"):
+        assert where(model) == {"image_encoder": "meta", "vae": "cpu", "pose_net": "meta", "unet": "meta"}
+    assert where(model)["vae"] == "meta"
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="keep_loaded", offload_device="meta")
+    with model.use("unet"):
+        pass
+    model.end_run()
+    assert set(where(model).values()) == {"cpu"}
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="offload_after_run", offload_device="meta")
+    model.end_run()
+    assert set(where(model).values()) == {"meta"}
+    with pytest.raises(ValueError, match="memory_mode"):
+        _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="swap")

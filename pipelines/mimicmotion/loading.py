@@ -321,8 +321,13 @@ class MotionModel:
         return getattr(self, name)
 
     def _move(self, names, device) -> None:
-        modules = [self._module(n) for n in names]
-        todo = [m for m in modules if next(m.parameters()).device != torch.device(device)]
+        target = torch.device(device)
+
+        def there(module):  # "cuda" means the current CUDA device, parameters say "cuda:0"
+            current = next(module.parameters()).device
+            return current.type == target.type and (target.index is None or current.index == target.index)
+
+        todo = [m for m in (self._module(n) for n in names) if not there(m)]
         if not todo:
             return
         if torch.device(device).type != "cpu" and self.before_load is not None:
