@@ -118,11 +118,16 @@ def real_size_model(dtype, device):
                                device=torch.device(device))
 
 
-def run(pipe, frames, args, options):
+def make_inputs(frames, args):
     g = torch.Generator().manual_seed(0)
     h, w = args.height, args.width
-    reference = (torch.rand(1, 3, h, w, generator=g) * 255).to(torch.uint8)
-    poses = (torch.rand(frames, 3, h, w, generator=g) * 255).to(torch.uint8)
+    reference = torch.randint(0, 256, (1, 3, h, w), generator=g, dtype=torch.uint8)
+    poses = torch.randint(0, 256, (frames, 3, h, w), generator=g, dtype=torch.uint8)
+    return reference, poses
+
+
+def run(pipe, frames, args, options, inputs=None):
+    reference, poses = inputs if inputs is not None else make_inputs(frames, args)
     timer = UNetTimer(pipe.model.unet, pipe.model.device)
     loop = {}
     original = pipe._denoise
@@ -154,8 +159,9 @@ def peak_memory(pipe, frames, args):
         torch.cuda.reset_peak_memory_stats(device)
         run(pipe, frames, args, SamplerOptions())
         return torch.cuda.max_memory_allocated(device) - base, "GPU allocated"
+    inputs = make_inputs(frames, args)  # the caller's pose maps are not the sampler's memory
     with PeakRSS() as rss:
-        run(pipe, frames, args, SamplerOptions())
+        run(pipe, frames, args, SamplerOptions(), inputs)
     return rss.peak - rss.base, "CPU RSS"
 
 

@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 NOISE_MODES = ("periodic", "independent")
 POSE_CACHE_PLACES = ("auto", "device", "cpu")
-_POSE_CACHE_AUTO_BYTES = 1 << 30
 
 
 @dataclass
@@ -44,7 +43,8 @@ class SamplerOptions:
             memory); 2 = both CFG passes of a tile together; more also batches tiles. Faster on big GPUs.
         sigma_schedule (`str`, defaults to "karras"): "karras" (reference), "exponential" or "align_your_steps".
         pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features live: "device", "cpu",
-            or "auto" (device when they take under 1 GiB).
+            or "auto" (the device when the video is one tile, else the CPU, so device memory grows only with the
+            latents; each UNet call then copies one tile's features over).
     """
 
     fusion_weights: str = "triangle"
@@ -246,7 +246,7 @@ class MimicMotionPipeline:
             guidance = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale).to(m.device)
             weights = torch.from_numpy(tile_weights(period, options.fusion_weights)).float().to(m.device)
             # 7. PoseNet features, once per run
-            place = self._pose_cache_place(options.pose_cache, num_frames, latent_shape)
+            place = self._pose_cache_place(options.pose_cache, len(tiles))
             pose_features = self._encode_pose(poses, place) * options.pose_strength
             # 8. denoising loop
             result = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights,
@@ -257,15 +257,13 @@ class MimicMotionPipeline:
         finally:
             m.end_run()
 
-    def _pose_cache_place(self, place: str, num_frames: int, latent_shape) -> torch.device:
+    def _pose_cache_place(self, place: str, num_tiles: int) -> torch.device:
         m = self.model
         if place == "device" or m.device.type == "cpu":
             return m.device
-        if place == "cpu":
+        if place == "cpu" or num_tiles > 1:
             return torch.device("cpu")
-        channels = m.unet.config.block_out_channels[0]
-        size = num_frames * channels * latent_shape[1] * latent_shape[2] * torch.finfo(m.dtype).bits // 8
-        return m.device if size <= _POSE_CACHE_AUTO_BYTES else torch.device("cpu")
+        return m.device
 
     def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
                  sigmas, timesteps, do_cfg, options, callback):
