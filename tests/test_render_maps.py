@@ -82,8 +82,8 @@ def test_nearest_surface_wins_and_back_faces_are_culled():
     small_v, small_f = uv_sphere(0.2, (0.0, 0.0, 2.5), rings=24, segments=48)
     v, f = merge((big_v, big_f), (small_v, small_f))
     fragments = rasterize(v[None], f, K, (W, H))
-    assert abs(float(fragments.depth[0, 60, 80]) - 2.3) < 1e-3
-    assert int(fragments.face_index[0, 60, 80]) >= len(big_f)
+    assert abs(float(fragments.depth_map[0, 60, 80]) - 2.3) < 1e-3
+    assert int(fragments.face_map[0, 60, 80]) >= len(big_f)
     away_v, away_f = plane(1.0, 1.0, z=3.0, facing_camera=False)
     assert int(rasterize(away_v[None], away_f, K, (W, H)).mask.sum()) == 0
     assert int(rasterize(away_v[None], away_f, K, (W, H), cull_backfaces=False).mask.sum()) == 101 * 101
@@ -93,12 +93,12 @@ def test_barycentrics_reproduce_the_pixel_ray():
     v, f = uv_sphere(1.0, (0.1, -0.2, 3.0), rings=12, segments=24)
     fragments = rasterize(v[None], f, K, (W, H))
     rows, cols = fragments.mask[0].nonzero(as_tuple=True)
-    corners = v[f[fragments.face_index[0, rows, cols]]]  # (N, 3, 3)
-    point = (corners * fragments.bary[0, rows, cols][..., None]).sum(1)
-    assert torch.allclose(point[:, 2], fragments.depth[0, rows, cols], atol=1e-5)
+    corners = v[f[fragments.face_map[0, rows, cols]]]  # (N, 3, 3)
+    point = (corners * fragments.bary_map[0, rows, cols][..., None]).sum(1)
+    assert torch.allclose(point[:, 2], fragments.depth_map[0, rows, cols], atol=1e-5)
     assert torch.allclose(300.0 * point[:, 0] / point[:, 2] + 80.0, cols.float(), atol=2e-3)
     assert torch.allclose(300.0 * point[:, 1] / point[:, 2] + 60.0, rows.float(), atol=2e-3)
-    assert torch.allclose(fragments.bary[0, rows, cols].sum(-1), torch.ones(len(rows)), atol=1e-5)
+    assert torch.allclose(fragments.bary_map[0, rows, cols].sum(-1), torch.ones(len(rows)), atol=1e-5)
 
 
 def test_semantic_colours_stay_on_their_part():
@@ -156,7 +156,7 @@ def test_max_pairs_splitting_does_not_change_the_result():
     v, f = uv_sphere(1.0, (0.0, 0.0, 3.0), rings=12, segments=24)
     a = rasterize(v[None], f, K, (W, H))
     b = rasterize(v[None], f, K, (W, H), max_pairs=500)
-    assert torch.equal(a.face_index, b.face_index) and torch.equal(a.depth, b.depth)
+    assert torch.equal(a.face_map, b.face_map) and torch.equal(a.depth_map, b.depth_map)
 
 
 def test_geometry_behind_camera_or_off_screen_is_ignored():

@@ -133,9 +133,9 @@ def test_only_one_chunk_is_on_the_device_at_a_time(body, monkeypatch):
     seen = []
     original = maps_module._TorchSurfaceRenderer.render
 
-    def spy(self, vertices, K):
+    def spy(self, vertices, K, **needs):
         seen.append(vertices.shape[0])
-        return original(self, vertices, K)
+        return original(self, vertices, K, **needs)
 
     monkeypatch.setattr(maps_module._TorchSurfaceRenderer, "render", spy)
     seq = sequence(frames=7)

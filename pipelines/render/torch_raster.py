@@ -31,22 +31,45 @@ _EMPTY_KEY = torch.iinfo(torch.int64).max
 
 @dataclass
 class Fragments:
-    """What is visible at each pixel.
+    """What is visible, stored sparsely: one entry per covered pixel.
 
     Attributes:
-        face_index (`torch.LongTensor` of shape `(B, H, W)`): winning face, -1 for background.
-        depth (`torch.FloatTensor` of shape `(B, H, W)`): camera z of the surface in metres, 0 for background.
-        bary (`torch.FloatTensor` of shape `(B, H, W, 3)`): perspective-correct barycentrics of the winning face,
-            0 for background.
+        shape (`tuple[int, int, int]`): (B, H, W) of the rendered chunk.
+        pixel (`torch.LongTensor` of shape `(N,)`): covered pixels as flat indices into B·H·W, ascending.
+        face (`torch.LongTensor` of shape `(N,)`): the winning face at each of them.
+        depth (`torch.FloatTensor` of shape `(N,)`): camera z of the surface in metres.
+        bary (`torch.FloatTensor` of shape `(N, 3)`): perspective-correct barycentrics in the winning face.
+
+    The dense ``*_map`` views (background -1 / 0) exist for tests and small images.
     """
 
-    face_index: torch.Tensor
+    shape: tuple[int, int, int]
+    pixel: torch.Tensor
+    face: torch.Tensor
     depth: torch.Tensor
     bary: torch.Tensor
 
+    def _dense(self, values, fill, trailing=()):
+        out = torch.full((self.shape[0] * self.shape[1] * self.shape[2], *trailing), fill, dtype=values.dtype,
+                         device=values.device)
+        out[self.pixel] = values
+        return out.view(*self.shape, *trailing)
+
+    @property
+    def face_map(self) -> torch.Tensor:
+        return self._dense(self.face, -1)
+
+    @property
+    def depth_map(self) -> torch.Tensor:
+        return self._dense(self.depth, 0.0)
+
+    @property
+    def bary_map(self) -> torch.Tensor:
+        return self._dense(self.bary, 0.0, (3,))
+
     @property
     def mask(self) -> torch.Tensor:
-        return self.face_index >= 0
+        return self.face_map >= 0
 
 
 def _as_batched_intrinsics(K: torch.Tensor, batch: int, device, dtype) -> torch.Tensor:
@@ -137,7 +160,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
         max_pairs (`int`, *optional*): (face, pixel) candidates evaluated at once; lower it to save memory.
 
     Returns:
-        [`Fragments`] with `(B, H, W)` face index, depth and `(B, H, W, 3)` barycentrics.
+        [`Fragments`]: the covered pixels with their face, depth and barycentrics.
     """
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must be [B,V,3], got {tuple(vertices.shape)}.")
@@ -155,9 +178,19 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
     coeffs = coeffs.reshape(-1, 9)
     bbox = bbox.reshape(-1, 4)
     candidates = keep.reshape(-1).nonzero().squeeze(1)  # flat (frame·F + face) ids
-    box_w = bbox[candidates, 1] - bbox[candidates, 0] + 1
-    box_h = bbox[candidates, 3] - bbox[candidates, 2] + 1
-    counts = box_w * box_h
+    c = coeffs[candidates]
+    box = bbox[candidates]
+    box_w = box[:, 1] - box[:, 0] + 1
+    counts = box_w * (box[:, 3] - box[:, 2] + 1)
+    # Per candidate, evaluated at its box's top-left pixel, so a pair only adds its offset (lx, ly) in the box:
+    # l0 = l0o + A0·lx + B0·ly, l1 = l1o + A1·lx + B1·ly.
+    du0 = box[:, 0].float() - c[:, 0]
+    dv0 = box[:, 2].float() - c[:, 1]
+    per_face = torch.stack([c[:, 2] * du0 + c[:, 3] * dv0, c[:, 2], c[:, 3],
+                            c[:, 4] * du0 + c[:, 5] * dv0, c[:, 4], c[:, 5], c[:, 6], c[:, 7], c[:, 8]], -1)
+    frame_of = torch.div(candidates, num_faces, rounding_mode="floor")
+    base_pixel = frame_of * plane + box[:, 2] * width + box[:, 0]
+    face_of = candidates - frame_of * num_faces
 
     keys = torch.full((batch * plane,), _EMPTY_KEY, dtype=torch.int64, device=device)
     # Split the candidate faces into groups of at most max_pairs pixel tests (one huge face is its own group).
@@ -167,49 +200,36 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
     while start < len(candidates):
         stop = int(torch.searchsorted(ends, done_pairs + max_pairs, right=True))
         stop = max(stop, start + 1)
-        group = slice(start, stop)
-        flat = candidates[group]
-        n_pairs = counts[group]
-        pair_face = torch.repeat_interleave(torch.arange(len(flat), device=device), n_pairs)
-        offsets = torch.cumsum(n_pairs, 0) - n_pairs
-        local = torch.arange(int(n_pairs.sum()), device=device) - offsets[pair_face]
-        bw = box_w[group][pair_face]
-        px = bbox[flat, 0][pair_face] + local % bw
-        py = bbox[flat, 2][pair_face] + torch.div(local, bw, rounding_mode="floor")
-        c = coeffs[flat][pair_face]
-        l0, l1, l2, inv_z = _barycentrics(c, px.float(), py.float())
-        inside = (l0 >= 0) & (l1 >= 0) & (l2 >= 0) & (inv_z > 0)
-        face_flat = flat[pair_face][inside]
-        frame = torch.div(face_flat, num_faces, rounding_mode="floor")
-        face = face_flat - frame * num_faces
-        depth = 1.0 / inv_z[inside]
+        n_pairs = counts[start:stop]
+        pair_face = torch.repeat_interleave(torch.arange(start, stop, device=device), n_pairs)
+        offsets = ends[start:stop] - n_pairs - done_pairs
+        local = torch.arange(int(ends[stop - 1]) - done_pairs, device=device) - offsets[pair_face - start]
+        bw = box_w[pair_face]
+        ly = torch.div(local, bw, rounding_mode="floor")
+        lx = local - ly * bw
+        f = per_face[pair_face]
+        lxf, lyf = lx.float(), ly.float()
+        l0 = f[:, 0] + f[:, 1] * lxf + f[:, 2] * lyf
+        l1 = f[:, 3] + f[:, 4] * lxf + f[:, 5] * lyf
+        inv_z = f[:, 6] + l0 * f[:, 7] + l1 * f[:, 8]
+        inside = (l0 >= 0) & (l1 >= 0) & (l0 + l1 <= 1) & (inv_z > 0)
         # Positive float32 bits sort like the floats, so (bits << 32 | face) sorts by depth, then face.
-        key = (depth.view(torch.int32).to(torch.int64) << 32) | face
-        pixel = frame * plane + py[inside] * width + px[inside]
+        depth_bits = torch.reciprocal(inv_z).view(torch.int32).to(torch.int64)
+        key = torch.where(inside, (depth_bits << 32) | face_of[pair_face], _EMPTY_KEY)
+        pixel = base_pixel[pair_face] + ly * width + lx
         keys.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
         done_pairs = int(ends[stop - 1])
         start = stop
 
-    covered = keys != _EMPTY_KEY
-    face_index = torch.full((batch * plane,), -1, dtype=torch.int64, device=device)
-    depth_out = torch.zeros(batch * plane, dtype=torch.float32, device=device)
-    bary_out = torch.zeros(batch * plane, 3, dtype=torch.float32, device=device)
-    pixel = covered.nonzero().squeeze(1)
-    if len(pixel):
-        face = keys[pixel] & 0xFFFFFFFF
-        frame = torch.div(pixel, plane, rounding_mode="floor")
-        rem = pixel - frame * plane
-        py = torch.div(rem, width, rounding_mode="floor")
-        px = rem - py * width
-        c = coeffs[frame * num_faces + face]
-        l0, l1, l2, inv_z = _barycentrics(c, px.float(), py.float())
-        iz2 = c[:, 6]
-        weighted = torch.stack([l0 * (iz2 + c[:, 7]), l1 * (iz2 + c[:, 8]), l2 * iz2], -1)
-        bary_out[pixel] = weighted / inv_z[:, None]
-        depth_out[pixel] = 1.0 / inv_z
-        face_index[pixel] = face
-    return Fragments(
-        face_index=face_index.view(batch, height, width),
-        depth=depth_out.view(batch, height, width),
-        bary=bary_out.view(batch, height, width, 3),
-    )
+    pixel = (keys != _EMPTY_KEY).nonzero().squeeze(1)
+    face = keys[pixel] & 0xFFFFFFFF
+    frame = torch.div(pixel, plane, rounding_mode="floor")
+    rem = pixel - frame * plane
+    py = torch.div(rem, width, rounding_mode="floor")
+    px = rem - py * width
+    c = coeffs[frame * num_faces + face]
+    l0, l1, l2, inv_z = _barycentrics(c, px.float(), py.float())
+    iz2 = c[:, 6]
+    weighted = torch.stack([l0 * (iz2 + c[:, 7]), l1 * (iz2 + c[:, 8]), l2 * iz2], -1)
+    return Fragments(shape=(batch, height, width), pixel=pixel, face=face, depth=1.0 / inv_z,
+                     bary=weighted / inv_z[:, None])
