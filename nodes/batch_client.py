@@ -1,0 +1,433 @@
+"""``motionguide batch``: queue a list of jobs through one API-format workflow on one or more ComfyUI servers.
+
+    python cli.py batch workflow_api.json jobs.csv --server 127.0.0.1:8188 --server 10.0.0.5:8188 --out renders/
+
+For each job: upload its files (``POST /upload/image``), queue the bound prompt (``POST /prompt`` with our
+``client_id`` and ``prompt_id``; any ``node_errors`` fail the job), follow it over ``/ws`` until ``executing`` with
+``node: null``, read ``/history/{id}`` and download every output file via ``/view`` into ``OUT/<job id>/``.
+One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``) records every job; a rerun skips
+finished jobs and picks up a prompt an interrupted run left on a server (via ``/history`` and ``/queue``) instead
+of queuing it again. Connection failures, 5xx answers and dropped websockets are retried ``--retries`` times with
+exponential backoff; validation errors, node exceptions, interrupts and timeouts fail only their job.
+Exit code: 0 all jobs done, 1 some failed, 2 the workflow/job list/state could not be used.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from .batch_jobs import Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs, read_job_list, rename_upload
+from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
+from .batch_state import DONE, FAILED, QUEUED, BatchState, make_readable, publish_no_clobber, temp_path_for
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
+    parser.add_argument("jobs", help="job list: CSV with a header row, or JSON lines (.jsonl)")
+    parser.add_argument("--server", action="append", default=[], metavar="URL",
+                        help="ComfyUI server (repeat for several; one job runs on each at a time). Default 127.0.0.1:8188")
+    parser.add_argument("--out", default="batch_outputs", help="folder for outputs, one sub-folder per job id")
+    parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json)")
+    parser.add_argument("--bind", action="append", default=[], metavar="FIELD=NODE.INPUT",
+                        help="send job field FIELD to NODE.INPUT (NODE: id or unique title); repeat to add targets")
+    parser.add_argument("--bindings", default=None, help="JSON file {field: 'NODE.INPUT' | [..] | {targets, upload}}")
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                        help="override for every job (a job's own overrides win)")
+    parser.add_argument("--retries", type=int, default=3, help="retries of transient failures per job (default 3)")
+    parser.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a job may run before it is cancelled")
+    parser.add_argument("--poll", type=float, default=5.0, help="seconds of websocket silence before checking /history")
+    parser.add_argument("--include-previews", action="store_true", help="also download temp (preview) outputs")
+    parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(run_batch(args))
+    except KeyboardInterrupt:
+        logger.warning("stopped; rerun the same command to resume (finished jobs are skipped)")
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="motionguide batch", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    return run(args)
+
+
+def _bindings_spec(args, workflow_bindings: dict) -> dict:
+    import json
+
+    spec = dict(workflow_bindings)
+    if args.bindings:
+        try:
+            spec.update(json.loads(Path(args.bindings).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorkflowError(f"--bindings {args.bindings}: {exc}") from None
+    cli: dict[str, list[str]] = {}
+    for item in args.bind:
+        name, eq, target = item.partition("=")
+        if not eq or not name.strip() or not target.strip():
+            raise WorkflowError(f"--bind {item!r} is not FIELD=NODE.INPUT")
+        cli.setdefault(name.strip(), []).append(target.strip())
+    spec.update(cli)
+    return spec
+
+
+class _Progress:
+    """A tqdm bar over jobs when stderr is a terminal (and tqdm is installed), else log lines."""
+
+    def __init__(self, total: int, disabled: bool):
+        self.bar = None
+        self.status: dict[str, str] = {}
+        if not disabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+        self.total, self.count = total, 0
+
+    def job_finished(self, text: str) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.write(text, file=sys.stderr)
+        else:
+            logger.info("[%d/%d] %s", self.count, self.total, text)
+
+    def server_status(self, server: str, text: str) -> None:
+        self.status[server] = text
+        if self.bar is not None:
+            self.bar.set_postfix_str(" | ".join(self.status.values()), refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Lost(TransientError):
+    """Our prompt vanished from the server (restart): queue it again."""
+
+
+class BatchRunner:
+    def __init__(self, args, state: BatchState, servers: list[ComfyServer], jobs: list[Job], progress: _Progress):
+        self.args, self.state, self.servers, self.progress = args, state, servers, progress
+        self.shared: asyncio.Queue = asyncio.Queue()
+        self.own: dict[str, collections.deque] = {s.url: collections.deque() for s in servers}
+        self.remaining = len(jobs)
+        self.alive = {s.url for s in servers}
+        self.missing: dict[str, set[str] | None] = {}
+        self.attempts: dict[str, int] = collections.Counter()
+        self.uploaded: dict[tuple[str, str], str] = {}
+        self.results: dict[str, tuple[str, str]] = {}
+        self.class_types = {n["class_type"] for n in jobs[0].prompt.values()} if jobs else set()
+        for job in jobs:  # a prompt an earlier run left on a server goes back to that server first
+            entry = state.job(job.id)
+            if entry.get("status") == QUEUED and entry.get("server") in self.own:
+                self.own[entry["server"]].append(job)
+            else:
+                self.shared.put_nowait(job)
+
+    async def run(self) -> None:
+        if self.remaining:
+            await asyncio.gather(*(self.worker(s) for s in self.servers))
+
+    async def _next(self, server: ComfyServer) -> Job | None:
+        if self.own[server.url]:
+            return self.own[server.url].popleft()
+        return await self.shared.get()
+
+    def _finish(self, job: Job, status: str, message: str = "") -> None:
+        self.results[job.id] = (status, message)
+        if status == FAILED:
+            self.state.update(job.id, status=FAILED, error=message, content_hash=job.content_hash, row=job.row)
+            self.progress.job_finished(f"FAILED {job.id} (row {job.row}): {message}")
+        else:
+            self.progress.job_finished(f"done {job.id}: {message}")
+        self.remaining -= 1
+        if self.remaining == 0:
+            for _ in self.servers:
+                self.shared.put_nowait(None)
+
+    async def worker(self, server: ComfyServer) -> None:
+        while self.remaining:
+            job = await self._next(server)
+            if job is None:
+                return
+            try:
+                if not await self._server_can_run(server, job):
+                    return
+                saved = await self.execute(server, job)
+                self._finish(job, DONE, f"{len(saved)} file(s) in {Path(self.args.out) / job.id}")
+            except JobFailed as exc:
+                self._finish(job, FAILED, str(exc))
+            except TransientError as exc:
+                self.attempts[job.id] += 1
+                n = self.attempts[job.id]
+                if n > self.args.retries:
+                    self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
+                    continue
+                delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
+                logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
+                self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
+                self.shared.put_nowait(job)
+                await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
+            finally:
+                self.progress.server_status(server.url, f"{server.url}: idle")
+
+    async def _server_can_run(self, server: ComfyServer, job: Job) -> bool:
+        """False (and the job handed on) when this server lacks node classes the workflow uses."""
+        if self.missing.get(server.url) is None:
+            try:
+                classes = await server.node_classes()
+            except TransientError:
+                return True  # unreachable now: the job's own requests will report it and be retried
+            self.missing[server.url] = set() if classes is None else self.class_types - classes
+        missing = self.missing[server.url]
+        if not missing:
+            return True
+        text = f"{server.url} lacks node types {', '.join(sorted(missing))} (install the packs that provide them)"
+        self.alive.discard(server.url)
+        if self.alive:
+            logger.error("%s; its jobs go to the other servers", text)
+            self.shared.put_nowait(job)
+            return False
+        self._finish(job, FAILED, text)
+        while self.remaining:  # the last usable server is unusable: every job left fails with the reason
+            job = await self._next(server)
+            if job is None:
+                break
+            self._finish(job, FAILED, text)
+        return False
+
+    # ----------------------------------------------------------------------------------------- one job
+
+    async def execute(self, server: ComfyServer, job: Job) -> list[str]:
+        deadline = asyncio.get_running_loop().time() + self.args.timeout
+        entry = self.state.job(job.id)
+        prompt_id = None
+        if entry.get("status") == QUEUED and entry.get("server") == server.url and entry.get("content_hash") == job.content_hash:
+            old = entry.get("prompt_id")
+            # queue first, then history: a prompt finishing between the two questions is still found
+            if await server.in_queue(old):
+                logger.info("%s: following prompt %s queued by an earlier run on %s", job.id, old, server)
+                prompt_id = old
+            else:
+                hist = await server.history(old)
+                if hist is not None:
+                    logger.info("%s: prompt %s from an earlier run is finished on %s", job.id, old, server)
+                    return await self.collect(server, job, old, hist)
+        socket = _Socket(server)
+        await socket.connect()
+        try:
+            if prompt_id is None:
+                await self._upload_files(server, job)
+                prompt_id = str(uuid.uuid4())
+                self.state.update(job.id, status=QUEUED, server=server.url, prompt_id=prompt_id,
+                                  content_hash=job.content_hash, row=job.row, error=None)
+                self.progress.server_status(server.url, f"{server.url}: {job.id} queued")
+                await server.queue_prompt(job.prompt, prompt_id)
+            try:
+                hist = await self.follow(server, job, prompt_id, socket, deadline)
+            except _Timeout:
+                await server.cancel(prompt_id)
+                raise JobFailed(
+                    f"no result within --timeout {self.args.timeout:g} s (prompt {prompt_id} on {server}); "
+                    "cancelled it on the server"
+                ) from None
+        finally:
+            await socket.close()
+        return await self.collect(server, job, prompt_id, hist)
+
+    async def _upload_files(self, server: ComfyServer, job: Job) -> None:
+        for name, (path, planned) in job.uploads.items():
+            key = (server.url, planned)
+            if key not in self.uploaded:
+                if not path.is_file():
+                    raise JobFailed(f"{name} file vanished before upload: {path}")
+                self.uploaded[key] = await server.upload(path, planned)
+            if self.uploaded[key] != planned:
+                rename_upload(job, name, self.uploaded[key])
+
+    async def follow(self, server: ComfyServer, job: Job, prompt_id: str, socket: "_Socket", deadline: float) -> dict:
+        """Read websocket messages for our prompt until it is done; return its /history entry."""
+        loop = asyncio.get_running_loop()
+        drops = 0
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise _Timeout()
+            msg = await socket.receive(min(self.args.poll, left))
+            if msg is None:  # quiet: maybe we missed the end (or a message); ask the history
+                hist = await server.history(prompt_id)
+                if hist is not None and hist.get("status", {}).get("completed") is not None:
+                    return hist
+                continue
+            if msg == "closed":
+                drops += 1
+                if drops > self.args.retries:
+                    raise TransientError(f"websocket to {server} dropped {drops} times")
+                logger.warning("%s: websocket to %s dropped; reconnecting", job.id, server)
+                await asyncio.sleep(min(self.args.backoff * 2 ** (drops - 1), 30.0))
+                await socket.connect()
+                if await server.in_queue(prompt_id):
+                    continue
+                hist = await server.history(prompt_id)
+                if hist is not None:
+                    return hist
+                raise _Lost(f"prompt {prompt_id} is neither finished nor queued on {server} (server restarted?)")
+            kind, data = msg.get("type"), msg.get("data") or {}
+            if data.get("prompt_id") != prompt_id:
+                continue
+            if kind == "executing":
+                if data.get("node") is None:
+                    return await self._final_history(server, prompt_id)
+                self.progress.server_status(server.url, f"{server.url}: {job.id} node {data.get('node')}")
+            elif kind == "progress":
+                self.progress.server_status(
+                    server.url, f"{server.url}: {job.id} node {data.get('node')} {data.get('value')}/{data.get('max')}"
+                )
+            elif kind == "execution_error":
+                raise JobFailed(format_execution_error(data))
+            elif kind == "execution_interrupted":
+                raise JobFailed(
+                    f"interrupted on {server} at node {data.get('node_id')} ({data.get('node_type')}): "
+                    "someone pressed Cancel or called /interrupt"
+                )
+
+    async def _final_history(self, server: ComfyServer, prompt_id: str) -> dict:
+        for _ in range(20):
+            hist = await server.history(prompt_id)
+            if hist is not None:
+                return hist
+            await asyncio.sleep(0.1)
+        raise TransientError(f"prompt {prompt_id} finished but {server} has no /history entry for it")
+
+    async def collect(self, server: ComfyServer, job: Job, prompt_id: str, hist: dict) -> list[str]:
+        status = hist.get("status") or {}
+        if status.get("status_str") == "error":
+            for event, data in status.get("messages", []):
+                if event == "execution_error":
+                    raise JobFailed(format_execution_error(data))
+                if event == "execution_interrupted":
+                    raise JobFailed(f"interrupted on {server} at node {data.get('node_id')} ({data.get('node_type')})")
+            raise JobFailed(f"prompt {prompt_id} failed on {server} (history status 'error')")
+        files = output_files(hist.get("outputs") or {}, self.args.include_previews)
+        if not files:
+            raise JobFailed(
+                f"prompt {prompt_id} finished on {server} without output files: does the workflow end in a save node "
+                "(SaveImage, SaveVideo, VHS_VideoCombine)?" + ("" if self.args.include_previews else " Previews need --include-previews.")
+            )
+        dest_dir = Path(self.args.out) / job.id
+        saved = []
+        for _nid, entry in files:
+            name = Path(entry["filename"]).name
+            tmp = temp_path_for(dest_dir, name)
+            try:
+                await server.download(entry, tmp)
+                make_readable(tmp)
+                saved.append(str(publish_no_clobber(tmp, dest_dir / name)))
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        self.state.update(job.id, status=DONE, server=server.url, prompt_id=prompt_id, content_hash=job.content_hash,
+                          row=job.row, outputs=saved, error=None)
+        return saved
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Socket:
+    """The websocket of one job; ``receive`` gives a dict, None on a quiet spell, or "closed"."""
+
+    def __init__(self, server: ComfyServer):
+        self.server, self.ws = server, None
+
+    async def connect(self) -> None:
+        await self.close()
+        try:
+            self.ws = await self.server.connect_ws()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise TransientError(f"websocket to {self.server}: {type(exc).__name__}: {exc}") from exc
+
+    async def receive(self, timeout: float):
+        import json
+
+        try:
+            msg = await self.ws.receive(timeout=timeout)
+        except asyncio.TimeoutError:
+            return None
+        except (aiohttp.ClientError, ConnectionError):
+            return "closed"
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            try:
+                return json.loads(msg.data)
+            except ValueError:
+                return {}
+        if msg.type == aiohttp.WSMsgType.BINARY:  # preview frames
+            return {}
+        return "closed"
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        self.ws = None
+
+
+async def run_batch(args) -> int:
+    try:
+        prompt, workflow_bindings = load_workflow(args.workflow)
+        bindings = parse_bindings(_bindings_spec(args, workflow_bindings), prompt)
+        global_overrides = parse_overrides(list(args.set))
+        jobs = read_job_list(args.jobs)
+    except (WorkflowError, JobError) as exc:
+        logger.error("%s", exc)
+        return 2
+    if not jobs:
+        logger.error("job list %s has no jobs", args.jobs)
+        return 2
+    prepare_jobs(jobs, prompt, bindings, global_overrides)
+    out = Path(args.out)
+    try:
+        state = BatchState.load(Path(args.state) if args.state else out / "batch_state.json", uuid.uuid4().hex)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
+    bad = [j for j in jobs if j.error]
+    skipped = [j for j in jobs if not j.error and state.is_done(j.id, j.content_hash)]
+    todo = [j for j in jobs if not j.error and not state.is_done(j.id, j.content_hash)]
+    progress = _Progress(len(jobs), args.no_progress)
+    for job in skipped:
+        progress.job_finished(f"skip {job.id}: finished in an earlier run")
+    for job in bad:
+        progress.job_finished(f"FAILED {job.id}: {job.error}")
+    async with aiohttp.ClientSession() as session:
+        servers = [ComfyServer(u, session, state.client_id) for u in (args.server or ["127.0.0.1:8188"])]
+        if len({s.url for s in servers}) != len(servers):
+            logger.error("the same --server is given twice: %s", ", ".join(s.url for s in servers))
+            return 2
+        runner = BatchRunner(args, state, servers, todo, progress)
+        await runner.run()
+    progress.close()
+    failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if runner.results.get(j.id, ("",))[0] == FAILED]
+    done = sum(1 for j in todo if runner.results.get(j.id, ("",))[0] == DONE)
+    logger.info("batch: %d done, %d skipped (already done), %d failed; state in %s", done, len(skipped), len(failed), state.path)
+    for job, message in failed:
+        logger.error("job %s (row %d) failed: %s", job.id, job.row, message)
+    return 1 if failed else 0

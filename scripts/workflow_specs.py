@@ -1,0 +1,150 @@
+"""The example workflows, described once: nodes, links (``("src id", slot)``), values that differ from the node
+defaults, canvas positions, the Markdown note. ``make_example_workflows.py`` turns each into UI + API files."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REFERENCE = "motionguide_reference.png"
+DRIVING = "motionguide_driving.mp4"
+SVD = "stable-video-diffusion-img2vid-xt-1-1"
+MIMIC = "MimicMotion_1-1.pth"
+
+
+@dataclass
+class N:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    inputs: dict = field(default_factory=dict)
+    title: str | None = None
+    models: tuple[str, ...] = ()  # registry ids listed in properties.models
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class Spec:
+    name: str
+    uuid: str
+    title: str
+    note: str
+    nodes: list[N]
+    note_pos: tuple[int, int] = (-480, 0)
+
+
+def L(node: int, slot: int = 0) -> tuple[str, int]:
+    return (str(node), slot)
+
+
+def _video_in(first: int, y: int = 420):
+    """Core video loading: LoadVideo -> GetVideoComponents (frames, audio, fps)."""
+    return [
+        N(first, "LoadVideo", (0, y), {"file": DRIVING}, "Driving video"),
+        N(first + 1, "GetVideoComponents", (340, y), {"video": L(first)}),
+    ]
+
+
+def _generate(first: int, reference: int, poses: int, fps_src, x: int, y: int = 0, **sampler):
+    """Load model -> sampler -> decode -> CreateVideo -> SaveVideo."""
+    model, sample, decode, create, save = range(first, first + 5)
+    sampler_inputs = {"model": L(model), "reference_image": L(reference, 0), "pose_images": L(poses), "seed": 42}
+    if fps_src is not None:
+        sampler_inputs["video_fps"] = fps_src
+    sampler_inputs.update(sampler.pop("sampler", {}))
+    return [
+        N(model, "MotionGuideLoadModel", (x, y - 260),
+          {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC, **sampler.pop("model", {})},
+          models=("svd_xt_1_1", "mimicmotion_1_1")),
+        N(sample, "MotionGuideSampler", (x, y), sampler_inputs, size=(320, 420)),
+        N(decode, "MotionGuideDecode", (x + 360, y), {"model": L(model), "latent": L(sample), **sampler.pop("decode", {})}),
+        N(create, "CreateVideo", (x + 360, y + 220), {"images": L(decode, 0), "fps": L(decode, 1)}),
+        N(save, "SaveVideo", (x + 720, y + 220), {"video": L(create), "filename_prefix": "video/MotionGuide"},
+          size=(360, 400)),
+    ]
+
+
+def _dwpose(first: int, images, x: int, y: int, title: str):
+    return N(first, "MotionGuideDetectPose", (x, y), {"images": images}, title, models=("yolox_l", "dwpose_ll_384"))
+
+
+MIMICMOTION = Spec(
+    name="mimicmotion_pose_video",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000001",
+    title="MimicMotion: reference image + driving video",
+    note="""
+# MimicMotion: animate a picture with a video's motion
+
+**Reference image + driving video → DWPose → align → pose maps → pose-guided sampler → video.**
+
+1. **Reference image**: one person, full body visible. *Fit Reference Image* crops it to the model's size
+   (576 → 576×1024 portrait).
+2. **Driving video**: the motion. *Detect Pose* finds the body, hands and face on every frame (real detector
+   scores are kept: uncertain limbs are drawn dimmer, which the model was trained to read).
+3. **Align Pose** moves and scales the driving skeleton onto the reference person; **Draw Pose Maps** renders
+   the maps the sampler follows (frame 0 = the reference's own pose). The preview shows them.
+4. **Pose-Guided Sampler** runs SVD-XT 1.1 with MimicMotion's PoseNet over overlapping tiles of frames
+   (progressive latent fusion), so any length works. **Decode Video** → **Save Video**.
+
+Models (see the missing-models panel): `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/`,
+`models/mimicmotion/MimicMotion_1-1.pth`, `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`.
+
+Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_size* to 72 (as trained).
+Prefer VideoHelperSuite? Swap in *Load Video (Upload)* and *Video Combine*: frames + fps connect the same way.
+""",
+    nodes=[
+        N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
+        *_video_in(2),
+        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
+        _dwpose(6, L(3), 700, 300, "Detect Pose (driving)"),
+        N(7, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(6), "reference_pose": L(5)}),
+        N(8, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(7), "width": L(4, 1), "height": L(4, 2)}),
+        N(9, "PreviewImage", (1420, 420), {"images": L(8)}, "Pose maps", size=(300, 330)),
+        *_generate(10, reference=4, poses=8, fps_src=L(3, 2), x=1780),
+    ],
+)
+
+LONG_VIDEO = Spec(
+    name="long_video_12gb",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000004",
+    title="Long video on a 12-16 GB GPU",
+    note="""
+# Long videos on a 12–16 GB GPU
+
+The MimicMotion path tuned for hundreds of frames on a consumer GPU:
+
+* **Load Video (VideoHelperSuite)** reads the whole clip (*frame_load_cap* 0); *select_every_nth* 2 halves a
+  30 fps clip to 15 fps, the rate MimicMotion was trained at, and halves the work.
+* **Load Motion Model**: *precision* fp16, *memory_mode* **sequential_offload**: only the part in use (CLIP,
+  VAE, UNet) sits on the GPU.
+* **Sampler**: *tile_size* 16 with *tile_overlap* 6 keeps each UNet call small; the video length only adds
+  latents (a few MB per frame), not activations. *unet_batch* 1.
+* **Decode Video**: *chunk_size* 4 with *chunk_overlap* 2 so chunk seams are cross-faded.
+* **Video Combine** writes an H.264 MP4 at the loaded frame rate.
+
+Expect roughly (frames / 10) × steps UNet calls. Raise *tile_size* toward 72 when memory allows: fewer seams
+and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the two video nodes.
+""",
+    nodes=[
+        N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
+        N(2, "VHS_LoadVideo", (0, 420), {"video": DRIVING, "force_rate": 0, "custom_width": 0, "custom_height": 0,
+                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2},
+          "Driving video (long)", size=(300, 420)),
+        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
+        _dwpose(6, L(2), 700, 300, "Detect Pose (driving)"),
+        N(7, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(6), "reference_pose": L(5)}),
+        N(8, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(7), "width": L(4, 1), "height": L(4, 2)}),
+        N(10, "MotionGuideLoadModel", (1780, -260),
+          {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC, "precision": "fp16", "memory_mode": "sequential_offload"},
+          models=("svd_xt_1_1", "mimicmotion_1_1")),
+        N(11, "MotionGuideSampler", (1780, 0),
+          {"model": L(10), "reference_image": L(4), "pose_images": L(8), "seed": 42, "tile_size": 16,
+           "tile_overlap": 6, "video_fps": 15.0, "unet_batch": 1}, size=(320, 420)),
+        N(12, "MotionGuideDecode", (2140, 0), {"model": L(10), "latent": L(11), "chunk_size": 4, "chunk_overlap": 2}),
+        N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
+                                              "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
+                                              "pingpong": False, "save_output": True}, size=(360, 460)),
+    ],
+)
+
+WORKFLOWS = [MIMICMOTION, LONG_VIDEO]

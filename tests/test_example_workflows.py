@@ -1,0 +1,146 @@
+"""Example workflows: each UI-format file in example_workflows/ agrees with its API twin in tests/workflows_api/
+(same nodes, same links, same widget values, read back through the nodes' INPUT_TYPES the way the frontend lays
+out widgets), is well-formed (links, slots, types), carries a Markdown note, model entries and a thumbnail."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UI_DIR = ROOT / "example_workflows"
+API_DIR = ROOT / "tests" / "workflows_api"
+UI_FILES = sorted(UI_DIR.glob("*.json"))
+VIRTUAL = {"MarkdownNote", "Note"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
+MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoadSMPLModel", "MotionGuideEstimateSMPL"}
+
+
+@pytest.fixture(scope="module")
+def classes():
+    from motionguide.nodes.cli import node_classes
+
+    return node_classes()
+
+
+def _widget_inputs(cls):
+    spec = cls.INPUT_TYPES()
+    for section in ("required", "optional"):
+        for name, entry in (spec.get(section) or {}).items():
+            entry = tuple(entry) if isinstance(entry, (list, tuple)) else (entry,)
+            opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if (isinstance(entry[0], (list, tuple)) or entry[0] in WIDGET_TYPES) and not opts.get("forceInput"):
+                yield section, name, opts
+
+
+def ui_to_api(ui: dict, classes: dict) -> dict:
+    """Read a UI workflow back into API form (what ComfyUI's graphToPrompt produces for it)."""
+    links = {link[0]: link for link in ui["links"]}
+    out = {}
+    for node in ui["nodes"]:
+        if node["type"] in VIRTUAL or node.get("mode", 0) in (2, 4):
+            continue
+        cls = classes[node["type"]]
+        inputs = {}
+        for slot_index, slot in enumerate(node["inputs"]):
+            if slot.get("link") is None:
+                continue
+            link_id, src, src_slot, dst, dst_slot, _ = links[slot["link"]]
+            assert (dst, dst_slot) == (node["id"], slot_index), f"link {link_id} does not point at node {node['id']}"
+            inputs[slot["name"]] = [str(src), src_slot]
+        values = node["widgets_values"]
+        widgets = list(_widget_inputs(cls))
+        if isinstance(values, dict):  # VideoHelperSuite stores widgets by name
+            names = {n for _, n, _ in widgets}
+            assert set(values) - {"videopreview"} <= names, f"node {node['id']}: unknown widgets {set(values) - names}"
+            for name, value in values.items():
+                if name in names and name not in inputs:
+                    inputs[name] = value
+        else:
+            stream = iter(values)
+            for _, name, opts in widgets:
+                value = next(stream)
+                if opts.get("control_after_generate"):
+                    assert next(stream) in SEED_CONTROLS
+                if opts.get("image_upload") or opts.get("video_upload"):
+                    next(stream)
+                if name not in inputs:
+                    inputs[name] = value
+            leftover = list(stream)
+            assert not leftover, f"node {node['id']} ({node['type']}): extra widget values {leftover}"
+        out[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return out
+
+
+def test_there_are_examples():
+    names = {p.stem for p in UI_FILES}
+    assert "mimicmotion_pose_video" in names, "the MimicMotion example (a) is missing"
+    assert {p.stem for p in API_DIR.glob("*.json")} >= names
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
+def test_ui_file_is_well_formed(path, classes):
+    ui = json.loads(path.read_text())
+    assert "nodes" in ui and "links" in ui, "API-format JSON must not live in example_workflows/ (templates browser)"
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    assert len(nodes) == len(ui["nodes"]) and ui["last_node_id"] >= max(nodes)
+    assert ui["last_link_id"] >= max((link[0] for link in ui["links"]), default=0)
+    for link_id, src, src_slot, dst, dst_slot, kind in ui["links"]:
+        out_slot = nodes[src]["outputs"][src_slot]
+        assert link_id in out_slot["links"] and out_slot["type"] == kind
+        in_slot = nodes[dst]["inputs"][dst_slot]
+        assert in_slot["link"] == link_id
+        expected = in_slot["type"]
+        assert expected == kind or (expected in WIDGET_TYPES and kind in WIDGET_TYPES), \
+            f"link {link_id}: {kind} into {nodes[dst]['type']}.{in_slot['name']} ({expected})"
+    for node in ui["nodes"]:
+        if node["type"] in VIRTUAL:
+            continue
+        cls = classes[node["type"]]
+        assert [o["type"] for o in node["outputs"]] == list(cls.RETURN_TYPES)
+        for out_slot in node["outputs"]:
+            for link_id in out_slot["links"]:
+                assert any(link[0] == link_id for link in ui["links"])
+    notes = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
+    assert len(notes) == 1 and notes[0]["widgets_values"][0].lstrip().startswith("# ")
+    assert len(notes[0]["widgets_values"][0]) > 300
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
+def test_ui_and_api_twin_agree(path, classes):
+    ui = json.loads(path.read_text())
+    api = json.loads((API_DIR / path.name).read_text())
+    from_ui = ui_to_api(ui, classes)
+    assert sorted(from_ui) == sorted(api), "different node ids"
+    for node_id, node in api.items():
+        mine = from_ui[node_id]
+        assert mine["class_type"] == node["class_type"], node_id
+        cls = classes[node["class_type"]]
+        optional = {n: o for s, n, o in _widget_inputs(cls) if s == "optional"}
+        for name, value in node["inputs"].items():
+            assert name in mine["inputs"], f"node {node_id}: {name} only in the API file"
+            assert mine["inputs"][name] == value, f"node {node_id}.{name}: UI {mine['inputs'][name]!r} != API {value!r}"
+        for name, value in mine["inputs"].items():
+            if name not in node["inputs"]:  # the UI shows every widget; the API file may leave optional defaults out
+                assert name in optional and value == optional[name].get("default"), f"node {node_id}.{name}={value!r}"
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
+def test_model_entries_and_thumbnail(path):
+    import cv2
+
+    ui = json.loads(path.read_text())
+    for node in ui["nodes"]:
+        if node["type"] not in MODEL_NODES:
+            continue
+        models = node["properties"].get("models")
+        assert models, f"node {node['id']} ({node['type']}) lists no properties.models"
+        values = node["widgets_values"] if isinstance(node["widgets_values"], list) else []
+        for model in models:
+            assert set(model) == {"name", "url", "directory"} and model["url"].startswith("https://")
+            assert model["name"] in values, f"{model['name']} is not a widget value of node {node['id']}"
+    thumb = cv2.imread(str(path.with_suffix(".jpg")))
+    assert thumb is not None and thumb.shape == (288, 512, 3)
+    assert thumb.std() > 10  # a drawn diagram, not a blank

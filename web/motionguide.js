@@ -1,0 +1,111 @@
+// MotionGuide canvas extension: colours the pack's nodes by stage and plays the pose-map / SMPL-render
+// previews they return (the standard `{"ui": {"images": [...]}}` of an `executed` message) as a looping
+// animation on the node, one frame at a time, instead of a grid of hundreds of thumbnails.
+import { app } from "../../scripts/app.js";
+
+export const NODE_PREFIX = "MotionGuide";
+export const DEFAULT_FPS = 8;
+
+// One hue per stage (category MotionGuide/<stage>); dark enough for the default dark theme.
+export const STAGE_COLOURS = {
+  loaders: { color: "#2f4f6f", bgcolor: "#1f3347" },
+  pose: { color: "#2f6f4f", bgcolor: "#1f4733" },
+  smpl: { color: "#5f3f7f", bgcolor: "#3d2952" },
+  sampling: { color: "#7f5f2f", bgcolor: "#523d1f" },
+  video: { color: "#6f2f3f", bgcolor: "#471f29" },
+};
+
+export function stageOf(category) {
+  const parts = String(category || "").split("/");
+  return parts[0] === NODE_PREFIX ? parts[1] || "" : "";
+}
+
+// Frames per second for playback: a node may report it as ui.fps = [n]; otherwise DEFAULT_FPS.
+export function previewFps(output) {
+  const fps = Array.isArray(output?.fps) ? Number(output.fps[0]) : Number(output?.fps);
+  return Number.isFinite(fps) && fps > 0 ? Math.min(fps, 60) : DEFAULT_FPS;
+}
+
+export function advanceFrame(node) {
+  const count = node.motionguideFrames || 0;
+  if (count < 2 || node.motionguidePaused) return node.imageIndex;
+  node.imageIndex = ((node.imageIndex ?? -1) + 1) % count;
+  node.setDirtyCanvas?.(true, false);
+  return node.imageIndex;
+}
+
+export function stopPlayback(node) {
+  if (node.motionguideTimer) clearInterval(node.motionguideTimer);
+  node.motionguideTimer = null;
+}
+
+export function startPlayback(node, count, fps) {
+  stopPlayback(node);
+  node.motionguideFrames = count;
+  if (count < 2) return;
+  node.imageIndex = 0; // a number shows one image; null would show the whole grid
+  node.motionguideTimer = setInterval(() => advanceFrame(node), 1000 / fps);
+}
+
+function chain(proto, name, after) {
+  const original = proto[name];
+  proto[name] = function (...args) {
+    const result = original?.apply(this, args);
+    after.apply(this, [result, ...args]);
+    return result;
+  };
+}
+
+export const extension = {
+  name: "MotionGuide.Previews",
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!String(nodeData?.name || "").startsWith(NODE_PREFIX)) return;
+    const colours = STAGE_COLOURS[stageOf(nodeData.category)];
+
+    chain(nodeType.prototype, "onNodeCreated", function () {
+      if (colours) {
+        this.color = colours.color;
+        this.bgcolor = colours.bgcolor;
+      }
+    });
+
+    chain(nodeType.prototype, "onExecuted", function (_result, output) {
+      const images = Array.isArray(output?.images) ? output.images : [];
+      startPlayback(this, images.length, previewFps(output));
+    });
+
+    chain(nodeType.prototype, "onRemoved", function () {
+      stopPlayback(this);
+    });
+
+    chain(nodeType.prototype, "onDrawForeground", function (_result, ctx) {
+      const count = this.motionguideFrames || 0;
+      if (count < 2 || !ctx || this.flags?.collapsed) return;
+      const label = `${(this.imageIndex ?? 0) + 1}/${count}${this.motionguidePaused ? " (paused)" : ""}`;
+      ctx.save();
+      ctx.font = "11px sans-serif";
+      ctx.fillStyle = "#ddd";
+      ctx.textAlign = "right";
+      ctx.fillText(label, this.size[0] - 6, this.size[1] - 6);
+      ctx.restore();
+    });
+
+    const getMenu = nodeType.prototype.getExtraMenuOptions;
+    nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
+      const result = getMenu?.apply(this, arguments);
+      if ((this.motionguideFrames || 0) > 1) {
+        options.push({
+          content: this.motionguidePaused ? "Play preview frames" : "Pause preview frames",
+          callback: () => {
+            this.motionguidePaused = !this.motionguidePaused;
+            this.setDirtyCanvas?.(true, false);
+          },
+        });
+      }
+      return result;
+    };
+  },
+};
+
+app.registerExtension(extension);
