@@ -153,10 +153,10 @@ def test_smpl_to_pose_node_with_driving_hands(body):
                                           [70, 60, 1]]
     hand_at_wrist = hand.copy()
     hand_at_wrist[:, :2] += driving_body[4, :2]
-    person = {"pose_keypoints_2d": driving_body.flatten().tolist(),
-              "hand_right_keypoints_2d": hand_at_wrist.flatten().tolist(), "hand_left_keypoints_2d": None,
-              "face_keypoints_2d": None}
-    driving = [{"people": [person], "canvas_width": 100, "canvas_height": 100}] * 2
+    person_driving = {"pose_keypoints_2d": driving_body.flatten().tolist(),
+                      "hand_right_keypoints_2d": hand_at_wrist.flatten().tolist(), "hand_left_keypoints_2d": None,
+                      "face_keypoints_2d": None}
+    driving = [{"people": [person_driving], "canvas_width": 100, "canvas_height": 100}] * 2
     (pose,) = MotionGuideSMPLToPose().convert(seq, body, renderer="torch", driving_pose=driving)
     assert len(pose) == 2 and pose[0]["canvas_width"] == W and pose[0]["canvas_height"] == H
     person = pose[0]["people"][0]
@@ -165,6 +165,18 @@ def test_smpl_to_pose_node_with_driving_hands(body):
     assert grafted[0, :2] == pytest.approx(body_kp[4, :2], abs=1e-3)  # hand root moved onto the new wrist
     assert person["hand_left_keypoints_2d"] is None
     assert (body_kp[:, 2] >= 0.5).all()
+    # comfyui_controlnet_aux-style 0..1 coordinates give the same graft
+    normalised = hand_at_wrist.copy()
+    normalised[:, :2] /= 100.0
+    unit_body = driving_body.copy()
+    unit_body[:, :2] /= 100.0
+    person_unit = dict(person_driving, pose_keypoints_2d=unit_body.flatten().tolist(),
+                       hand_right_keypoints_2d=normalised.flatten().tolist())
+    (pose_unit,) = MotionGuideSMPLToPose().convert(
+        seq, body, renderer="torch", driving_pose=[{"people": [person_unit], "canvas_width": 100,
+                                                   "canvas_height": 100}] * 2)
+    assert np.allclose(pose_unit[0]["people"][0]["hand_right_keypoints_2d"], person["hand_right_keypoints_2d"],
+                       atol=1e-3)
 
 
 def test_nodes_reject_wrong_inputs(body):

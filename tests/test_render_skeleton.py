@@ -192,6 +192,7 @@ def test_to_pose_keypoint_uses_driving_frames_and_tolerates_empty_ones():
 def test_driving_frame_count_must_match(body):
     seq = body_sequence([FRONT, FRONT])
     with pytest.raises(ValueError, match="driving_pose has 1 frames"):
-        sequence_to_pose_keypoints(body, seq, driving=[{"people": []}], backend="torch")
+        sequence_to_pose_keypoints(body, seq, driving=[{"people": [], "canvas_width": W, "canvas_height": H}],
+                                   backend="torch")
     with pytest.raises(ValueError, match="floor"):
         sequence_to_pose_keypoints(body, seq, occluded_confidence=0.1, backend="torch")
