@@ -3,9 +3,14 @@ import math
 
 import pytest
 import torch
-
-from motionguide.pipelines.render.maps import (PART_PALETTE, depth_range, depth_to_image, labels_to_image,
-                                               normal_to_image, render_maps)
+from motionguide.pipelines.render.maps import (
+    PART_PALETTE,
+    depth_range,
+    depth_to_image,
+    labels_to_image,
+    normal_to_image,
+    render_maps,
+)
 from motionguide.pipelines.render.surface import face_labels, vertex_normals
 from motionguide.pipelines.render.torch_raster import rasterize
 from tiny_models.render import box, intrinsics, merge, plane, uv_sphere

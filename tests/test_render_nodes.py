@@ -4,8 +4,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
-
 from motionguide.nodes import comfy_adapter as adapter
 from motionguide.nodes.render import MotionGuideRenderSMPL, MotionGuideSMPLToPose
 from motionguide.pipelines.render import maps as maps_module
@@ -13,6 +11,7 @@ from motionguide.pipelines.render.maps import PART_PALETTE, render_maps
 from motionguide.pipelines.render.smpl_render import pose_sequence
 from motionguide.pipelines.render.surface import vertex_normals
 from motionguide.pipelines.smpl.body_model import load_body_model
+from scipy.spatial.transform import Rotation
 
 W, H = 192, 288
 FOCAL = 345.6
@@ -105,8 +104,8 @@ def test_each_semantic_colour_covers_only_its_own_part(body):
 
 def test_render_node_size_override_and_preview_off(body):
     seq = sequence()
-    depth, normal, semantic, mask, preview = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
-                                                                           preview=False)
+    depth, _, _, mask, preview = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
+                                                                preview=False)
     assert depth.shape == (1, 144, 96, 3) and mask.shape == (1, 144, 96)
     assert preview.shape == (1, 144, 96, 3) and float(preview.abs().max()) == 0.0
     full = MotionGuideRenderSMPL().render(seq, body, renderer="torch")[3]

@@ -21,7 +21,7 @@ Map conventions (every value in 0..1, background 0):
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

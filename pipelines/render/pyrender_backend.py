@@ -74,7 +74,7 @@ def _import_pyrender():
     # pyrender 0.1.45 still uses np.infty, removed in numpy 2; restore the alias only when it is missing.
     if not hasattr(np, "infty"):
         np.infty = np.inf
-    import pyrender  # noqa: F401  (deferred: it imports OpenGL)
+    import pyrender
 
     return pyrender
 
@@ -89,7 +89,7 @@ def unavailable_reason() -> str | None:
         renderer = pyrender.OffscreenRenderer(8, 8)
         renderer.delete()
         _probe_result = None
-    except Exception as exc:  # any failure of a system library means "not available", with its reason
+    except Exception as exc:  # noqa: BLE001 - any failure of a system library means "not available"
         _probe_result = f"pyrender unavailable: {type(exc).__name__}: {exc}"
     _probed = True
     return _probe_result

@@ -6,7 +6,7 @@ camera of the sequence), rescales the intrinsics to the requested output size an
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

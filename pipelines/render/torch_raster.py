@@ -107,7 +107,7 @@ class _FaceTable:
     offset: torch.Tensor
     face: torch.Tensor
 
-    def take(self, rows: torch.Tensor) -> "_FaceTable":
+    def take(self, rows: torch.Tensor) -> _FaceTable:
         return _FaceTable(**{name: value[rows] for name, value in self.__dict__.items()})
 
     def screen_barycentrics(self, px: torch.Tensor, py: torch.Tensor):
@@ -165,12 +165,12 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
     x0, x1, y0, y1 = (t.nan_to_num(0.0, 0.0, 0.0) for t in (x0, x1, y0, y1))
     du, dv = x0 - u[2], y0 - v[2]  # box origin relative to corner 2, which lies on both edges
     frame = torch.arange(batch, device=vertices.device)[:, None].expand(batch, num_faces)
-    columns = dict(
-        l0o=a0 * du + b0 * dv, a0=a0, b0=b0, l1o=a1 * du + b1 * dv, a1=a1, b1=b1,
-        iz2=iz[2], dz0=iz[0] - iz[2], dz1=iz[1] - iz[2],
-        x0=x0.to(torch.int64), y0=y0.to(torch.int64), width=(x1 - x0 + 1).to(torch.int64),
-        height=(y1 - y0 + 1).to(torch.int64), offset=frame * (width * height),
-        face=torch.arange(num_faces, device=vertices.device).expand(batch, num_faces))
+    columns = {
+        "l0o": a0 * du + b0 * dv, "a0": a0, "b0": b0, "l1o": a1 * du + b1 * dv, "a1": a1, "b1": b1,
+        "iz2": iz[2], "dz0": iz[0] - iz[2], "dz1": iz[1] - iz[2],
+        "x0": x0.to(torch.int64), "y0": y0.to(torch.int64), "width": (x1 - x0 + 1).to(torch.int64),
+        "height": (y1 - y0 + 1).to(torch.int64), "offset": frame * (width * height),
+        "face": torch.arange(num_faces, device=vertices.device).expand(batch, num_faces)}
     table = _FaceTable(**{name: value.reshape(-1).contiguous() for name, value in columns.items()})
     return table, keep.reshape(-1)
 
