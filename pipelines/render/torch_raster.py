@@ -11,7 +11,8 @@ Conventions (shared with the pyrender backend):
 How it works, per chunk of frames:
 
 1. Project every face; drop faces behind the near plane, degenerate ones and (optionally) back faces.
-2. Enumerate the (face, pixel) pairs inside each face's pixel bounding box (``repeat_interleave``).
+2. Enumerate the (face, pixel) pairs of each face: per row of its pixel bounding box, the span of columns where
+   its barycentrics can be non-negative (``repeat_interleave`` twice: rows, then pixels).
 3. Edge functions give the screen-space barycentrics of each pair; ``1/z`` is affine in screen space, so the
    depth of a pair is one more affine evaluation.
 4. A single ``scatter_reduce('amin')`` over an int64 key ``(float bits of z) << 32 | face`` is the z-buffer and
@@ -27,6 +28,7 @@ import torch
 # Pairs of (face, pixel) processed at once; bounds the temporary memory to ~100 bytes per pair.
 DEFAULT_MAX_PAIRS = 4_000_000
 _EMPTY_KEY = torch.iinfo(torch.int64).max
+_SPAN_SLACK = 1e-3  # pixels added to each end of a row span before the exact test
 
 
 @dataclass
@@ -175,38 +177,71 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
     return table, keep.reshape(-1)
 
 
-def _scatter_boxes(keys: torch.Tensor, table: _FaceTable, width: int, max_pairs: int) -> None:
-    """Test every pixel of every face's bounding box and keep the nearest per pixel in ``keys``.
+def _row_spans(table: _FaceTable):
+    """Per (face, box row): the columns ``[lo, hi]`` of the box where all three barycentrics can be ≥ 0.
 
-    Pairs (face, pixel) are enumerated with ``repeat_interleave``, at most ~max_pairs at a time; big temporaries
-    are updated in place (fresh multi-megabyte tensors cost page faults on every op). A fixed S×S grid per face
-    by broadcasting avoids the per-pair gathers but tests ~2× more cells and was not faster on CPU.
+    Each barycentric is linear along a row, ``g(lx) = c + a·lx``, so ``g ≥ 0`` bounds lx on one side. The
+    bounds are widened by a hair (``_SPAN_SLACK`` px); the exact per-pixel test decides the pixels there.
+
+    Returns:
+        (row owner (E,) index into ``table``, row offset r (E,), lo (E,), count (E,)) for rows with pixels.
+    """
+    device = table.width.device
+    owner = torch.repeat_interleave(torch.arange(len(table.width), device=device), table.height)
+    first = torch.cumsum(table.height, 0) - table.height
+    row = torch.arange(len(owner), device=device) - first[owner]
+    r = row.float()
+    a0, a1 = table.a0[owner], table.a1[owner]
+    c0 = table.l0o[owner] + table.b0[owner] * r
+    c1 = table.l1o[owner] + table.b1[owner] * r
+    lo = torch.zeros_like(r)
+    hi = (table.width[owner] - 1).float()
+    for c, a in ((c0, a0), (c1, a1), (1.0 - c0 - c1, -(a0 + a1))):
+        root = -c / torch.where(a == 0, torch.ones_like(a), a)
+        lo = torch.where(a > 0, torch.maximum(lo, root - _SPAN_SLACK), lo)
+        hi = torch.where(a < 0, torch.minimum(hi, root + _SPAN_SLACK), hi)
+        hi = torch.where((a == 0) & (c < -_SPAN_SLACK), torch.full_like(hi, -1.0), hi)
+    lo = torch.ceil(lo).to(torch.int64)
+    count = (torch.floor(hi).to(torch.int64) - lo + 1).clamp(min=0)
+    keep = count > 0
+    return owner[keep], row[keep], lo[keep], count[keep]
+
+
+def _scatter_spans(keys: torch.Tensor, table: _FaceTable, width: int, max_pairs: int) -> None:
+    """Test the pixels of every face's row spans and keep the nearest per pixel in ``keys``.
+
+    Pairs (face, pixel) are enumerated with ``repeat_interleave`` over the row spans (about half of the
+    bounding-box pixels of a small triangle), at most ~max_pairs at a time. Big temporaries are updated in
+    place: fresh multi-megabyte tensors cost page faults on every op. (Testing whole bounding boxes gives the
+    same pixels with ~1.6× the CPU time; a fixed S×S grid per face by broadcasting was slower still.)
     """
     device = keys.device
-    counts = table.width * table.height
-    ends = torch.cumsum(counts, 0)
+    owner, row, lo, count = _row_spans(table)
+    # Per row: barycentrics at lx = 0 of the box, and the output pixel of that point.
+    c0 = table.l0o[owner] + table.b0[owner] * row.float()
+    c1 = table.l1o[owner] + table.b1[owner] * row.float()
+    row_pixel = table.offset[owner] + (table.y0[owner] + row) * width + table.x0[owner]
+    ends = torch.cumsum(count, 0)
     start, done = 0, 0
-    while start < len(counts):
+    while start < len(count):
         stop = max(int(torch.searchsorted(ends, done + max_pairs, right=True)), start + 1)
-        n_pairs = counts[start:stop]
-        owner = torch.repeat_interleave(torch.arange(start, stop, device=device), n_pairs)
-        local = torch.arange(int(ends[stop - 1]) - done, device=device)
-        local -= (ends[start:stop] - n_pairs - done)[owner - start]
-        box_w = table.width[owner]
-        ly = torch.div(local, box_w, rounding_mode="floor")
-        lx = local.sub_(ly * box_w)  # local is not needed any more
-        pixel = (table.y0[owner] + ly).mul_(width).add_(table.x0[owner]).add_(table.offset[owner]).add_(lx)
-        lxf, lyf = lx.float(), ly.float()
-        l0 = table.a0[owner].mul_(lxf).addcmul_(table.b0[owner], lyf).add_(table.l0o[owner])
-        l1 = table.a1[owner].mul_(lxf).addcmul_(table.b1[owner], lyf).add_(table.l1o[owner])
+        n_pairs = count[start:stop]
+        entry = torch.repeat_interleave(torch.arange(start, stop, device=device), n_pairs)
+        lx = torch.arange(int(ends[stop - 1]) - done, device=device)
+        lx -= (ends[start:stop] - n_pairs - done)[entry - start]
+        lx += lo[entry]
+        face = owner[entry]
+        lxf = lx.float()
+        l0 = table.a0[face].mul_(lxf).add_(c0[entry])
+        l1 = table.a1[face].mul_(lxf).add_(c1[entry])
         inside = (l0 >= 0) & (l1 >= 0) & ((l0 + l1) <= 1)
-        inv_z = table.dz0[owner].mul_(l0).addcmul_(table.dz1[owner], l1).add_(table.iz2[owner])
+        inv_z = table.dz0[face].mul_(l0).addcmul_(table.dz1[face], l1).add_(table.iz2[face])
         inside &= inv_z > 0
         # Positive float32 bits sort like the floats, so (bits << 32 | face) sorts by depth, then face.
         key = inv_z.reciprocal_().view(torch.int32).to(torch.int64).bitwise_left_shift_(32)
-        key.bitwise_or_(table.face[owner])
+        key.bitwise_or_(table.face[face])
         key.masked_fill_(~inside, _EMPTY_KEY)
-        keys.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
+        keys.scatter_reduce_(0, lx.add_(row_pixel[entry]), key, reduce="amin", include_self=True)
         done = int(ends[stop - 1])
         start = stop
 
@@ -244,7 +279,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
     keys = torch.full((batch * plane,), _EMPTY_KEY, dtype=torch.int64, device=device)
     candidates = keep.nonzero().squeeze(1)
     if len(candidates):
-        _scatter_boxes(keys, table.take(candidates), width, max_pairs)
+        _scatter_spans(keys, table.take(candidates), width, max_pairs)
 
     pixel = (keys != _EMPTY_KEY).nonzero().squeeze(1)
     face = keys[pixel] & 0xFFFFFFFF
