@@ -224,4 +224,7 @@ def test_matches_brute_force_on_random_triangles():
     assert torch.equal(fragments.mask[0][sure], covered[sure])
     both = sure & covered
     assert float((fragments.depth_map[0][both] - best[both]).abs().max()) < 1e-4
+    second = depth.topk(2, dim=0, largest=False).values[1]
+    clear = both & (second - best > 1e-3)  # the winner is not a near-tie
+    assert torch.equal(fragments.face_map[0][clear], best_face[clear])
     assert int(covered.sum()) > 300  # a real test: many pixels covered, with overlaps
