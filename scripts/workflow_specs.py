@@ -8,6 +8,8 @@ REFERENCE = "motionguide_reference.png"
 DRIVING = "motionguide_driving.mp4"
 SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
+HMR2 = "hmr2_epoch_35.ckpt"
+SMPL = "SMPL_NEUTRAL.pkl"
 
 
 @dataclass
@@ -176,10 +178,10 @@ smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
         _dwpose(6, L(3), 700, 360, "Detect Pose (driving)"),
-        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"gender": "neutral"}, models=("smpl_neutral",)),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5)}, "Estimate SMPL (reference)",
+        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": "SMPL_NEUTRAL.pkl", "gender": "neutral"}, models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2}, "Estimate SMPL (reference)",
           models=("hmr2",)),
-        N(9, "MotionGuideEstimateSMPL", (1060, 360), {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2)},
+        N(9, "MotionGuideEstimateSMPL", (1060, 360), {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
         N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
         N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(8),
@@ -225,8 +227,8 @@ reference image only shows from the front: expect the model to invent it.
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"gender": "neutral"}, models=("smpl_neutral",)),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5)}, "Estimate SMPL (reference)",
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": "SMPL_NEUTRAL.pkl", "gender": "neutral"}, models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2}, "Estimate SMPL (reference)",
           models=("hmr2",)),
         N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
