@@ -32,7 +32,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   pip_install -c "$CONSTRAINTS" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
   # pyrender 0.1.45 pins PyOpenGL==3.1.0, which has no working OSMesa; install it without that pin.
   pip_install -c "$CONSTRAINTS" --no-deps "pyrender==0.1.45"
-  pip_install -c "$CONSTRAINTS" "pyglet<2" freetype-py imageio networkx "PyOpenGL>=3.1.5"
+  pip_install -c "$CONSTRAINTS" "pyglet<2" freetype-py imageio networkx six "PyOpenGL>=3.1.5"
   echo "$WANT" > "$STAMP"
 fi
 export MOTIONGUIDE_PY="$PY"

@@ -5,6 +5,10 @@ The reference draws on a canvas whose short side is 2160 px, into what it treats
 hand edges and points, face points; finally an INTER_LINEAR downscale and a BGR→RGB swap. MimicMotion's PoseNet
 was trained on exactly these images, so the reference style is the default.
 
+One deliberate difference: for a limb end scoring exactly 0.3 (not < 0.3, yet not > 0.3) the reference reads
+the coordinates of an unrelated point (its "missing" index −1 wraps to the last row); here the limb uses the
+point itself. Real float32 scores essentially never hit 0.3 exactly.
+
 The ``"thick"`` style keeps the colours and confidence rules but scales every line width and radius by the
 downscale factor, so limbs, hands and faces stay visible at the output size.
 """
@@ -34,6 +38,14 @@ def _hsv_to_rgb_full(h: float) -> tuple[float, float, float]:
 HAND_EDGE_RGB = tuple(_hsv_to_rgb_full(e / float(len(sk.HAND_EDGES))) for e in range(len(sk.HAND_EDGES)))
 
 
+# (canvas * 0.6).astype(uint8) as a lookup table: the same truncated values without a float64 copy of the canvas.
+_DIM_LUT = (np.arange(256) * 0.6).astype(np.uint8)
+
+
+def _dim(canvas: np.ndarray) -> np.ndarray:
+    return cv2.LUT(canvas, _DIM_LUT)
+
+
 def _blend(color, alpha: float) -> list[int]:
     return [int(c * alpha) for c in color]
 
@@ -61,7 +73,7 @@ def _draw_body(canvas, kp, sc, widths):
             angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
             polygon = cv2.ellipse2Poly((int(mx), int(my)), (int(length / 2), widths["stick"]), int(angle), 0, 360, 1)
             cv2.fillConvexPoly(canvas, polygon, _blend(sk.COLORS[i], c1 * c2))
-    canvas = (canvas * 0.6).astype(np.uint8)
+    canvas = _dim(canvas)
     for i in range(sk.NUM_BODY):
         for n in range(kp.shape[0]):
             c = sc[n, i]
@@ -141,8 +153,6 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
     scores = frame.scores
     if body:
         canvas = _draw_body(canvas, norm[:, sk.BODY], scores[:, sk.BODY], widths)
-    else:
-        canvas = (canvas * 0.6).astype(np.uint8)
     if hands:
         # Reference order: every person's left hand, then every person's right hand.
         left = frame.hands_present[:, 0]

@@ -1,0 +1,74 @@
+"""SMPL stage throughput on a 300-frame sequence with the synthetic body model (CPU unless CUDA is present).
+
+Prints frames/s for the body-model forward pass (several batch sizes), smoothing, shape transfer and the camera
+move, measured side by side in one run.
+"""
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+import cli  # noqa: E402
+
+cli.load_pack()
+from motionguide.pipelines.smpl.body_model import load_body_model  # noqa: E402
+from motionguide.pipelines.smpl.camera import set_camera  # noqa: E402
+from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle, rotation_about_axis  # noqa: E402
+from motionguide.pipelines.smpl.sequence import validate_sequence  # noqa: E402
+from motionguide.pipelines.smpl.smoothing import smooth_sequence  # noqa: E402
+from motionguide.pipelines.smpl.transfer import transfer_shape  # noqa: E402
+from tiny_models.smpl import build_synthetic_smpl  # noqa: E402
+
+FRAMES = 300
+
+
+def timed(fn, repeat=3):
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main():
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_body_model(build_synthetic_smpl(Path(tempfile.mkdtemp()) / "smpl"))
+    rng = np.random.default_rng(0)
+    upright = matrix_to_axis_angle(rotation_about_axis("x", 180.0))
+    t = np.arange(FRAMES) / 30.0
+    driving = validate_sequence(dict(
+        betas=rng.normal(size=(FRAMES, 10)) * 0.3, global_orient=upright + rng.normal(size=(FRAMES, 3)) * 0.02,
+        body_pose=rng.normal(size=(FRAMES, 69)) * 0.2, transl=np.stack([0.5 * t, 0 * t, 8 + 0.3 * t], 1),
+        image_size=(576, 1024), fps=30.0))
+    reference = validate_sequence(dict(betas=rng.normal(size=(1, 10)), global_orient=upright[None],
+                                       body_pose=np.zeros((1, 69)), transl=[[0.0, 0.2, 20.0]],
+                                       image_size=(512, 768), bbox=[[180, 100, 330, 700]]))
+    print(f"SMPL stage, {FRAMES} frames, device {device}, torch threads {torch.get_num_threads()}")
+    rows = []
+    for batch in (16, 64, 300):
+        sec = timed(lambda: model.forward(driving["betas"], driving["global_orient"], driving["body_pose"],
+                                          driving["transl"], device=device, batch_size=batch))
+        rows.append((f"body-model forward (batch {batch})", sec))
+    rows.append(("smoothing (quaternion + Savitzky-Golay)", timed(lambda: smooth_sequence(driving))))
+    rows.append(("smoothing (6D + One-Euro)", timed(lambda: smooth_sequence(driving, rotation_space="6d",
+                                                                            translation_filter="one_euro"))))
+    rows.append(("shape transfer (fit box + ground)",
+                 timed(lambda: transfer_shape(driving, reference, model, device=device))))
+    rows.append(("camera path (orbit + zoom)",
+                 timed(lambda: set_camera(driving, model, yaw=0, yaw_end=90, zoom_end=1.5))))
+    base = rows[1][1]
+    for name, sec in rows:
+        print(f"{name:42s} {FRAMES / sec:10.1f} frames/s   {sec * 1000:8.1f} ms   {sec / base:6.2f}x forward(64)")
+
+
+if __name__ == "__main__":
+    main()

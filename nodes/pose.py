@@ -1,0 +1,342 @@
+"""Pose nodes: detect (DWPose on onnxruntime), align to the reference body, draw, save and load keypoints.
+
+Thin wrappers: the work is in ``pipelines/dwpose``; pipeline modules are imported inside the functions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from . import comfy_adapter as adapter
+from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "MotionGuide/pose"
+DETECTOR_DEFAULT = "yolox_l.onnx"
+POSE_DEFAULT = "dw-ll_ucoco_384.onnx"
+PERSON_CHOICES = ["all (reference)", "largest", "most central", "index"]
+MISSING_CHOICES = ["interpolate", "empty", "keep (reference)"]
+DEVICE_CHOICES = ["auto", "cuda", "cpu"]
+STYLE_CHOICES = ["reference", "thick"]
+FIT_CHOICES = ["reference", "confident points", "confident points, weighted"]
+SMOOTHING_CHOICES = ["none", "one-euro", "savitzky-golay"]
+SAVE_FORMATS = ["one file (POSE_KEYPOINT list)", "OpenPose file per frame"]
+
+
+def _model_choices(preferred: str, word: str) -> list[str]:
+    files = adapter.list_model_files("dwpose")
+    ranked = sorted(files, key=lambda f: (f != preferred, word not in f.lower(), f))
+    return ranked or [preferred]
+
+
+def _to_uint8_frames(images):
+    """IMAGE [F, H, W, 3] float 0..1 → numpy uint8 (rounded, so LoadImage's uint8/255 comes back exactly)."""
+    import numpy as np
+
+    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
+    if array.ndim != 4 or array.shape[-1] < 3:
+        raise ValueError(f"images must be an IMAGE batch [frames, height, width, 3], got shape {list(array.shape)}.")
+    return np.clip(np.round(array[..., :3] * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_image_tensor(maps):
+    import torch
+
+    return torch.from_numpy(maps).float().div_(255.0)
+
+
+class MotionGuideDetectPose:
+    DESCRIPTION = "Detects whole-body poses (DWPose on onnxruntime) in every frame, with real confidence scores."
+    CATEGORY = CATEGORY
+    FUNCTION = "detect"
+    RETURN_TYPES = (POSE_KEYPOINT, IMAGE)
+    RETURN_NAMES = ("pose_keypoint", "pose_preview")
+    OUTPUT_TOOLTIPS = ("Keypoints per frame (OpenPose-18 body, 68 face, 2×21 hands) in pixels with real scores.",
+                       "Pose maps drawn at the input size in the reference style.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": (IMAGE, {"tooltip": "Frames to detect people in (a reference image or a driving video)."}),
+            "detector": (_model_choices(DETECTOR_DEFAULT, "yolox"),
+                         {"tooltip": "Person detector ONNX in models/dwpose (yolox_l.onnx from yzd-v/DWPose)."}),
+            "pose_model": (_model_choices(POSE_DEFAULT, "dw"),
+                           {"tooltip": "Whole-body pose ONNX in models/dwpose (dw-ll_ucoco_384.onnx)."}),
+            "body": (BOOLEAN, {"default": True, "tooltip": "Output body keypoints (off: body scores are 0)."}),
+            "hands": (BOOLEAN, {"default": True, "tooltip": "Output hand keypoints (off: hands are null)."}),
+            "face": (BOOLEAN, {"default": True, "tooltip": "Output face keypoints (off: face is null)."}),
+            "person": (PERSON_CHOICES, {"default": PERSON_CHOICES[0], "tooltip":
+                       "Whom to keep: everybody (as the reference), or one person followed across frames by IoU "
+                       "tracking, picked as the largest, the most central, or by detection index."}),
+            "person_index": (INT, {"default": 0, "min": 0, "max": 64, "step": 1,
+                                   "tooltip": "Detection index of the person to follow when person = index."}),
+            "keep_others": (BOOLEAN, {"default": False, "tooltip":
+                            "With one followed person: also keep the other people (after the followed one)."}),
+            "missing_person": (MISSING_CHOICES, {"default": MISSING_CHOICES[0], "tooltip":
+                               "Frames without a person: interpolate from neighbouring frames, leave empty, or "
+                               "keep the reference's whole-image guess."}),
+            "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
+                       "onnxruntime provider: CUDA when onnxruntime-gpu is installed (auto), or the CPU."}),
+        }}
+
+    def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
+               person_index=0, keep_others=False, missing_person="interpolate", device="auto"):
+        import numpy as np
+
+        from ..pipelines.dwpose import draw, keypoints, tracking, wholebody
+
+        frames = _to_uint8_frames(images)
+        count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        if count == 0:
+            return ([], _to_image_tensor(np.zeros((0, height, width, 3), np.uint8)))
+        det_path = adapter.resolve_model_path("dwpose", detector)
+        pose_path = adapter.resolve_model_path("dwpose", pose_model)
+        key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
+        detected = wholebody.DETECTIONS.get(key)
+        progress = adapter.Progress(count * 2, "Detect Pose")
+        if detected is None:
+            estimator = wholebody.load_wholebody(det_path, pose_path, device)
+            detected = estimator.detect_video(frames, callback=lambda done, total: progress.set(done))
+            wholebody.DETECTIONS.put(key, detected)
+        else:
+            logger.info("Detect pose: %d frames taken from the cache", count)
+            progress.set(count)
+        selection = "all" if person.startswith("all") else person
+        selected, found = tracking.select_people(detected, selection, person_index, keep_others)
+        missing = found.count(False)
+        if missing_person == "keep (reference)":
+            # the reference keeps whatever the detector gave, including its whole-image guess
+            selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
+        result = tracking.fill_missing(selected, found, missing_person)
+        if missing:
+            logger.warning("Detect pose: no person found in %d of %d frames (%s).", missing, count, missing_person)
+        pose_keypoint = keypoints.frames_to_pose_keypoint(result, body=body, hands=hands, face=face)
+        maps = np.zeros((count, height, width, 3), np.uint8)
+        for i, frame in enumerate(result):
+            maps[i] = draw.draw_pose_map(frame, width, height, body=body, hands=hands, face=face)
+            progress.set(count + i + 1)
+        return (pose_keypoint, _to_image_tensor(maps))
+
+
+class MotionGuideAlignPose:
+    DESCRIPTION = "Fits the driving poses onto the reference person's body (MimicMotion's alignment by default)."
+    CATEGORY = CATEGORY
+    FUNCTION = "align"
+    RETURN_TYPES = (POSE_KEYPOINT,)
+    RETURN_NAMES = ("aligned_pose",)
+    OUTPUT_TOOLTIPS = ("Driving poses in the reference image's frame (its size), optionally preceded by the "
+                       "reference pose as frame 0.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "driving_pose": (POSE_KEYPOINT, {"tooltip": "Poses of the driving video (Detect Pose on its frames)."}),
+            "reference_pose": (POSE_KEYPOINT, {"tooltip": "Pose of the reference image (its first frame is used)."}),
+            "fit": (FIT_CHOICES, {"default": "reference", "tooltip":
+                    "reference: MimicMotion's least-squares fit over single-person frames; confident points: only "
+                    "points scoring > 0.3 of the first person of each frame (frames without any are skipped); "
+                    "weighted: also weight points by their scores."}),
+            "smoothing": (SMOOTHING_CHOICES, {"default": "none",
+                                              "tooltip": "Temporal smoothing of the first person's keypoints."}),
+            "smoothing_window": (INT, {"default": 7, "min": 3, "max": 61, "step": 2,
+                                       "tooltip": "Savitzky–Golay window in frames (odd)."}),
+            "one_euro_min_cutoff": (FLOAT, {"default": 1.0, "min": 0.01, "max": 30.0, "step": 0.01, "tooltip":
+                                    "One-Euro minimum cutoff in Hz at 30 frames/s: lower = smoother when still."}),
+            "one_euro_beta": (FLOAT, {"default": 0.05, "min": 0.0, "max": 10.0, "step": 0.001,
+                                      "tooltip": "One-Euro speed coefficient: higher = less lag on fast moves."}),
+            "retarget_bones": (BOOLEAN, {"default": False, "tooltip":
+                               "Give the driving skeleton the reference person's bone lengths (keeps directions)."}),
+            "include_reference_frame": (BOOLEAN, {"default": True, "tooltip":
+                                        "Put the reference pose first, as the sampler expects (frame 0)."}),
+        }}
+
+    def align(self, driving_pose, reference_pose, fit="reference", smoothing="none", smoothing_window=7,
+              one_euro_min_cutoff=1.0, one_euro_beta=0.05, retarget_bones=False, include_reference_frame=True):
+        from ..pipelines.dwpose import align, keypoints
+
+        driving = keypoints.pose_keypoint_to_frames(driving_pose, "driving_pose")
+        references = keypoints.pose_keypoint_to_frames(reference_pose, "reference_pose")
+        if not references:
+            raise ValueError("reference_pose is empty: connect Detect Pose run on the reference image.")
+        if len(references) > 1:
+            logger.warning("Align pose: reference_pose has %d frames; the first one is used.", len(references))
+        reference = references[0]
+        if fit not in FIT_CHOICES:
+            raise ValueError(f"fit must be one of {FIT_CHOICES}, got {fit!r}.")
+        options = {}
+        if smoothing == "savitzky-golay":
+            options = {"window": smoothing_window}
+        elif smoothing == "one-euro":
+            options = {"min_cutoff": one_euro_min_cutoff, "beta": one_euro_beta}
+        aligned, _ = align.align_poses(driving, reference, weighted=fit.endswith("weighted"),
+                                       confident_only=fit != "reference", smoothing=smoothing,
+                                       retarget=retarget_bones, **options)
+        if include_reference_frame:
+            aligned = [reference.copy()] + aligned
+        return (keypoints.frames_to_pose_keypoint(aligned),)
+
+
+class MotionGuideDrawPose:
+    DESCRIPTION = "Draws pose keypoints as confidence-aware pose maps (MimicMotion's reference style by default)."
+    CATEGORY = CATEGORY
+    FUNCTION = "draw"
+    RETURN_TYPES = (IMAGE,)
+    RETURN_NAMES = ("pose_images",)
+    OUTPUT_TOOLTIPS = ("One pose map per frame, RGB, at width × height.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "pose_keypoint": (POSE_KEYPOINT, {"tooltip": "Keypoints to draw (ours, aligned, from SMPL, or from "
+                                                         "comfyui_controlnet_aux)."}),
+            "width": (INT, {"default": 576, "min": 0, "max": 8192, "step": 8,
+                            "tooltip": "Output width in pixels (0 = the keypoints' own canvas width)."}),
+            "height": (INT, {"default": 1024, "min": 0, "max": 8192, "step": 8,
+                             "tooltip": "Output height in pixels (0 = the keypoints' own canvas height)."}),
+            "style": (STYLE_CHOICES, {"default": "reference", "tooltip":
+                      "reference: MimicMotion's exact pixels (what its PoseNet was trained on); thick: the same "
+                      "colours with line widths that stay visible after the downscale."}),
+            "body": (BOOLEAN, {"default": True, "tooltip": "Draw the body."}),
+            "hands": (BOOLEAN, {"default": True, "tooltip": "Draw the hands."}),
+            "face": (BOOLEAN, {"default": True, "tooltip": "Draw the face."}),
+        }}
+
+    def draw(self, pose_keypoint, width=576, height=1024, style="reference", body=True, hands=True, face=True):
+        import numpy as np
+
+        from ..pipelines.dwpose import draw, keypoints
+
+        frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
+        if style not in STYLE_CHOICES:
+            raise ValueError(f"style must be one of {STYLE_CHOICES}, got {style!r}.")
+        w = int(width) or (frames[0].width if frames else 64)
+        h = int(height) or (frames[0].height if frames else 64)
+        if not frames:
+            return (_to_image_tensor(np.zeros((0, h, w, 3), np.uint8)),)
+        progress = adapter.Progress(len(frames), "Draw Pose")
+        maps = draw.draw_pose_maps(frames, w, h, callback=progress.callback, body=body, hands=hands, face=face,
+                                   style=style)
+        return (_to_image_tensor(maps),)
+
+
+def _next_free_path(directory: Path, stem: str, suffix: str) -> Path:
+    """``stem_00001suffix``, ``stem_00002suffix``, … : the first name that does not exist (never overwrites)."""
+    counter = 1
+    while True:
+        path = directory / f"{stem}_{counter:05d}{suffix}"
+        if not path.exists():
+            return path
+        counter += 1
+
+
+class MotionGuideSavePose:
+    DESCRIPTION = "Saves pose keypoints as OpenPose-style JSON in the output folder (never overwrites a file)."
+    CATEGORY = CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = (STRING,)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("The file written (or the folder of per-frame files).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "pose_keypoint": (POSE_KEYPOINT, {"tooltip": "Keypoints to save."}),
+            "filename_prefix": (STRING, {"default": "MotionGuide/pose", "tooltip":
+                                "Path under the output folder; a 5-digit counter is added."}),
+            "format": (SAVE_FORMATS, {"default": SAVE_FORMATS[0], "tooltip":
+                       "One JSON list of frames (loads back as is), or one OpenPose JSON file per frame."}),
+        }}
+
+    def save(self, pose_keypoint, filename_prefix="MotionGuide/pose", format=SAVE_FORMATS[0]):
+        from ..pipelines.dwpose import keypoints
+
+        frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
+        data = keypoints.frames_to_pose_keypoint(frames)
+        root = adapter.output_directory().resolve()
+        target = (root / (filename_prefix or "pose")).resolve()
+        if root != target and root not in target.parents:
+            raise ValueError(f"filename_prefix {filename_prefix!r} points outside the output folder {root}.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if format == SAVE_FORMATS[0]:
+            path = _next_free_path(target.parent, target.name, ".json")
+            _write_new(path, json.dumps(data))
+        else:
+            path = _next_free_path(target.parent, target.name, "")
+            path.mkdir(parents=True)
+            for i, frame in enumerate(data):
+                people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
+                openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
+                            "canvas_height": frame["canvas_height"]}
+                _write_new(path / f"{path.name}_{i:012d}_keypoints.json", json.dumps(openpose))
+        logger.info("Saved %d pose frames to %s", len(data), path)
+        return {"ui": {"text": [str(path)]}, "result": (str(path),)}
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write via a temporary name and refuse to replace an existing file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    if path.exists():
+        tmp.unlink()
+        raise FileExistsError(f"{path} already exists; not overwriting it.")
+    tmp.rename(path)
+
+
+def _pose_files() -> list[str]:
+    root = adapter.input_directory()
+    if not root.is_dir():
+        return []
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*.json")}
+    folders = {p.parent.relative_to(root).as_posix() for p in root.rglob("*_keypoints.json")}
+    return sorted(files | {f + "/" for f in folders if f != "."})
+
+
+class MotionGuideLoadPose:
+    DESCRIPTION = "Loads pose keypoints from a JSON file (ours, comfyui_controlnet_aux's, or OpenPose per-frame files)."
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (POSE_KEYPOINT,)
+    RETURN_NAMES = ("pose_keypoint",)
+    OUTPUT_TOOLTIPS = ("The loaded keypoints, one entry per frame.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "file": (_pose_files() or ["pose.json"], {"tooltip":
+                     "A .json file in the input folder (a list of frames or one frame), or a folder of OpenPose "
+                     "*_keypoints.json files (ending in /), read in name order."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, file):
+        path = adapter.input_directory() / file
+        return path.stat().st_mtime_ns if path.exists() else ""
+
+    def load(self, file):
+        from ..pipelines.dwpose import keypoints
+
+        root = adapter.input_directory().resolve()
+        path = (root / file).resolve()
+        if root != path and root not in path.parents:
+            raise ValueError(f"file {file!r} points outside the input folder {root}.")
+        if not path.exists():
+            raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder {root}.")
+        if path.is_dir():
+            files = sorted(path.glob("*_keypoints.json"))
+            if not files:
+                raise ValueError(f"Folder '{file}' holds no OpenPose *_keypoints.json files.")
+            raw = [_read_json(p) for p in files]
+        else:
+            raw = _read_json(path)
+        frames = keypoints.pose_keypoint_to_frames(raw, f"file {file!r}")
+        return (keypoints.frames_to_pose_keypoint(frames),)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"Pose file '{path}' is not readable JSON ({exc}).") from exc

@@ -1,0 +1,179 @@
+"""Nodes: Load Motion Model (SVD-XT 1.1 + MimicMotion) and Pose-Guided Sampler.
+
+Thin wrappers: they resolve files, choose device/dtype, convert ComfyUI images, validate, report progress and
+turn out-of-memory into advice. The work is in ``pipelines/mimicmotion``.
+"""
+from __future__ import annotations
+
+import logging
+
+from . import comfy_adapter as adapter
+from . import sockets
+
+logger = logging.getLogger(__name__)
+
+SVD_FOLDER_DEFAULT = "stable-video-diffusion-img2vid-xt-1-1"
+SVD_FILE_DEFAULT = "svd_xt_1_1.safetensors"
+MIMICMOTION_DEFAULT = "MimicMotion_1-1.pth"
+POSE_NET_INSIDE = "(inside checkpoint)"
+MEMORY_MODES = ["keep_loaded", "offload_after_run", "sequential_offload"]
+DEVICES = ["auto", "cpu"]
+FUSION_WEIGHTS = ["triangle", "flat"]
+NOISE_MODES = ["periodic", "independent"]
+SIGMA_SCHEDULES = ["karras", "exponential", "align_your_steps"]
+
+
+def svd_base_choices() -> list[str]:
+    """Diffusers SVD folders (those with ``vae/config.json``) and single ``.safetensors`` checkpoints."""
+    folders = adapter.list_model_dirs("diffusers", "vae/config.json")
+    files = [f for f in adapter.list_model_files("checkpoints", [".safetensors"]) if "svd" in f.lower()]
+    return (folders + files) or [SVD_FOLDER_DEFAULT, SVD_FILE_DEFAULT]
+
+
+def checkpoint_choices() -> list[str]:
+    return adapter.list_model_files("mimicmotion") or [MIMICMOTION_DEFAULT]
+
+
+def resolve_svd_base(name: str):
+    if name.lower().endswith(".safetensors"):
+        return adapter.resolve_model_path("checkpoints", name)
+    return adapter.resolve_model_path("diffusers", name)
+
+
+class MotionGuideLoadModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "svd_base": (svd_base_choices(), {"tooltip": "SVD-XT 1.1: a diffusers folder in models/diffusers/ (vae, image_encoder, scheduler, feature_extractor) or the single svd_xt_1_1.safetensors in models/checkpoints/. Only its VAE and CLIP image encoder are used."}),
+                "mimicmotion_checkpoint": (checkpoint_choices(), {"tooltip": "MimicMotion_1-1.pth (UNet + PoseNet) in models/mimicmotion/, or a safetensors conversion of it."}),
+                "precision": (list(adapter.PRECISIONS), {"default": "auto", "tooltip": "auto = fp16 on a GPU, fp32 on the CPU. The reference runs fp16; bf16 for GPUs that prefer it."}),
+                "memory_mode": (MEMORY_MODES, {"default": "keep_loaded", "tooltip": "keep_loaded: stay on the GPU between runs (fastest). offload_after_run: move to RAM after each run. sequential_offload: only the part in use (CLIP, VAE, UNet) sits on the GPU, for small GPUs."}),
+            },
+            "optional": {
+                "pose_net_file": ([POSE_NET_INSIDE] + adapter.list_model_files("mimicmotion"), {"default": POSE_NET_INSIDE, "tooltip": "A separate PoseNet weight file, for UNet-only conversions of the checkpoint. Leave on '(inside checkpoint)' for MimicMotion_1-1.pth."}),
+                "device": (DEVICES, {"default": "auto", "tooltip": "auto = ComfyUI's GPU; cpu works everywhere, slowly."}),
+            },
+        }
+
+    RETURN_TYPES = (sockets.MOTIONGUIDE_MODEL,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("SVD VAE + CLIP and the MimicMotion UNet + PoseNet, with their device and memory policy.",)
+    FUNCTION = "load"
+    CATEGORY = "MotionGuide/loaders"
+    DESCRIPTION = "Loads SVD-XT 1.1 (VAE, CLIP image encoder) and the MimicMotion UNet + PoseNet, checking every weight key."
+
+    def load(self, svd_base, mimicmotion_checkpoint, precision, memory_mode, pose_net_file=POSE_NET_INSIDE, device="auto"):
+        import torch
+
+        from ..pipelines.mimicmotion.loading import load_motion_model
+
+        if memory_mode not in MEMORY_MODES:
+            raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}.")
+        svd_path = resolve_svd_base(svd_base)
+        checkpoint = adapter.resolve_model_path("mimicmotion", mimicmotion_checkpoint)
+        pose_path = None
+        if pose_net_file and pose_net_file != POSE_NET_INSIDE:
+            pose_path = adapter.resolve_model_path("mimicmotion", pose_net_file)
+        torch_device = adapter.get_torch_device() if device == "auto" else torch.device(device)
+        dtype = adapter.choose_dtype(precision, torch_device)
+        model = load_motion_model(svd_path, checkpoint, dtype=dtype, device=torch_device, pose_net_file=pose_path,
+                                  memory_mode=memory_mode, offload_device=adapter.offload_device())
+        model.before_load = lambda size: adapter.free_memory(size, torch_device)
+        logger.info("[MotionGuide] loaded %s + %s on %s as %s (%s)", svd_path.name, checkpoint.name, torch_device,
+                    dtype, memory_mode)
+        return (model,)
+
+
+def _image_batch_to_uint8(images, name: str):
+    from ..pipelines.mimicmotion.preprocess import image_to_uint8
+
+    if images is None or images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] != 3:
+        shape = None if images is None else list(images.shape)
+        raise ValueError(f"{name} must be a non-empty IMAGE batch [frames, height, width, 3], got {shape}.")
+    return image_to_uint8(images)
+
+
+class MotionGuideSampler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (sockets.MOTIONGUIDE_MODEL, {"tooltip": "From Load Motion Model."}),
+                "reference_image": (sockets.IMAGE, {"tooltip": "The person to animate, at the working size (width and height multiples of 64; use Fit Reference Image). Only the first image is used."}),
+                "pose_images": (sockets.IMAGE, {"tooltip": "Pose maps at the same size; frame 0 must be the reference image's own pose, then one map per output frame."}),
+                "steps": (sockets.INT, {"default": 25, "min": 1, "max": 200, "step": 1, "tooltip": "Denoising steps (reference 25). Each step runs every tile."}),
+                "cfg_min": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the first frame; it ramps linearly to cfg_max at the last frame (reference 2.0)."}),
+                "cfg_max": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the last frame. At 1 or below the unconditional pass is skipped (twice as fast, no guidance)."}),
+                "seed": (sockets.INT, {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Seed of the single CPU noise stream; same seed and inputs give the same video on any device."}),
+                "fps": (sockets.INT, {"default": 7, "min": 1, "max": 60, "step": 1, "tooltip": "Frame rate the model is conditioned on (it sees fps - 1). MimicMotion uses 7 whatever the video's rate."}),
+                "motion_bucket": (sockets.INT, {"default": 127, "min": 0, "max": 1023, "step": 1, "tooltip": "SVD's motion amount (reference 127)."}),
+                "noise_aug": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Noise added to the reference before encoding (reference 0). More lets the video drift from the reference."}),
+                "tile_size": (sockets.INT, {"default": 16, "min": 2, "max": 128, "step": 1, "tooltip": "Frames per tile of progressive latent fusion. MimicMotion 1.1 was trained with 72 (use 72 on a GPU for best quality); 16 is fast and fits small GPUs and CPUs. Memory grows with it."}),
+                "tile_overlap": (sockets.INT, {"default": 6, "min": 1, "max": 127, "step": 1, "tooltip": "Frames shared by neighbouring tiles, counting frame 0 (reference 6). Must be below tile_size."}),
+            },
+            "optional": {
+                "video_fps": (sockets.FLOAT, {"default": 15.0, "min": 0.1, "max": 240.0, "step": 0.1, "tooltip": "Frame rate of the output video (the pose sequence's rate), carried in the LATENT to Decode Video."}),
+                "fusion_weights": (FUSION_WEIGHTS, {"default": "triangle", "tooltip": "How tiles are blended: triangle (reference; edges count less) or flat (plain average)."}),
+                "noise": (NOISE_MODES, {"default": "periodic", "tooltip": "periodic: one tile of noise repeated over the video (reference). independent: fresh noise per frame."}),
+                "pose_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the pose features (1 = reference)."}),
+                "pose_start": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose starts to guide."}),
+                "pose_end": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose stops guiding."}),
+                "reference_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the reference image's CLIP embedding (1 = reference)."}),
+                "unet_batch": (sockets.INT, {"default": 1, "min": 1, "max": 64, "step": 1, "tooltip": "UNet passes per call: 1 = reference (least memory), 2 = both guidance passes of a tile at once, more = several tiles too. Faster on big GPUs, same result."}),
+                "sigma_schedule": (SIGMA_SCHEDULES, {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
+                "extra_guidance": (sockets.IMAGE, {"tooltip": "Reserved for a geometry encoder (SMPL depth/normal maps). Checked for size; the current model has no such encoder and ignores it."}),
+            },
+        }
+
+    RETURN_TYPES = (sockets.LATENT,)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Video latents [frames, 4, H/8, W/8] in raw VAE space; frame 0 is the reference frame. Decode with Decode Video.",)
+    FUNCTION = "sample"
+    CATEGORY = "MotionGuide/sampling"
+    DESCRIPTION = "Animates the reference image along the pose maps with SVD + MimicMotion, any length via progressive latent fusion."
+
+    def sample(self, model, reference_image, pose_images, steps, cfg_min, cfg_max, seed, fps, motion_bucket, noise_aug,
+               tile_size, tile_overlap, video_fps=15.0, fusion_weights="triangle", noise="periodic", pose_strength=1.0,
+               pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
+               extra_guidance=None):
+        from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
+        from ..pipelines.mimicmotion.tiles import plan_tiles
+
+        reference = _image_batch_to_uint8(reference_image, "reference_image")
+        if reference.shape[0] > 1:
+            logger.warning("[MotionGuide] reference_image has %d images; using the first.", reference.shape[0])
+        reference = reference[:1]
+        poses = _image_batch_to_uint8(pose_images, "pose_images")
+        if poses.shape[-2:] != reference.shape[-2:]:
+            raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
+                             f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
+        if extra_guidance is not None:
+            guide = _image_batch_to_uint8(extra_guidance, "extra_guidance")
+            if guide.shape[0] != poses.shape[0] or guide.shape[-2:] != poses.shape[-2:]:
+                raise ValueError(f"extra_guidance must match pose_images ({poses.shape[0]} frames of "
+                                 f"{poses.shape[-1]}×{poses.shape[-2]}), got {guide.shape[0]} of {guide.shape[-1]}×{guide.shape[-2]}.")
+            logger.warning("[MotionGuide] extra_guidance is connected but this model has no geometry encoder; ignored.")
+        options = SamplerOptions(fusion_weights=fusion_weights, noise=noise, pose_strength=pose_strength,
+                                 pose_start=pose_start, pose_end=pose_end, reference_strength=reference_strength,
+                                 unet_batch=unet_batch, sigma_schedule=sigma_schedule)
+        tiles = plan_tiles(poses.shape[0], tile_size, tile_overlap)
+        progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
+        pipe = MimicMotionPipeline(model)
+        try:
+            out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,
+                       max_guidance_scale=cfg_max, fps=fps, motion_bucket_id=motion_bucket,
+                       noise_aug_strength=noise_aug, tile_size=tile_size, tile_overlap=tile_overlap, seed=seed,
+                       options=options, callback=progress.callback)
+        except Exception as exc:
+            if not adapter.is_oom(exc):
+                raise
+            model.offload_all()
+            adapter.soft_empty_cache()
+            height, width = reference.shape[-2:]
+            raise RuntimeError(
+                f"Out of memory sampling {poses.shape[0]} frames at {width}×{height} with tile_size {tile_size} and "
+                f"unet_batch {unet_batch}. Lower unet_batch to 1 first, then tile_size (e.g. 16), or set the loader's "
+                "memory_mode to sequential_offload and precision to fp16, or use a smaller resolution.") from exc
+        latent = {"samples": out.latents, "fps": float(video_fps), "condition_fps": int(fps), "has_reference_frame": True}
+        return (latent,)

@@ -1,0 +1,332 @@
+"""SMPL nodes: load a body model, load/save 3D motion, smooth it, transfer the reference shape, move the camera.
+
+Thin wrappers: the work is in ``pipelines/smpl`` (imported inside each call, so loading the pack stays light).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import sockets as S
+from .comfy_adapter import (Progress, input_directory, list_model_files, model_folder_paths, output_directory,
+                            resolve_model_path)
+
+try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
+    from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
+except ImportError:
+    pass
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "MotionGuide/smpl"
+AUTO_MODEL = "auto (by gender)"
+GENDERS = ["neutral", "male", "female"]
+MOTION_EXTENSIONS = (".npz", ".npy", ".pt", ".pth")
+FORMATS = ["auto", "motionguide", "hmr2", "amass", "camera_space"]  # = importers.FORMATS
+EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]  # = importers.EXPORT_FORMATS
+SMPL_SOURCE = "https://smpl.is.tue.mpg.de (free registration; MPI non-commercial licence, never redistributed)"
+
+
+def _motion_files() -> list[str]:
+    base = input_directory()
+    if not base.is_dir():
+        return []
+    found = []
+    for path in base.rglob("*"):
+        if path.is_file() and path.suffix.lower() in MOTION_EXTENSIONS:
+            found.append(path.relative_to(base).as_posix())
+    return sorted(found)
+
+
+def _motion_path(motion_file: str, path_override: str) -> Path:
+    name = (path_override or "").strip() or motion_file
+    if not name:
+        raise FileNotFoundError(f"No motion file chosen: put one in {input_directory()} or type a path.")
+    candidate = Path(name).expanduser()
+    if not candidate.is_absolute():
+        candidate = input_directory() / candidate
+    if not candidate.exists():
+        raise FileNotFoundError(f"Motion file or folder '{name}' not found (looked at {candidate}).")
+    return candidate
+
+
+def _check_motion(value, name: str) -> dict:
+    if not isinstance(value, dict) or "global_orient" not in value:
+        raise ValueError(f"'{name}' must be an SMPL_SEQUENCE (from Load SMPL Motion or Estimate SMPL), "
+                         f"got {type(value).__name__}.")
+    return value
+
+
+class MotionGuideLoadSMPLModel:
+    """Load SMPL Model: SMPL/SMPL-X from models/smpl (official .pkl read without chumpy, or .npz)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_file": ([AUTO_MODEL] + list_model_files("smpl"), {
+                "default": AUTO_MODEL,
+                "tooltip": "Body model file in models/smpl. 'auto' picks SMPL_<GENDER>.npz or .pkl for the gender "
+                           "below. Files come from smpl.is.tue.mpg.de (MPI licence)."}),
+            "gender": (GENDERS, {"default": "neutral",
+                                 "tooltip": "Which body model: HMR2 and most estimators use the neutral one."}),
+        }}
+
+    RETURN_TYPES = (S.SMPL_MODEL,)
+    RETURN_NAMES = ("smpl_model",)
+    OUTPUT_TOOLTIPS = ("The loaded body model (mesh, joints, faces, 24 part labels).",)
+    FUNCTION = "load"
+    CATEGORY = "MotionGuide/loaders"
+    DESCRIPTION = "Loads an SMPL or SMPL-X body model from models/smpl, reading official pickles without chumpy."
+
+    def load(self, model_file, gender):
+        from ..pipelines.smpl.body_model import load_body_model
+
+        if model_file != AUTO_MODEL:
+            return (load_body_model(resolve_model_path("smpl", model_file), gender=gender),)
+        folders = model_folder_paths("smpl")
+        for folder in folders:
+            if folder.is_dir():
+                try:
+                    return (load_body_model(folder, gender=gender),)
+                except FileNotFoundError:
+                    continue
+        names = f"SMPL_{gender.upper()}.pkl or SMPL_{gender.upper()}.npz"
+        raise FileNotFoundError(f"No SMPL body model found: expected {names} in "
+                                f"{', '.join(str(f) for f in folders)}. Download it from {SMPL_SOURCE} and place "
+                                "it in that folder.")
+
+
+class MotionGuideLoadSMPLMotion:
+    """Load SMPL Motion: our .npz, 4D-Humans/HMR2 outputs, AMASS, WHAM/GVHMR."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion_file": (_motion_files() or [""], {
+                    "tooltip": "Motion file in ComfyUI's input folder (.npz, .npy, .pt)."}),
+                "format": (FORMATS, {"default": "auto",
+                                     "tooltip": "File layout; 'auto' recognises it from the arrays inside."}),
+                "width": ("INT", {"default": 576, "min": 16, "max": 8192, "step": 8,
+                                  "tooltip": "Frame width for formats that carry no camera (AMASS, WHAM)."}),
+                "height": ("INT", {"default": 1024, "min": 16, "max": 8192, "step": 8,
+                                   "tooltip": "Frame height for formats that carry no camera (AMASS, WHAM)."}),
+                "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.5,
+                                  "tooltip": "Frame rate; 0 keeps the file's own (30 when it has none)."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "", "tooltip": "Instead of the list: a file or a folder of per-frame "
+                                                             "HMR2 .npy files (absolute, or relative to input/)."}),
+                "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model for exact AMASS world→camera conversion."}),
+            },
+        }
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE, "INT", "FLOAT")
+    RETURN_NAMES = ("motion", "frame_count", "fps")
+    OUTPUT_TOOLTIPS = ("The motion as an SMPL sequence in camera coordinates.", "Number of frames.",
+                       "Frames per second.")
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads a 3D body motion (MotionGuide .npz, 4D-Humans/HMR2, AMASS, WHAM/GVHMR) as an SMPL sequence."
+
+    @classmethod
+    def IS_CHANGED(cls, motion_file, format, width, height, fps, path="", smpl_model=None):
+        try:
+            target = _motion_path(motion_file, path)
+            return f"{target}:{target.stat().st_mtime_ns}"
+        except FileNotFoundError:
+            return float("nan")
+
+    def load(self, motion_file, format, width, height, fps, path="", smpl_model=None):
+        from ..pipelines.smpl.importers import load_motion_file
+
+        target = _motion_path(motion_file, path)
+        seq = load_motion_file(target, format, image_size=(width, height), fps=fps or None, model=smpl_model)
+        logger.info("Loaded %d frames of SMPL motion from %s", len(seq["valid"]), target)
+        return (seq, int(len(seq["valid"])), float(seq["fps"]))
+
+
+class MotionGuideSaveSMPLMotion:
+    """Save SMPL Motion to ComfyUI's output folder, never overwriting."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to save."}),
+                "filename_prefix": ("STRING", {"default": "motionguide/smpl_motion",
+                                               "tooltip": "Path under the output folder; a counter is appended."}),
+                "format": (EXPORT_FORMATS, {"default": "motionguide",
+                                            "tooltip": "motionguide: everything incl. camera; hmr2: 4D-Humans "
+                                                       "arrays; amass: z-up world motion."}),
+            },
+            "optional": {"smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model for exact AMASS root conversion."})},
+        }
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Full path of the written .npz file.",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Saves an SMPL sequence as .npz (MotionGuide, 4D-Humans or AMASS layout) without overwriting."
+
+    def save(self, motion, filename_prefix, format, smpl_model=None):
+        from ..pipelines.smpl.importers import save_motion_file
+
+        _check_motion(motion, "motion")
+        root = output_directory().resolve()
+        stem = (root / (filename_prefix.strip() or "smpl_motion")).resolve()
+        if root not in stem.parents:
+            raise ValueError(f"filename_prefix '{filename_prefix}' points outside the output folder {root}.")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        counter = 1
+        while True:
+            path = stem.parent / f"{stem.name}_{counter:05d}.npz"
+            if not path.exists():
+                try:
+                    written = save_motion_file(motion, path, format, model=smpl_model)
+                    break
+                except FileExistsError:  # another run took the name meanwhile
+                    pass
+            counter += 1
+        logger.info("Saved SMPL motion to %s", written)
+        return {"ui": {"text": [str(written)]}, "result": (str(written),)}
+
+
+class MotionGuideSmoothSMPL:
+    """Smooth SMPL Motion: one body shape, smooth rotations and path, frames without a person filled."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to clean up (e.g. per-frame estimates)."}),
+                "betas": (["median", "keep"], {"default": "median",
+                                               "tooltip": "median: one body shape for the whole clip; keep: as is."}),
+                "rotation_window": ("INT", {"default": 9, "min": 1, "max": 61, "step": 2,
+                                            "tooltip": "Savitzky–Golay window (frames) for joint rotations; "
+                                                       "1 = off. Larger = smoother, less detail."}),
+                "rotation_space": (["quaternion", "6d"], {"default": "quaternion",
+                                                          "tooltip": "Continuous representation filtered."}),
+                "translation_filter": (["savgol", "one_euro", "none"], {
+                    "default": "savgol", "tooltip": "Filter for the body path: Savitzky–Golay, One-Euro (adapts to "
+                                                    "speed) or none."}),
+                "translation_window": ("INT", {"default": 9, "min": 3, "max": 61, "step": 2,
+                                               "tooltip": "Savitzky–Golay window (frames) for the path."}),
+                "one_euro_min_cutoff": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 30.0, "step": 0.05,
+                                                  "tooltip": "One-Euro cutoff in Hz at rest: lower = smoother."}),
+                "one_euro_beta": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 10.0, "step": 0.01,
+                                            "tooltip": "One-Euro speed coefficient: higher = less lag on fast moves."}),
+                "fill_gaps": ("BOOLEAN", {"default": True,
+                                          "tooltip": "Interpolate frames where no person was found first."}),
+            }
+        }
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("The smoothed SMPL sequence.",)
+    FUNCTION = "smooth"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Removes per-frame jitter from an SMPL motion and fills frames without a person."
+
+    def smooth(self, motion, betas, rotation_window, rotation_space, translation_filter, translation_window,
+               one_euro_min_cutoff, one_euro_beta, fill_gaps):
+        from ..pipelines.smpl.smoothing import smooth_sequence
+
+        seq = smooth_sequence(_check_motion(motion, "motion"), betas=betas, rotation_window=rotation_window,
+                              rotation_space=rotation_space, translation_filter=translation_filter,
+                              translation_window=translation_window, one_euro_min_cutoff=one_euro_min_cutoff,
+                              one_euro_beta=one_euro_beta, fill_gaps=fill_gaps)
+        return (seq,)
+
+
+class MotionGuideTransferShape:
+    """Transfer SMPL Shape: the driving motion with the reference person's body, placed in the reference camera."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "driving_motion": (S.SMPL_SEQUENCE, {"tooltip": "Motion to perform (estimated or loaded)."}),
+            "reference_motion": (S.SMPL_SEQUENCE, {"tooltip": "SMPL of the reference image (its first valid "
+                                                              "frame gives body shape, camera, box and ground)."}),
+            "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model both sequences use."}),
+            "orientation": (["keep", "align_first"], {
+                "default": "keep", "tooltip": "keep: driving facing; align_first: turn the motion so its first "
+                                              "frame faces like the reference."}),
+            "trajectory": (["relative", "lock_root", "keep"], {
+                "default": "relative", "tooltip": "relative: driving path from the reference spot, scaled by the "
+                                                  "height ratio; lock_root: stay in place; keep: driving positions."}),
+            "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Fit the reference body's height and feet to "
+                                                                   "the reference person box first."}),
+            "ground": ("BOOLEAN", {"default": True, "tooltip": "Put the driving ground at the reference feet (no "
+                                                               "floating or sinking; jumps kept)."}),
+            "camera": (["reference", "driving"], {"default": "reference",
+                                                  "tooltip": "Intrinsics and frame size of the result."}),
+        }}
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("Driving motion with the reference body shape, in the reference camera.",)
+    FUNCTION = "transfer"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Re-targets a driving SMPL motion to the reference person's body shape, camera and ground."
+
+    def transfer(self, driving_motion, reference_motion, smpl_model, orientation, trajectory, fit_to_box, ground,
+                 camera):
+        from ..pipelines.smpl.transfer import transfer_shape
+
+        progress = Progress(4, "Transfer SMPL Shape")
+        seq = transfer_shape(_check_motion(driving_motion, "driving_motion"),
+                             _check_motion(reference_motion, "reference_motion"), smpl_model,
+                             orientation=orientation, trajectory=trajectory, fit_box=fit_to_box, ground=ground,
+                             camera=camera, callback=progress.callback)
+        return (seq,)
+
+
+class MotionGuideSetCamera:
+    """Set SMPL Camera: orbit, dolly and zoom, constant or animated from start to end values."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        def angle(tip, low=-180.0, high=180.0):
+            return ("FLOAT", {"default": 0.0, "min": low, "max": high, "step": 1.0, "tooltip": tip})
+
+        def factor(tip):
+            return ("FLOAT", {"default": 1.0, "min": 0.05, "max": 20.0, "step": 0.05, "tooltip": tip})
+
+        return {"required": {
+            "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to re-view."}),
+            "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model of the sequence (for the root joint pivot)."}),
+            "yaw": angle("Orbit around the body's vertical axis, degrees (90 turns a side view to a front view)."),
+            "pitch": angle("Raise (+) or lower (−) the camera around the body, degrees.", -89.0, 89.0),
+            "dolly": factor("Camera distance factor: 2 = twice as far (the body looks smaller, perspective flatter)."),
+            "zoom": factor("Focal-length factor: 2 = body twice as large in the frame."),
+            "animate": ("BOOLEAN", {"default": False, "tooltip": "Move from the values above (first frame) to the "
+                                                                 "end values (last frame)."}),
+            "yaw_end": angle("Yaw at the last frame (when animate is on)."),
+            "pitch_end": angle("Pitch at the last frame (when animate is on).", -89.0, 89.0),
+            "dolly_end": factor("Dolly at the last frame (when animate is on)."),
+            "zoom_end": factor("Zoom at the last frame (when animate is on)."),
+            "easing": (["linear", "ease_in_out", "ease_in", "ease_out"], {
+                "default": "ease_in_out", "tooltip": "How the camera moves from start to end values."}),
+            "pivot": (["first_frame", "per_frame"], {
+                "default": "first_frame", "tooltip": "first_frame: orbit around where the body starts (its path "
+                                                     "turns too); per_frame: each frame turns about its own root."}),
+        }}
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("The same motion seen from the new camera.",)
+    FUNCTION = "set_camera"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Views an SMPL motion from a new camera: orbit, dolly and zoom, optionally animated over the clip."
+
+    def set_camera(self, motion, smpl_model, yaw, pitch, dolly, zoom, animate, yaw_end, pitch_end, dolly_end,
+                   zoom_end, easing, pivot):
+        from ..pipelines.smpl.camera import set_camera
+
+        ends = dict(yaw_end=yaw_end, pitch_end=pitch_end, dolly_end=dolly_end, zoom_end=zoom_end) if animate else {}
+        seq = set_camera(_check_motion(motion, "motion"), smpl_model, yaw=yaw, pitch=pitch, dolly=dolly, zoom=zoom,
+                         easing=easing, pivot=pivot, **ends)
+        return (seq,)

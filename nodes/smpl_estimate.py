@@ -1,0 +1,106 @@
+"""Node: Estimate SMPL (HMR2) — frames + DWPose keypoints → SMPL_SEQUENCE."""
+from __future__ import annotations
+
+import logging
+
+from . import comfy_adapter as adapter
+from .sockets import FLOAT, IMAGE, INT, POSE_KEYPOINT, SMPL_SEQUENCE
+
+logger = logging.getLogger(__name__)
+
+# One loaded network kept between runs (on the offload device): (path, mtime, size, dtype) -> HMR2Network.
+_NETWORK_CACHE: dict = {}
+
+
+def _load_network(path, dtype):
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(dtype))
+    network = _NETWORK_CACHE.get(key)
+    if network is None:
+        from ..pipelines.smpl.hmr2 import load_hmr2_network
+
+        _NETWORK_CACHE.clear()
+        network = load_hmr2_network(path, device=adapter.offload_device(), dtype=dtype)
+        _NETWORK_CACHE[key] = network
+    return network
+
+
+class MotionGuideEstimateSMPL:
+    DESCRIPTION = ("Estimates one person's SMPL body (pose, shape, camera translation) in every frame with HMR2.0, "
+                   "cropping around the person found by Detect Pose.")
+    CATEGORY = "MotionGuide/smpl"
+    FUNCTION = "estimate"
+    RETURN_TYPES = (SMPL_SEQUENCE,)
+    RETURN_NAMES = ("smpl_sequence",)
+    OUTPUT_TOOLTIPS = ("Per-frame SMPL parameters in the camera of the images (HMR2 focal 5000/256·max(W,H)); "
+                       "frames without the person are marked invalid — smooth the motion to fill them.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": (IMAGE, {"tooltip": "Frames to estimate (a video is a batch of frames)."}),
+                "pose_keypoint": (POSE_KEYPOINT, {
+                    "tooltip": "Keypoints of the same frames from Detect Pose; they give the person box to crop."}),
+                "estimator": (adapter.list_model_files("hmr2"), {
+                    "tooltip": "HMR2.0 checkpoint in models/hmr2/ (4D-Humans epoch=35-step=1000000.ckpt, MIT)."}),
+                "person_index": (INT, {"default": 0, "min": 0, "max": 63, "step": 1,
+                                         "tooltip": "Which detected person to follow (0 = the first in each frame)."}),
+                "precision": (adapter.PRECISIONS, {
+                    "default": "auto", "tooltip": "Network precision; auto = fp16 on CUDA, fp32 on CPU."}),
+                "batch_size": (INT, {"default": 8, "min": 1, "max": 256, "step": 1,
+                                     "tooltip": "Person crops per forward pass; lower it if you run out of memory."}),
+                "fps": (FLOAT, {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
+                                "tooltip": "Frame rate of the images, stored in the sequence."}),
+                "box_padding": (FLOAT, {"default": 1.2, "min": 1.0, "max": 2.0, "step": 0.05,
+                                        "tooltip": "How much a box made from keypoints is enlarged before cropping "
+                                                   "(1.2, HMR2's rule); Detect Pose's detector boxes are used as "
+                                                   "they are."}),
+            },
+        }
+
+    def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
+                 box_padding=1.2):
+        from ..pipelines.smpl.estimator import person_boxes_for_estimation
+        from ..pipelines.smpl.hmr2 import HMR2Estimator
+
+        # 1. Check the inputs against each other.
+        if images is None or images.ndim != 4 or images.shape[0] == 0:
+            raise ValueError(f"images must be a non-empty IMAGE batch [F,H,W,3], got {getattr(images, 'shape', None)}.")
+        count, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+        if isinstance(pose_keypoint, dict):
+            pose_keypoint = [pose_keypoint]
+        if not isinstance(pose_keypoint, (list, tuple)) or len(pose_keypoint) != count:
+            frames = len(pose_keypoint) if isinstance(pose_keypoint, (list, tuple)) else type(pose_keypoint).__name__
+            raise ValueError(f"pose_keypoint has {frames} frames but images has {count}: connect the "
+                             "keypoints detected on these same frames.")
+        boxes, padding = person_boxes_for_estimation(pose_keypoint, person_index, (width, height), box_padding)
+        found = sum(b is not None for b in boxes)
+        if found == 0:
+            raise ValueError(f"No person with index {person_index} in any of the {count} frames of pose_keypoint: "
+                             "check Detect Pose's output or pick another person_index.")
+
+        # 2. Load the network (cached) and put it on the compute device.
+        path = adapter.resolve_model_path("hmr2", estimator)
+        device = adapter.get_torch_device()
+        dtype = adapter.choose_dtype(precision, device)
+        network = _load_network(path, dtype)
+        size_bytes = sum(p.numel() * p.element_size() for p in network.parameters())
+        adapter.free_memory(size_bytes * 2, device)
+        network.to(device)
+        progress = adapter.Progress(found, label="Estimate SMPL")
+        try:
+            sequence = HMR2Estimator(network, batch_size=batch_size).estimate(
+                images, boxes, callback=progress.callback, fps=fps, box_rescale=padding)
+        except Exception as exc:
+            if adapter.is_oom(exc):
+                raise RuntimeError(f"Out of memory estimating SMPL with batch_size={batch_size}: lower batch_size "
+                                   "or use precision fp16/bf16.") from exc
+            raise
+        finally:
+            network.to(adapter.offload_device())
+            adapter.soft_empty_cache()
+        if found < count:
+            logger.info("Estimate SMPL: person %d missing in %d of %d frames (valid=False; Smooth fills them).",
+                        person_index, count - found, count)
+        return (sequence,)

@@ -1,0 +1,71 @@
+"""Temporal VAE decode of SVD latents in chunks, frames leaving the device as soon as they are decoded."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def plan_decode_chunks(num_frames: int, chunk_size: int, overlap: int = 0) -> list[tuple[int, int]]:
+    """``(start, end)`` of each decode chunk. ``overlap`` frames are decoded twice and cross-faded.
+
+    With ``overlap=0`` this is the reference's consecutive chunks of ``chunk_size`` (the last one shorter).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"decode chunk size must be at least 1, got {chunk_size}.")
+    if not 0 <= overlap < chunk_size:
+        raise ValueError(f"decode overlap must be between 0 and chunk size - 1 = {chunk_size - 1}, got {overlap}.")
+    chunks, start = [], 0
+    while True:
+        end = min(start + chunk_size, num_frames)
+        chunks.append((start, end))
+        if end >= num_frames:
+            return chunks
+        start = end - overlap
+
+
+def chunk_blend_weights(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
+    """Per-frame weights of one chunk: linear ramps over the overlapped frames, 1 elsewhere."""
+    w = torch.ones(length, dtype=torch.float32)
+    if overlap > 0:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        n = min(overlap, length)
+        if not first:
+            w[:n] = ramp[:n]
+        if not last:
+            w[length - n:] = torch.minimum(w[length - n:], ramp.flip(0)[overlap - n:])
+    return w
+
+
+@torch.no_grad()
+def decode_latents(vae, latents: torch.Tensor, *, device, dtype, chunk_size: int = 8, overlap: int = 0,
+                   callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Raw-space SVD latents ``[F,4,h,w]`` → frames ``[F,H,W,3]`` float32 0..1 on the CPU.
+
+    Args:
+        vae (`AutoencoderKLTemporalDecoder`): already on ``device``.
+        latents (`torch.Tensor`): ``[F,4,h,w]`` in raw VAE space (diffusers latents / scaling factor).
+        chunk_size (`int`, *optional*, defaults to 8): frames per temporal decode (reference 8); lower saves memory.
+        overlap (`int`, *optional*, defaults to 0): frames shared by neighbouring chunks, blended linearly so chunk
+            seams don't show (0 = reference).
+    """
+    num_frames = latents.shape[0]
+    chunks = plan_decode_chunks(num_frames, chunk_size, overlap)
+    out: torch.Tensor | None = None
+    weight_sum = torch.zeros(num_frames, dtype=torch.float32)
+    for i, (start, end) in enumerate(chunks):
+        z = latents[start:end].to(device=device, dtype=dtype)
+        pixels = vae.decode(z, num_frames=end - start).sample  # [n,3,H,W] in [-1,1]
+        frames = (pixels.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()  # [n,H,W,3]
+        del pixels, z
+        if out is None:
+            out = torch.zeros((num_frames, *frames.shape[1:]), dtype=torch.float32)
+        w = chunk_blend_weights(end - start, overlap, first=i == 0, last=i == len(chunks) - 1)
+        out[start:end] += frames * w.view(-1, 1, 1, 1)
+        weight_sum[start:end] += w
+        if callback is not None:
+            callback(i + 1, len(chunks))
+    return out / weight_sum.view(-1, 1, 1, 1)

@@ -1,0 +1,86 @@
+"""MimicMotion's PoseNet: pose maps → features added to the UNet's ``conv_in`` output (DESIGN §5).
+
+State-dict keys match the released checkpoint: ``conv_layers.{0,2,…,14}.{weight,bias}``, ``final_proj.{weight,bias}``,
+``scale``. About 205k parameters at the real size.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+# (in, out, kernel, stride) of the 8 convolutions; each is followed by SiLU. Padding 1 everywhere.
+POSE_NET_CONVS = (
+    (3, 3, 3, 1),
+    (3, 16, 4, 2),
+    (16, 16, 3, 1),
+    (16, 32, 4, 2),
+    (32, 32, 3, 1),
+    (32, 64, 4, 2),
+    (64, 64, 3, 1),
+    (64, 128, 3, 1),
+)
+POSE_NET_DOWNSAMPLING = 8
+
+
+class PoseNet(nn.Module):
+    """Pose image ``[F,3,H,W]`` in [-1, 1] → features ``[F,C,H/8,W/8]`` (C = the UNet's first block width).
+
+    Args:
+        out_channels (`int`, *optional*, defaults to 320): channels of the UNet's ``conv_in`` output.
+    """
+
+    def __init__(self, out_channels: int = 320):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin, cout, kernel, stride in POSE_NET_CONVS:
+            layers += [nn.Conv2d(cin, cout, kernel_size=kernel, stride=stride, padding=1), nn.SiLU()]
+        self.conv_layers = nn.Sequential(*layers)
+        self.final_proj = nn.Conv2d(128, out_channels, kernel_size=1)
+        self.scale = nn.Parameter(torch.ones(1) * 2.0)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal convs with zero bias; ``final_proj`` zero so a fresh branch leaves the UNet unchanged."""
+        for module in self.conv_layers:
+            if isinstance(module, nn.Conv2d) and module.weight.device.type != "meta":
+                nn.init.kaiming_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.final_proj.weight.device.type != "meta":
+            nn.init.zeros_(self.final_proj.weight)
+            nn.init.zeros_(self.final_proj.bias)
+
+    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+        return self.final_proj(self.conv_layers(pose)) * self.scale
+
+
+class ConvInResidual(contextlib.AbstractContextManager):
+    """Adds a tensor to the output of ``unet.conv_in`` while active (a forward hook; the UNet class is stock).
+
+    Set :attr:`residual` before each UNet call: ``None`` for a pass without pose, else ``[B·F, C, h, w]``
+    matching ``conv_in``'s output (the sum is also the UNet's first skip connection, as in MimicMotion).
+    """
+
+    def __init__(self, unet: nn.Module):
+        self.conv_in = unet.conv_in
+        self.residual: torch.Tensor | None = None
+        self._handle = None
+
+    def _hook(self, module, args, output):
+        if self.residual is None:
+            return None
+        if self.residual.shape != output.shape:
+            raise ValueError(f"Pose features {tuple(self.residual.shape)} do not match conv_in output {tuple(output.shape)}.")
+        return output + self.residual.to(dtype=output.dtype)
+
+    def __enter__(self):
+        self._handle = self.conv_in.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.residual = None
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        return False

@@ -1,0 +1,330 @@
+"""MimicMotion's pose-guided SVD sampler with progressive latent fusion (DESIGN §5), diffusers-style.
+
+Default options reproduce the MimicMotion reference: CLIP + VAE conditioning of the reference image, added time
+ids ``[fps-1, motion_bucket, aug]``, Karras/Euler v-prediction, tiles that all contain frame 0, triangular fusion
+of the tiles' v-predictions, per-frame linear CFG with separate unconditional (zero CLIP, zero reference latent,
+no pose) and conditional (pose added after ``conv_in``) passes, and periodic noise from one CPU generator stream.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from . import schedule as sched
+from .decode import decode_latents
+from .loading import MotionModel
+from .pose_net import ConvInResidual
+from .preprocess import clip_input, fp16_round_trip, to_unit_range
+from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights
+
+logger = logging.getLogger(__name__)
+
+NOISE_MODES = ("periodic", "independent")
+POSE_CACHE_PLACES = ("auto", "device", "cpu")
+_POSE_CACHE_AUTO_BYTES = 1 << 30
+
+
+@dataclass
+class SamplerOptions:
+    """Choices beyond the reference; the defaults are the reference behaviour.
+
+    Args:
+        fusion_weights (`str`, defaults to "triangle"): tile position weights, "triangle" (reference) or "flat".
+        noise (`str`, defaults to "periodic"): "periodic" repeats one tile-long noise draw over the video
+            (reference); "independent" draws every frame's noise.
+        pose_strength (`float`, defaults to 1.0): multiplies the PoseNet features.
+        pose_start / pose_end (`float`, defaults to 0.0 / 1.0): fraction of the steps during which the pose is
+            applied (step ``i`` uses the pose when ``start·steps <= i < end·steps``).
+        reference_strength (`float`, defaults to 1.0): multiplies the CLIP embedding of the conditional pass.
+        unet_batch (`int`, defaults to 1): passes per UNet call. 1 = the reference's separate passes (least
+            memory); 2 = both CFG passes of a tile together; more also batches tiles. Faster on big GPUs.
+        sigma_schedule (`str`, defaults to "karras"): "karras" (reference), "exponential" or "align_your_steps".
+        pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features live: "device", "cpu",
+            or "auto" (device when they take under 1 GiB).
+    """
+
+    fusion_weights: str = "triangle"
+    noise: str = "periodic"
+    pose_strength: float = 1.0
+    pose_start: float = 0.0
+    pose_end: float = 1.0
+    reference_strength: float = 1.0
+    unet_batch: int = 1
+    sigma_schedule: str = "karras"
+    pose_cache: str = "auto"
+
+    def validate(self) -> None:
+        if self.fusion_weights not in WEIGHT_SHAPES:
+            raise ValueError(f"fusion_weights must be one of {WEIGHT_SHAPES}, got {self.fusion_weights!r}.")
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
+        if self.sigma_schedule not in sched.SIGMA_SCHEDULES:
+            raise ValueError(f"sigma_schedule must be one of {sched.SIGMA_SCHEDULES}, got {self.sigma_schedule!r}.")
+        if self.pose_cache not in POSE_CACHE_PLACES:
+            raise ValueError(f"pose_cache must be one of {POSE_CACHE_PLACES}, got {self.pose_cache!r}.")
+        if not 0.0 <= self.pose_start <= self.pose_end <= 1.0:
+            raise ValueError(f"Need 0 <= pose_start <= pose_end <= 1, got {self.pose_start} and {self.pose_end}.")
+        if self.unet_batch < 1:
+            raise ValueError(f"unet_batch must be at least 1, got {self.unet_batch}.")
+
+
+@dataclass
+class SamplerOutput:
+    """``latents``: ``[F,4,h,w]`` float32 on the CPU in raw VAE space (sampled / scaling factor); frame 0 is the
+    reference-pose frame."""
+
+    latents: torch.Tensor
+    tiles: list = field(default_factory=list)
+    sigmas: torch.Tensor | None = None
+    unet_calls: int = 0
+
+
+@dataclass
+class _Pass:
+    tile: int
+    cond: bool
+
+
+class MimicMotionPipeline:
+    """Runs a :class:`~.loading.MotionModel`; one method per stage, ``__call__`` in numbered sections."""
+
+    model_cpu_offload_seq = "image_encoder->vae->pose_net->unet->vae"
+
+    def __init__(self, model: MotionModel):
+        self.model = model
+
+    # -- stages ------------------------------------------------------------------------------------------------
+
+    def check_inputs(self, reference: torch.Tensor, poses: torch.Tensor, steps: int, tile_size: int, overlap: int,
+                     options: SamplerOptions) -> None:
+        if reference.dtype != torch.uint8 or reference.ndim != 4 or reference.shape[:2] != (1, 3):
+            raise ValueError(f"reference must be uint8 [1,3,H,W], got {reference.dtype} {list(reference.shape)}.")
+        if poses.dtype != torch.uint8 or poses.ndim != 4 or poses.shape[1] != 3:
+            raise ValueError(f"poses must be uint8 [F,3,H,W], got {poses.dtype} {list(poses.shape)}.")
+        if poses.shape[0] < 2:
+            raise ValueError(f"Need at least 2 pose frames (frame 0 = the reference pose, then the motion), got {poses.shape[0]}.")
+        if poses.shape[-2:] != reference.shape[-2:]:
+            raise ValueError(f"Pose maps are {poses.shape[-1]}×{poses.shape[-2]} but the reference is "
+                             f"{reference.shape[-1]}×{reference.shape[-2]}; draw the poses at the reference size.")
+        factor = self.model.total_downsampling
+        height, width = reference.shape[-2:]
+        if height % factor or width % factor:
+            raise ValueError(f"Width and height must be multiples of {factor} for this model, got {width}×{height}; "
+                             f"resize the reference (Fit Reference Image) and draw the poses at that size.")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}.")
+        plan_tiles(poses.shape[0], tile_size, overlap)  # raises on a bad tile size / overlap
+        options.validate()
+
+    @torch.no_grad()
+    def _encode_image(self, reference: torch.Tensor) -> torch.Tensor:
+        """CLIP ``image_embeds`` of the reference, ``[1,1,D]`` in the model dtype on the device."""
+        m = self.model
+        size = int(m.image_encoder.config.image_size)
+        pixels = clip_input(reference, size, m.image_mean, m.image_std).to(m.device, m.dtype)
+        with m.use("image_encoder"):
+            embeds = m.image_encoder(pixel_values=pixels).image_embeds
+        return embeds.unsqueeze(1)
+
+    @torch.no_grad()
+    def _encode_vae_image(self, reference: torch.Tensor, noise: torch.Tensor, noise_aug_strength: float) -> torch.Tensor:
+        """``vae.encode(img + aug·noise).latent_dist.mode()`` without scaling, ``[1,4,h,w]``."""
+        m = self.model
+        image = to_unit_range(reference) + noise_aug_strength * noise  # fp32, like the reference
+        with m.use("vae"):
+            return m.vae.encode(image.to(m.device, m.dtype)).latent_dist.mode()
+
+    @torch.no_grad()
+    def _encode_pose(self, poses: torch.Tensor, place: str, chunk: int = 16) -> torch.Tensor:
+        """PoseNet features of every frame, ``[F,C,h,w]``, computed once per run (PoseNet is frame-wise, so a tile's
+        features are rows of this)."""
+        m = self.model
+        features = []
+        with m.use("pose_net"):
+            for start in range(0, poses.shape[0], chunk):
+                # reference: uint8 / 127.5 - 1 in the working precision
+                x = poses[start:start + chunk].to(m.device).to(m.dtype) / 127.5 - 1.0
+                features.append(m.pose_net(x).to(place))
+        return torch.cat(features)
+
+    def _get_add_time_ids(self, fps: int, motion_bucket_id: int, noise_aug_strength: float) -> torch.Tensor:
+        """``[[fps-1, motion_bucket_id, noise_aug]]`` (the reference passes fps 7 → 6)."""
+        unet = self.model.unet
+        ids = [fps - 1, motion_bucket_id, noise_aug_strength]
+        expected = unet.add_embedding.linear_1.in_features
+        passed = unet.config.addition_time_embed_dim * len(ids)
+        if expected != passed:
+            raise ValueError(f"The UNet expects added time embeddings of size {expected}, but {len(ids)} ids × "
+                             f"addition_time_embed_dim {unet.config.addition_time_embed_dim} = {passed}; check "
+                             "unet/config.json (projection_class_embeddings_input_dim).")
+        return torch.tensor([ids], dtype=self.model.dtype, device=self.model.device)
+
+    @staticmethod
+    def prepare_latents(generator: torch.Generator, num_frames: int, period: int, latent_shape: tuple[int, int, int],
+                        init_scale: float, independent: bool = False) -> torch.Tensor:
+        """Initial latents ``[1,F,4,h,w]`` float32 on the CPU: one draw of ``period`` frames repeated over the
+        video (frame ``f`` gets draw ``f mod period``), or ``F`` independent frames; × ``init_scale``."""
+        count = num_frames if independent else period
+        draw = torch.randn((1, count, *latent_shape), generator=generator, dtype=torch.float32)
+        index = torch.arange(num_frames) % count
+        return draw[:, index] * init_scale
+
+    @staticmethod
+    def guidance_per_frame(num_frames: int, min_guidance: float, max_guidance: float) -> torch.Tensor:
+        """Per-frame guidance scale ``linspace(min, max, F)`` over the whole video, float32 ``[F]``."""
+        return torch.linspace(min_guidance, max_guidance, num_frames, dtype=torch.float32)
+
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 8, overlap: int = 0,
+                       callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Raw-space latents ``[F,4,h,w]`` → frames ``[F,H,W,3]`` 0..1 on the CPU (all frames, frame 0 included)."""
+        m = self.model
+        try:
+            with m.use("vae"):
+                return decode_latents(m.vae, latents, device=m.device, dtype=m.dtype, chunk_size=chunk_size,
+                                      overlap=overlap, callback=callback)
+        finally:
+            m.end_run()
+
+    # -- the run -----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(self, reference: torch.Tensor, poses: torch.Tensor, *, num_inference_steps: int = 25,
+                 min_guidance_scale: float = 2.0, max_guidance_scale: float = 2.0, fps: int = 7,
+                 motion_bucket_id: int = 127, noise_aug_strength: float = 0.0, tile_size: int = 16,
+                 tile_overlap: int = 6, seed: int = 42, options: SamplerOptions | None = None,
+                 callback: Callable[[int, int], None] | None = None) -> SamplerOutput:
+        """Sample a video latent.
+
+        Args:
+            reference (`torch.Tensor`): uint8 ``[1,3,H,W]`` reference image, already at the working size.
+            poses (`torch.Tensor`): uint8 ``[F,3,H,W]`` pose maps; frame 0 is the reference image's pose.
+            num_inference_steps (`int`, defaults to 25): Euler steps; each runs every tile.
+            min_guidance_scale / max_guidance_scale (`float`, defaults to 2.0): per-frame CFG ramps linearly from min
+                (first frame) to max (last). With max <= 1 the unconditional pass is skipped (pure conditional).
+            fps (`int`, defaults to 7): conditioning fps; the UNet sees ``fps - 1``.
+            motion_bucket_id (`int`, defaults to 127): SVD's motion amount.
+            noise_aug_strength (`float`, defaults to 0.0): noise added to the reference before VAE encoding.
+            tile_size / tile_overlap (`int`, defaults to 16 / 6): progressive fusion tiles (72 for MimicMotion 1.1).
+                Bigger tiles need more memory; fewer frames than a tile gives one shorter tile.
+            seed (`int`): seeds the single CPU generator (aug noise first, then the latent noise).
+            callback (`Callable[[int, int], None]`, *optional*): ``(tiles done, steps × tiles)``; may raise to cancel.
+        """
+        m = self.model
+        options = options or SamplerOptions()
+        # 1. check inputs
+        self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
+        num_frames = poses.shape[0]
+        height, width = reference.shape[-2:]
+        tiles = plan_tiles(num_frames, tile_size, tile_overlap)
+        period = len(tiles[0])
+        do_cfg = max_guidance_scale > 1.0
+        try:
+            # 2. the reference image: the reference's uint8 → fp16 → uint8 trip, then CLIP and VAE
+            reference = fp16_round_trip(reference)
+            image_embeds = self._encode_image(reference) * options.reference_strength
+            generator = torch.Generator(device="cpu").manual_seed(int(seed))
+            aug_noise = torch.randn(reference.shape, generator=generator, dtype=torch.float32)
+            ref_latent = self._encode_vae_image(reference, aug_noise, noise_aug_strength)  # [1,4,h,w]
+            # 3. added time ids
+            added_time_ids = self._get_add_time_ids(fps, motion_bucket_id, noise_aug_strength)
+            # 4. sigmas and timesteps
+            sigmas = sched.make_sigmas(num_inference_steps, options.sigma_schedule,
+                                       float(m.scheduler_config.get("sigma_min", 0.002)),
+                                       float(m.scheduler_config.get("sigma_max", 700.0)))
+            t_dtype = torch.float16 if m.dtype == torch.float16 else torch.float32
+            timesteps = sched.sigma_to_timestep(sigmas).to(t_dtype)
+            # 5. initial latents from the same generator stream
+            latent_shape = (4, height // m.vae_scale_factor, width // m.vae_scale_factor)
+            latents = self.prepare_latents(generator, num_frames, period, latent_shape,
+                                           sched.initial_noise_scale(float(sigmas[0])), options.noise == "independent")
+            latents = latents.to(m.device, m.dtype)
+            # 6. per-frame guidance and tile weights
+            guidance = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale).to(m.device)
+            weights = torch.from_numpy(tile_weights(period, options.fusion_weights)).float().to(m.device)
+            # 7. PoseNet features, once per run
+            place = self._pose_cache_place(options.pose_cache, num_frames, latent_shape)
+            pose_features = self._encode_pose(poses, place) * options.pose_strength
+            # 8. denoising loop
+            result = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights,
+                                   guidance, sigmas, timesteps, do_cfg, options, callback)
+            latents, unet_calls = result
+            raw = (latents[0].float() / m.scaling_factor).cpu()
+            return SamplerOutput(latents=raw, tiles=tiles, sigmas=sigmas, unet_calls=unet_calls)
+        finally:
+            m.end_run()
+
+    def _pose_cache_place(self, place: str, num_frames: int, latent_shape) -> torch.device:
+        m = self.model
+        if place == "device" or m.device.type == "cpu":
+            return m.device
+        if place == "cpu":
+            return torch.device("cpu")
+        channels = m.unet.config.block_out_channels[0]
+        size = num_frames * channels * latent_shape[1] * latent_shape[2] * torch.finfo(m.dtype).bits // 8
+        return m.device if size <= _POSE_CACHE_AUTO_BYTES else torch.device("cpu")
+
+    def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
+                 sigmas, timesteps, do_cfg, options, callback):
+        m = self.model
+        steps = len(timesteps)
+        num_frames = latents.shape[1]
+        period = len(tiles[0])
+        zeros_latent = torch.zeros_like(ref_latent)
+        zeros_embeds = torch.zeros_like(image_embeds)
+        tile_index = [torch.tensor(t, device=m.device) for t in tiles]
+        passes = [_Pass(i, cond) for i in range(len(tiles)) for cond in ((False, True) if do_cfg else (True,))]
+        groups = [passes[i:i + options.unet_batch] for i in range(0, len(passes), options.unet_batch)]
+        total = steps * len(tiles)
+        unet_calls = 0
+        with m.use("unet"), ConvInResidual(m.unet) as pose_hook:
+            for i in range(steps):
+                sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+                pose_on = options.pose_start * steps <= i < options.pose_end * steps
+                scaled = (latents[0].float() / math.sqrt(sigma**2 + 1.0)).to(m.dtype)  # [F,4,h,w]
+                acc = {True: torch.zeros(num_frames, *latents.shape[2:], device=m.device, dtype=torch.float32)}
+                if do_cfg:
+                    acc[False] = torch.zeros_like(acc[True])
+                count = torch.zeros(num_frames, device=m.device, dtype=torch.float32)
+                tiles_done = 0
+                for group in groups:
+                    samples, embeds, residuals = [], [], []
+                    for p in group:
+                        idx = tile_index[p.tile]
+                        cond_latent = (ref_latent if p.cond else zeros_latent).expand(period, -1, -1, -1)
+                        samples.append(torch.cat([scaled[idx], cond_latent], dim=1))  # [T,8,h,w]: [noisy | ref]
+                        embeds.append(image_embeds if p.cond else zeros_embeds)
+                        if p.cond and pose_on:
+                            residuals.append(pose_features[idx.to(pose_features.device)].to(m.device))
+                        else:
+                            residuals.append(None)
+                    if all(r is None for r in residuals):
+                        pose_hook.residual = None
+                    else:
+                        shape = next(r for r in residuals if r is not None).shape
+                        pose_hook.residual = torch.cat([r if r is not None else torch.zeros(shape, device=m.device, dtype=m.dtype)
+                                                        for r in residuals])  # [B·T,C,h,w]
+                    batch = len(group)
+                    out = m.unet(torch.stack(samples), timesteps[i].to(m.device), encoder_hidden_states=torch.cat(embeds),
+                                 added_time_ids=added_time_ids.expand(batch, -1), return_dict=False)[0]  # [B,T,4,h,w]
+                    unet_calls += 1
+                    for j, p in enumerate(group):
+                        idx = tile_index[p.tile]
+                        acc[p.cond].index_add_(0, idx, out[j].float() * weights.view(-1, 1, 1, 1))
+                        if p.cond:
+                            count.index_add_(0, idx, weights)
+                            tiles_done += 1
+                    pose_hook.residual = None
+                    if callback is not None:
+                        callback(i * len(tiles) + tiles_done, total)
+                # fuse, guide, step
+                norm = count.view(-1, 1, 1, 1)
+                v_pred = acc[True] / norm
+                if do_cfg:
+                    v_uncond = acc[False] / norm
+                    v_pred = v_uncond + guidance.view(-1, 1, 1, 1) * (v_pred - v_uncond)
+                latents = sched.euler_v_step(latents[0], v_pred, sigma, sigma_next).to(m.dtype).unsqueeze(0)
+        return latents, unet_calls

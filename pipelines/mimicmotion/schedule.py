@@ -1,0 +1,88 @@
+"""SVD's sampling schedule: Karras sigmas, continuous timesteps, input scaling and the Euler v-prediction step.
+
+Pure functions matching diffusers' ``EulerDiscreteScheduler`` with the SVD-XT config (v_prediction,
+``timestep_type="continuous"``, ``use_karras_sigmas=True``, sigma 700 → 0.002, rho 7, spacing "leading"),
+which is what the MimicMotion reference samples with (DESIGN §5).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+SIGMA_SCHEDULES = ("karras", "exponential", "align_your_steps")
+
+# NVIDIA "Align Your Steps" sigmas published for SVD (11 values); resampled log-linearly to the step count.
+AYS_SVD_SIGMAS = (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002)
+
+
+def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0) -> torch.Tensor:
+    """``num_steps`` Karras sigmas from ``sigma_max`` down to ``sigma_min`` plus a final 0, float32 ``[num_steps+1]``.
+
+    ``σ_i = (σ_max^(1/ρ) + i/(n-1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ``, computed in float64 then stored as float32 the
+    way diffusers does.
+    """
+    if num_steps < 1:
+        raise ValueError(f"steps must be at least 1, got {num_steps}.")
+    ramp = np.linspace(0.0, 1.0, num_steps)
+    max_inv, min_inv = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)
+    sigmas = (max_inv + ramp * (min_inv - max_inv)) ** rho
+    return torch.cat([torch.from_numpy(sigmas).float(), torch.zeros(1)])
+
+
+def exponential_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0) -> torch.Tensor:
+    """Log-linear sigmas from ``sigma_max`` to ``sigma_min`` plus a final 0, float32 ``[num_steps+1]``."""
+    if num_steps < 1:
+        raise ValueError(f"steps must be at least 1, got {num_steps}.")
+    sigmas = np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), num_steps))
+    return torch.cat([torch.from_numpy(sigmas).float(), torch.zeros(1)])
+
+
+def align_your_steps_sigmas(num_steps: int) -> torch.Tensor:
+    """The AYS SVD sigmas resampled log-linearly to ``num_steps`` values, plus a final 0."""
+    if num_steps < 1:
+        raise ValueError(f"steps must be at least 1, got {num_steps}.")
+    base = np.log(np.asarray(AYS_SVD_SIGMAS))
+    xs = np.linspace(0.0, 1.0, len(base))
+    sigmas = np.exp(np.interp(np.linspace(0.0, 1.0, num_steps), xs, base))
+    return torch.cat([torch.from_numpy(sigmas).float(), torch.zeros(1)])
+
+
+def make_sigmas(num_steps: int, schedule: str = "karras", sigma_min: float = 0.002, sigma_max: float = 700.0) -> torch.Tensor:
+    """Sigmas (with the final 0) for a named schedule; ``karras`` is the reference."""
+    if schedule == "karras":
+        return karras_sigmas(num_steps, sigma_min, sigma_max)
+    if schedule == "exponential":
+        return exponential_sigmas(num_steps, sigma_min, sigma_max)
+    if schedule == "align_your_steps":
+        return align_your_steps_sigmas(num_steps)
+    raise ValueError(f"sigma schedule must be one of {SIGMA_SCHEDULES}, got {schedule!r}.")
+
+
+def sigma_to_timestep(sigmas: torch.Tensor) -> torch.Tensor:
+    """UNet timestep for each sigma: ``0.25·ln σ`` (SVD's continuous timesteps). Excludes the final 0."""
+    return 0.25 * torch.log(sigmas[:-1])
+
+
+def initial_noise_scale(sigma_max: float) -> float:
+    """``sqrt(σ_max² + 1)``: what unit noise is multiplied by (diffusers' ``init_noise_sigma`` for "leading")."""
+    return math.sqrt(float(sigma_max) ** 2 + 1.0)
+
+
+def input_scale(sigma: float) -> float:
+    """Factor the latent is multiplied by before the UNet: ``1 / sqrt(σ² + 1)``."""
+    return 1.0 / math.sqrt(float(sigma) ** 2 + 1.0)
+
+
+def euler_v_step(sample: torch.Tensor, v_pred: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """One Euler step from a v-prediction, in float32 like diffusers; returns float32.
+
+    ``x0 = v·(−σ/sqrt(σ²+1)) + x/(σ²+1)``; ``x_next = x + (x − x0)/σ · (σ_next − σ)``.
+    """
+    sigma = torch.tensor(float(sigma), dtype=torch.float32)
+    sigma_next = torch.tensor(float(sigma_next), dtype=torch.float32)
+    x = sample.float()
+    x0 = v_pred.float() * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
+    derivative = (x - x0) / sigma
+    return x + derivative * (sigma_next - sigma)

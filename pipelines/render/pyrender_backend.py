@@ -1,0 +1,189 @@
+"""pyrender (OpenGL) backend producing the same surface buffers as the torch rasteriser.
+
+Only imported when this backend is asked for: it imports OpenGL, and which OpenGL platform PyOpenGL binds is
+fixed for the whole process by ``PYOPENGL_PLATFORM`` at its first import. We therefore choose it lazily, before
+that first import, and never override a value the user (or another node) already set:
+
+- EGL when a GPU driver is present (``/dev/nvidia*`` or a DRI render node) and libEGL loads;
+- OSMesa (software, needs PyOpenGL ≥ 3.1.5) otherwise; EGL on Mesa's llvmpipe as a last resort.
+
+ComfyUI runs nodes in a worker thread and EGL contexts are bound to the thread that made them, so a renderer is
+created, used and deleted inside one :class:`PyrenderSurfaceRenderer` ``with`` block, never cached.
+
+Two passes per frame, both with ``RenderFlags.FLAT`` (vertex colours written unlit, no sRGB):
+1. the shared-vertex mesh coloured with its normals (``n·0.5 + 0.5``, OpenGL camera axes) → normals + depth;
+2. the unshared mesh coloured per face with a label code (``R = 10·(label + 1)``) → labels without blending.
+On EGL pyrender renders with 4× MSAA, which blends colours along edges; normals tolerate it and labels are
+decoded to the nearest code, so only border pixels can differ from the torch backend there.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import logging
+import os
+import sys
+
+import numpy as np
+import torch
+
+from .surface import SurfaceBuffers, vertex_normals
+
+logger = logging.getLogger(__name__)
+
+_LABEL_STEP = 10  # label code spacing in the red channel: 24 parts fit in 8 bits, rounding absorbs MSAA blends
+_probe_result: str | None = None
+_probed = False
+
+
+def _gpu_driver_present() -> bool:
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/dri/renderD*"))
+
+
+def choose_platform() -> str | None:
+    """The OpenGL platform PyOpenGL will use: the user's ``PYOPENGL_PLATFORM`` if set, else our choice (also
+    written to the environment, since PyOpenGL reads it there). None when no headless platform can load."""
+    current = os.environ.get("PYOPENGL_PLATFORM")
+    if current:
+        return current
+    if "OpenGL" in sys.modules:
+        # Someone imported PyOpenGL already without a platform: it bound its default (GLX on Linux), which
+        # we cannot change any more; pyrender will fail clearly if that has no display.
+        return None
+    has_egl = ctypes.util.find_library("EGL") is not None
+    has_osmesa = ctypes.util.find_library("OSMesa") is not None
+    if has_egl and _gpu_driver_present():
+        choice = "egl"
+    elif has_osmesa:
+        choice = "osmesa"
+    elif has_egl:
+        choice = "egl"
+    else:
+        return None
+    os.environ["PYOPENGL_PLATFORM"] = choice
+    logger.info("[MotionGuide] pyrender will use PYOPENGL_PLATFORM=%s", choice)
+    return choice
+
+
+def _import_pyrender():
+    platform = choose_platform()
+    if platform is None and "PYOPENGL_PLATFORM" not in os.environ:
+        raise RuntimeError(
+            "no headless OpenGL library found (install libosmesa6 for CPU rendering or libegl1 with a GPU "
+            "driver), or PyOpenGL was imported before PYOPENGL_PLATFORM could be set")
+    # pyrender 0.1.45 still uses np.infty, removed in numpy 2; restore the alias only when it is missing.
+    if not hasattr(np, "infty"):
+        np.infty = np.inf
+    import pyrender  # noqa: F401  (deferred: it imports OpenGL)
+
+    return pyrender
+
+
+def unavailable_reason() -> str | None:
+    """None when pyrender can render here, else a sentence saying why not (probed once per process)."""
+    global _probe_result, _probed
+    if _probed:
+        return _probe_result
+    try:
+        pyrender = _import_pyrender()
+        renderer = pyrender.OffscreenRenderer(8, 8)
+        renderer.delete()
+        _probe_result = None
+    except Exception as exc:  # any failure of a system library means "not available", with its reason
+        _probe_result = f"pyrender unavailable: {type(exc).__name__}: {exc}"
+    _probed = True
+    return _probe_result
+
+
+def is_available() -> bool:
+    return unavailable_reason() is None
+
+
+class PyrenderSurfaceRenderer:
+    """Renders surface buffers with pyrender; use as a context manager inside the calling thread.
+
+    Args:
+        size (`tuple[int, int]`): (width, height).
+        faces (`torch.LongTensor` of shape `(F, 3)`).
+        labels_of_faces (`torch.LongTensor` of shape `(F,)`): part per face (0..24).
+        cull_backfaces (`bool`, *optional*, defaults to `True`): as in the torch rasteriser.
+    """
+
+    def __init__(self, size: tuple[int, int], faces: torch.Tensor, labels_of_faces: torch.Tensor, *,
+                 cull_backfaces: bool = True):
+        self.width, self.height = int(size[0]), int(size[1])
+        self.faces = torch.as_tensor(faces, dtype=torch.int64).cpu()
+        self._faces_np = self.faces.numpy().astype(np.uint32)
+        labels = torch.as_tensor(labels_of_faces, dtype=torch.int64).cpu().numpy()
+        if labels.size and labels.max() * _LABEL_STEP + _LABEL_STEP > 255:
+            raise ValueError(f"pyrender backend encodes at most {255 // _LABEL_STEP - 1} labels, got {labels.max()}.")
+        codes = np.zeros((len(labels), 4), dtype=np.float32)
+        codes[:, 0] = (labels + 1) * _LABEL_STEP / 255.0
+        codes[:, 3] = 1.0
+        self._face_codes = np.repeat(codes, 3, axis=0)  # one colour per unshared corner
+        self.cull_backfaces = cull_backfaces
+        self._renderer = None
+
+    def __enter__(self):
+        reason = unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        import pyrender
+
+        self._pyrender = pyrender
+        self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        self._flags = pyrender.RenderFlags.FLAT
+        if not self.cull_backfaces:
+            self._flags |= pyrender.RenderFlags.SKIP_CULL_FACES
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._renderer is not None:
+            self._renderer.delete()
+            self._renderer = None
+
+    def _render(self, positions, colours, indices, camera):
+        pyrender = self._pyrender
+        primitive = pyrender.Primitive(positions=positions, color_0=colours, indices=indices, mode=4)
+        scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
+        scene.add(pyrender.Mesh([primitive]))
+        scene.add(camera, pose=np.eye(4))
+        return self._renderer.render(scene, flags=self._flags)
+
+    def render(self, vertices: torch.Tensor, K: torch.Tensor) -> SurfaceBuffers:
+        """Surface buffers (on CPU) of a chunk: vertices `(B, V, 3)` OpenCV camera space, K `(B, 3, 3)`."""
+        if self._renderer is None:
+            raise RuntimeError("PyrenderSurfaceRenderer.render called outside its `with` block.")
+        pyrender = self._pyrender
+        vertices = vertices.detach().float().cpu()
+        K = torch.as_tensor(K, dtype=torch.float32).cpu().expand(vertices.shape[0], 3, 3)
+        normals = vertex_normals(vertices, self.faces)
+        # OpenCV → OpenGL camera is the rotation diag(1, -1, -1): a mirror (y only) would flip the winding.
+        flip = torch.tensor([1.0, -1.0, -1.0])
+        gl_vertices = (vertices * flip).numpy()
+        gl_colours = (normals * flip * 0.5 + 0.5).numpy()
+        z = vertices[..., 2]
+        in_front = z[z > 1e-3]
+        znear = float(in_front.min()) * 0.5 if len(in_front) else 0.05
+        zfar = float(in_front.max()) * 2.0 + 1.0 if len(in_front) else 100.0
+
+        batch = vertices.shape[0]
+        depth = np.zeros((batch, self.height, self.width), dtype=np.float32)
+        colour = np.zeros((batch, self.height, self.width, 3), dtype=np.uint8)
+        codes = np.zeros((batch, self.height, self.width), dtype=np.uint8)
+        for b in range(batch):
+            fx, fy, cx, cy = (float(K[b, 0, 0]), float(K[b, 1, 1]), float(K[b, 0, 2]), float(K[b, 1, 2]))
+            # OpenGL samples pixel i at i + 0.5; OpenCV puts pixel centres on integers.
+            camera = pyrender.IntrinsicsCamera(fx, fy, cx + 0.5, cy + 0.5, znear=znear, zfar=zfar)
+            colour_alpha = np.concatenate([gl_colours[b], np.ones((gl_colours.shape[1], 1), np.float32)], 1)
+            colour[b], depth[b] = self._render(gl_vertices[b], colour_alpha, self._faces_np, camera)
+            unshared = gl_vertices[b][self._faces_np].reshape(-1, 3)
+            codes[b] = self._render(unshared, self._face_codes, None, camera)[0][..., 0]
+
+        depth_t = torch.from_numpy(depth)
+        mask = depth_t > 0
+        n_gl = torch.from_numpy(colour).float() / 255.0 * 2.0 - 1.0
+        normal = torch.nn.functional.normalize(n_gl * flip, dim=-1, eps=1e-12) * mask[..., None]
+        label = torch.round(torch.from_numpy(codes).float() / _LABEL_STEP).long() - 1
+        label = torch.where(mask, label.clamp(min=0), torch.full_like(label, -1))
+        return SurfaceBuffers(depth=depth_t, normal=normal, label=label)

@@ -1,0 +1,384 @@
+"""Motion files users already have, to and from ``SMPL_SEQUENCE``.
+
+Formats (all read without running code from the file):
+
+- ``motionguide``: our ``.npz`` (:func:`.sequence.save_sequence`).
+- ``hmr2``: 4D-Humans / HMR2.0 per-frame outputs (Champ's ``generate_smpls`` ``.npy`` dicts, or one ``.npz`` of
+  stacked arrays): rotation matrices ``global_orient`` (1,3,3), ``body_pose`` (23,3,3), ``betas`` (10,), camera
+  translation ``cam_t`` (= ``pred_cam_t_full``), ``scaled_focal_length`` f = 5000/256·max(W,H) and
+  ``render_res`` (W,H). The vertices in camera space are SMPL(...) + cam_t, so ``transl = cam_t``.
+- ``amass``: ``poses`` (T,72|156|165), ``trans`` (T,3), ``betas``, ``mocap_framerate`` in a z-up world. A default
+  camera at the root's height looks horizontally at the first frame's front, far enough for the body to fill
+  80% of the frame height with HMR2 intrinsics.
+- ``camera_space`` (WHAM / GVHMR): SMPL parameters already in camera coordinates. WHAM: ``pose`` (T,72),
+  ``trans`` (T,3), ``betas``; GVHMR ``hmr4d_results.pt``: ``smpl_params_incam`` = {``global_orient`` (T,3),
+  ``body_pose`` (T,63), ``betas``, ``transl``} (SMPL-X) with ``K_fullimg`` (T,3,3). ``.pt`` files are read with
+  ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .safe_pickle import RestrictedUnpickler
+from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ["auto", "motionguide", "hmr2", "amass", "camera_space"]
+EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]
+# Pelvis of the SMPL neutral rest pose, used for AMASS world↔camera when no body model is given (only shifts the
+# whole motion by a constant: the camera placement is arbitrary anyway).
+APPROX_ROOT = np.array([0.0, -0.22, 0.03])
+AMASS_FILL = 0.8
+
+
+def _np(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4D-Humans / HMR2
+
+
+def _pick(frame: dict, *names):
+    for source in (frame, frame.get("smpls") or {}, frame.get("pred_smpl_params") or {}):
+        for name in names:
+            if isinstance(source, dict) and name in source:
+                return source[name]
+    return None
+
+
+def from_hmr2_frames(frames: list, image_size=None, fps: float = DEFAULT_FPS, person: int = 0) -> dict:
+    """Build a sequence from per-frame HMR2 output dicts (``None`` or no person → an invalid frame).
+
+    Each dict holds rotation matrices (``global_orient``, ``body_pose``), ``betas``, ``cam_t`` or
+    ``pred_cam_t_full``, and optionally ``scaled_focal_length``/``focal_length``, ``render_res``/``img_size``
+    (W,H) and ``box``; arrays may carry a leading person axis (``person`` picks one).
+    """
+    count = len(frames)
+    if count == 0:
+        raise ValueError("No HMR2 frames given.")
+    orient = np.zeros((count, 3), np.float32)
+    pose = np.zeros((count, 69), np.float32)
+    betas = np.zeros((count, 10), np.float32)
+    transl = np.zeros((count, 3), np.float32)
+    focal = np.full(count, np.nan)
+    valid = np.zeros(count, bool)
+    bbox = np.zeros((count, 4), np.float32)
+    size = None if image_size is None else tuple(int(v) for v in image_size)
+    for t, frame in enumerate(frames):
+        if frame is None:
+            continue
+        go = _pick(frame, "global_orient")
+        if go is None:
+            continue
+        go = _np(go).reshape(-1, 3, 3)
+        if person >= go.shape[0]:
+            continue
+        bp = _np(_pick(frame, "body_pose")).reshape(go.shape[0], 23, 3, 3)[person]
+        cam = _pick(frame, "cam_t", "pred_cam_t_full")
+        if cam is None:
+            raise ValueError(f"HMR2 frame {t} has no 'cam_t' (or 'pred_cam_t_full'): the full-image camera "
+                             "translation is needed.")
+        orient[t] = matrix_to_axis_angle(go[person])
+        pose[t] = matrix_to_axis_angle(bp).reshape(69)
+        betas[t] = _np(_pick(frame, "betas")).reshape(go.shape[0], -1)[person, :10]
+        transl[t] = _np(cam).reshape(go.shape[0], 3)[person]
+        f = _pick(frame, "scaled_focal_length", "focal_length")
+        if f is not None:
+            focal[t] = float(np.asarray(_np(f)).reshape(-1)[0])
+        res = _pick(frame, "render_res", "img_size")
+        if res is not None and size is None:
+            size = tuple(int(round(float(v))) for v in _np(res).reshape(-1)[:2])
+        box = _pick(frame, "box", "bbox")
+        if box is not None:
+            bbox[t] = _np(box).reshape(-1, 4)[min(person, _np(box).reshape(-1, 4).shape[0] - 1)]
+        valid[t] = True
+    if size is None:
+        raise ValueError("HMR2 frames carry no 'render_res'/'img_size'; give image_size=(W,H).")
+    k = default_intrinsics(*size, frames=count)
+    known = np.isfinite(focal)
+    k[known, 0, 0] = k[known, 1, 1] = focal[known]
+    return validate_sequence(dict(betas=betas, global_orient=orient, body_pose=pose, transl=transl, K=k,
+                                  image_size=size, valid=valid, bbox=bbox, fps=fps, model_type="smpl",
+                                  source="hmr2"), "HMR2 frames")
+
+
+def to_hmr2_frames(seq: dict) -> list:
+    """Per-frame dicts in the 4D-Humans/Champ layout (invalid frames → ``None``)."""
+    seq = validate_sequence(seq)
+    width, height = seq["image_size"]
+    out = []
+    for t in range(num_frames(seq)):
+        if not seq["valid"][t]:
+            out.append(None)
+            continue
+        out.append({"smpls": {"global_orient": axis_angle_to_matrix(seq["global_orient"][t])[None, None].astype(np.float32),
+                              "body_pose": axis_angle_to_matrix(seq["body_pose"][t].reshape(23, 3))[None].astype(np.float32),
+                              "betas": seq["betas"][t][None].copy()},
+                    "cam_t": seq["transl"][t][None].copy(), "scaled_focal_length": float(seq["K"][t, 0, 0]),
+                    "render_res": np.array([width, height], np.float32), "box": seq["bbox"][t][None].copy()})
+    return out
+
+
+def _stack_hmr2(frames: list) -> dict:
+    """Stacked-array form of HMR2 frames (one ``.npz``): invalid frames hold identities and valid=False."""
+    count = len(frames)
+    arrays = {"global_orient": np.tile(np.eye(3, dtype=np.float32), (count, 1, 1, 1)),
+              "body_pose": np.tile(np.eye(3, dtype=np.float32), (count, 23, 1, 1)),
+              "betas": np.zeros((count, 10), np.float32), "cam_t": np.zeros((count, 3), np.float32),
+              "scaled_focal_length": np.zeros(count, np.float32), "box": np.zeros((count, 4), np.float32),
+              "valid": np.zeros(count, bool)}
+    for t, frame in enumerate(frames):
+        if frame is None:
+            continue
+        arrays["global_orient"][t] = frame["smpls"]["global_orient"][0]
+        arrays["body_pose"][t] = frame["smpls"]["body_pose"][0]
+        arrays["betas"][t] = frame["smpls"]["betas"][0]
+        arrays["cam_t"][t] = frame["cam_t"][0]
+        arrays["scaled_focal_length"][t] = frame["scaled_focal_length"]
+        arrays["box"][t] = frame["box"][0]
+        arrays["render_res"] = frame["render_res"]
+        arrays["valid"][t] = True
+    return arrays
+
+
+def _unstack_hmr2(arrays: dict) -> list:
+    count = _np(arrays["global_orient"]).shape[0]
+    valid = _np(arrays["valid"]).astype(bool) if "valid" in arrays else np.ones(count, bool)
+    frames = []
+    for t in range(count):
+        if not valid[t]:
+            frames.append(None)
+            continue
+        frame = {key: _np(arrays[key])[t] for key in ("global_orient", "body_pose", "betas") if key in arrays}
+        for key in ("cam_t", "pred_cam_t_full", "scaled_focal_length", "focal_length", "box", "bbox"):
+            if key in arrays:
+                frame[key] = _np(arrays[key])[t]
+        for key in ("render_res", "img_size"):
+            if key in arrays:
+                res = _np(arrays[key])
+                frame[key] = res[t] if res.ndim == 2 else res
+        frames.append(frame)
+    return frames
+
+
+def read_npy_dict(path) -> dict:
+    """A ``.npy`` holding one pickled dict (Champ/4D-Humans per-frame files), read with the restricted unpickler."""
+    import numpy.lib.format as npformat
+
+    with open(path, "rb") as f:
+        version = npformat.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npformat.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npformat.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{path}: unsupported .npy format version {version}.")
+        if dtype != np.dtype(object):
+            raise ValueError(f"{path} holds a plain {dtype} array, not an HMR2 output dict.")
+        value = RestrictedUnpickler(f, encoding="latin1").load()
+    value = np.asarray(value, dtype=object).reshape(shape)
+    item = value.item() if value.size == 1 else None
+    if not isinstance(item, dict):
+        raise ValueError(f"{path} does not hold a dict of HMR2 outputs.")
+    return item
+
+
+# --------------------------------------------------------------------------------------------------------------
+# AMASS (z-up world)
+
+
+def _root_offset(model, betas) -> np.ndarray:
+    return APPROX_ROOT[None] if model is None else model.rest_joints(np.atleast_2d(betas))[:, 0]
+
+
+def default_amass_camera(orient0, root0, height: float, image_size) -> tuple[np.ndarray, np.ndarray]:
+    """World→camera rotation (rows: camera right, down, forward in world axes) and camera centre, for a
+    level camera in front of the body at frame 0."""
+    facing = axis_angle_to_matrix(orient0) @ np.array([0.0, 0.0, 1.0])
+    facing[2] = 0.0
+    norm = np.linalg.norm(facing)
+    facing = facing / norm if norm > 1e-6 else np.array([0.0, -1.0, 0.0])
+    forward, down = -facing, np.array([0.0, 0.0, -1.0])
+    right = np.cross(down, forward)
+    rotation = np.stack([right, down, forward])
+    width, height_px = image_size
+    k = default_intrinsics(width, height_px)
+    distance = k[1, 1] * height / (AMASS_FILL * height_px)
+    return rotation, np.asarray(root0, np.float64) + facing * distance
+
+
+def from_amass(arrays: dict, image_size=(576, 1024), fps: float | None = None, model=None) -> dict:
+    """AMASS-style arrays (z-up world) → sequence seen by a default camera (or the stored ``camera_rotation``/
+    ``camera_position`` written by :func:`to_amass`)."""
+    poses = _np(arrays["poses"]).astype(np.float64)
+    trans = _np(arrays["trans"]).astype(np.float64)
+    count = poses.shape[0]
+    if poses.ndim != 2 or poses.shape[1] not in (72, 156, 165) or trans.shape != (count, 3):
+        raise ValueError(f"AMASS 'poses' must be (T,72|156|165) and 'trans' (T,3); got {poses.shape}, {trans.shape}.")
+    body = poses[:, 3:72] if poses.shape[1] == 72 else np.concatenate([poses[:, 3:66], np.zeros((count, 6))], 1)
+    betas = np.zeros(10)
+    if "betas" in arrays:
+        raw = _np(arrays["betas"]).astype(np.float64)
+        betas = (raw[0] if raw.ndim == 2 else raw)[:10]
+        betas = np.pad(betas, (0, 10 - len(betas)))
+    if fps is None:
+        key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in arrays), None)
+        fps = float(_np(arrays[key])) if key else DEFAULT_FPS
+    j0 = _root_offset(model, betas)[0]
+    root_world = trans + j0
+    if "camera_rotation" in arrays:
+        rotation, centre = _np(arrays["camera_rotation"]).astype(np.float64), _np(arrays["camera_position"]).astype(np.float64)
+    else:
+        height = 1.7
+        if model is not None:
+            from .transfer import rest_height
+
+            height = float(rest_height(model, betas[None])[0])
+        rotation, centre = default_amass_camera(poses[0, :3], root_world[0], height, image_size)
+    orient = matrix_to_axis_angle(rotation[None] @ axis_angle_to_matrix(poses[:, :3]))
+    transl = (root_world - centre) @ rotation.T - j0
+    seq = validate_sequence(dict(betas=betas, global_orient=orient, body_pose=body, transl=transl,
+                                 image_size=tuple(int(v) for v in image_size), fps=fps, model_type="smpl",
+                                 source="amass"), "AMASS motion")
+    seq["camera_rotation"], seq["camera_position"] = rotation, centre
+    return seq
+
+
+def to_amass(seq: dict, model=None) -> dict:
+    """Sequence → AMASS-style arrays (``poses`` (T,72), ``trans``, ``betas``, ``mocap_framerate``) in a z-up world
+    whose camera pose is stored too (``camera_rotation``, ``camera_position``), so importing gives it back."""
+    rotation = np.asarray(seq.get("camera_rotation", np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])), np.float64)
+    centre = np.asarray(seq.get("camera_position", np.zeros(3)), np.float64)
+    seq = validate_sequence(seq)
+    betas = np.median(seq["betas"], 0)
+    j0 = _root_offset(model, seq["betas"])
+    root_world = (seq["transl"] + j0) @ rotation + centre  # rotation is orthonormal: inverse = transpose
+    orient = matrix_to_axis_angle(rotation.T[None] @ axis_angle_to_matrix(seq["global_orient"]))
+    j0_world = _root_offset(model, betas)[0]
+    return {"poses": np.concatenate([orient, seq["body_pose"]], 1).astype(np.float32),
+            "trans": (root_world - j0_world).astype(np.float32), "betas": betas.astype(np.float32),
+            "mocap_framerate": np.float64(seq["fps"]), "gender": np.str_("neutral"),
+            "camera_rotation": rotation, "camera_position": centre}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# WHAM / GVHMR (camera space)
+
+
+def from_camera_space(data: dict, image_size=None, fps: float | None = None) -> dict:
+    """WHAM-style (``pose`` (T,72), ``trans``, ``betas``) or GVHMR-style (``smpl_params_incam``, ``K_fullimg``)."""
+    if "smpl_params_incam" in data:
+        params = data["smpl_params_incam"]
+        seq = dict(global_orient=_np(params["global_orient"]), body_pose=_np(params["body_pose"]),
+                   betas=_np(params["betas"]), transl=_np(params["transl"]), model_type="smplx", source="gvhmr")
+        if "K_fullimg" in data:
+            k = _np(data["K_fullimg"]).astype(np.float32)
+            seq["K"] = k if k.ndim == 3 else np.repeat(k[None], len(seq["transl"]), 0)
+    elif "pose" in data and "trans" in data:
+        pose = _np(data["pose"])
+        seq = dict(global_orient=pose[:, :3], body_pose=pose[:, 3:72], betas=_np(data["betas"]),
+                   transl=_np(data["trans"]), model_type="smpl", source="wham")
+    else:
+        raise ValueError(f"not a WHAM/GVHMR camera-space result (keys {sorted(data)[:10]}).")
+    seq["image_size"] = image_size
+    if fps is not None:
+        seq["fps"] = fps
+    if image_size is None and "K" not in seq:
+        raise ValueError("camera-space motion without intrinsics: give the video size (W,H).")
+    return validate_sequence(seq, "camera-space motion")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def _read_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def detect_format(arrays: dict) -> str:
+    if is_sequence_file(arrays):
+        return "motionguide"
+    if "poses" in arrays and "trans" in arrays:
+        return "amass"
+    if "global_orient" in arrays and np.shape(arrays["global_orient"])[-2:] == (3, 3):
+        return "hmr2"
+    if "smpl_params_incam" in arrays or ("pose" in arrays and "trans" in arrays):
+        return "camera_space"
+    raise ValueError(f"unknown motion layout (keys {sorted(arrays)[:12]}); expected MotionGuide, AMASS, "
+                     "4D-Humans/HMR2 or WHAM/GVHMR arrays.")
+
+
+def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None = None, model=None) -> dict:
+    """Read any supported motion file (a folder of HMR2 ``.npy`` files too) as an SMPL_SEQUENCE.
+
+    Args:
+        fmt (`str`, defaults to ``"auto"``): one of ``FORMATS``; ``auto`` decides from the keys.
+        image_size (`(W,H)`, *optional*): frame size for formats without one (AMASS, WHAM).
+        fps (`float`, *optional*): overrides the file's frame rate.
+        model (`BodyModel`, *optional*): for exact AMASS world↔camera root maths.
+    """
+    from .sequence import load_sequence
+
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}.")
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise FileNotFoundError(f"{path} holds no per-frame HMR2 .npy files.")
+        return from_hmr2_frames([read_npy_dict(f) for f in files], image_size, fps or DEFAULT_FPS)
+    if not path.is_file():
+        raise FileNotFoundError(f"motion file {path} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return from_hmr2_frames([read_npy_dict(path)], image_size, fps or DEFAULT_FPS)
+    if suffix in (".pt", ".pth"):
+        import torch
+
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    elif suffix == ".npz":
+        data = _read_npz(path)
+    else:
+        raise ValueError(f"motion file {path.name}: expected .npz, .npy, .pt or a folder of .npy files.")
+    kind = detect_format(data) if fmt == "auto" else fmt
+    if kind == "motionguide":
+        seq = load_sequence(path)
+        return dict(seq, fps=fps) if fps else seq
+    if kind == "amass":
+        return from_amass(data, image_size or (576, 1024), fps, model)
+    if kind == "hmr2":
+        stored = float(data["fps"]) if "fps" in data else DEFAULT_FPS
+        return from_hmr2_frames(_unstack_hmr2(data), image_size, fps or stored)
+    return from_camera_space(data, image_size, fps)
+
+
+def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, overwrite: bool = False) -> Path:
+    """Write ``seq`` as MotionGuide ``.npz``, stacked-HMR2 ``.npz`` or AMASS ``.npz``; never overwrites by default."""
+    from .sequence import save_sequence
+
+    if fmt == "motionguide":
+        return save_sequence(seq, path, overwrite)
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}.")
+    path = Path(path).with_suffix(".npz")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
+    if fmt == "hmr2":
+        arrays = dict(_stack_hmr2(to_hmr2_frames(seq)), fps=np.float64(validate_sequence(seq)["fps"]))
+    else:
+        arrays = to_amass(seq, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,186 @@
+"""Torch rasteriser and guidance maps against analytic geometry (planes, spheres, boxes)."""
+import math
+
+import pytest
+import torch
+
+from motionguide.pipelines.render.maps import (PART_PALETTE, depth_range, depth_to_image, labels_to_image,
+                                               normal_to_image, render_maps)
+from motionguide.pipelines.render.surface import face_labels, vertex_normals
+from motionguide.pipelines.render.torch_raster import rasterize
+from tiny_models.render import box, intrinsics, merge, plane, uv_sphere
+
+W, H = 161, 121  # odd sizes put a pixel centre exactly on the optical axis (cx = 80, cy = 60)
+K = intrinsics(W, H, 300.0)
+
+
+def test_plane_3m_depth_and_exact_coverage():
+    v, f = plane(1.0, 1.0, z=3.0)
+    out = render_maps(v[None], f, K, (W, H), backend="torch", keep_surface=True)
+    depth = out["depth_m"][0]
+    # 0.5 m at 3 m with f = 300 → ±50 px around (80, 60): columns 30..130 and rows 10..110 (edges on centres).
+    covered = depth > 0
+    rows, cols = covered.nonzero(as_tuple=True)
+    assert (int(cols.min()), int(cols.max()), int(rows.min()), int(rows.max())) == (30, 130, 10, 110)
+    assert int(covered.sum()) == 101 * 101
+    assert torch.allclose(depth[covered], torch.full_like(depth[covered], 3.0), atol=1e-3)
+    assert torch.equal(out["mask"][0] > 0, covered)
+
+
+def test_camera_facing_normal_colour_is_128_128_255():
+    v, f = plane(1.0, 1.0, z=3.0)
+    out = render_maps(v[None], f, K, (W, H), backend="torch")
+    mask = out["mask"][0] > 0
+    colours = torch.round(out["normal"][0][mask] * 255)
+    assert torch.all(colours == torch.tensor([128.0, 128.0, 255.0]))
+    assert float(out["normal"][0][~mask].abs().max()) == 0.0  # background black
+
+
+def test_tilted_plane_has_perspective_correct_depth_and_rotated_normal():
+    angle = math.radians(40)
+    v, f = plane(1.0, 1.0, z=0.0, divisions=1)
+    rot = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]])
+    v = v @ rot.T + torch.tensor([0.0, 0.0, 3.0])
+    normal = rot @ torch.tensor([0.0, 0.0, -1.0])
+    out = render_maps(v[None], f, K, (W, H), backend="torch", keep_surface=True)
+    depth = out["depth_m"][0]
+    rows, cols = (depth > 0).nonzero(as_tuple=True)
+    ray = torch.stack([(cols - 80.0) / 300.0, (rows - 60.0) / 300.0, torch.ones_like(cols, dtype=torch.float32)], -1)
+    expected = float(normal @ torch.tensor([0.0, 0.0, 3.0])) / (ray @ normal)  # ray–plane intersection
+    # Two big triangles spanning 30 cm of depth: affine (non perspective-correct) z would be off by centimetres.
+    assert float((depth[rows, cols] - expected).abs().max()) < 1e-4
+    colour = out["normal"][0][rows, cols]
+    want = torch.tensor([normal[0], -normal[1], -normal[2]]) * 0.5 + 0.5
+    assert torch.allclose(colour, want.expand_as(colour), atol=1e-5)
+
+
+def test_sphere_silhouette_depth_and_sequence_normalisation():
+    v, f = uv_sphere(0.3, (0.0, 0.0, 3.0))
+    farther = v + torch.tensor([0.0, 0.0, 1.0])
+    out = render_maps(torch.stack([v, farther]), f, K, (W, H), backend="torch", keep_surface=True)
+    # the vertex (0, 0, 2.7) lies on the optical axis → pixel (60, 80)
+    assert abs(float(out["depth_m"][0, 60, 80]) - 2.7) < 1e-5
+    radius_px = 300.0 * 0.3 / math.sqrt(3.0 ** 2 - 0.3 ** 2)
+    area = float((out["depth_m"][0] > 0).sum())
+    assert abs(area / (math.pi * radius_px ** 2) - 1.0) < 0.02
+    # near/far over the whole sequence = (2.7, 4.3): frame 0's nearest point is 1.0, frame 1's is dimmer
+    assert depth_range(torch.stack([v, farther])) == pytest.approx((2.7, 4.3), abs=1e-6)
+    assert float(out["depth"][0, 60, 80]) == pytest.approx(1.0, abs=1e-5)
+    assert float(out["depth"][1, 60, 80]) == pytest.approx(0.1 + 0.9 * (4.3 - 3.7) / 1.6, abs=1e-4)
+    assert torch.equal(out["mask"] > 0, out["depth"] > 0)
+    assert float(out["depth"][out["mask"] == 0].abs().max()) == 0.0
+
+
+def test_depth_image_formula_exact():
+    depth = torch.tensor([[0.0, 2.0, 3.0, 4.0]])
+    assert depth_to_image(depth, 2.0, 4.0, floor=0.2)[0].tolist() == pytest.approx([0.0, 1.0, 0.6, 0.2])
+    assert depth_to_image(depth, 3.0, 3.0).tolist() == [[0.0, 1.0, 1.0, 1.0]]  # a single depth: all nearest
+
+
+def test_nearest_surface_wins_and_back_faces_are_culled():
+    big_v, big_f = uv_sphere(1.0, (0.0, 0.0, 4.0), rings=24, segments=48)
+    small_v, small_f = uv_sphere(0.2, (0.0, 0.0, 2.5), rings=24, segments=48)
+    v, f = merge((big_v, big_f), (small_v, small_f))
+    fragments = rasterize(v[None], f, K, (W, H))
+    assert abs(float(fragments.depth[0, 60, 80]) - 2.3) < 1e-3
+    assert int(fragments.face_index[0, 60, 80]) >= len(big_f)
+    away_v, away_f = plane(1.0, 1.0, z=3.0, facing_camera=False)
+    assert int(rasterize(away_v[None], away_f, K, (W, H)).mask.sum()) == 0
+    assert int(rasterize(away_v[None], away_f, K, (W, H), cull_backfaces=False).mask.sum()) == 101 * 101
+
+
+def test_barycentrics_reproduce_the_pixel_ray():
+    v, f = uv_sphere(1.0, (0.1, -0.2, 3.0), rings=12, segments=24)
+    fragments = rasterize(v[None], f, K, (W, H))
+    rows, cols = fragments.mask[0].nonzero(as_tuple=True)
+    corners = v[f[fragments.face_index[0, rows, cols]]]  # (N, 3, 3)
+    point = (corners * fragments.bary[0, rows, cols][..., None]).sum(1)
+    assert torch.allclose(point[:, 2], fragments.depth[0, rows, cols], atol=1e-5)
+    assert torch.allclose(300.0 * point[:, 0] / point[:, 2] + 80.0, cols.float(), atol=2e-3)
+    assert torch.allclose(300.0 * point[:, 1] / point[:, 2] + 60.0, rows.float(), atol=2e-3)
+    assert torch.allclose(fragments.bary[0, rows, cols].sum(-1), torch.ones(len(rows)), atol=1e-5)
+
+
+def test_semantic_colours_stay_on_their_part():
+    left = box((0.5, 1.0, 1.0), (-0.25, 0.0, 3.0))
+    right = box((0.5, 1.0, 1.0), (0.25, 0.0, 3.0))
+    v, f = merge(left, right)
+    labels = torch.cat([torch.full((len(left[0]),), 3), torch.full((len(right[0]),), 7)])
+    out = render_maps(v[None], f, K, (W, H), vertex_labels=labels, backend="torch")
+    sem = torch.round(out["semantic"][0] * 255).to(torch.uint8)
+    mask = out["mask"][0] > 0
+    c3, c7 = PART_PALETTE[3], PART_PALETTE[7]
+    is3 = (sem == c3).all(-1)
+    is7 = (sem == c7).all(-1)
+    assert torch.equal(is3 | is7, mask)  # only the two palette colours, no blends
+    assert int(is3[:, 81:].sum()) == 0 and int(is7[:, :80].sum()) == 0  # the border projects to column 80
+    assert int(is3.sum()) > 1000 and int(is7.sum()) > 1000
+    assert float(out["semantic"][0][~mask].abs().max()) == 0.0
+
+
+def test_face_labels_majority_exact():
+    faces = torch.tensor([[0, 1, 2], [1, 2, 3], [0, 2, 3], [3, 4, 5]])
+    labels = torch.tensor([5, 5, 9, 9, 1, 2])
+    assert face_labels(faces, labels).tolist() == [5, 9, 9, 9]  # (5,5,9)→5 (5,9,9)→9 (5,9,9)→9 all differ→first
+    assert face_labels(faces, None).tolist() == [0, 0, 0, 0]
+
+
+def test_palette_and_normal_encoding():
+    assert PART_PALETTE.shape == (24, 3) and len({tuple(c) for c in PART_PALETTE.tolist()}) == 24
+    img = labels_to_image(torch.tensor([[-1, 0, 23]]))
+    assert torch.equal(torch.round(img[0] * 255).long(), torch.tensor([[0, 0, 0], [68, 1, 84], [189, 223, 38]]))
+    n = torch.tensor([[[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]]])  # up, right in OpenCV axes
+    assert normal_to_image(n, torch.ones(1, 1, 2, dtype=torch.bool)).tolist() == [[[[0.5, 1.0, 0.5], [1.0, 0.5, 0.5]]]]
+
+
+def test_vertex_normals_of_sphere_point_outward():
+    v, f = uv_sphere(1.0, (0.0, 0.0, 0.0), rings=12, segments=24)
+    n = vertex_normals(v[None], f)[0]
+    assert float((n * v).sum(-1).min()) > 0.99
+
+
+def test_chunks_give_identical_maps_and_report_progress():
+    v, f = uv_sphere(0.5, (0.0, 0.0, 3.0), rings=12, segments=24)
+    seq = torch.stack([v + torch.tensor([0.1 * t, 0.0, 0.2 * t]) for t in range(5)])
+    calls = []
+    chunked = render_maps(seq, f, K, (W, H), backend="torch", chunk_size=2, callback=lambda d, t: calls.append((d, t)))
+    whole = render_maps(seq, f, K.expand(5, 3, 3), (W, H), backend="torch", chunk_size=5)
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    for name in whole:
+        assert torch.equal(chunked[name], whole[name]), name
+    assert chunked["normal"].shape == (5, H, W, 3) and chunked["mask"].shape == (5, H, W)
+    assert chunked["normal"].dtype == torch.float32 and float(chunked["preview"].max()) <= 1.0
+
+
+def test_max_pairs_splitting_does_not_change_the_result():
+    v, f = uv_sphere(1.0, (0.0, 0.0, 3.0), rings=12, segments=24)
+    a = rasterize(v[None], f, K, (W, H))
+    b = rasterize(v[None], f, K, (W, H), max_pairs=500)
+    assert torch.equal(a.face_index, b.face_index) and torch.equal(a.depth, b.depth)
+
+
+def test_geometry_behind_camera_or_off_screen_is_ignored():
+    v, f = uv_sphere(1.0, (0.0, 0.0, -3.0), rings=12, segments=24)
+    assert int(rasterize(v[None], f, K, (W, H)).mask.sum()) == 0
+    v2, f2 = uv_sphere(1.0, (50.0, 0.0, 3.0), rings=12, segments=24)
+    assert int(rasterize(v2[None], f2, K, (W, H)).mask.sum()) == 0
+
+
+def test_bad_inputs_are_named():
+    v, f = plane()
+    with pytest.raises(ValueError, match="renderer"):
+        render_maps(v[None], f, K, (W, H), backend="vulkan")
+    with pytest.raises(ValueError, match="Unknown maps"):
+        render_maps(v[None], f, K, (W, H), maps=("albedo",))
+    with pytest.raises(ValueError, match="K must be"):
+        render_maps(v[None], f, torch.eye(4), (W, H))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    v, f = uv_sphere(1.0, (0.1, 0.0, 3.0))
+    cpu = render_maps(v[None], f, K, (W, H), backend="torch")
+    gpu = render_maps(v[None].cuda(), f, K, (W, H), backend="torch", device="cuda")
+    assert torch.equal(cpu["mask"], gpu["mask"])
+    assert float((cpu["depth"] - gpu["depth"]).abs().max()) < 1e-5

@@ -1,0 +1,174 @@
+"""Shape transfer geometry on the synthetic body model (DESIGN §7)."""
+import numpy as np
+import pytest
+
+from motionguide.pipelines.smpl import body_model as bm
+from motionguide.pipelines.smpl import transfer as tr
+from motionguide.pipelines.smpl.rotations import rotation_about_axis, matrix_to_axis_angle
+from motionguide.pipelines.smpl.sequence import default_intrinsics, validate_sequence
+
+# HMR2 puts a standing person in OpenCV camera axes with a 180° turn about x (SMPL y-up → camera y-down).
+FACING_CAMERA = matrix_to_axis_angle(rotation_about_axis("x", 180.0))
+
+
+@pytest.fixture(scope="module")
+def model(smpl_model_dir):
+    return bm.load_body_model(smpl_model_dir)
+
+
+def walking(frames=24, seed=0, betas=None, depth=8.0, jump_frames=()):
+    """A body facing the camera, swinging its legs and arms, walking right and away, optionally jumping."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 30.0
+    pose = np.zeros((frames, 69))
+    swing = 0.5 * np.sin(2 * np.pi * 1.5 * t)
+    pose[:, 0], pose[:, 3] = swing, -swing  # hips (joints 1, 2) about x
+    pose[:, 9], pose[:, 12] = np.maximum(-swing, 0), np.maximum(swing, 0)  # knees
+    pose[:, 45 + 2], pose[:, 48 + 2] = -1.0, 1.0  # shoulders (16, 17) down about z
+    transl = np.stack([0.6 * t, 0.0 * t, depth + 0.9 * t], 1)
+    for f in jump_frames:
+        transl[f, 1] -= 0.25  # camera y is down: -y is up
+    return validate_sequence(dict(
+        betas=np.repeat((betas if betas is not None else rng.normal(size=10) * 0.7)[None], frames, 0),
+        global_orient=np.repeat(FACING_CAMERA[None], frames, 0), body_pose=pose, transl=transl,
+        image_size=(576, 1024), fps=30.0))
+
+
+def reference_seq(model, betas, box=None, depth=20.0):
+    seq = dict(betas=betas[None], global_orient=FACING_CAMERA[None] + 0.0, body_pose=np.zeros((1, 69)),
+               transl=np.array([[0.1, 0.2, depth]]), K=default_intrinsics(512, 768)[None], image_size=(512, 768))
+    seq["body_pose"][0, 45 + 2], seq["body_pose"][0, 48 + 2] = -1.2, 1.2
+    if box is not None:
+        seq["bbox"] = np.asarray(box, np.float32)[None]
+    return validate_sequence(seq)
+
+
+def test_root_compensation_leaves_root_in_place(model):
+    drv = walking(betas=np.eye(10)[0] * 2.0 + np.eye(10)[2])
+    beta_r = np.eye(10)[0] * -1.5 + np.eye(10)[8] * 2
+    new_t = tr.root_compensation(model, drv["transl"], drv["betas"], beta_r[None])
+    _, before = model.forward(drv["betas"], drv["global_orient"], drv["body_pose"], drv["transl"])
+    _, after = model.forward(beta_r, drv["global_orient"], drv["body_pose"], new_t)
+    shift = np.abs(after[:, 0].double().numpy() - before[:, 0].double().numpy()).max()
+    assert shift < 1e-6
+    # without compensation the root moves by the change of J0 (centimetres)
+    _, naive = model.forward(beta_r, drv["global_orient"], drv["body_pose"], drv["transl"])
+    assert np.abs(naive[:, 0].numpy() - before[:, 0].numpy()).max() > 0.02
+
+
+def test_keep_trajectory_is_pure_root_compensation(model):
+    drv = walking()
+    ref = reference_seq(model, np.eye(10)[0] * 2.0)
+    out = tr.transfer_shape(drv, ref, model, trajectory="keep", fit_box=False, ground=False, camera="driving")
+    _, before = model.forward(drv["betas"], drv["global_orient"], drv["body_pose"], drv["transl"])
+    _, after = model.forward(out["betas"], out["global_orient"], out["body_pose"], out["transl"])
+    assert np.abs(after[:, 0].numpy() - before[:, 0].numpy()).max() < 1e-5
+    np.testing.assert_array_equal(out["betas"], np.repeat(ref["betas"][:1], 24, 0))
+    np.testing.assert_array_equal(out["K"], drv["K"])
+
+
+def test_transferred_joints_have_reference_bones_and_driving_rotations(model):
+    # β0 is a uniform scale, so bone directions of driving and transfer must agree exactly; lengths follow β_r.
+    drv = walking(betas=np.zeros(10))
+    beta_r = np.eye(10)[0] * 2.5
+    out = tr.transfer_shape(drv, reference_seq(model, beta_r), model, fit_box=False)
+    np.testing.assert_array_equal(out["body_pose"], drv["body_pose"])
+    np.testing.assert_allclose(out["global_orient"], drv["global_orient"], atol=1e-6)
+    _, j_out = model.forward(out["betas"], out["global_orient"], out["body_pose"], out["transl"])
+    _, j_drv = model.forward(drv["betas"], drv["global_orient"], drv["body_pose"], drv["transl"])
+    parents = model.parents
+    bones_out = (j_out[:, 1:24] - j_out[:, parents[1:24]]).double().numpy()
+    bones_drv = (j_drv[:, 1:24] - j_drv[:, parents[1:24]]).double().numpy()
+    rest = model.rest_joints(beta_r[None])[0]
+    rest_len = np.linalg.norm(rest[1:] - rest[parents[1:24]], axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(bones_out, axis=-1), np.broadcast_to(rest_len, (24, 23)), atol=2e-6)
+    dir_out = bones_out / np.linalg.norm(bones_out, axis=-1, keepdims=True)
+    dir_drv = bones_drv / np.linalg.norm(bones_drv, axis=-1, keepdims=True)
+    np.testing.assert_allclose(dir_out, dir_drv, atol=1e-4)  # float32 joints at 8 m depth
+    # and with a non-uniform β_r the lengths still are the reference's
+    beta_r2 = np.eye(10)[2] * 2 + np.eye(10)[4] * -1.5 + np.eye(10)[8]
+    out2 = tr.transfer_shape(drv, reference_seq(model, beta_r2), model, fit_box=False)
+    _, j2 = model.forward(out2["betas"], out2["global_orient"], out2["body_pose"], out2["transl"])
+    rest2 = model.rest_joints(beta_r2[None])[0]
+    lengths = np.linalg.norm((j2[:, 1:24] - j2[:, parents[1:24]]).double().numpy(), axis=-1)
+    np.testing.assert_allclose(lengths, np.broadcast_to(np.linalg.norm(rest2[1:] - rest2[parents[1:24]], axis=-1),
+                                                        (24, 23)), atol=2e-6)
+
+
+def test_fit_to_reference_box_height_within_one_percent(model):
+    beta_r = np.eye(10)[0] * 1.0
+    box = [180.0, 150.0, 330.0, 700.0]  # 550 px tall, feet at y = 700
+    ref = reference_seq(model, beta_r, box=box, depth=30.0)
+    local, _ = model.forward(ref["betas"], ref["global_orient"], ref["body_pose"])
+    t = tr.fit_translation_to_box(local[0].numpy(), ref["transl"][0], ref["K"][0], box)
+    uv = tr.project((local[0].numpy() + t)[None], ref["K"][:1])[0]
+    height = uv[:, 1].max() - uv[:, 1].min()
+    assert abs(height / 550.0 - 1) < 0.01
+    assert abs(uv[:, 1].max() - 700.0) < 0.01 * 550
+    assert abs((uv[:, 0].min() + uv[:, 0].max()) / 2 - 255.0) < 0.01 * 550
+    # the transfer uses the fitted placement: the driving first frame lands in the box too
+    drv = walking(frames=6, betas=np.zeros(10))
+    drv["body_pose"][:] = ref["body_pose"][0]
+    drv["transl"][:] = drv["transl"][0]
+    out = tr.transfer_shape(drv, ref, model)
+    assert abs((out["bbox"][0, 3] - out["bbox"][0, 1]) / 550.0 - 1) < 0.01
+    assert abs(out["bbox"][0, 3] - 700.0) < 0.01 * 550
+
+
+def test_feet_on_reference_ground_and_jumps_kept(model):
+    ref = reference_seq(model, np.eye(10)[0] * -1.0, box=[200, 100, 320, 650], depth=15.0)
+    drv = walking(frames=30, betas=np.eye(10)[0] * 1.5)
+    up = np.array([0.0, -1.0, 0.0])  # both stand upright facing the camera
+    feet = np.isin(model.part_labels, tr.FOOT_PARTS)
+    # plant the driving feet on a level ground (the root bobs as the legs swing), then jump in frames 12-14
+    verts, _ = model.forward(drv["betas"], drv["global_orient"], drv["body_pose"], drv["transl"])
+    drv["transl"][:, 1] += (verts.double().numpy()[:, feet] @ up).min(1) - 0.3
+    drv["transl"][12:15, 1] -= 0.25
+    out = tr.transfer_shape(drv, ref, model)
+    ref_local, _ = model.forward(ref["betas"], ref["global_orient"], ref["body_pose"])
+    ref_t = tr.fit_translation_to_box(ref_local[0].numpy(), ref["transl"][0], ref["K"][0], ref["bbox"][0])
+    ref_ground = ((ref_local[0].numpy()[feet] + ref_t) @ up).min()
+    verts, _ = model.forward(out["betas"], out["global_orient"], out["body_pose"], out["transl"])
+    lowest = (verts.double().numpy()[:, feet] @ up).min(1)
+    standing = np.setdiff1d(np.arange(30), [12, 13, 14])
+    # planted feet sit on the reference ground (mm), jumps rise above it by the height-scaled jump
+    assert np.abs(np.percentile(lowest[standing], 10) - ref_ground) < 1e-3
+    assert np.all(np.abs(lowest[standing] - ref_ground) < 2e-3)
+    scale = tr.rest_height(model, ref["betas"][:1])[0] / tr.rest_height(model, drv["betas"][:1])[0]
+    assert np.all(lowest[[12, 13, 14]] - ref_ground > 0.2 * scale)
+
+
+def test_relative_trajectory_scaled_by_height_and_depth_ratio(model):
+    ref = reference_seq(model, np.eye(10)[0] * -1.0, depth=16.0)
+    drv = walking(frames=10, betas=np.eye(10)[0] * 1.0)
+    out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
+    root_out = out["transl"] + model.rest_joints(out["betas"])[:, 0]
+    root_drv = drv["transl"] + model.rest_joints(drv["betas"])[:, 0]
+    root_ref = ref["transl"][0] + model.rest_joints(ref["betas"])[0, 0]
+    s = tr.rest_height(model, ref["betas"][:1])[0] / tr.rest_height(model, drv["betas"][:1])[0]
+    np.testing.assert_allclose(root_out[:, 0] - root_ref[0], s * (root_drv[:, 0] - root_drv[0, 0]), atol=1e-5)
+    np.testing.assert_allclose(root_out[:, 2] / root_ref[2], root_drv[:, 2] / root_drv[0, 2], atol=1e-6)
+    locked = tr.transfer_shape(drv, ref, model, trajectory="lock_root", fit_box=False, ground=False)
+    np.testing.assert_allclose(locked["transl"] + model.rest_joints(locked["betas"])[:, 0],
+                               np.repeat(root_ref[None], 10, 0), atol=1e-5)
+
+
+def test_align_first_takes_reference_facing(model):
+    side = matrix_to_axis_angle(rotation_about_axis("y", 90.0) @ rotation_about_axis("x", 180.0))
+    ref = reference_seq(model, np.zeros(10))
+    ref["global_orient"][0] = side
+    drv = walking(frames=5)
+    out = tr.transfer_shape(drv, ref, model, orientation="align_first", fit_box=False, ground=False)
+    from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix
+
+    np.testing.assert_allclose(axis_angle_to_matrix(out["global_orient"][0]), axis_angle_to_matrix(side), atol=1e-5)
+
+
+def test_bad_options_and_empty_reference(model):
+    drv = walking(frames=4)
+    ref = reference_seq(model, np.zeros(10))
+    with pytest.raises(ValueError, match="trajectory"):
+        tr.transfer_shape(drv, ref, model, trajectory="fly")
+    ref["valid"][:] = False
+    with pytest.raises(ValueError, match="no valid frame"):
+        tr.transfer_shape(drv, ref, model)
