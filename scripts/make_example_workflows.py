@@ -65,7 +65,8 @@ def widget_extras(entry) -> list:
 
 
 def api_workflow(spec: Spec, classes: dict) -> dict:
-    """Every required input set (spec value, else the node default); optional ones only when the spec sets them."""
+    """Every widget input set (spec value, else the node default), optional ones too, as ComfyUI's graphToPrompt
+    writes them; socket inputs only where the spec links them."""
     out = {}
     for node in spec.nodes:
         cls = classes[node.type]
@@ -73,13 +74,14 @@ def api_workflow(spec: Spec, classes: dict) -> dict:
         for section, name, entry in input_specs(cls):
             if name in node.inputs:
                 inputs[name] = list(node.inputs[name]) if isinstance(node.inputs[name], tuple) else node.inputs[name]
-            elif section == "required":
-                if not is_widget(entry):
-                    raise ValueError(f"{spec.name}: node {node.id} ({node.type}) needs a link for {name!r}")
+            elif is_widget(entry):
                 inputs[name] = default_value(entry)
+            elif section == "required":
+                raise ValueError(f"{spec.name}: node {node.id} ({node.type}) needs a link for {name!r}")
         unknown = set(node.inputs) - {n for _, n, _ in input_specs(cls)}
         if unknown:
             raise ValueError(f"{spec.name}: node {node.id} ({node.type}) has no inputs {sorted(unknown)}")
+        inputs.update(node.extra)
         out[str(node.id)] = {"class_type": node.type, "inputs": inputs, "_meta": {"title": node.title or node.type}}
     return out
 

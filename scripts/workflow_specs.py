@@ -21,6 +21,7 @@ class N:
     title: str | None = None
     models: tuple[str, ...] = ()  # registry ids listed in properties.models
     size: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict)  # widgets the node adds at run time (VHS format options)
 
 
 @dataclass
@@ -129,7 +130,8 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(2, "VHS_LoadVideo", (0, 420), {"video": DRIVING, "force_rate": 0, "custom_width": 0, "custom_height": 0,
-                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2},
+                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2,
+                                          "format": "None"},
           "Driving video (long)", size=(300, 420)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
@@ -145,7 +147,8 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
         N(12, "MotionGuideDecode", (2140, 0), {"model": L(10), "latent": L(11), "chunk_size": 4, "chunk_overlap": 2}),
         N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
-                                              "pingpong": False, "save_output": True}, size=(360, 460)),
+                                              "pingpong": False, "save_output": True}, size=(360, 460),
+          extra={"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}),
     ],
 )
 
@@ -178,9 +181,9 @@ smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
         _dwpose(6, L(3), 700, 360, "Detect Pose (driving)"),
-        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": "SMPL_NEUTRAL.pkl", "gender": "neutral"}, models=("smpl_neutral",)),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2}, "Estimate SMPL (reference)",
-          models=("hmr2",)),
+        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
+          "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideEstimateSMPL", (1060, 360), {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
         N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
@@ -227,9 +230,9 @@ reference image only shows from the front: expect the model to invent it.
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": "SMPL_NEUTRAL.pkl", "gender": "neutral"}, models=("smpl_neutral",)),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2}, "Estimate SMPL (reference)",
-          models=("hmr2",)),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
+          "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
         N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(8),
