@@ -423,7 +423,13 @@ async def run_batch(args) -> int:
             logger.error("the same --server is given twice: %s", ", ".join(s.url for s in servers))
             return 2
         runner = BatchRunner(args, state, servers, todo, progress)
-        await runner.run()
+        if progress.bar is not None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm():  # log lines print above the bar instead of through it
+                await runner.run()
+        else:
+            await runner.run()
     progress.close()
     failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if runner.results.get(j.id, ("",))[0] == FAILED]
     done = sum(1 for j in todo if runner.results.get(j.id, ("",))[0] == DONE)

@@ -118,12 +118,12 @@ class ComfyServer:
 
     async def upload(self, path: Path, name: str) -> str:
         """POST /upload/image (ComfyUI uses it for videos and other files too); returns the stored name."""
-        form = aiohttp.FormData()
-        form.add_field("type", "input")
-        form.add_field("overwrite", "false")  # names are content-addressed: same name means same bytes
-        with open(path, "rb") as f:
-            form.add_field("image", f.read(), filename=name, content_type="application/octet-stream")
-        status, body = await self._request("POST", "/upload/image", data=form)
+        with open(path, "rb") as f:  # streamed: driving videos can be large
+            form = aiohttp.FormData()
+            form.add_field("type", "input")
+            form.add_field("overwrite", "false")  # names are content-addressed: same name means same bytes
+            form.add_field("image", f, filename=name, content_type="application/octet-stream")
+            status, body = await self._request("POST", "/upload/image", data=form)
         if status != 200:
             raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {body[:200].decode(errors='replace')}")
         info = json.loads(body)

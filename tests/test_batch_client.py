@@ -181,6 +181,15 @@ def test_websocket_drop_mid_job_reconnects_without_requeue(work, fake):
     assert len(outputs_of(work, "d")) == 2
 
 
+def test_prompt_lost_in_a_server_restart_is_queued_again(work, fake):
+    fake.behaviour[8] = "vanish"
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "v", "reference": "ref0.png", "video": "drive0.mp4", "seed": 8}])
+    assert run_batch(work, [fake], jobs) == 0
+    first, second = (p["prompt_id"] for p in fake.prompts)  # exactly one re-queue, with a new prompt id
+    assert first not in fake.history and state(work)["v"]["prompt_id"] == second
+    assert len(outputs_of(work, "v")) == 2
+
+
 def test_killed_client_resumes_from_state_file(work, fake):
     fake.behaviour[2] = "slow"  # job 2 runs ~1 s on the server
     jobs = write_jobs(work / "jobs.jsonl", [
