@@ -23,7 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from .batch_jobs import Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs, read_job_list, rename_upload
+from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
+                         read_job_list, rename_upload)
 from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
 from .batch_state import DONE, FAILED, QUEUED, BatchState, make_readable, publish_no_clobber, temp_path_for
 
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
     parser.add_argument("jobs", help="job list: CSV with a header row, or JSON lines (.jsonl)")
     parser.add_argument("--server", action="append", default=[], metavar="URL",
-                        help="ComfyUI server (repeat for several; one job runs on each at a time). Default 127.0.0.1:8188")
+                        help="ComfyUI server (repeat for several; one job runs on each at a time). "
+                             "Default 127.0.0.1:8188")
     parser.add_argument("--out", default="batch_outputs", help="folder for outputs, one sub-folder per job id")
     parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json)")
     parser.add_argument("--bind", action="append", default=[], metavar="FIELD=NODE.INPUT",
@@ -220,7 +222,8 @@ class BatchRunner:
         deadline = asyncio.get_running_loop().time() + self.args.timeout
         entry = self.state.job(job.id)
         prompt_id = None
-        if entry.get("status") == QUEUED and entry.get("server") == server.url and entry.get("content_hash") == job.content_hash:
+        resumable = entry.get("server") == server.url and entry.get("content_hash") == job.content_hash
+        if entry.get("status") == QUEUED and resumable:
             old = entry.get("prompt_id")
             # queue first, then history: a prompt finishing between the two questions is still found
             if await server.in_queue(old):
@@ -330,7 +333,8 @@ class BatchRunner:
         if not files:
             raise JobFailed(
                 f"prompt {prompt_id} finished on {server} without output files: does the workflow end in a save node "
-                "(SaveImage, SaveVideo, VHS_VideoCombine)?" + ("" if self.args.include_previews else " Previews need --include-previews.")
+                "(SaveImage, SaveVideo, VHS_VideoCombine)?"
+                + ("" if self.args.include_previews else " Previews need --include-previews.")
             )
         dest_dir = Path(self.args.out) / job.id
         saved = []
@@ -431,9 +435,11 @@ async def run_batch(args) -> int:
         else:
             await runner.run()
     progress.close()
-    failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if runner.results.get(j.id, ("",))[0] == FAILED]
-    done = sum(1 for j in todo if runner.results.get(j.id, ("",))[0] == DONE)
-    logger.info("batch: %d done, %d skipped (already done), %d failed; state in %s", done, len(skipped), len(failed), state.path)
+    status = {j.id: runner.results.get(j.id, ("", ""))[0] for j in todo}
+    failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if status[j.id] == FAILED]
+    done = sum(1 for j in todo if status[j.id] == DONE)
+    logger.info("batch: %d done, %d skipped (already done), %d failed; state in %s",
+                done, len(skipped), len(failed), state.path)
     for job, message in failed:
         logger.error("job %s (row %d) failed: %s", job.id, job.row, message)
     return 1 if failed else 0

@@ -49,7 +49,8 @@ def format_prompt_error(body: dict) -> str:
             if info.get("input_name"):
                 where += f" input {info['input_name']!r}"
             detail = e.get("details") or ""
-            lines.append(f"{where}: {e.get('type', 'error')}: {e.get('message', '')}" + (f" - {detail}" if detail else ""))
+            text = f"{where}: {e.get('type', 'error')}: {e.get('message', '')}"
+            lines.append(text + (f" - {detail}" if detail else ""))
     return "\n".join(lines) or json.dumps(body)[:500]
 
 
@@ -125,7 +126,8 @@ class ComfyServer:
             form.add_field("image", f, filename=name, content_type="application/octet-stream")
             status, body = await self._request("POST", "/upload/image", data=form)
         if status != 200:
-            raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {body[:200].decode(errors='replace')}")
+            reason = body[:200].decode(errors="replace")
+            raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {reason}")
         info = json.loads(body)
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
@@ -169,7 +171,8 @@ class ComfyServer:
 
     async def download(self, entry: dict, dest_tmp: Path) -> int:
         """GET /view into ``dest_tmp`` (streamed); returns bytes written."""
-        params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""), "type": entry.get("type", "output")}
+        params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""),
+                  "type": entry.get("type", "output")}
         written = 0
         try:
             async with self.session.get(self.url + "/view", params=params, timeout=self.timeout) as resp:

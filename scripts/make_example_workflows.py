@@ -110,7 +110,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                 if not linked:
                     continue
             if linked or not is_widget(entry):
-                slot = {"name": name, "type": "COMBO" if isinstance(entry[0], (list, tuple)) else entry[0], "link": None}
+                kind = "COMBO" if isinstance(entry[0], (list, tuple)) else entry[0]
+                slot = {"name": name, "type": kind, "link": None}
                 if is_widget(entry):
                     slot["widget"] = {"name": name}
                 if linked:
@@ -120,7 +121,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                     outputs[src][src_slot]["links"].append(link_id)
                     slot["link"] = link_id
                 inputs.append(slot)
-        stage = getattr(cls, "CATEGORY", "").split("/")[1] if getattr(cls, "CATEGORY", "").startswith("MotionGuide/") else ""
+        category = getattr(cls, "CATEGORY", "")
+        stage = category.split("/")[1] if category.startswith("MotionGuide/") else ""
         entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size or NODE_SIZE),
                  "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs[node.id],
                  "properties": {"Node name for S&R": node.type}, "widgets_values": widgets}
@@ -144,7 +146,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                   "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "title": "About this workflow",
                   "properties": {}, "widgets_values": [spec.note.strip() + "\n"], "color": "#432", "bgcolor": "#653"})
     return {"id": spec.uuid, "revision": 0, "last_node_id": note_id, "last_link_id": len(links), "nodes": nodes,
-            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}}, "version": 0.4}
+            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}},
+            "version": 0.4}
 
 
 def model_entries() -> dict:
@@ -201,7 +204,8 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
         label, font = title.replace("MotionGuide", ""), 0.3
         while len(label) > 3 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] > p1[0] - p0[0] - 5:
             label = label[:-1]  # clip to the box
-        cv2.putText(img, label, (p0[0] + 3, p0[1] + 11), cv2.FONT_HERSHEY_SIMPLEX, font, (240, 240, 240), 1, cv2.LINE_AA)
+        cv2.putText(img, label, (p0[0] + 3, p0[1] + 11), cv2.FONT_HERSHEY_SIMPLEX, font, (240, 240, 240), 1,
+                    cv2.LINE_AA)
     cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 

@@ -39,7 +39,8 @@ def build() -> str:
         if cls is None:
             lines.append(f"| `{node_id}` | {display} | | *not loaded* | | |")
             continue
-        doc = f"[{node_id}](../web/docs/{node_id}.md)" if (ROOT / "web" / "docs" / f"{node_id}.md").exists() else f"`{node_id}`"
+        has_page = (ROOT / "web" / "docs" / f"{node_id}.md").exists()
+        doc = f"[{node_id}](../web/docs/{node_id}.md)" if has_page else f"`{node_id}`"
         description = " ".join(str(getattr(cls, "DESCRIPTION", "")).split()).replace("|", "\\|")
         lines.append(f"| {doc} | {display} | {cls.CATEGORY} | {description} | {_inputs(cls)} | {_outputs(cls)} |")
     return "\n".join(lines) + "\n"
