@@ -10,6 +10,7 @@ SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
 HMR2 = "hmr2_epoch_35.ckpt"
 SMPL = "SMPL_NEUTRAL.pkl"
+VHS_MP4 = {"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}  # h264-mp4's own widgets
 
 
 @dataclass
@@ -91,19 +92,35 @@ MIMICMOTION = Spec(
 Models (see the missing-models panel): `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/`,
 `models/mimicmotion/MimicMotion_1-1.pth`, `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`.
 
+Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample into 12 fps; set the
+sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
+connect the same way (frames + fps): see the SMPL example.
+
 Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_size* to 72 (as trained).
-Prefer VideoHelperSuite? Swap in *Load Video (Upload)* and *Video Combine*: frames + fps connect the same way.
 """,
+    # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
-        *_video_in(2),
-        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
-        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        _dwpose(6, L(3), 700, 300, "Detect Pose (driving)"),
-        N(7, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(6), "reference_pose": L(5)}),
-        N(8, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(7), "width": L(4, 1), "height": L(4, 2)}),
-        N(9, "PreviewImage", (1420, 420), {"images": L(8)}, "Pose maps", size=(300, 330)),
-        *_generate(10, reference=4, poses=8, fps_src=L(3, 2), x=1780),
+        N(2, "VHS_LoadVideo", (0, 420), {"video": DRIVING, "force_rate": 0, "custom_width": 0, "custom_height": 0,
+                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2,
+                                          "format": "None"},
+          "Driving video", size=(300, 420)),
+        N(3, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(4, L(3), 700, -60, "Detect reference pose"),
+        _dwpose(5, L(2), 700, 300, "Detect driving poses"),
+        N(6, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(5), "reference_pose": L(4)}),
+        N(7, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(6), "width": L(3, 1), "height": L(3, 2)}),
+        N(12, "PreviewImage", (1420, 420), {"images": L(7)}, "Pose maps", size=(300, 330)),
+        N(8, "MotionGuideLoadModel", (1780, -260),
+          {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC}, models=("svd_xt_1_1", "mimicmotion_1_1")),
+        N(9, "MotionGuideSampler", (1780, 0),
+          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0},
+          "Pose-Guided Sampler", size=(320, 420)),
+        N(10, "MotionGuideDecode", (2140, 0), {"model": L(8), "latent": L(9)}),
+        N(11, "VHS_VideoCombine", (2500, 0), {"images": L(10, 0), "frame_rate": L(10, 1), "loop_count": 0,
+                                              "filename_prefix": "MotionGuide_demo", "format": "video/h264-mp4",
+                                              "pingpong": False, "save_output": True}, "Save video", size=(360, 460),
+          extra=VHS_MP4),
     ],
 )
 
@@ -149,7 +166,7 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
         N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
                                               "pingpong": False, "save_output": True}, size=(360, 460),
-          extra={"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}),
+          extra=VHS_MP4),
     ],
 )
 
