@@ -20,9 +20,6 @@ from . import comfy_adapter as adapter
 logger = logging.getLogger("motionguide.cli")
 
 PACK_ROOT = adapter.PACK_ROOT
-SAMPLE_INPUTS = PACK_ROOT / "example_workflows" / "inputs"
-DEMO_WORKFLOW = PACK_ROOT / "tests" / "workflows_api" / "mimicmotion_pose_video.json"
-
 
 def node_classes() -> dict[str, type]:
     """The pack's nodes plus stand-ins for the core/VHS file nodes (the pack wins on a name clash)."""

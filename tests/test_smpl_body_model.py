@@ -1,5 +1,4 @@
 """Body-model loading routes, the restricted unpickler, and the synthetic model's geometry."""
-import io
 import pickle
 import pickletools
 
@@ -141,3 +140,32 @@ def test_forward_batches_and_broadcasts_betas(smpl_model_dir):
 
 def test_openpose_map_constant():
     assert bm.OPENPOSE18_FROM_SMPL45 == [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
+
+
+def test_smplx_npz_gives_the_smpl_joint_layout(smpl_model_dir, smplx_model_path):
+    smpl = bm.load_body_model(smpl_model_dir)
+    smplx_model = bm.load_body_model(smpl_model_dir, model_type="smplx")
+    assert smplx_model.model_type == "smplx" and smplx_model.num_vertices == 10475
+    assert bm.load_body_model(smplx_model_path).model_type == "smplx"  # inferred from the file name
+    betas, orient, pose, transl = _random_motion(4, seed=7)
+    pose[:, 63:] = 0.0  # SMPL's hand joints have no SMPL-X counterpart
+    v_x, j_x = smplx_model.forward(betas, orient, pose, transl)
+    v_s, j_s = smpl.forward(betas, orient, pose, transl)
+    assert v_x.shape == (4, 10475, 3) and j_x.shape == (4, 45, 3)
+    # same capsule man in both layouts: the 45 joints (skeleton, hands, landmarks) coincide
+    torch.testing.assert_close(j_x, j_s, rtol=0, atol=2e-5)
+    assert np.array_equal(np.bincount(smplx_model.part_labels, minlength=24)[1:],  # part 0 holds the padding
+                          np.bincount(smpl.part_labels, minlength=24)[1:])
+    assert set(np.unique(smplx_model.part_labels)) == set(range(24))
+
+
+def test_old_scipy_sparse_module_path_is_mapped(tmp_path):
+    import scipy.sparse
+
+    dense = np.arange(12.0).reshape(3, 4) * (np.arange(12).reshape(3, 4) % 3 == 0)
+    blob = pickle.dumps({"J_regressor": scipy.sparse.csc_matrix(dense)}, protocol=2)
+    module = type(scipy.sparse.csc_matrix(dense)).__module__.encode()  # e.g. scipy.sparse._csc
+    assert module in blob
+    path = tmp_path / "old.pkl"
+    path.write_bytes(blob.replace(module, b"scipy.sparse.csc"))  # how SciPy < 1.8 / Python 2 files name it
+    np.testing.assert_array_equal(load_smpl_pickle(path)["J_regressor"], dense)

@@ -1,5 +1,4 @@
 """Motion importers/exporters: HMR2 (4D-Humans/Champ), AMASS, WHAM/GVHMR, and our own .npz."""
-import pickle
 
 import numpy as np
 import pytest

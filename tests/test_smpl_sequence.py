@@ -72,3 +72,13 @@ def test_slice_and_resample():
     seq["valid"][3] = False
     up = sq.resample_sequence(seq, fps=60)
     assert up["valid"][5:8].tolist() == [False, False, False] and up["valid"][4] and up["valid"][8]
+
+
+def test_match_timing_resamples_fps_or_refuses_other_durations():
+    seq = make_sequence(frames=31, fps=30)  # 1 s
+    out = sq.match_timing(seq, frames=61, fps=60.0)
+    assert len(out["valid"]) == 61 and out["fps"] == 60.0
+    np.testing.assert_allclose(out["transl"][::2], seq["transl"], atol=1e-6)
+    assert len(sq.match_timing(seq, frames=30, fps=30.0)["valid"]) == 30  # off by one: rounding
+    with pytest.raises(ValueError, match="31 frames at 30 fps"):
+        sq.match_timing(seq, frames=50, fps=30.0)

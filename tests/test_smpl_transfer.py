@@ -172,3 +172,13 @@ def test_bad_options_and_empty_reference(model):
     ref["valid"][:] = False
     with pytest.raises(ValueError, match="no valid frame"):
         tr.transfer_shape(drv, ref, model)
+
+
+def test_frames_without_person_are_filled_not_used(model):
+    drv = walking(frames=8)
+    drv["valid"][3] = False
+    drv["transl"][3] = 0.0  # an estimator leaves nothing usable there
+    ref = reference_seq(model, np.zeros(10))
+    out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
+    assert not out["valid"][3]
+    np.testing.assert_allclose(out["transl"][3], (out["transl"][2] + out["transl"][4]) / 2, atol=1e-4)

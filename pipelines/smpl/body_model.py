@@ -51,7 +51,8 @@ class BodyModel:
         model_type (`str`): ``"smpl"`` or ``"smplx"``.
         gender (`str`): ``"neutral"``, ``"male"`` or ``"female"``.
         faces (`np.ndarray`): (F,3) int64 triangle indices.
-        part_labels (`np.ndarray`): (V,) int64 in 0..23, the argmax skinning weight over the first 24 joints.
+        part_labels (`np.ndarray`): (V,) int64 in 0..23, the argmax skinning weight over the first 24 joints
+            (SMPL-X: jaw and eyes count as the head, finger joints as SMPL's hand parts).
         num_vertices (`int`): V.
         parents (`np.ndarray`): (J,) kinematic parents, -1 for the root.
     """
@@ -64,7 +65,11 @@ class BodyModel:
         self.faces = self.arrays["f"].astype(np.int64)
         self.num_vertices = int(self.arrays["v_template"].shape[0])
         weights = self.arrays["weights"]
-        self.part_labels = np.argmax(weights[:, :24], axis=1).astype(np.int64)
+        if model_type == "smplx":  # jaw/eyes → head, finger joints → SMPL's hand parts
+            part_of = np.array(list(range(22)) + [15, 15, 15] + [22] * 15 + [23] * 15)
+            self.part_labels = part_of[np.argmax(weights, axis=1)].astype(np.int64)
+        else:
+            self.part_labels = np.argmax(weights[:, :24], axis=1).astype(np.int64)
         self.parents = self.arrays["kintree_table"][0].astype(np.int64)
         self.parents[0] = -1
         # Rest joints are linear in betas: J(β) = J_template + J_shapedirs·β (float64, for exact root maths).

@@ -234,3 +234,18 @@ def resample_sequence(seq: dict, fps: float | None = None, frames: int | None = 
     out["valid"] = np.where(exact, seq["valid"][lo], seq["valid"][lo] & seq["valid"][hi])
     out["fps"] = new_fps
     return out
+
+
+def match_timing(seq: dict, frames: int, fps: float, name: str = "SMPL sequence") -> dict:
+    """Bring ``seq`` to ``frames`` frames at ``fps``: resampled when the frame rate differs or the count is off by
+    one (rounding); a clear error when the clips have different durations."""
+    seq = validate_sequence(seq, name)
+    if abs(seq["fps"] - fps) > 1e-6:
+        seq = resample_sequence(seq, fps=fps)
+    count = num_frames(seq)
+    if count == frames:
+        return seq
+    if abs(count - frames) <= 1:
+        return dict(resample_sequence(seq, frames=frames), fps=float(fps))
+    raise ValueError(f"{name} has {count} frames at {fps:g} fps ({count / fps:.2f} s) but {frames} frames "
+                     f"({frames / fps:.2f} s) are needed; trim or pad the clips to the same length first.")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import num_frames, validate_sequence
@@ -125,6 +124,10 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     if camera not in ("reference", "driving"):
         raise ValueError(f"camera must be 'reference' or 'driving', got {camera!r}.")
     drv = validate_sequence(driving, "driving SMPL sequence")
+    if not drv["valid"].all():  # frames without a person carry no usable parameters: interpolate them first
+        from .smoothing import fill_invalid_frames
+
+        drv = fill_invalid_frames(drv)
     ref = validate_sequence(reference, "reference SMPL sequence")
     if drv["model_type"] != model.model_type or ref["model_type"] != model.model_type:
         raise ValueError(f"sequences are {drv['model_type']}/{ref['model_type']} but the body model is "

@@ -117,9 +117,10 @@ def _orient_outward(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return faces
 
 
-def build_synthetic_smpl_arrays() -> dict[str, np.ndarray]:
+def build_synthetic_smpl_arrays(num_vertices: int = NUM_VERTICES, landmark_ids: dict | None = None) -> dict:
     """The SMPL arrays (float64 before saving): v_template, shapedirs, posedirs, J_regressor, weights,
     kintree_table, f; plus ``J`` (rest joints), like the official pickle."""
+    landmark_ids = landmark_ids or LANDMARK_IDS
     parents = SMPL_PARENTS
     verts, faces, weights, regress_rows, girth_dir = [], [], [], {}, []
     leg_joints = {1, 2, 4, 5, 7, 8, 10, 11}
@@ -167,15 +168,15 @@ def build_synthetic_smpl_arrays() -> dict[str, np.ndarray]:
     verts, faces, weights = np.concatenate(verts), np.concatenate(faces), np.concatenate(weights)
     girth, leg = np.concatenate(girth_dir), np.concatenate(leg_mask)
     n_real = len(verts)
-    if n_real > NUM_VERTICES:
-        raise RuntimeError(f"capsule man has {n_real} vertices, more than {NUM_VERTICES}")
+    if n_real > num_vertices:
+        raise RuntimeError(f"capsule man has {n_real} vertices, more than {num_vertices}")
 
     # Landmarks are moved to smplx's default ids; the spare slots are filled with unreferenced copies of
     # the pelvis ring's first vertex (inside the body, weighted to the pelvis).
     targets = _landmark_targets()
-    order = np.full(NUM_VERTICES, -1)
+    order = np.full(num_vertices, -1)
     used = set()
-    for name, vid in LANDMARK_IDS.items():
+    for name, vid in landmark_ids.items():
         dist = np.linalg.norm(verts - targets[name], axis=1)
         dist[list(used)] = np.inf
         best = int(np.argmin(dist))
@@ -186,14 +187,14 @@ def build_synthetic_smpl_arrays() -> dict[str, np.ndarray]:
     order[free[: len(rest)]] = rest
     order[free[len(rest):]] = regress_rows[0][0]
     new_index = np.empty(n_real, int)
-    real_slots = np.flatnonzero(np.isin(np.arange(NUM_VERTICES), free[len(rest):], invert=True))
+    real_slots = np.flatnonzero(np.isin(np.arange(num_vertices), free[len(rest):], invert=True))
     new_index[order[real_slots]] = real_slots
 
     v_template = verts[order]
     faces = new_index[faces]
     weights = weights[order]
     girth, leg, head = girth[order], leg[order], head_mask[order]
-    j_regressor = np.zeros((24, NUM_VERTICES))
+    j_regressor = np.zeros((24, num_vertices))
     for joint, rows in regress_rows.items():
         j_regressor[joint, new_index[rows]] = 1.0 / len(rows)
 
@@ -214,11 +215,48 @@ def build_synthetic_smpl_arrays() -> dict[str, np.ndarray]:
         0.2 * girth * leg[:, None],  # 9 leg thickness
     ]
     shapedirs = np.stack(dirs, -1)
-    posedirs = np.zeros((NUM_VERTICES, 3, 207))
+    posedirs = np.zeros((num_vertices, 3, 207))
     kintree = np.array([[4294967295] + parents[1:], list(range(24))], dtype=np.int64)
     return {"v_template": v_template, "shapedirs": shapedirs, "posedirs": posedirs, "J_regressor": j_regressor,
             "weights": weights, "kintree_table": kintree, "f": faces.astype(np.uint32),
             "J": j_regressor @ v_template}
+
+
+SMPLX_VERTICES = 10475
+SMPLX_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15] + [
+    p for wrist, first in ((20, 25), (21, 40)) for k in range(5) for p in (wrist, first + 3 * k, first + 3 * k + 1)]
+SMPLX_LANDMARK_IDS = {"nose": 9120, "reye": 9929, "leye": 9448, "rear": 616, "lear": 6, "rthumb": 8079,
+                      "rindex": 7669, "rmiddle": 7794, "rring": 7905, "rpinky": 8022, "lthumb": 5361, "lindex": 4933,
+                      "lmiddle": 5058, "lring": 5169, "lpinky": 5286, "LBigToe": 5770, "LSmallToe": 5780,
+                      "LHeel": 8846, "RBigToe": 8463, "RSmallToe": 8474, "RHeel": 8635}
+
+
+def build_synthetic_smplx_arrays() -> dict[str, np.ndarray]:
+    """The same capsule man as an SMPL-X model: 10475 vertices, 55 joints (jaw and eyes at the head joint, the
+    15 finger joints of each hand at the hand joint, the middle finger base carrying the hand's weights), 10
+    shape + 10 (zero) expression directions, landmarks on head faces, identity hand PCA."""
+    a = build_synthetic_smpl_arrays(SMPLX_VERTICES, SMPLX_LANDMARK_IDS)
+    source_row = list(range(22)) + [15, 15, 15] + [22] * 15 + [23] * 15
+    regressor = a["J_regressor"][source_row]
+    weights = np.zeros((SMPLX_VERTICES, 55))
+    weights[:, :22] = a["weights"][:, :22]
+    weights[:, 28] = a["weights"][:, 22]  # left_middle1
+    weights[:, 43] = a["weights"][:, 23]  # right_middle1
+    head_faces = np.flatnonzero(np.all(np.argmax(a["weights"], 1)[a["f"]] == 15, axis=1))[:51]
+    return {"v_template": a["v_template"], "f": a["f"], "J_regressor": regressor, "weights": weights,
+            "kintree_table": np.array([[4294967295] + SMPLX_PARENTS[1:], list(range(55))], dtype=np.int64),
+            "shapedirs": np.concatenate([a["shapedirs"], np.zeros((SMPLX_VERTICES, 3, 10))], -1),
+            "posedirs": np.zeros((SMPLX_VERTICES, 3, 486)), "lmk_faces_idx": head_faces.astype(np.int64),
+            "lmk_bary_coords": np.full((51, 3), 1 / 3), "hands_componentsl": np.eye(45),
+            "hands_componentsr": np.eye(45), "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45)}
+
+
+def build_synthetic_smplx(directory) -> Path:
+    """Write ``smplx/SMPLX_NEUTRAL.npz`` (float32) under ``directory``; return its path."""
+    path = Path(directory) / "smplx" / "SMPLX_NEUTRAL.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **_float32(build_synthetic_smplx_arrays()))
+    return path
 
 
 def _float32(arrays: dict) -> dict:
@@ -288,3 +326,8 @@ if pytest is not None:
     def smpl_model_dir(models_dir) -> Path:
         """``models_dir/smpl/`` holding the synthetic SMPL model files."""
         return build_synthetic_smpl(models_dir / "smpl")
+
+    @pytest.fixture(scope="session")
+    def smplx_model_path(smpl_model_dir) -> Path:
+        """``models_dir/smpl/smplx/SMPLX_NEUTRAL.npz``: the synthetic model in SMPL-X layout."""
+        return build_synthetic_smplx(smpl_model_dir)
