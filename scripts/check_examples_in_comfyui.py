@@ -50,6 +50,35 @@ FIT_CANVAS = """() => {
 }"""
 
 
+RUN_TINY = """async () => {
+    const set = (id, name, v) => { app.graph.getNodeById(id).widgets.find(w => w.name === name).value = v; };
+    set(2, "frame_load_cap", 4); set(2, "select_every_nth", 1); set(3, "resolution", 64);
+    set(9, "steps", 1); set(9, "tile_size", 5); set(9, "tile_overlap", 1); set(8, "precision", "fp32");
+    await app.queuePrompt(0, 1);
+}"""
+
+
+async def run_tiny(page, pack: str) -> bool:
+    """Queue example (a) from the browser on a server with the tiny models; the pose-map preview must play."""
+    ui = await page.evaluate(f"fetch('/api/workflow_templates/{pack}/mimicmotion_pose_video.json').then(r => r.json())")
+    await page.evaluate("wf => app.loadGraphData(wf)", ui)
+    await page.wait_for_timeout(800)
+    await page.evaluate(RUN_TINY)
+    state = [0]
+    for _ in range(240):
+        await page.wait_for_timeout(500)
+        state = await page.evaluate("() => { const n = app.graph.getNodeById(12); return [n.motionguideFrames ?? 0]; }")
+        if state[0]:
+            break
+    seen = set()
+    for _ in range(8):
+        await page.wait_for_timeout(130)
+        seen.add(await page.evaluate("() => app.graph.getNodeById(12).imageIndex"))
+    ok = state[0] == 5 and len(seen) > 1
+    print(f"run from the browser: pose-map preview {'plays' if ok else 'FAILED'} ({state[0]} frames, shown {sorted(seen)})")
+    return ok
+
+
 def compare(prompt: dict, api: dict) -> list[str]:
     diffs = [] if sorted(prompt) == sorted(api) else [f"node ids: browser {sorted(prompt)} vs API {sorted(api)}"]
     for node_id, node in api.items():
@@ -65,7 +94,7 @@ def compare(prompt: dict, api: dict) -> list[str]:
     return diffs
 
 
-async def check(url: str, screenshots: Path | None) -> bool:
+async def check(url: str, screenshots: Path | None, tiny_run: bool = False) -> bool:
     from playwright.async_api import async_playwright
 
     ok = True
@@ -101,6 +130,8 @@ async def check(url: str, screenshots: Path | None) -> bool:
                 screenshots.mkdir(parents=True, exist_ok=True)
                 await page.screenshot(path=str(screenshots / f"{name}.png"),
                                       clip={"x": box[0], "y": box[1], "width": min(box[2], 2900), "height": min(box[3], 1400)})
+        if tiny_run:
+            ok &= await run_tiny(page, pack)
         await browser.close()
     return ok
 
@@ -118,8 +149,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="running ComfyUI, e.g. http://127.0.0.1:8188")
     parser.add_argument("--screenshots", type=Path, help="save a PNG of each workflow's canvas here")
+    parser.add_argument("--run-tiny", action="store_true",
+                        help="also queue example (a) at 64 px, 4 frames, 1 step (server with the tiny models, e.g. "
+                             "`cli.py demo --smoke`'s) and check that its pose-map preview plays")
     args = parser.parse_args(argv)
-    return 0 if asyncio.run(check(args.url, args.screenshots)) else 1
+    return 0 if asyncio.run(check(args.url, args.screenshots, args.run_tiny)) else 1
 
 
 if __name__ == "__main__":
