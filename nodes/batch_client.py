@@ -178,18 +178,27 @@ class BatchRunner:
             except JobFailed as exc:
                 self._finish(job, FAILED, str(exc))
             except TransientError as exc:
-                self.attempts[job.id] += 1
-                n = self.attempts[job.id]
-                if n > self.args.retries:
-                    self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
-                    continue
-                delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
-                logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
-                self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
-                self.shared.put_nowait(job)
-                await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
+                delay = self._retry_later(server, job, exc)
+                if delay:
+                    await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
+            except Exception as exc:  # a full disk, a bug: this job fails, the batch goes on
+                logger.exception("%s: unexpected error", job.id)
+                self._finish(job, FAILED, f"unexpected {type(exc).__name__}: {exc}")
             finally:
                 self.progress.server_status(server.url, f"{server.url}: idle")
+
+    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError) -> float | None:
+        """Hand the job back for another try (the delay this server should wait), or fail it when out of retries."""
+        self.attempts[job.id] += 1
+        n = self.attempts[job.id]
+        if n > self.args.retries:
+            self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
+            return None
+        delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
+        logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
+        self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
+        self.shared.put_nowait(job)
+        return delay
 
     async def _server_can_run(self, server: ComfyServer, job: Job) -> bool:
         """False (and the job handed on) when this server lacks node classes the workflow uses."""
@@ -207,6 +216,8 @@ class BatchRunner:
         if self.alive:
             logger.error("%s; its jobs go to the other servers", text)
             self.shared.put_nowait(job)
+            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
+                self.shared.put_nowait(self.own[server.url].popleft())
             return False
         self._finish(job, FAILED, text)
         while self.remaining:  # the last usable server is unusable: every job left fails with the reason

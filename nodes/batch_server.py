@@ -90,13 +90,16 @@ class ComfyServer:
         self.session = session
         self.client_id = client_id
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+        # big uploads/downloads may take long in total; only a stalled connection counts as a failure
+        self.transfer_timeout = aiohttp.ClientTimeout(total=None, sock_connect=request_timeout,
+                                                      sock_read=request_timeout)
 
     def __str__(self) -> str:
         return self.url
 
-    async def _request(self, method: str, path: str, **kw):
+    async def _request(self, method: str, path: str, timeout: aiohttp.ClientTimeout | None = None, **kw):
         try:
-            async with self.session.request(method, self.url + path, timeout=self.timeout, **kw) as resp:
+            async with self.session.request(method, self.url + path, timeout=timeout or self.timeout, **kw) as resp:
                 body = await resp.read()
                 if resp.status >= 500:
                     raise TransientError(f"{self.url}{path}: HTTP {resp.status} {body[:200].decode(errors='replace')}")
@@ -124,7 +127,7 @@ class ComfyServer:
             form.add_field("type", "input")
             form.add_field("overwrite", "false")  # names are content-addressed: same name means same bytes
             form.add_field("image", f, filename=name, content_type="application/octet-stream")
-            status, body = await self._request("POST", "/upload/image", data=form)
+            status, body = await self._request("POST", "/upload/image", timeout=self.transfer_timeout, data=form)
         if status != 200:
             reason = body[:200].decode(errors="replace")
             raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {reason}")
@@ -175,7 +178,7 @@ class ComfyServer:
                   "type": entry.get("type", "output")}
         written = 0
         try:
-            async with self.session.get(self.url + "/view", params=params, timeout=self.timeout) as resp:
+            async with self.session.get(self.url + "/view", params=params, timeout=self.transfer_timeout) as resp:
                 if resp.status >= 500:
                     raise TransientError(f"{self.url}/view {entry['filename']}: HTTP {resp.status}")
                 if resp.status != 200:
