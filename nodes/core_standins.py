@@ -134,7 +134,8 @@ class VHS_VideoCombine:
                       format="video/h264-mp4", pingpong=False, save_output=True, audio=None):
         import numpy as np
 
-        from ..pipelines.video.io import to_uint8, unique_path, write_video
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_video
 
         frames = to_uint8(images)
         if pingpong:
@@ -157,7 +158,8 @@ class SaveImage:
     CATEGORY = "image"
 
     def save_images(self, images, filename_prefix="MotionGuide"):
-        from ..pipelines.video.io import to_uint8, unique_path, write_image
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_image
 
         entries = []
         for frame in to_uint8(images):
@@ -233,7 +235,8 @@ class SaveVideo:
     CATEGORY = "image/video"
 
     def save_video(self, video, filename_prefix, format="auto", codec="auto"):
-        from ..pipelines.video.io import to_uint8, unique_path, write_video
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_video
 
         path = write_video(to_uint8(video.images), video.fps,
                            unique_path(adapter.output_directory(), filename_prefix, ".mp4"))
