@@ -134,7 +134,8 @@ class VHS_VideoCombine:
                       format="video/h264-mp4", pingpong=False, save_output=True, audio=None):
         import numpy as np
 
-        from ..pipelines.video.io import to_uint8, unique_path, write_video
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_video
 
         frames = to_uint8(images)
         if pingpong:
@@ -157,7 +158,8 @@ class SaveImage:
     CATEGORY = "image"
 
     def save_images(self, images, filename_prefix="MotionGuide"):
-        from ..pipelines.video.io import to_uint8, unique_path, write_image
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_image
 
         entries = []
         for frame in to_uint8(images):
@@ -233,12 +235,41 @@ class SaveVideo:
     CATEGORY = "image/video"
 
     def save_video(self, video, filename_prefix, format="auto", codec="auto"):
-        from ..pipelines.video.io import to_uint8, unique_path, write_video
+        from ..pipelines.output_paths import unique_path
+        from ..pipelines.video.io import to_uint8, write_video
 
         path = write_video(to_uint8(video.images), video.fps,
                            unique_path(adapter.output_directory(), filename_prefix, ".mp4"))
         return {"ui": {"images": [_ui_entry(path)], "animated": (True,)}, "result": ()}
 
 
+class ImageBatch:
+    """Core "Batch Images": image2's frames after image1's, image2 cover-resized (centre crop, bilinear) if sizes differ."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "batch"
+    CATEGORY = "image"
+
+    def batch(self, image1, image2):
+        import torch
+
+        if image1.shape[1:] != image2.shape[1:]:
+            height, width = image1.shape[1:3]
+            h, w = image2.shape[1:3]
+            if w / h > width / height:  # crop the sides to the target aspect, as core's common_upscale does
+                keep = round(h * width / height)
+                image2 = image2[:, :, (w - keep) // 2:(w - keep) // 2 + keep]
+            else:
+                keep = round(w * height / width)
+                image2 = image2[:, (h - keep) // 2:(h - keep) // 2 + keep]
+            image2 = torch.nn.functional.interpolate(image2.movedim(-1, 1), size=(height, width),
+                                                     mode="bilinear").movedim(1, -1)
+        return (torch.cat((image1, image2), dim=0),)
+
+
 STANDIN_CLASSES = {cls.__name__: cls for cls in (LoadImage, VHS_LoadVideo, VHS_VideoCombine, SaveImage, PreviewImage,
-                                                 LoadVideo, GetVideoComponents, CreateVideo, SaveVideo)}
+                                                 LoadVideo, GetVideoComponents, CreateVideo, SaveVideo, ImageBatch)}

@@ -221,16 +221,6 @@ class MotionGuideDrawPose:
         return (_to_image_tensor(maps),)
 
 
-def _next_free_path(directory: Path, stem: str, suffix: str) -> Path:
-    """``stem_00001suffix``, ``stem_00002suffix``, … : the first name that does not exist (never overwrites)."""
-    counter = 1
-    while True:
-        path = directory / f"{stem}_{counter:05d}{suffix}"
-        if not path.exists():
-            return path
-        counter += 1
-
-
 class MotionGuideSavePose:
     DESCRIPTION = "Saves pose keypoints as OpenPose-style JSON in the output folder (never overwrites a file)."
     CATEGORY = CATEGORY
@@ -255,16 +245,13 @@ class MotionGuideSavePose:
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         data = keypoints.frames_to_pose_keypoint(frames)
-        root = adapter.output_directory().resolve()
-        target = (root / (filename_prefix or "pose")).resolve()
-        if root != target and root not in target.parents:
-            raise ValueError(f"filename_prefix {filename_prefix!r} points outside the output folder {root}.")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        from ..pipelines.output_paths import unique_path
+
         if format == SAVE_FORMATS[0]:
-            path = _next_free_path(target.parent, target.name, ".json")
+            path = unique_path(adapter.output_directory(), filename_prefix or "pose", ".json")
             _write_new(path, json.dumps(data))
         else:
-            path = _next_free_path(target.parent, target.name, "")
+            path = unique_path(adapter.output_directory(), filename_prefix or "pose", "")
             path.mkdir(parents=True)
             for i, frame in enumerate(data):
                 people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]

@@ -95,8 +95,8 @@ class MotionGuideSMPLToPose:
     FUNCTION = "convert"
     RETURN_TYPES = (POSE_KEYPOINT,)
     RETURN_NAMES = ("pose_keypoint",)
-    OUTPUT_TOOLTIPS = ("OpenPose-18 keypoints per frame in pixels (confidence = 3D visibility), plus grafted "
-                       "hands/face; draw them with Draw Pose Maps.",)
+    OUTPUT_TOOLTIPS = (("OpenPose-18 keypoints per frame in pixels (confidence = 3D visibility), plus grafted "
+                        "hands/face; draw them with Draw Pose Maps."),)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -175,21 +175,15 @@ class MotionGuideSaveSMPLMotion:
         from ..pipelines.smpl.importers import save_motion_file
 
         _check_motion(motion, "motion")
-        root = output_directory().resolve()
-        stem = (root / (filename_prefix.strip() or "smpl_motion")).resolve()
-        if root not in stem.parents:
-            raise ValueError(f"filename_prefix '{filename_prefix}' points outside the output folder {root}.")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        counter = 1
+        from ..pipelines.output_paths import unique_path
+
         while True:
-            path = stem.parent / f"{stem.name}_{counter:05d}.npz"
-            if not path.exists():
-                try:
-                    written = save_motion_file(motion, path, format, model=smpl_model)
-                    break
-                except FileExistsError:  # another run took the name meanwhile
-                    pass
-            counter += 1
+            try:
+                written = save_motion_file(motion, unique_path(output_directory(), filename_prefix or "smpl_motion",
+                                                               ".npz"), format, model=smpl_model)
+                break
+            except FileExistsError:  # another run took the name meanwhile
+                continue
         logger.info("Saved SMPL motion to %s", written)
         return {"ui": {"text": [str(written)]}, "result": (str(written),)}
 

@@ -14,6 +14,9 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 cli.load_pack()
+# pytest collects the pack root (it has an __init__.py, for ComfyUI) as a package named after its folder; point that
+# name at the pack already loaded, so it is not imported a second time under another name.
+sys.modules.setdefault(ROOT.name, sys.modules[cli.PACKAGE])
 
 # Every tests/tiny_models/<area>.py is a fixture plugin, so each area adds its fixtures without touching this file.
 pytest_plugins = sorted(

@@ -164,6 +164,7 @@ def test_save_and_load_never_overwrite(dwpose, tmp_path, monkeypatch):
     assert first.endswith("run_00001.json") and second.endswith("run_00002.json")
     assert json.loads(open(first).read()) == pose
     folder = saver.save(pose, "poses/frames", format="OpenPose file per frame")["result"][0]
+    assert folder == str(tmp_path / "out" / "poses" / "frames_00001")
     files = sorted(p.name for p in (tmp_path / "out" / "poses" / "frames_00001").iterdir())
     assert files == [f"frames_00001_{i:012d}_keypoints.json" for i in range(3)]
     assert "poses/run_00001.json" in nodes.MotionGuideLoadPose.INPUT_TYPES()["required"]["file"][0]

@@ -3,9 +3,14 @@ import math
 
 import pytest
 import torch
-
-from motionguide.pipelines.render.maps import (PART_PALETTE, depth_range, depth_to_image, labels_to_image,
-                                               normal_to_image, render_maps)
+from motionguide.pipelines.render.maps import (
+    PART_PALETTE,
+    depth_range,
+    depth_to_image,
+    labels_to_image,
+    normal_to_image,
+    render_maps,
+)
 from motionguide.pipelines.render.surface import face_labels, vertex_normals
 from motionguide.pipelines.render.torch_raster import rasterize
 from tiny_models.render import box, intrinsics, merge, plane, uv_sphere
@@ -82,8 +87,8 @@ def test_nearest_surface_wins_and_back_faces_are_culled():
     small_v, small_f = uv_sphere(0.2, (0.0, 0.0, 2.5), rings=24, segments=48)
     v, f = merge((big_v, big_f), (small_v, small_f))
     fragments = rasterize(v[None], f, K, (W, H))
-    assert abs(float(fragments.depth[0, 60, 80]) - 2.3) < 1e-3
-    assert int(fragments.face_index[0, 60, 80]) >= len(big_f)
+    assert abs(float(fragments.depth_map[0, 60, 80]) - 2.3) < 1e-3
+    assert int(fragments.face_map[0, 60, 80]) >= len(big_f)
     away_v, away_f = plane(1.0, 1.0, z=3.0, facing_camera=False)
     assert int(rasterize(away_v[None], away_f, K, (W, H)).mask.sum()) == 0
     assert int(rasterize(away_v[None], away_f, K, (W, H), cull_backfaces=False).mask.sum()) == 101 * 101
@@ -93,12 +98,12 @@ def test_barycentrics_reproduce_the_pixel_ray():
     v, f = uv_sphere(1.0, (0.1, -0.2, 3.0), rings=12, segments=24)
     fragments = rasterize(v[None], f, K, (W, H))
     rows, cols = fragments.mask[0].nonzero(as_tuple=True)
-    corners = v[f[fragments.face_index[0, rows, cols]]]  # (N, 3, 3)
-    point = (corners * fragments.bary[0, rows, cols][..., None]).sum(1)
-    assert torch.allclose(point[:, 2], fragments.depth[0, rows, cols], atol=1e-5)
+    corners = v[f[fragments.face_map[0, rows, cols]]]  # (N, 3, 3)
+    point = (corners * fragments.bary_map[0, rows, cols][..., None]).sum(1)
+    assert torch.allclose(point[:, 2], fragments.depth_map[0, rows, cols], atol=1e-5)
     assert torch.allclose(300.0 * point[:, 0] / point[:, 2] + 80.0, cols.float(), atol=2e-3)
     assert torch.allclose(300.0 * point[:, 1] / point[:, 2] + 60.0, rows.float(), atol=2e-3)
-    assert torch.allclose(fragments.bary[0, rows, cols].sum(-1), torch.ones(len(rows)), atol=1e-5)
+    assert torch.allclose(fragments.bary_map[0, rows, cols].sum(-1), torch.ones(len(rows)), atol=1e-5)
 
 
 def test_semantic_colours_stay_on_their_part():
@@ -156,7 +161,7 @@ def test_max_pairs_splitting_does_not_change_the_result():
     v, f = uv_sphere(1.0, (0.0, 0.0, 3.0), rings=12, segments=24)
     a = rasterize(v[None], f, K, (W, H))
     b = rasterize(v[None], f, K, (W, H), max_pairs=500)
-    assert torch.equal(a.face_index, b.face_index) and torch.equal(a.depth, b.depth)
+    assert torch.equal(a.face_map, b.face_map) and torch.equal(a.depth_map, b.depth_map)
 
 
 def test_geometry_behind_camera_or_off_screen_is_ignored():
@@ -184,3 +189,42 @@ def test_cuda_matches_cpu():
     gpu = render_maps(v[None].cuda(), f, K, (W, H), backend="torch", device="cuda")
     assert torch.equal(cpu["mask"], gpu["mask"])
     assert float((cpu["depth"] - gpu["depth"]).abs().max()) < 1e-5
+
+
+def test_matches_brute_force_on_random_triangles():
+    """Every pixel against every face in float64: the span enumeration must find exactly the same surface."""
+    gen = torch.Generator().manual_seed(0)
+    width, height, faces_n = 40, 30, 60
+    K_small = torch.tensor([[30.0, 0, 19.5], [0, 30.0, 14.5], [0, 0, 1]])
+    centres = torch.rand(faces_n, 1, 3, generator=gen) * torch.tensor([2.4, 1.8, 2.0]) - torch.tensor([1.2, 0.9, -2.0])
+    v = (centres + 0.4 * torch.randn(faces_n, 3, 3, generator=gen)).reshape(-1, 3)
+    f = torch.arange(faces_n * 3).reshape(faces_n, 3)
+    fragments = rasterize(v[None], f, K_small, (width, height), cull_backfaces=False)
+
+    cols, rows = torch.meshgrid(torch.arange(width, dtype=torch.float64),
+                                torch.arange(height, dtype=torch.float64), indexing="xy")
+    tri = v[f].double()
+    u = 30.0 * tri[..., 0] / tri[..., 2] + 19.5
+    w = 30.0 * tri[..., 1] / tri[..., 2] + 14.5
+
+    def edge(i, j):  # (F, H, W) edge function of corner i → j at each pixel
+        return ((u[:, j] - u[:, i])[:, None, None] * (rows - w[:, i][:, None, None])
+                - (w[:, j] - w[:, i])[:, None, None] * (cols - u[:, i][:, None, None]))
+
+    area = (u[:, 1] - u[:, 0]) * (w[:, 2] - w[:, 0]) - (w[:, 1] - w[:, 0]) * (u[:, 2] - u[:, 0])
+    lam = torch.stack([edge(1, 2), edge(2, 0), edge(0, 1)], -1) / area[:, None, None, None]
+    inside = (lam >= 0).all(-1)
+    depth = 1.0 / (lam / tri[..., 2][:, None, None, :]).sum(-1)
+    depth = torch.where(inside, depth, torch.full_like(depth, math.inf))
+    best, best_face = depth.min(0)
+    covered = torch.isfinite(best)
+    # pixels within 1e-6 of an edge may go either way (float32 vs float64)
+    near_edge = (lam.abs().amin(-1) < 1e-6).any(0)
+    sure = ~near_edge
+    assert torch.equal(fragments.mask[0][sure], covered[sure])
+    both = sure & covered
+    assert float((fragments.depth_map[0][both] - best[both]).abs().max()) < 1e-4
+    second = depth.topk(2, dim=0, largest=False).values[1]
+    clear = both & (second - best > 1e-3)  # the winner is not a near-tie
+    assert torch.equal(fragments.face_map[0][clear], best_face[clear])
+    assert int(covered.sum()) > 300  # a real test: many pixels covered, with overlaps

@@ -4,8 +4,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
-
 from motionguide.nodes import comfy_adapter as adapter
 from motionguide.nodes.render import MotionGuideRenderSMPL, MotionGuideSMPLToPose
 from motionguide.pipelines.render import maps as maps_module
@@ -13,6 +11,7 @@ from motionguide.pipelines.render.maps import PART_PALETTE, render_maps
 from motionguide.pipelines.render.smpl_render import pose_sequence
 from motionguide.pipelines.render.surface import vertex_normals
 from motionguide.pipelines.smpl.body_model import load_body_model
+from scipy.spatial.transform import Rotation
 
 W, H = 192, 288
 FOCAL = 345.6
@@ -105,8 +104,8 @@ def test_each_semantic_colour_covers_only_its_own_part(body):
 
 def test_render_node_size_override_and_preview_off(body):
     seq = sequence()
-    depth, normal, semantic, mask, preview = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
-                                                                           preview=False)
+    depth, _, _, mask, preview = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
+                                                                preview=False)
     assert depth.shape == (1, 144, 96, 3) and mask.shape == (1, 144, 96)
     assert preview.shape == (1, 144, 96, 3) and float(preview.abs().max()) == 0.0
     full = MotionGuideRenderSMPL().render(seq, body, renderer="torch")[3]
@@ -133,9 +132,9 @@ def test_only_one_chunk_is_on_the_device_at_a_time(body, monkeypatch):
     seen = []
     original = maps_module._TorchSurfaceRenderer.render
 
-    def spy(self, vertices, K):
+    def spy(self, vertices, K, **needs):
         seen.append(vertices.shape[0])
-        return original(self, vertices, K)
+        return original(self, vertices, K, **needs)
 
     monkeypatch.setattr(maps_module._TorchSurfaceRenderer, "render", spy)
     seq = sequence(frames=7)
@@ -153,10 +152,10 @@ def test_smpl_to_pose_node_with_driving_hands(body):
                                           [70, 60, 1]]
     hand_at_wrist = hand.copy()
     hand_at_wrist[:, :2] += driving_body[4, :2]
-    person = {"pose_keypoints_2d": driving_body.flatten().tolist(),
-              "hand_right_keypoints_2d": hand_at_wrist.flatten().tolist(), "hand_left_keypoints_2d": None,
-              "face_keypoints_2d": None}
-    driving = [{"people": [person], "canvas_width": 100, "canvas_height": 100}] * 2
+    person_driving = {"pose_keypoints_2d": driving_body.flatten().tolist(),
+                      "hand_right_keypoints_2d": hand_at_wrist.flatten().tolist(), "hand_left_keypoints_2d": None,
+                      "face_keypoints_2d": None}
+    driving = [{"people": [person_driving], "canvas_width": 100, "canvas_height": 100}] * 2
     (pose,) = MotionGuideSMPLToPose().convert(seq, body, renderer="torch", driving_pose=driving)
     assert len(pose) == 2 and pose[0]["canvas_width"] == W and pose[0]["canvas_height"] == H
     person = pose[0]["people"][0]
@@ -165,6 +164,18 @@ def test_smpl_to_pose_node_with_driving_hands(body):
     assert grafted[0, :2] == pytest.approx(body_kp[4, :2], abs=1e-3)  # hand root moved onto the new wrist
     assert person["hand_left_keypoints_2d"] is None
     assert (body_kp[:, 2] >= 0.5).all()
+    # comfyui_controlnet_aux-style 0..1 coordinates give the same graft
+    normalised = hand_at_wrist.copy()
+    normalised[:, :2] /= 100.0
+    unit_body = driving_body.copy()
+    unit_body[:, :2] /= 100.0
+    person_unit = dict(person_driving, pose_keypoints_2d=unit_body.flatten().tolist(),
+                       hand_right_keypoints_2d=normalised.flatten().tolist())
+    (pose_unit,) = MotionGuideSMPLToPose().convert(
+        seq, body, renderer="torch", driving_pose=[{"people": [person_unit], "canvas_width": 100,
+                                                   "canvas_height": 100}] * 2)
+    assert np.allclose(pose_unit[0]["people"][0]["hand_right_keypoints_2d"], person["hand_right_keypoints_2d"],
+                       atol=1e-3)
 
 
 def test_nodes_reject_wrong_inputs(body):

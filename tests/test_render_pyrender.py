@@ -7,7 +7,6 @@ import threading
 
 import pytest
 import torch
-
 from motionguide.pipelines.render import pyrender_backend
 from motionguide.pipelines.render.maps import render_maps
 from tiny_models.render import box, intrinsics, merge, uv_sphere
@@ -42,7 +41,7 @@ def compare(torch_out, gl_out):
 @needs_gl
 def test_pyrender_agrees_with_torch_rasteriser():
     seq, f, labels = _scene()
-    kwargs = dict(vertex_labels=labels, keep_surface=True)
+    kwargs = {"vertex_labels": labels, "keep_surface": True}
     ours = render_maps(seq, f, K, (W, H), backend="torch", **kwargs)
     gl = render_maps(seq, f, K, (W, H), backend="pyrender", **kwargs)
     iou, depth_err, normal_err, label_agree = compare(ours, gl)
@@ -72,7 +71,7 @@ def test_pyrender_works_from_a_worker_thread():
 
 @needs_gl
 def test_pyrender_culls_back_faces_like_torch():
-    seq, f, labels = _scene()
+    seq, f, _ = _scene()
     flipped = f[:, [0, 2, 1]]  # inside-out: only the far (back) walls face the camera
     ours = render_maps(seq[:1], flipped, K, (W, H), backend="torch", keep_surface=True)
     gl = render_maps(seq[:1], flipped, K, (W, H), backend="pyrender", keep_surface=True)
@@ -89,7 +88,7 @@ def test_platform_choice_respects_the_user(monkeypatch):
 def test_unavailable_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(pyrender_backend, "_probed", True)
     monkeypatch.setattr(pyrender_backend, "_probe_result", "pyrender unavailable: no OpenGL here")
-    seq, f, labels = _scene()
+    seq, f, _ = _scene()
     with pytest.raises(RuntimeError, match="unavailable: no OpenGL here.*renderer 'torch'"):
         render_maps(seq[:1], f, K, (W, H), backend="pyrender")
     # auto falls back to the torch rasteriser instead
@@ -102,10 +101,9 @@ def test_pyrender_agrees_on_the_synthetic_smpl_body(smpl_model_dir):
     import math
 
     import numpy as np
-    from scipy.spatial.transform import Rotation
-
     from motionguide.pipelines.render.smpl_render import pose_sequence
     from motionguide.pipelines.smpl.body_model import load_body_model
+    from scipy.spatial.transform import Rotation
 
     body = load_body_model(smpl_model_dir, "neutral", "smpl")
     orients = [Rotation.from_euler("y", yaw, degrees=True) * Rotation.from_rotvec([math.pi, 0, 0]) for yaw in (0, 60)]
@@ -114,7 +112,7 @@ def test_pyrender_agrees_on_the_synthetic_smpl_body(smpl_model_dir):
            "transl": np.array([[0.0, 0.2, 3.0]] * 2, np.float32)}
     vertices, _ = pose_sequence(body, seq)
     K_body = torch.tensor([[300.0, 0, 80], [0, 300.0, 100], [0, 0, 1]])
-    kwargs = dict(vertex_labels=body.part_labels, keep_surface=True)
+    kwargs = {"vertex_labels": body.part_labels, "keep_surface": True}
     ours = render_maps(vertices, body.faces, K_body, (W, H), backend="torch", **kwargs)
     gl = render_maps(vertices, body.faces, K_body, (W, H), backend="pyrender", **kwargs)
     iou, depth_err, normal_err, label_agree = compare(ours, gl)

@@ -4,14 +4,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
-
-from motionguide.pipelines.render.skeleton import (OPENPOSE18_FROM_SMPL45, graft_hands_and_face, openpose18_from_smpl,
-                                                   own_parts, project, skeleton_keypoints, to_pose_keypoint,
-                                                   visible_fraction)
+from motionguide.pipelines.render.skeleton import (
+    OPENPOSE18_FROM_SMPL45,
+    graft_hands_and_face,
+    openpose18_from_smpl,
+    own_parts,
+    project,
+    skeleton_keypoints,
+    to_pose_keypoint,
+    visible_fraction,
+)
 from motionguide.pipelines.render.smpl_render import pose_sequence, scale_intrinsics, sequence_to_pose_keypoints
 from motionguide.pipelines.smpl.body_model import OPENPOSE18_FROM_SMPL45 as SMPL_MAP
 from motionguide.pipelines.smpl.body_model import load_body_model
+from scipy.spatial.transform import Rotation
 
 W, H = 256, 384
 FRONT = Rotation.from_rotvec([math.pi, 0.0, 0.0])  # SMPL's y-up body upright in the OpenCV camera, facing it
@@ -93,7 +99,7 @@ def test_projected_joints_fall_inside_the_silhouette(body):
     kp = kp.reshape(18, 3)
     mask = maps["mask"][0].numpy() > 0
     for joint in range(18):
-        x, y = int(round(kp[joint, 0])), int(round(kp[joint, 1]))
+        x, y = round(kp[joint, 0]), round(kp[joint, 1])
         if joint in (16, 17):  # ears sit on the head's outline: allow one pixel
             assert mask[y - 1:y + 2, x - 1:x + 2].any(), joint
         else:
@@ -192,6 +198,7 @@ def test_to_pose_keypoint_uses_driving_frames_and_tolerates_empty_ones():
 def test_driving_frame_count_must_match(body):
     seq = body_sequence([FRONT, FRONT])
     with pytest.raises(ValueError, match="driving_pose has 1 frames"):
-        sequence_to_pose_keypoints(body, seq, driving=[{"people": []}], backend="torch")
+        sequence_to_pose_keypoints(body, seq, driving=[{"people": [], "canvas_width": W, "canvas_height": H}],
+                                   backend="torch")
     with pytest.raises(ValueError, match="floor"):
         sequence_to_pose_keypoints(body, seq, occluded_confidence=0.1, backend="torch")

@@ -21,7 +21,7 @@ Map conventions (every value in 0..1, background 0):
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -75,22 +75,24 @@ def depth_to_image(depth: torch.Tensor, near: float, far: float, floor: float = 
     return torch.where(depth > 0, value, torch.zeros_like(value))
 
 
-def normal_to_image(normal: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """OpenCV-camera unit normals `(B, H, W, 3)` → normal-map colours (x right, y up, z towards the camera)."""
-    flip = torch.tensor([1.0, -1.0, -1.0], device=normal.device)
-    return (normal * flip * 0.5 + 0.5) * mask[..., None]
+def normal_to_image(normal: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """OpenCV-camera unit normals `(..., 3)` → normal-map colours (x right, y up, z towards the camera)."""
+    flip = torch.tensor([0.5, -0.5, -0.5], device=normal.device)
+    colour = normal * flip + 0.5
+    return colour if mask is None else colour * mask[..., None]
 
 
 def labels_to_image(label: torch.Tensor, palette: torch.Tensor = PART_PALETTE) -> torch.Tensor:
-    """Part labels `(B, H, W)` (-1 background) → palette colours `(B, H, W, 3)` in 0..1."""
+    """Part labels `(...)` (-1 background) → palette colours `(..., 3)` in 0..1."""
     colours = torch.cat([torch.zeros(1, 3, dtype=torch.uint8), palette]).to(label.device).float() / 255.0
     return colours[(label + 1).clamp(0, len(palette))]
 
 
-def shaded_preview(normal: torch.Tensor, mask: torch.Tensor, colour=CLAY_COLOUR) -> torch.Tensor:
+def shaded_preview(normal: torch.Tensor, mask: torch.Tensor | None = None, colour=CLAY_COLOUR) -> torch.Tensor:
     """Clay shading with a light at the camera: ``colour·(0.3 + 0.7·cosθ)``, θ between normal and view ray."""
-    facing = (-normal[..., 2]).clamp(min=0.0)
-    shade = (0.3 + 0.7 * facing) * mask
+    shade = 0.3 + 0.7 * (-normal[..., 2]).clamp(min=0.0)
+    if mask is not None:
+        shade = shade * mask
     return shade[..., None] * torch.tensor(colour, device=normal.device)
 
 
@@ -127,14 +129,16 @@ class _TorchSurfaceRenderer:
     def __exit__(self, *exc_info):
         return None
 
-    def render(self, vertices, K):
+    def render(self, vertices, K, *, normals: bool = True, labels: bool = True):
         return render_surface_torch(vertices.to(self.device), self.faces, K.to(self.device), self.size,
-                                    self.labels_of_faces, cull_backfaces=self.cull_backfaces)
+                                    self.labels_of_faces, cull_backfaces=self.cull_backfaces, normals=normals,
+                                    labels=labels)
 
 
 def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfaces: bool = True,
                      device: torch.device | str = "cpu"):
-    """A context manager whose ``render(vertices (B,V,3), K (B,3,3))`` returns :class:`SurfaceBuffers`."""
+    """A context manager whose ``render(vertices (B,V,3), K (B,3,3), normals=, labels=)`` returns
+    :class:`SurfaceBuffers` (normals/labels only when asked for)."""
     backend = choose_backend(backend, torch.device(device))
     if backend == "pyrender":
         from .pyrender_backend import PyrenderSurfaceRenderer, unavailable_reason
@@ -151,19 +155,18 @@ def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfac
 # The whole sequence
 
 def colourise(surface: SurfaceBuffers, maps, near: float, far: float, depth_floor: float) -> dict[str, torch.Tensor]:
-    """Maps of one chunk from its surface buffers (same device)."""
-    mask = surface.mask
+    """Map values at the covered pixels of one chunk (same device): `(N,)` or `(N, 3)` each."""
     out = {}
     if "depth" in maps:
         out["depth"] = depth_to_image(surface.depth, near, far, depth_floor)
     if "normal" in maps:
-        out["normal"] = normal_to_image(surface.normal, mask)
+        out["normal"] = normal_to_image(surface.normal)
     if "semantic" in maps:
         out["semantic"] = labels_to_image(surface.label)
     if "mask" in maps:
-        out["mask"] = mask.float()
+        out["mask"] = torch.ones_like(surface.depth)
     if "preview" in maps:
-        out["preview"] = shaded_preview(surface.normal, mask)
+        out["preview"] = shaded_preview(surface.normal)
     return out
 
 
@@ -222,17 +225,23 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
     if keep_surface:
         out["depth_m"] = torch.zeros(frames, height, width, dtype=torch.float32)
         out["label"] = torch.full((frames, height, width), -1, dtype=torch.int64)
+    need_normals = bool({"normal", "preview"} & set(maps))
+    need_labels = "semantic" in maps or keep_surface
     with surface_renderer(backend, (width, height), faces, labels_of_faces, cull_backfaces=cull_backfaces,
                           device=device) as renderer:
         for start in range(0, frames, chunk_size):
             stop = min(start + chunk_size, frames)
-            surface = renderer.render(vertices[start:stop], K[start:stop])
-            for name, value in colourise(surface, maps, near, far, depth_floor).items():
-                out[name][start:stop] = value.cpu()
+            surface = renderer.render(vertices[start:stop], K[start:stop], normals=need_normals,
+                                      labels=need_labels)
+            # Outputs start at zero (background); only the covered pixels are written.
+            pixel = surface.pixel.cpu() + start * height * width
+            values = colourise(surface, maps, near, far, depth_floor)
             if keep_surface:
-                out["depth_m"][start:stop] = surface.depth.cpu()
-                out["label"][start:stop] = surface.label.cpu()
-            del surface
+                values["depth_m"], values["label"] = surface.depth, surface.label
+            for name, value in values.items():
+                flat = out[name].view(-1, 3) if out[name].ndim == 4 else out[name].view(-1)
+                flat[pixel] = value.to("cpu", flat.dtype)
+            del surface, values
             if callback is not None:
                 callback(stop, frames)
     return out

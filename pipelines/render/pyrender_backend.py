@@ -74,7 +74,7 @@ def _import_pyrender():
     # pyrender 0.1.45 still uses np.infty, removed in numpy 2; restore the alias only when it is missing.
     if not hasattr(np, "infty"):
         np.infty = np.inf
-    import pyrender  # noqa: F401  (deferred: it imports OpenGL)
+    import pyrender
 
     return pyrender
 
@@ -89,7 +89,7 @@ def unavailable_reason() -> str | None:
         renderer = pyrender.OffscreenRenderer(8, 8)
         renderer.delete()
         _probe_result = None
-    except Exception as exc:  # any failure of a system library means "not available", with its reason
+    except Exception as exc:  # noqa: BLE001 - any failure of a system library means "not available"
         _probe_result = f"pyrender unavailable: {type(exc).__name__}: {exc}"
     _probed = True
     return _probe_result
@@ -150,40 +150,53 @@ class PyrenderSurfaceRenderer:
         scene.add(camera, pose=np.eye(4))
         return self._renderer.render(scene, flags=self._flags)
 
-    def render(self, vertices: torch.Tensor, K: torch.Tensor) -> SurfaceBuffers:
+    def render(self, vertices: torch.Tensor, K: torch.Tensor, *, normals: bool = True,
+               labels: bool = True) -> SurfaceBuffers:
         """Surface buffers (on CPU) of a chunk: vertices `(B, V, 3)` OpenCV camera space, K `(B, 3, 3)`."""
         if self._renderer is None:
             raise RuntimeError("PyrenderSurfaceRenderer.render called outside its `with` block.")
         pyrender = self._pyrender
         vertices = vertices.detach().float().cpu()
-        K = torch.as_tensor(K, dtype=torch.float32).cpu().expand(vertices.shape[0], 3, 3)
-        normals = vertex_normals(vertices, self.faces)
+        batch = vertices.shape[0]
+        K = torch.as_tensor(K, dtype=torch.float32).cpu().expand(batch, 3, 3)
         # OpenCV → OpenGL camera is the rotation diag(1, -1, -1): a mirror (y only) would flip the winding.
         flip = torch.tensor([1.0, -1.0, -1.0])
         gl_vertices = (vertices * flip).numpy()
-        gl_colours = (normals * flip * 0.5 + 0.5).numpy()
+        if normals:
+            gl_colours = (vertex_normals(vertices, self.faces) * flip * 0.5 + 0.5).numpy()
+            alpha = np.ones((batch, gl_colours.shape[1], 1), np.float32)
+            gl_colours = np.concatenate([gl_colours, alpha], -1)
+        else:
+            gl_colours = np.ones((batch, vertices.shape[1], 4), np.float32)
         z = vertices[..., 2]
         in_front = z[z > 1e-3]
         znear = float(in_front.min()) * 0.5 if len(in_front) else 0.05
         zfar = float(in_front.max()) * 2.0 + 1.0 if len(in_front) else 100.0
 
-        batch = vertices.shape[0]
-        depth = np.zeros((batch, self.height, self.width), dtype=np.float32)
-        colour = np.zeros((batch, self.height, self.width, 3), dtype=np.uint8)
-        codes = np.zeros((batch, self.height, self.width), dtype=np.uint8)
+        plane = self.height * self.width
+        pixels, depths, normal_values, label_values = [], [], [], []
         for b in range(batch):
             fx, fy, cx, cy = (float(K[b, 0, 0]), float(K[b, 1, 1]), float(K[b, 0, 2]), float(K[b, 1, 2]))
             # OpenGL samples pixel i at i + 0.5; OpenCV puts pixel centres on integers.
             camera = pyrender.IntrinsicsCamera(fx, fy, cx + 0.5, cy + 0.5, znear=znear, zfar=zfar)
-            colour_alpha = np.concatenate([gl_colours[b], np.ones((gl_colours.shape[1], 1), np.float32)], 1)
-            colour[b], depth[b] = self._render(gl_vertices[b], colour_alpha, self._faces_np, camera)
-            unshared = gl_vertices[b][self._faces_np].reshape(-1, 3)
-            codes[b] = self._render(unshared, self._face_codes, None, camera)[0][..., 0]
+            colour, depth = self._render(gl_vertices[b], gl_colours[b], self._faces_np, camera)
+            covered = np.flatnonzero(depth.reshape(-1) > 0)
+            pixels.append(covered + b * plane)
+            depths.append(depth.reshape(-1)[covered])
+            if normals:
+                normal_values.append(colour.reshape(-1, 3)[covered])
+            if labels:
+                unshared = gl_vertices[b][self._faces_np].reshape(-1, 3)
+                codes = self._render(unshared, self._face_codes, None, camera)[0][..., 0]
+                label_values.append(codes.reshape(-1)[covered])
 
-        depth_t = torch.from_numpy(depth)
-        mask = depth_t > 0
-        n_gl = torch.from_numpy(colour).float() / 255.0 * 2.0 - 1.0
-        normal = torch.nn.functional.normalize(n_gl * flip, dim=-1, eps=1e-12) * mask[..., None]
-        label = torch.round(torch.from_numpy(codes).float() / _LABEL_STEP).long() - 1
-        label = torch.where(mask, label.clamp(min=0), torch.full_like(label, -1))
-        return SurfaceBuffers(depth=depth_t, normal=normal, label=label)
+        pixel = torch.from_numpy(np.concatenate(pixels)).long()
+        normal = label = None
+        if normals:
+            n_gl = torch.from_numpy(np.concatenate(normal_values)).float() / 255.0 * 2.0 - 1.0
+            normal = torch.nn.functional.normalize(n_gl * flip, dim=-1, eps=1e-12)
+        if labels:
+            codes = torch.from_numpy(np.concatenate(label_values)).float()
+            label = (torch.round(codes / _LABEL_STEP).long() - 1).clamp(min=0)
+        return SurfaceBuffers(shape=(batch, self.height, self.width), pixel=pixel,
+                              depth=torch.from_numpy(np.concatenate(depths)), normal=normal, label=label)

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -154,9 +154,10 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
         with surface_renderer(backend, vis_size, faces_t, labels_of_faces, device=device) as renderer:
             for start in range(0, frames, chunk_size):
                 stop = min(start + chunk_size, frames)
-                surface = renderer.render(vertices[start:stop], K_vis[start:stop])
+                surface = renderer.render(vertices[start:stop], K_vis[start:stop], normals=False, labels=True)
                 fraction[start:stop] = visible_fraction(points[start:stop], pixels_vis[start:stop],
-                                                        surface.depth.cpu(), surface.label.cpu(), radius=radius)
+                                                        surface.depth_map.cpu(), surface.label_map.cpu(),
+                                                        radius=radius)
                 if callback is not None:
                     callback(stop, frames)
     elif callback is not None:

@@ -6,7 +6,7 @@ camera of the sequence), rescales the intrinsics to the requested output size an
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -86,6 +86,11 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     """
     seq = validate_sequence(seq)
     frames = len(seq["global_orient"])
+    if driving is not None:
+        from ..dwpose.keypoints import frame_to_openpose, pose_keypoint_to_frames
+
+        # Parsed the way every pose node reads POSE_KEYPOINT: checked, 0..1 coordinates scaled to pixels.
+        driving = [frame_to_openpose(frame) for frame in pose_keypoint_to_frames(driving, "driving_pose")]
     if driving is not None and len(driving) != frames:
         raise ValueError(f"driving_pose has {len(driving)} frames but the SMPL sequence has {frames}; use the "
                          "POSE_KEYPOINT of the same driving video (or leave it unconnected).")

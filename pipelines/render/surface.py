@@ -12,23 +12,51 @@ import torch
 
 @dataclass
 class SurfaceBuffers:
-    """The visible surface of a chunk of frames, on one device.
+    """The visible surface of a chunk of frames, one entry per covered pixel, on one device.
 
     Attributes:
-        depth (`torch.FloatTensor` of shape `(B, H, W)`): camera z in metres, 0 for background.
-        normal (`torch.FloatTensor` of shape `(B, H, W, 3)`): unit normals in the OpenCV camera frame
-            (x right, y down, z forward), 0 for background.
-        label (`torch.LongTensor` of shape `(B, H, W)`): body part 0..23 of the visible face, -1 for background
-            (all 0 when the mesh has no labels).
+        shape (`tuple[int, int, int]`): (B, H, W).
+        pixel (`torch.LongTensor` of shape `(N,)`): covered pixels as flat indices into B·H·W.
+        depth (`torch.FloatTensor` of shape `(N,)`): camera z in metres.
+        normal (`torch.FloatTensor` of shape `(N, 3)`, *optional*): unit normals in the OpenCV camera frame
+            (x right, y down, z forward); None when not requested.
+        label (`torch.LongTensor` of shape `(N,)`, *optional*): body part 0..23 of the visible face (all 0 for
+            unlabelled meshes); None when not requested.
+
+    Only covered pixels are stored: the body fills a small part of a frame, so every later step (colours,
+    copies to the CPU) touches those pixels only. The dense ``*_map`` views are for tests and lookups.
     """
 
+    shape: tuple[int, int, int]
+    pixel: torch.Tensor
     depth: torch.Tensor
-    normal: torch.Tensor
-    label: torch.Tensor
+    normal: torch.Tensor | None = None
+    label: torch.Tensor | None = None
+
+    def _dense(self, values, fill, trailing=()):
+        batch, height, width = self.shape
+        out = torch.full((batch * height * width, *trailing), fill, dtype=values.dtype, device=values.device)
+        out[self.pixel] = values
+        return out.view(batch, height, width, *trailing)
+
+    @property
+    def depth_map(self) -> torch.Tensor:
+        """`(B, H, W)` metres, 0 for background."""
+        return self._dense(self.depth, 0.0)
+
+    @property
+    def normal_map(self) -> torch.Tensor:
+        """`(B, H, W, 3)`, 0 for background."""
+        return self._dense(self.normal, 0.0, (3,))
+
+    @property
+    def label_map(self) -> torch.Tensor:
+        """`(B, H, W)`, -1 for background."""
+        return self._dense(self.label, -1)
 
     @property
     def mask(self) -> torch.Tensor:
-        return self.depth > 0
+        return self.depth_map > 0
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -65,37 +93,37 @@ def face_labels(faces: torch.Tensor, vertex_labels: torch.Tensor | None) -> torc
     return torch.where((b == c) & (a != b), b, a)
 
 
-def interpolate_surface(face_index: torch.Tensor, bary: torch.Tensor, depth: torch.Tensor,
-                        normals: torch.Tensor, faces: torch.Tensor, labels_of_faces: torch.Tensor) -> SurfaceBuffers:
-    """Surface buffers from rasteriser fragments.
+def surface_from_fragments(fragments, vertices: torch.Tensor, faces: torch.Tensor,
+                           labels_of_faces: torch.Tensor | None) -> SurfaceBuffers:
+    """Surface buffers from rasteriser fragments: interpolated vertex normals, face labels.
 
     Args:
-        face_index (`(B, H, W)` int64, -1 background), bary (`(B, H, W, 3)`), depth (`(B, H, W)`).
-        normals (`(B, V, 3)`): vertex normals of the same frames.
-        faces (`(F, 3)`), labels_of_faces (`(F,)`).
+        fragments ([`~torch_raster.Fragments`]): covered pixels with face and barycentrics.
+        vertices (`(B, V, 3)`): the rasterised vertices; normals are computed when given (None skips them).
+        faces (`(F, 3)`), labels_of_faces (`(F,)` or None to skip labels).
     """
-    batch, height, width = face_index.shape
-    device = face_index.device
-    normal_out = torch.zeros(batch, height, width, 3, dtype=torch.float32, device=device)
-    label_out = torch.full((batch, height, width), -1, dtype=torch.int64, device=device)
-    frame, row, col = (face_index >= 0).nonzero(as_tuple=True)
-    if len(frame):
-        face = face_index[frame, row, col]
-        corners = faces.to(device)[face]  # (N, 3)
+    normal = label = None
+    if vertices is not None:
+        normals = vertex_normals(vertices, faces)
+        frame = torch.div(fragments.pixel, fragments.shape[1] * fragments.shape[2], rounding_mode="floor")
+        corners = faces[fragments.face]  # (N, 3)
         corner_normals = normals[frame[:, None], corners]  # (N, 3, 3)
-        n = (corner_normals * bary[frame, row, col][..., None]).sum(1)
-        normal_out[frame, row, col] = torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
-        label_out[frame, row, col] = labels_of_faces.to(device)[face]
-    return SurfaceBuffers(depth=depth, normal=normal_out, label=label_out)
+        n = (corner_normals * fragments.bary[..., None]).sum(1)
+        normal = torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
+    if labels_of_faces is not None:
+        label = labels_of_faces[fragments.face]
+    return SurfaceBuffers(shape=fragments.shape, pixel=fragments.pixel, depth=fragments.depth, normal=normal,
+                          label=label)
 
 
 def render_surface_torch(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int],
-                         labels_of_faces: torch.Tensor, *, cull_backfaces: bool = True) -> SurfaceBuffers:
+                         labels_of_faces: torch.Tensor, *, cull_backfaces: bool = True, normals: bool = True,
+                         labels: bool = True) -> SurfaceBuffers:
     """Surface buffers of a chunk with the torch rasteriser, on ``vertices.device``."""
     from .torch_raster import rasterize
 
+    vertices = vertices.float()
     faces = faces.to(vertices.device)
     fragments = rasterize(vertices, faces, K, size, cull_backfaces=cull_backfaces)
-    normals = vertex_normals(vertices.float(), faces)
-    return interpolate_surface(fragments.face_index, fragments.bary, fragments.depth, normals, faces,
-                               labels_of_faces)
+    return surface_from_fragments(fragments, vertices if normals else None, faces,
+                                  labels_of_faces.to(vertices.device) if labels else None)

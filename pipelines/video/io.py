@@ -50,20 +50,6 @@ def read_video(path: str | os.PathLike, *, frame_load_cap: int = 0, skip_first_f
     return np.stack(frames), (fps / max(select_every_nth, 1) if fps else 0.0)
 
 
-def unique_path(directory: str | os.PathLike, prefix: str, extension: str) -> Path:
-    """``directory/prefix_00001.ext`` with the first counter not taken (ComfyUI's naming); never an existing file."""
-    directory = Path(directory)
-    subdir, _, stem = prefix.replace("\\", "/").rpartition("/")
-    directory = directory / subdir if subdir else directory
-    directory.mkdir(parents=True, exist_ok=True)
-    counter = 1
-    while True:
-        path = directory / f"{stem}_{counter:05d}{extension}"
-        if not path.exists():
-            return path
-        counter += 1
-
-
 def _atomic_target(path: Path):
     handle, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
     os.close(handle)

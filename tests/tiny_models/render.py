@@ -53,21 +53,23 @@ def box(size=(1.0, 1.0, 1.0), centre=(0.0, 0.0, 3.0), divisions: int = 8):
             verts.append(list(p))
         return index[key]
 
-    # each side: fixed axis, sign, the two running axes
+    half = (sx, sy, sz)
+
+    def point(axis, sign, a1, a2, ii, jj):
+        p = [0.0, 0.0, 0.0]
+        p[axis] = sign * half[axis]
+        p[a1] = -half[a1] + 2 * half[a1] * ii / n
+        p[a2] = -half[a2] + 2 * half[a2] * jj / n
+        return p
+
+    # each side: a fixed axis and sign, subdivided along the two other axes
     for axis in range(3):
         for sign in (-1.0, 1.0):
             a1, a2 = [k for k in range(3) if k != axis]
-            half = (sx, sy, sz)
             for i in range(n):
                 for j in range(n):
-                    def point(ii, jj):
-                        p = [0.0, 0.0, 0.0]
-                        p[axis] = sign * half[axis]
-                        p[a1] = -half[a1] + 2 * half[a1] * ii / n
-                        p[a2] = -half[a2] + 2 * half[a2] * jj / n
-                        return p
-                    q = [vertex(point(i, j)), vertex(point(i + 1, j)), vertex(point(i + 1, j + 1)),
-                         vertex(point(i, j + 1))]
+                    q = [vertex(point(axis, sign, a1, a2, i + di, j + dj)) for di, dj in ((0, 0), (1, 0), (1, 1),
+                                                                                        (0, 1))]
                     faces += [[q[0], q[1], q[2]], [q[0], q[2], q[3]]]
     v = torch.tensor(verts, dtype=torch.float32)
     f = orient_outward_faces(v, torch.tensor(faces, dtype=torch.int64))
