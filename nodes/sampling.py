@@ -158,6 +158,10 @@ class MotionGuideSampler:
                                  pose_start=pose_start, pose_end=pose_end, reference_strength=reference_strength,
                                  unet_batch=unet_batch, sigma_schedule=sigma_schedule)
         tiles = plan_tiles(poses.shape[0], tile_size, tile_overlap)
+        checkpoint = str(getattr(model, "sources", {}).get("checkpoint") or "")
+        if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
+            logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
+                        "may show more artifacts.", tile_size)
         progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
         pipe = MimicMotionPipeline(model)
         try:
