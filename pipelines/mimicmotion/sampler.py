@@ -247,7 +247,7 @@ class MimicMotionPipeline:
             weights = torch.from_numpy(tile_weights(period, options.fusion_weights)).float().to(m.device)
             # 7. PoseNet features, once per run
             place = self._pose_cache_place(options.pose_cache, len(tiles))
-            pose_features = self._encode_pose(poses, place) * options.pose_strength
+            pose_features = self._encode_pose(poses, place)
             # 8. denoising loop
             result = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights,
                                    guidance, sigmas, timesteps, do_cfg, options, callback)
@@ -296,7 +296,8 @@ class MimicMotionPipeline:
                         samples.append(torch.cat([scaled[idx], cond_latent], dim=1))  # [T,8,h,w]: [noisy | ref]
                         embeds.append(image_embeds if p.cond else zeros_embeds)
                         if p.cond and pose_on:
-                            residuals.append(pose_features[idx.to(pose_features.device)].to(m.device))
+                            feature = pose_features[idx.to(pose_features.device)].to(m.device)
+                            residuals.append(feature if options.pose_strength == 1.0 else feature * options.pose_strength)
                         else:
                             residuals.append(None)
                     if all(r is None for r in residuals):
