@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -261,7 +261,7 @@ def load_mimicmotion(checkpoint: str | Path, unet_config: dict, dtype: torch.dty
                              f"{pose_net_file} was chosen too; pick one of them.")
         pose_sd = read_state_dict(pose_net_file)
         if any(k.startswith("pose_net.") for k in pose_sd):
-            pose_sd = {k[len("pose_net."):] if k.startswith("pose_net.") else k: v for k, v in pose_sd.items()}
+            pose_sd = {k.removeprefix("pose_net."): v for k, v in pose_sd.items()}
         pose_source = str(pose_net_file)
     else:
         pose_source = str(checkpoint)
