@@ -265,3 +265,23 @@ def test_bad_inputs_are_clear(model):
         pipe(reference, poses, num_inference_steps=1, tile_size=4, tile_overlap=4)
     with pytest.raises(ValueError, match="fusion_weights"):
         pipe(reference, poses, num_inference_steps=1, options=SamplerOptions(fusion_weights="gauss"))
+
+
+@torch.no_grad()
+def test_sequential_offload_streams_unet_blocks_with_the_same_result(model, tiny_svd_dir, tiny_mimicmotion_path):
+    reference, poses = make_inputs(4)
+    kw = dict(num_inference_steps=1, tile_size=4, tile_overlap=2, seed=0)
+    expected = MimicMotionPipeline(model)(reference, poses, **kw).latents
+    # "cpu:0" differs from "cpu" as a device name, so the streaming hooks run on a CPU-only machine too
+    seq = load_motion_model(tiny_svd_dir, tiny_mimicmotion_path, dtype=torch.float32, device="cpu",
+                            memory_mode="sequential_offload", offload_device="cpu:0")
+    seen = []
+    handle = seq.unet.register_forward_pre_hook(
+        lambda m, a: seen.append(len(m.down_blocks[0]._forward_pre_hooks) + len(m.conv_out._forward_hooks)))
+    try:
+        got = MimicMotionPipeline(seq)(reference, poses, **kw).latents
+    finally:
+        handle.remove()
+    assert seen and all(n == 2 for n in seen)  # one pre-hook (to device) and one hook (back) per block
+    assert len(seq.unet.down_blocks[0]._forward_pre_hooks) == 0 and len(seq.unet.conv_out._forward_hooks) == 0
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

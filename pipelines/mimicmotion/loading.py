@@ -281,7 +281,8 @@ class MotionModel:
     """Everything the sampler and decoder need, plus where each part lives.
 
     ``memory_mode``: ``keep_loaded`` keeps every part on ``device`` after a run; ``offload_after_run`` moves them
-    to ``offload_device`` when a run ends; ``sequential_offload`` keeps only the part in use on ``device``.
+    to ``offload_device`` when a run ends; ``sequential_offload`` keeps only the part in use on ``device`` and streams
+    the UNet's blocks through it one at a time.
     ``before_load(bytes)`` is called before parts move to ``device`` (ComfyUI frees other models there).
     """
 
@@ -337,15 +338,42 @@ class MotionModel:
 
     @contextlib.contextmanager
     def use(self, *names: str):
-        """Have the named parts on ``device`` inside the block (and only them, in ``sequential_offload`` mode)."""
-        if self.memory_mode == "sequential_offload":
+        """Have the named parts on ``device`` inside the block. In ``sequential_offload`` mode only they are there,
+        and the UNet is not moved whole: its blocks pass through the device one at a time (see :meth:`_stream`)."""
+        sequential = self.memory_mode == "sequential_offload"
+        if sequential:
             self._move([n for n in self.PARTS if n not in names], self.offload_device)
-        self._move(names, self.device)
+        streamed = [n for n in names if sequential and n == "unet" and self.device != self.offload_device]
+        self._move([n for n in names if n not in streamed], self.device)
+        try:
+            with self._stream(self.unet) if streamed else contextlib.nullcontext():
+                yield
+        finally:
+            if sequential:
+                self._move(names, self.offload_device)
+
+    @contextlib.contextmanager
+    def _stream(self, module: nn.Module):
+        """Move each top-level block of ``module`` to the device just before it runs and back right after, so only
+        the largest block's weights (not the whole UNet's) sit on the device."""
+        blocks = []
+        for child in module.children():
+            parts = list(child) if isinstance(child, nn.ModuleList) else [child]
+            blocks += [b for b in parts if next(b.parameters(), None) is not None]
+
+        def to_device(block, args):
+            block.to(self.device)
+
+        def to_offload(block, args, output):
+            block.to(self.offload_device)
+
+        handles = [h for b in blocks for h in (b.register_forward_pre_hook(to_device), b.register_forward_hook(to_offload))]
         try:
             yield
         finally:
-            if self.memory_mode == "sequential_offload":
-                self._move(names, self.offload_device)
+            for handle in handles:
+                handle.remove()
+            module.to(self.offload_device)
 
     def end_run(self) -> None:
         """Called after every sampler/decoder run, also after errors: apply the memory mode."""
