@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..weights import load_pickle_weights_only
 from .pose_net import POSE_NET_DOWNSAMPLING, PoseNet
 
 logger = logging.getLogger(__name__)
@@ -43,12 +44,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:  # legacy (non-zip) pickles cannot be memory-mapped
-        if "mmap" not in str(exc):
-            raise
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    data = load_pickle_weights_only(path)
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):

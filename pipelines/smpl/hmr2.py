@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..weights import load_pickle_weights_only
 from .estimator import ProgressCallback, assemble_sequence
 from .hmr2_geometry import (
     box_center_and_size,
@@ -101,12 +102,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         return load_file(str(path)), {}
     try:
         with torch.serialization.safe_globals(_safe_globals_for(path)):
-            try:
-                obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as exc:  # legacy (non-zip) files cannot be memory-mapped
-                if "mmap" not in str(exc):
-                    raise
-                obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = load_pickle_weights_only(path)
     except Exception as exc:
         raise ValueError(
             f"Could not read HMR2 checkpoint '{path}' safely ({type(exc).__name__}: {str(exc)[:300]}). "
