@@ -243,6 +243,117 @@ def is_oom(exc: BaseException) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Models registered with ComfyUI's memory manager
+
+_patcher_class = None
+
+
+def _whole_module_patcher(model_patcher):
+    """A ``ModelPatcher`` that never unloads part of a module.
+
+    ComfyUI may free memory by moving single layers of a loaded model back to RAM; its own layers cope (they cast
+    weights on the fly), plain torch layers would fail with mixed devices. Refusing partial unloads makes ComfyUI
+    unload our module whole instead.
+    """
+    global _patcher_class
+    if _patcher_class is None or _patcher_class.__bases__[0] is not model_patcher.ModelPatcher:
+        class WholeModulePatcher(model_patcher.ModelPatcher):
+            def partially_unload(self, device_to, memory_to_free=0):
+                return 0
+
+        _patcher_class = WholeModulePatcher
+    return _patcher_class
+
+
+def _holder(module, label: str):
+    """A bare container for ``module``: ComfyUI writes bookkeeping attributes (``device``, …) on the module it
+    manages, and diffusers/transformers models have a read-only ``device`` property."""
+    import torch
+
+    holder = torch.nn.Module()
+    holder.add_module("module", module)
+    holder.label = label
+    return holder
+
+
+class ManagedModel:
+    """One of the pack's modules, moved between the compute and offload devices through ComfyUI's memory manager.
+
+    Inside ComfyUI :meth:`load` registers the module (wrapped once in a ``ModelPatcher``) with
+    ``comfy.model_management.load_models_gpu``, which first unloads other models to make room and then tracks ours,
+    so ComfyUI can unload it (move its weights to ``offload_device``) when another node needs the memory. Callers
+    must therefore call :meth:`load` before every use and read devices from the module's parameters, never cache
+    them. Outside ComfyUI both methods are plain ``module.to(device)``.
+
+    Args:
+        module (`torch.nn.Module`): the model; its parameters are moved, the object stays the same.
+        load_device (`torch.device`): where it runs.
+        offload_device (`torch.device`): where it waits (ComfyUI's offload device, usually the CPU).
+        size_bytes (`int`, *optional*): weight bytes; measured from the module when not given.
+        label (`str`, *optional*): name in ComfyUI's "Requested to load" log lines.
+    """
+
+    def __init__(self, module, load_device, offload_device, size_bytes: int | None = None, label: str = ""):
+        import torch
+
+        self.module = module
+        self.load_device = torch.device(load_device)
+        self.offload_device = torch.device(offload_device)
+        if size_bytes is None:
+            size_bytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+        self.size_bytes = int(size_bytes)
+        self.label = label or type(module).__name__
+        self.patcher = None  # created on first load inside ComfyUI
+
+    def _patcher(self, model_patcher):
+        if self.patcher is None:
+            cls = _whole_module_patcher(model_patcher)
+            self.patcher = cls(_holder(self.module, self.label), self.load_device, self.offload_device,
+                               size=self.size_bytes)
+        return self.patcher
+
+    def load(self) -> None:
+        """Put the module on ``load_device``; inside ComfyUI let its manager free room first and track the module.
+        Cheap when it is already loaded (ComfyUI only marks it as recently used)."""
+        mm = _comfy_module("comfy.model_management")
+        model_patcher = _comfy_module("comfy.model_patcher")
+        if mm is None or model_patcher is None:
+            self.module.to(self.load_device)
+            return
+        # force_full_load: ComfyUI's partial (low-VRAM) loading only works with its own layer types.
+        mm.load_models_gpu([self._patcher(model_patcher)], force_full_load=True)
+
+    def offload(self) -> None:
+        """Move the module to ``offload_device``; inside ComfyUI through its manager, so its books stay right."""
+        mm = _comfy_module("comfy.model_management")
+        if mm is not None and self.patcher is not None:
+            loaded = getattr(mm, "current_loaded_models", [])
+            for i in range(len(loaded) - 1, -1, -1):
+                if loaded[i].model is self.patcher:
+                    loaded.pop(i).model_unload()
+        self.module.to(self.offload_device)
+
+    def release(self) -> None:
+        """End of a run for a model without its own memory policy: inside ComfyUI leave it loaded (ComfyUI unloads
+        it when another model needs the room, like its own models); outside, offload it."""
+        if self.is_managed():
+            return
+        self.offload()
+
+    def is_managed(self) -> bool:
+        """True when ComfyUI's memory manager currently tracks this module."""
+        mm = _comfy_module("comfy.model_management")
+        if mm is None or self.patcher is None:
+            return False
+        return any(entry.model is self.patcher for entry in getattr(mm, "current_loaded_models", []))
+
+
+def managed_model(module, load_device, offload_device, size_bytes: int | None = None, label: str = "") -> ManagedModel:
+    """A :class:`ManagedModel` handle for ``module`` (see there): ``.load()`` before use, ``.offload()`` to let go."""
+    return ManagedModel(module, load_device, offload_device, size_bytes, label)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Progress and interrupt
 
 _interrupt = threading.Event()

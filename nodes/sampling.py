@@ -34,6 +34,19 @@ def checkpoint_choices() -> list[str]:
     return adapter.list_model_files("mimicmotion") or [MIMICMOTION_DEFAULT]
 
 
+def manage_model_parts(model) -> None:
+    """Give each part of a MOTIONGUIDE_MODEL (CLIP image encoder, VAE, PoseNet, UNet) a handle from the adapter, once,
+    so that inside ComfyUI the parts load through its memory manager (which frees other models first and may unload
+    ours between runs) and outside it they are plain moves. Sequential offload still streams the UNet itself."""
+    handles = getattr(model, "part_handles", None)
+    if handles is None:
+        return
+    for name in model.PARTS:
+        if name not in handles:
+            handles[name] = adapter.managed_model(getattr(model, name), model.device, model.offload_device,
+                                                  label=f"MotionGuide {name}")
+
+
 def resolve_svd_base(name: str):
     if name.lower().endswith(".safetensors"):
         return adapter.resolve_model_path("checkpoints", name)
@@ -80,6 +93,7 @@ class MotionGuideLoadModel:
         model = load_motion_model(svd_path, checkpoint, dtype=dtype, device=torch_device, pose_net_file=pose_path,
                                   memory_mode=memory_mode, offload_device=adapter.offload_device())
         model.before_load = lambda size: adapter.free_memory(size, torch_device)
+        manage_model_parts(model)
         logger.info("[MotionGuide] loaded %s + %s on %s as %s (%s)", svd_path.name, checkpoint.name, torch_device,
                     dtype, memory_mode)
         return (model,)
@@ -162,6 +176,7 @@ class MotionGuideSampler:
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
             logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
                         "may show more artifacts.", tile_size)
+        manage_model_parts(model)
         progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
         pipe = MimicMotionPipeline(model)
         try:

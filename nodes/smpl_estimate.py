@@ -8,21 +8,25 @@ from .sockets import FLOAT, IMAGE, INT, POSE_KEYPOINT, SMPL_SEQUENCE
 
 logger = logging.getLogger(__name__)
 
-# One loaded network kept between runs (on the offload device): (path, mtime, size, dtype) -> HMR2Network.
+# One loaded network kept between runs: (path, mtime, size, dtype, device) -> (HMR2Network, ManagedModel handle).
+# Inside ComfyUI the handle registers it with ComfyUI's memory manager, which unloads it when others need the room.
 _NETWORK_CACHE: dict = {}
 
 
-def _load_network(path, dtype):
+def _load_network(path, dtype, device):
     stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size, str(dtype))
-    network = _NETWORK_CACHE.get(key)
-    if network is None:
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(dtype), str(device))
+    cached = _NETWORK_CACHE.get(key)
+    if cached is None:
         from ..pipelines.smpl.hmr2 import load_hmr2_network
 
+        for _, old_handle in _NETWORK_CACHE.values():
+            old_handle.offload()  # unregister the network this one replaces
         _NETWORK_CACHE.clear()
         network = load_hmr2_network(path, device=adapter.offload_device(), dtype=dtype)
-        _NETWORK_CACHE[key] = network
-    return network
+        handle = adapter.managed_model(network, device, adapter.offload_device(), label="MotionGuide HMR2")
+        cached = _NETWORK_CACHE[key] = (network, handle)
+    return cached
 
 
 class MotionGuideEstimateSMPL:
@@ -80,25 +84,24 @@ class MotionGuideEstimateSMPL:
             raise ValueError(f"No person with index {person_index} in any of the {count} frames of pose_keypoint: "
                              "check Detect Pose's output or pick another person_index.")
 
-        # 2. Load the network (cached) and put it on the compute device.
+        # 2. Load the network (cached) and put it on the compute device (through ComfyUI's manager there).
         path = adapter.resolve_model_path("hmr2", estimator)
         device = adapter.get_torch_device()
         dtype = adapter.choose_dtype(precision, device)
-        network = _load_network(path, dtype)
-        size_bytes = sum(p.numel() * p.element_size() for p in network.parameters())
-        adapter.free_memory(size_bytes * 2, device)
-        network.to(device)
+        network, handle = _load_network(path, dtype, device)
+        handle.load()  # inside ComfyUI: frees other models first, and ComfyUI may unload it after this run
         progress = adapter.Progress(found, label="Estimate SMPL")
         try:
             sequence = HMR2Estimator(network, batch_size=batch_size).estimate(
                 images, boxes, callback=progress.callback, fps=fps, box_rescale=padding)
         except Exception as exc:
             if adapter.is_oom(exc):
+                handle.offload()
                 raise RuntimeError(f"Out of memory estimating SMPL with batch_size={batch_size}: lower batch_size "
                                    "or use precision fp16/bf16.") from exc
             raise
         finally:
-            network.to(adapter.offload_device())
+            handle.release()  # outside ComfyUI back to RAM; inside, ComfyUI's manager decides
             adapter.soft_empty_cache()
         if found < count:
             logger.info("Estimate SMPL: person %d missing in %d of %d frames (valid=False; Smooth fills them).",

@@ -65,6 +65,7 @@ class MotionGuideDecode:
 
     def decode(self, model, latent, chunk_size, drop_reference_frame, chunk_overlap=0):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline
+        from .sampling import manage_model_parts
 
         samples = latent.get("samples") if isinstance(latent, dict) else None
         if samples is None or samples.ndim != 4 or samples.shape[1] != 4 or samples.shape[0] == 0:
@@ -72,6 +73,7 @@ class MotionGuideDecode:
                              f"{None if samples is None else list(samples.shape)}.")
         if chunk_overlap >= chunk_size:
             raise ValueError(f"chunk_overlap ({chunk_overlap}) must be below chunk_size ({chunk_size}).")
+        manage_model_parts(model)
         pipe = MimicMotionPipeline(model)
         progress = adapter.Progress(1, "MotionGuideDecode")
         try:

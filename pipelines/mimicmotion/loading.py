@@ -279,7 +279,11 @@ class MotionModel:
     ``memory_mode``: ``keep_loaded`` keeps every part on ``device`` after a run; ``offload_after_run`` moves them
     to ``offload_device`` when a run ends; ``sequential_offload`` keeps only the part in use on ``device`` and streams
     the UNet's blocks through it one at a time.
-    ``before_load(bytes)`` is called before parts move to ``device`` (ComfyUI frees other models there).
+    ``before_load(bytes)`` is called before parts move to ``device`` without a handle (ComfyUI frees other models
+    there), and before the UNet's blocks stream through it.
+    ``part_handles`` optionally maps part names to handles with ``load()`` / ``offload()`` that replace the plain
+    ``.to()`` moves (the node layer registers the parts with ComfyUI's memory manager this way). A handled part may
+    be moved away between runs by its owner, so :meth:`use` loads it every time and nothing caches its device.
     """
 
     unet: nn.Module
@@ -295,6 +299,7 @@ class MotionModel:
     memory_mode: str = "keep_loaded"
     sources: dict = field(default_factory=dict)
     before_load: Callable[[int], None] | None = None
+    part_handles: dict = field(default_factory=dict)
 
     PARTS = ("image_encoder", "vae", "pose_net", "unet")
 
@@ -327,10 +332,24 @@ class MotionModel:
         todo = [m for m in (self._module(n) for n in names) if not there(m)]
         if not todo:
             return
-        if torch.device(device).type != "cpu" and self.before_load is not None:
+        if target.type != "cpu" and self.before_load is not None:
             self.before_load(sum(p.numel() * p.element_size() for m in todo for p in m.parameters()))
         for module in todo:
-            module.to(device)
+            module.to(target)
+
+    def _load(self, names) -> None:
+        """Put the named parts on ``device``; handled parts always ask their handle (it may have been moved away,
+        even partly, since the last run; a load of a loaded part is cheap)."""
+        for name in names:
+            if name in self.part_handles:
+                self.part_handles[name].load()
+        self._move([n for n in names if n not in self.part_handles], self.device)
+
+    def _offload(self, names) -> None:
+        for name in names:
+            if name in self.part_handles:
+                self.part_handles[name].offload()
+        self._move([n for n in names if n not in self.part_handles], self.offload_device)
 
     @contextlib.contextmanager
     def use(self, *names: str):
@@ -338,15 +357,15 @@ class MotionModel:
         and the UNet is not moved whole: its blocks pass through the device one at a time (see :meth:`_stream`)."""
         sequential = self.memory_mode == "sequential_offload"
         if sequential:
-            self._move([n for n in self.PARTS if n not in names], self.offload_device)
+            self._offload([n for n in self.PARTS if n not in names])
         streamed = [n for n in names if sequential and n == "unet" and self.device != self.offload_device]
-        self._move([n for n in names if n not in streamed], self.device)
+        self._load([n for n in names if n not in streamed])
         try:
             with self._stream(self.unet) if streamed else contextlib.nullcontext():
                 yield
         finally:
             if sequential:
-                self._move(names, self.offload_device)
+                self._offload(names)
 
     @contextlib.contextmanager
     def _stream(self, module: nn.Module):
@@ -356,6 +375,8 @@ class MotionModel:
         for child in module.children():
             parts = list(child) if isinstance(child, nn.ModuleList) else [child]
             blocks += [b for b in parts if next(b.parameters(), None) is not None]
+        if self.before_load is not None and blocks and self.device.type != "cpu":  # room for the largest block (ComfyUI frees other models)
+            self.before_load(max(sum(p.numel() * p.element_size() for p in b.parameters()) for b in blocks))
 
         def to_device(block, args):
             block.to(self.device)
@@ -377,7 +398,7 @@ class MotionModel:
             self.offload_all()
 
     def offload_all(self) -> None:
-        self._move(self.PARTS, self.offload_device)
+        self._offload(self.PARTS)
 
 
 def load_motion_model(svd_path: str | Path, checkpoint: str | Path, *, dtype: torch.dtype, device,
