@@ -375,7 +375,8 @@ class MotionModel:
         for child in module.children():
             parts = list(child) if isinstance(child, nn.ModuleList) else [child]
             blocks += [b for b in parts if next(b.parameters(), None) is not None]
-        if self.before_load is not None and blocks and self.device.type != "cpu":  # room for the largest block (ComfyUI frees other models)
+        if self.before_load is not None and blocks and self.device.type != "cpu":
+            # room for the largest block: inside ComfyUI this unloads other models if needed
             self.before_load(max(sum(p.numel() * p.element_size() for p in b.parameters()) for b in blocks))
 
         def to_device(block, args):
