@@ -29,6 +29,7 @@ import torch
 DEFAULT_MAX_PAIRS = 4_000_000
 _EMPTY_KEY = torch.iinfo(torch.int64).max
 _SPAN_SLACK = 1e-3  # pixels added to each end of a row span before the exact test
+_FLAT_SLOPE = 1e-7  # barycentric change per pixel below which a row is treated as parallel to the edge
 
 
 @dataclass
@@ -200,10 +201,12 @@ def _row_spans(table: _FaceTable):
     lo = torch.zeros_like(r)
     hi = (table.width[owner] - 1).float()
     for c, a in ((c0, a0), (c1, a1), (1.0 - c0 - c1, -(a0 + a1))):
-        root = -c / torch.where(a == 0, torch.ones_like(a), a)
-        lo = torch.where(a > 0, torch.maximum(lo, root - _SPAN_SLACK), lo)
-        hi = torch.where(a < 0, torch.minimum(hi, root + _SPAN_SLACK), hi)
-        hi = torch.where((a == 0) & (c < -_SPAN_SLACK), torch.full_like(hi, -1.0), hi)
+        # An edge (nearly) parallel to the row: g is constant along it, so the row is all in or all out.
+        flat = a.abs() < _FLAT_SLOPE
+        root = -c / torch.where(flat, torch.ones_like(a), a)
+        lo = torch.where(~flat & (a > 0), torch.maximum(lo, root - _SPAN_SLACK), lo)
+        hi = torch.where(~flat & (a < 0), torch.minimum(hi, root + _SPAN_SLACK), hi)
+        hi = torch.where(flat & (c < -_SPAN_SLACK), torch.full_like(hi, -1.0), hi)
     lo = torch.ceil(lo).to(torch.int64)
     count = (torch.floor(hi).to(torch.int64) - lo + 1).clamp(min=0)
     keep = count > 0
