@@ -23,7 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from .batch_jobs import Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs, read_job_list, rename_upload
+from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
+                         read_job_list, rename_upload)
 from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
 from .batch_state import DONE, FAILED, QUEUED, BatchState, make_readable, publish_no_clobber, temp_path_for
 
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
     parser.add_argument("jobs", help="job list: CSV with a header row, or JSON lines (.jsonl)")
     parser.add_argument("--server", action="append", default=[], metavar="URL",
-                        help="ComfyUI server (repeat for several; one job runs on each at a time). Default 127.0.0.1:8188")
+                        help="ComfyUI server (repeat for several; one job runs on each at a time). "
+                             "Default 127.0.0.1:8188")
     parser.add_argument("--out", default="batch_outputs", help="folder for outputs, one sub-folder per job id")
     parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json)")
     parser.add_argument("--bind", action="append", default=[], metavar="FIELD=NODE.INPUT",
@@ -176,18 +178,27 @@ class BatchRunner:
             except JobFailed as exc:
                 self._finish(job, FAILED, str(exc))
             except TransientError as exc:
-                self.attempts[job.id] += 1
-                n = self.attempts[job.id]
-                if n > self.args.retries:
-                    self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
-                    continue
-                delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
-                logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
-                self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
-                self.shared.put_nowait(job)
-                await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
+                delay = self._retry_later(server, job, exc)
+                if delay:
+                    await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
+            except Exception as exc:  # a full disk, a bug: this job fails, the batch goes on
+                logger.exception("%s: unexpected error", job.id)
+                self._finish(job, FAILED, f"unexpected {type(exc).__name__}: {exc}")
             finally:
                 self.progress.server_status(server.url, f"{server.url}: idle")
+
+    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError) -> float | None:
+        """Hand the job back for another try (the delay this server should wait), or fail it when out of retries."""
+        self.attempts[job.id] += 1
+        n = self.attempts[job.id]
+        if n > self.args.retries:
+            self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
+            return None
+        delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
+        logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
+        self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
+        self.shared.put_nowait(job)
+        return delay
 
     async def _server_can_run(self, server: ComfyServer, job: Job) -> bool:
         """False (and the job handed on) when this server lacks node classes the workflow uses."""
@@ -205,6 +216,8 @@ class BatchRunner:
         if self.alive:
             logger.error("%s; its jobs go to the other servers", text)
             self.shared.put_nowait(job)
+            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
+                self.shared.put_nowait(self.own[server.url].popleft())
             return False
         self._finish(job, FAILED, text)
         while self.remaining:  # the last usable server is unusable: every job left fails with the reason
@@ -220,7 +233,8 @@ class BatchRunner:
         deadline = asyncio.get_running_loop().time() + self.args.timeout
         entry = self.state.job(job.id)
         prompt_id = None
-        if entry.get("status") == QUEUED and entry.get("server") == server.url and entry.get("content_hash") == job.content_hash:
+        resumable = entry.get("server") == server.url and entry.get("content_hash") == job.content_hash
+        if entry.get("status") == QUEUED and resumable:
             old = entry.get("prompt_id")
             # queue first, then history: a prompt finishing between the two questions is still found
             if await server.in_queue(old):
@@ -330,7 +344,8 @@ class BatchRunner:
         if not files:
             raise JobFailed(
                 f"prompt {prompt_id} finished on {server} without output files: does the workflow end in a save node "
-                "(SaveImage, SaveVideo, VHS_VideoCombine)?" + ("" if self.args.include_previews else " Previews need --include-previews.")
+                "(SaveImage, SaveVideo, VHS_VideoCombine)?"
+                + ("" if self.args.include_previews else " Previews need --include-previews.")
             )
         dest_dir = Path(self.args.out) / job.id
         saved = []
@@ -423,11 +438,19 @@ async def run_batch(args) -> int:
             logger.error("the same --server is given twice: %s", ", ".join(s.url for s in servers))
             return 2
         runner = BatchRunner(args, state, servers, todo, progress)
-        await runner.run()
+        if progress.bar is not None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm():  # log lines print above the bar instead of through it
+                await runner.run()
+        else:
+            await runner.run()
     progress.close()
-    failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if runner.results.get(j.id, ("",))[0] == FAILED]
-    done = sum(1 for j in todo if runner.results.get(j.id, ("",))[0] == DONE)
-    logger.info("batch: %d done, %d skipped (already done), %d failed; state in %s", done, len(skipped), len(failed), state.path)
+    status = {j.id: runner.results.get(j.id, ("", ""))[0] for j in todo}
+    failed = [(j, j.error) for j in bad] + [(j, runner.results[j.id][1]) for j in todo if status[j.id] == FAILED]
+    done = sum(1 for j in todo if status[j.id] == DONE)
+    logger.info("batch: %d done, %d skipped (already done), %d failed; state in %s",
+                done, len(skipped), len(failed), state.path)
     for job, message in failed:
         logger.error("job %s (row %d) failed: %s", job.id, job.row, message)
     return 1 if failed else 0

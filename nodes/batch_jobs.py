@@ -189,11 +189,13 @@ def convention_targets(prompt: dict, name: str) -> Binding:
             if inp in SEED_INPUTS and not isinstance(val, list)
         ]
         if not targets:
-            raise JobError("the job sets a seed but the workflow has no seed/noise_seed input; bind it with --bind seed=NODE.INPUT")
+            raise JobError("the job sets a seed but the workflow has no seed/noise_seed input; "
+                           "bind it with --bind seed=NODE.INPUT")
         return Binding(sorted(targets, key=lambda t: _id_key(t[0])))
     if name not in FILE_LOADERS:
         raise JobError(
-            f"job field {name!r} has no binding; name the column NODE.INPUT for an override or pass --bind {name}=NODE.INPUT"
+            f"job field {name!r} has no binding; name the column NODE.INPUT for an override "
+            f"or pass --bind {name}=NODE.INPUT"
         )
     loaders = FILE_LOADERS[name]
     candidates = sorted((nid for nid, node in prompt.items() if node["class_type"] in loaders), key=_id_key)
@@ -326,7 +328,8 @@ def prepare_jobs(jobs: list[Job], prompt: dict, bindings: dict[str, Binding], gl
         if not _safe_id(job.id):
             job.error = f"row {job.row}: job id {job.id!r} must be letters, digits, '-', '_' or '.' (it names a folder)"
         elif job.content_hash in seen_hash:
-            job.error = f"row {job.row}: duplicate of job {seen_hash[job.content_hash].id!r} (row {seen_hash[job.content_hash].row}): same inputs and settings"
+            first = seen_hash[job.content_hash]
+            job.error = f"row {job.row}: duplicate of job {first.id!r} (row {first.row}): same inputs and settings"
         elif job.id in seen_id:
             job.error = f"row {job.row}: duplicate job id {job.id!r} (first used on row {seen_id[job.id].row})"
         if job.error:

@@ -49,7 +49,8 @@ def format_prompt_error(body: dict) -> str:
             if info.get("input_name"):
                 where += f" input {info['input_name']!r}"
             detail = e.get("details") or ""
-            lines.append(f"{where}: {e.get('type', 'error')}: {e.get('message', '')}" + (f" - {detail}" if detail else ""))
+            text = f"{where}: {e.get('type', 'error')}: {e.get('message', '')}"
+            lines.append(text + (f" - {detail}" if detail else ""))
     return "\n".join(lines) or json.dumps(body)[:500]
 
 
@@ -89,13 +90,16 @@ class ComfyServer:
         self.session = session
         self.client_id = client_id
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+        # big uploads/downloads may take long in total; only a stalled connection counts as a failure
+        self.transfer_timeout = aiohttp.ClientTimeout(total=None, sock_connect=request_timeout,
+                                                      sock_read=request_timeout)
 
     def __str__(self) -> str:
         return self.url
 
-    async def _request(self, method: str, path: str, **kw):
+    async def _request(self, method: str, path: str, timeout: aiohttp.ClientTimeout | None = None, **kw):
         try:
-            async with self.session.request(method, self.url + path, timeout=self.timeout, **kw) as resp:
+            async with self.session.request(method, self.url + path, timeout=timeout or self.timeout, **kw) as resp:
                 body = await resp.read()
                 if resp.status >= 500:
                     raise TransientError(f"{self.url}{path}: HTTP {resp.status} {body[:200].decode(errors='replace')}")
@@ -118,14 +122,15 @@ class ComfyServer:
 
     async def upload(self, path: Path, name: str) -> str:
         """POST /upload/image (ComfyUI uses it for videos and other files too); returns the stored name."""
-        form = aiohttp.FormData()
-        form.add_field("type", "input")
-        form.add_field("overwrite", "false")  # names are content-addressed: same name means same bytes
-        with open(path, "rb") as f:
-            form.add_field("image", f.read(), filename=name, content_type="application/octet-stream")
-        status, body = await self._request("POST", "/upload/image", data=form)
+        with open(path, "rb") as f:  # streamed: driving videos can be large
+            form = aiohttp.FormData()
+            form.add_field("type", "input")
+            form.add_field("overwrite", "false")  # names are content-addressed: same name means same bytes
+            form.add_field("image", f, filename=name, content_type="application/octet-stream")
+            status, body = await self._request("POST", "/upload/image", timeout=self.transfer_timeout, data=form)
         if status != 200:
-            raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {body[:200].decode(errors='replace')}")
+            reason = body[:200].decode(errors="replace")
+            raise JobFailed(f"upload of {path} refused by {self.url}: HTTP {status} {reason}")
         info = json.loads(body)
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
@@ -169,10 +174,11 @@ class ComfyServer:
 
     async def download(self, entry: dict, dest_tmp: Path) -> int:
         """GET /view into ``dest_tmp`` (streamed); returns bytes written."""
-        params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""), "type": entry.get("type", "output")}
+        params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""),
+                  "type": entry.get("type", "output")}
         written = 0
         try:
-            async with self.session.get(self.url + "/view", params=params, timeout=self.timeout) as resp:
+            async with self.session.get(self.url + "/view", params=params, timeout=self.transfer_timeout) as resp:
                 if resp.status >= 500:
                     raise TransientError(f"{self.url}/view {entry['filename']}: HTTP {resp.status}")
                 if resp.status != 200:

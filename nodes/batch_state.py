@@ -86,7 +86,8 @@ def publish_no_clobber(tmp: Path, dest: Path) -> Path:
 
 
 class BatchState:
-    """``{"version", "client_id", "jobs": {job_id: {status, content_hash, server, prompt_id, attempts, outputs, error}}}``."""
+    """The state file: ``{"version", "client_id", "jobs": {job_id: {status, content_hash, server, prompt_id, row,
+    outputs, error, updated}}}``."""
 
     def __init__(self, path: Path, data: dict):
         self.path = path

@@ -243,5 +243,33 @@ class SaveVideo:
         return {"ui": {"images": [_ui_entry(path)], "animated": (True,)}, "result": ()}
 
 
+class ImageBatch:
+    """Core "Batch Images": image2's frames after image1's, image2 cover-resized (centre crop, bilinear) if sizes differ."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "batch"
+    CATEGORY = "image"
+
+    def batch(self, image1, image2):
+        import torch
+
+        if image1.shape[1:] != image2.shape[1:]:
+            height, width = image1.shape[1:3]
+            h, w = image2.shape[1:3]
+            if w / h > width / height:  # crop the sides to the target aspect, as core's common_upscale does
+                keep = round(h * width / height)
+                image2 = image2[:, :, (w - keep) // 2:(w - keep) // 2 + keep]
+            else:
+                keep = round(w * height / width)
+                image2 = image2[:, (h - keep) // 2:(h - keep) // 2 + keep]
+            image2 = torch.nn.functional.interpolate(image2.movedim(-1, 1), size=(height, width),
+                                                     mode="bilinear").movedim(1, -1)
+        return (torch.cat((image1, image2), dim=0),)
+
+
 STANDIN_CLASSES = {cls.__name__: cls for cls in (LoadImage, VHS_LoadVideo, VHS_VideoCombine, SaveImage, PreviewImage,
-                                                 LoadVideo, GetVideoComponents, CreateVideo, SaveVideo)}
+                                                 LoadVideo, GetVideoComponents, CreateVideo, SaveVideo, ImageBatch)}

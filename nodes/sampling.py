@@ -105,7 +105,7 @@ class MotionGuideSampler:
                 "steps": (sockets.INT, {"default": 25, "min": 1, "max": 200, "step": 1, "tooltip": "Denoising steps (reference 25). Each step runs every tile."}),
                 "cfg_min": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the first frame; it ramps linearly to cfg_max at the last frame (reference 2.0)."}),
                 "cfg_max": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the last frame. At 1 or below the unconditional pass is skipped (twice as fast, no guidance)."}),
-                "seed": (sockets.INT, {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Seed of the single CPU noise stream; same seed and inputs give the same video on any device."}),
+                "seed": (sockets.INT, {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "step": 1, "control_after_generate": True, "tooltip": "Seed of the single CPU noise stream; same seed and inputs give the same video on any device."}),
                 "fps": (sockets.INT, {"default": 7, "min": 1, "max": 60, "step": 1, "tooltip": "Frame rate the model is conditioned on (it sees fps - 1). MimicMotion uses 7 whatever the video's rate."}),
                 "motion_bucket": (sockets.INT, {"default": 127, "min": 0, "max": 1023, "step": 1, "tooltip": "SVD's motion amount (reference 127)."}),
                 "noise_aug": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Noise added to the reference before encoding (reference 0). More lets the video drift from the reference."}),

@@ -65,7 +65,8 @@ def widget_extras(entry) -> list:
 
 
 def api_workflow(spec: Spec, classes: dict) -> dict:
-    """Every required input set (spec value, else the node default); optional ones only when the spec sets them."""
+    """Every widget input set (spec value, else the node default), optional ones too, as ComfyUI's graphToPrompt
+    writes them; socket inputs only where the spec links them."""
     out = {}
     for node in spec.nodes:
         cls = classes[node.type]
@@ -73,13 +74,14 @@ def api_workflow(spec: Spec, classes: dict) -> dict:
         for section, name, entry in input_specs(cls):
             if name in node.inputs:
                 inputs[name] = list(node.inputs[name]) if isinstance(node.inputs[name], tuple) else node.inputs[name]
-            elif section == "required":
-                if not is_widget(entry):
-                    raise ValueError(f"{spec.name}: node {node.id} ({node.type}) needs a link for {name!r}")
+            elif is_widget(entry):
                 inputs[name] = default_value(entry)
+            elif section == "required":
+                raise ValueError(f"{spec.name}: node {node.id} ({node.type}) needs a link for {name!r}")
         unknown = set(node.inputs) - {n for _, n, _ in input_specs(cls)}
         if unknown:
             raise ValueError(f"{spec.name}: node {node.id} ({node.type}) has no inputs {sorted(unknown)}")
+        inputs.update(node.extra)
         out[str(node.id)] = {"class_type": node.type, "inputs": inputs, "_meta": {"title": node.title or node.type}}
     return out
 
@@ -108,7 +110,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                 if not linked:
                     continue
             if linked or not is_widget(entry):
-                slot = {"name": name, "type": "COMBO" if isinstance(entry[0], (list, tuple)) else entry[0], "link": None}
+                kind = "COMBO" if isinstance(entry[0], (list, tuple)) else entry[0]
+                slot = {"name": name, "type": kind, "link": None}
                 if is_widget(entry):
                     slot["widget"] = {"name": name}
                 if linked:
@@ -118,7 +121,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                     outputs[src][src_slot]["links"].append(link_id)
                     slot["link"] = link_id
                 inputs.append(slot)
-        stage = getattr(cls, "CATEGORY", "").split("/")[1] if getattr(cls, "CATEGORY", "").startswith("MotionGuide/") else ""
+        category = getattr(cls, "CATEGORY", "")
+        stage = category.split("/")[1] if category.startswith("MotionGuide/") else ""
         entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size or NODE_SIZE),
                  "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs[node.id],
                  "properties": {"Node name for S&R": node.type}, "widgets_values": widgets}
@@ -142,7 +146,8 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                   "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "title": "About this workflow",
                   "properties": {}, "widgets_values": [spec.note.strip() + "\n"], "color": "#432", "bgcolor": "#653"})
     return {"id": spec.uuid, "revision": 0, "last_node_id": note_id, "last_link_id": len(links), "nodes": nodes,
-            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}}, "version": 0.4}
+            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}},
+            "version": 0.4}
 
 
 def model_entries() -> dict:
@@ -199,7 +204,8 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
         label, font = title.replace("MotionGuide", ""), 0.3
         while len(label) > 3 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] > p1[0] - p0[0] - 5:
             label = label[:-1]  # clip to the box
-        cv2.putText(img, label, (p0[0] + 3, p0[1] + 11), cv2.FONT_HERSHEY_SIMPLEX, font, (240, 240, 240), 1, cv2.LINE_AA)
+        cv2.putText(img, label, (p0[0] + 3, p0[1] + 11), cv2.FONT_HERSHEY_SIMPLEX, font, (240, 240, 240), 1,
+                    cv2.LINE_AA)
     cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 

@@ -8,6 +8,9 @@ REFERENCE = "motionguide_reference.png"
 DRIVING = "motionguide_driving.mp4"
 SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
+HMR2 = "hmr2_epoch_35.ckpt"
+SMPL = "SMPL_NEUTRAL.pkl"
+VHS_MP4 = {"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}  # h264-mp4's own widgets
 
 
 @dataclass
@@ -19,6 +22,7 @@ class N:
     title: str | None = None
     models: tuple[str, ...] = ()  # registry ids listed in properties.models
     size: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict)  # widgets the node adds at run time (VHS format options)
 
 
 @dataclass
@@ -55,7 +59,8 @@ def _generate(first: int, reference: int, poses: int, fps_src, x: int, y: int = 
           {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC, **sampler.pop("model", {})},
           models=("svd_xt_1_1", "mimicmotion_1_1")),
         N(sample, "MotionGuideSampler", (x, y), sampler_inputs, size=(320, 420)),
-        N(decode, "MotionGuideDecode", (x + 360, y), {"model": L(model), "latent": L(sample), **sampler.pop("decode", {})}),
+        N(decode, "MotionGuideDecode", (x + 360, y),
+          {"model": L(model), "latent": L(sample), **sampler.pop("decode", {})}),
         N(create, "CreateVideo", (x + 360, y + 220), {"images": L(decode, 0), "fps": L(decode, 1)}),
         N(save, "SaveVideo", (x + 720, y + 220), {"video": L(create), "filename_prefix": "video/MotionGuide"},
           size=(360, 400)),
@@ -87,19 +92,35 @@ MIMICMOTION = Spec(
 Models (see the missing-models panel): `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/`,
 `models/mimicmotion/MimicMotion_1-1.pth`, `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`.
 
+Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample into 12 fps; set the
+sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
+connect the same way (frames + fps): see the SMPL example.
+
 Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_size* to 72 (as trained).
-Prefer VideoHelperSuite? Swap in *Load Video (Upload)* and *Video Combine*: frames + fps connect the same way.
 """,
+    # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
-        *_video_in(2),
-        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
-        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        _dwpose(6, L(3), 700, 300, "Detect Pose (driving)"),
-        N(7, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(6), "reference_pose": L(5)}),
-        N(8, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(7), "width": L(4, 1), "height": L(4, 2)}),
-        N(9, "PreviewImage", (1420, 420), {"images": L(8)}, "Pose maps", size=(300, 330)),
-        *_generate(10, reference=4, poses=8, fps_src=L(3, 2), x=1780),
+        N(2, "VHS_LoadVideo", (0, 420), {"video": DRIVING, "force_rate": 0, "custom_width": 0, "custom_height": 0,
+                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2,
+                                          "format": "None"},
+          "Driving video", size=(300, 420)),
+        N(3, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(4, L(3), 700, -60, "Detect reference pose"),
+        _dwpose(5, L(2), 700, 300, "Detect driving poses"),
+        N(6, "MotionGuideAlignPose", (1060, 120), {"driving_pose": L(5), "reference_pose": L(4)}),
+        N(7, "MotionGuideDrawPose", (1420, 120), {"pose_keypoint": L(6), "width": L(3, 1), "height": L(3, 2)}),
+        N(12, "PreviewImage", (1420, 420), {"images": L(7)}, "Pose maps", size=(300, 330)),
+        N(8, "MotionGuideLoadModel", (1780, -260),
+          {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC}, models=("svd_xt_1_1", "mimicmotion_1_1")),
+        N(9, "MotionGuideSampler", (1780, 0),
+          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0},
+          "Pose-Guided Sampler", size=(320, 420)),
+        N(10, "MotionGuideDecode", (2140, 0), {"model": L(8), "latent": L(9)}),
+        N(11, "VHS_VideoCombine", (2500, 0), {"images": L(10, 0), "frame_rate": L(10, 1), "loop_count": 0,
+                                              "filename_prefix": "MotionGuide_demo", "format": "video/h264-mp4",
+                                              "pingpong": False, "save_output": True}, "Save video", size=(360, 460),
+          extra=VHS_MP4),
     ],
 )
 
@@ -127,7 +148,8 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(2, "VHS_LoadVideo", (0, 420), {"video": DRIVING, "force_rate": 0, "custom_width": 0, "custom_height": 0,
-                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2},
+                                          "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 2,
+                                          "format": "None"},
           "Driving video (long)", size=(300, 420)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
@@ -143,8 +165,111 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
         N(12, "MotionGuideDecode", (2140, 0), {"model": L(10), "latent": L(11), "chunk_size": 4, "chunk_overlap": 2}),
         N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
-                                              "pingpong": False, "save_output": True}, size=(360, 460)),
+                                              "pingpong": False, "save_output": True}, size=(360, 460),
+          extra=VHS_MP4),
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, LONG_VIDEO]
+SMPL_GUIDED = Spec(
+    name="smpl_guided_video",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000002",
+    title="SMPL 3D guidance: reference image + driving video",
+    note="""
+# SMPL-guided animation: the driving motion on the reference person's own body
+
+2D pose transfer copies the driving person's limb lengths and breaks on turns. This path lifts both people to
+3D (SMPL) first:
+
+1. **Detect Pose** on the reference and on every driving frame (person boxes + keypoints for the estimator).
+2. **Estimate SMPL (HMR2)** on both; **Smooth SMPL Motion** removes jitter from the driving estimate.
+3. **Transfer SMPL Shape**: the driving joint rotations with the *reference* body shape, placed in the
+   reference camera, feet on the reference ground.
+4. **SMPL to Pose Keypoints** projects the joints (hidden joints get a lower confidence, so they are drawn
+   dimmer) and grafts the driving hands and face; **Draw Pose Maps** draws them.
+5. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
+   reference pose.
+6. **Render SMPL Maps** shows depth, normals and body parts as previews (a geometry encoder can use them later).
+
+Models: as the MimicMotion example, plus `models/smpl/SMPL_NEUTRAL.pkl` (free registration at
+smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4D-Humans, MIT).
+""",
+    nodes=[
+        N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
+        *_video_in(2),
+        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
+        _dwpose(6, L(3), 700, 360, "Detect Pose (driving)"),
+        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": SMPL, "gender": "neutral"},
+          models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
+          "Estimate SMPL (reference)", models=("hmr2",)),
+        N(9, "MotionGuideEstimateSMPL", (1060, 360),
+          {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
+          "Estimate SMPL (driving)", models=("hmr2",)),
+        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
+        N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(8),
+                                                        "smpl_model": L(7)}),
+        N(12, "MotionGuideSMPLToPose", (2140, 160), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
+                                                     "height": L(4, 2), "driving_pose": L(6)}),
+        N(13, "MotionGuideDrawPose", (2140, -160), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (reference)"),
+        N(14, "MotionGuideDrawPose", (2500, 160), {"pose_keypoint": L(12), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (driving, from SMPL)"),
+        N(15, "ImageBatch", (2860, 0), {"image1": L(13), "image2": L(14)}, "Reference pose first"),
+        N(16, "MotionGuideRenderSMPL", (2140, 560), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
+                                                     "height": L(4, 2)}),
+        N(17, "PreviewImage", (2500, 560), {"images": L(16, 0)}, "Depth"),
+        N(18, "PreviewImage", (2800, 560), {"images": L(16, 1)}, "Normals"),
+        N(19, "PreviewImage", (3100, 560), {"images": L(16, 2)}, "Body parts"),
+        N(20, "PreviewImage", (2860, 220), {"images": L(15)}, "Pose maps"),
+        *_generate(21, reference=4, poses=15, fps_src=L(3, 2), x=3220),
+    ],
+)
+
+SMPL_MOTION_ORBIT = Spec(
+    name="smpl_motion_camera_orbit",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000003",
+    title="Reference image + SMPL motion file + camera orbit",
+    note="""
+# Animate from a 3D motion file, with a moving camera
+
+No driving video at all: the motion comes from an SMPL motion file (`.npz` saved by *Save SMPL Motion*, or
+AMASS / 4D-Humans / WHAM / GVHMR results via *Load SMPL Motion*'s formats) and the camera is yours.
+
+1. **Estimate SMPL** on the reference image gives the person's body shape and camera.
+2. **Load SMPL Motion** reads the motion (the sample `motionguide_motion.npz`: walking on the spot and waving).
+3. **Transfer SMPL Shape** puts the motion on the reference body, standing where the reference stands.
+4. **Set SMPL Camera** with *animate* on orbits the camera from *yaw* 0° to *yaw_end* 60° (eased), so the
+   person turns in the frame: MimicMotion sees poses it could never get from a fixed 2D video.
+5. **SMPL to Pose Keypoints** → **Draw Pose Maps**; **Batch Images** puts the reference's own pose first.
+
+Put your motion file into ComfyUI's `input/` folder. Large yaw angles show the back of a person the
+reference image only shows from the front: expect the model to invent it.
+""",
+    nodes=[
+        N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
+        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
+        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
+          "Estimate SMPL (reference)", models=("hmr2",)),
+        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
+                                                       "height": L(4, 2), "smpl_model": L(7)}),
+        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(8),
+                                                        "smpl_model": L(7), "trajectory": "lock_root"}),
+        N(12, "MotionGuideSetCamera", (1420, 360), {"motion": L(11), "smpl_model": L(7), "animate": True,
+                                                    "yaw": 0.0, "yaw_end": 60.0, "easing": "ease_in_out"},
+          "Camera orbit", size=(300, 400)),
+        N(13, "MotionGuideSMPLToPose", (1780, 360), {"smpl_sequence": L(12), "smpl_model": L(7), "width": L(4, 1),
+                                                     "height": L(4, 2)}),
+        N(14, "MotionGuideDrawPose", (2140, 360), {"pose_keypoint": L(13), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (from SMPL)"),
+        N(15, "MotionGuideDrawPose", (1420, -60), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (reference)"),
+        N(16, "ImageBatch", (2500, 160), {"image1": L(15), "image2": L(14)}, "Reference pose first"),
+        N(17, "PreviewImage", (2500, 420), {"images": L(16)}, "Pose maps"),
+        *_generate(21, reference=4, poses=16, fps_src=L(9, 2), x=2860),
+    ],
+)
+
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO]

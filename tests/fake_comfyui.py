@@ -7,7 +7,7 @@ execution_success, execution_error, execution_interrupted, executing null), ``/h
 ``/queue``, ``/interrupt``, ``/object_info``. Prompts run one at a time, like ComfyUI's single worker.
 
 What a prompt does is chosen by its seed: ``server.behaviour[seed] = "error" | "interrupt" | "hang" |
-"drop_ws" | "slow"``. The server runs on 127.0.0.1 on a free port in a thread of its own, and stops itself after
+"drop_ws" | "slow" | "vanish"`` (the first run of that seed disappears as in a server restart). The server runs on 127.0.0.1 on a free port in a thread of its own, and stops itself after
 ``lifetime`` seconds if a test forgets to.
 """
 from __future__ import annotations
@@ -60,6 +60,7 @@ class FakeComfyUI:
         self.interrupts: list[dict] = []
         self.max_queue_len = 0
         self.dropped: set[str] = set()
+        self.vanished: set[int] = set()
         # state
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.history: dict[str, dict] = {}
@@ -314,6 +315,11 @@ class FakeComfyUI:
                 steps = int(inputs.get("steps", 3))
                 if action == "slow":
                     steps = max(steps, 40)
+                if action == "vanish" and seed not in self.vanished:  # a server restart: prompt and socket gone
+                    self.vanished.add(seed)
+                    for ws in list(self.sockets.get(cid, [])):
+                        await ws.close()
+                    return
                 for step in range(1, steps + 1):
                     if action == "drop_ws" and step == 2 and pid not in self.dropped:
                         self.dropped.add(pid)

@@ -149,6 +149,42 @@ def test_server_without_nodes_hands_jobs_to_another(work, fake):
         assert poor.prompts == [] and len(fake.prompts) == 3
 
 
+def test_prompt_left_on_a_server_without_the_nodes_is_run_elsewhere(work, fake):
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"r{i}", "reference": f"ref{i}.png", "video": f"drive{i}.mp4", "seed": i} for i in range(3)])
+    assert run_batch(work, [fake], jobs) == 0
+    classes = {k: v for k, v in fake.classes.items() if k != "FakeSampler"}
+    with FakeComfyUI(classes=classes) as poor:
+        path = work / "out" / "batch_state.json"
+        saved = json.loads(path.read_text())
+        for i in range(3):  # as if queued there by a run that was then killed
+            saved["jobs"][f"r{i}"].update(status="queued", server=poor.url, prompt_id=f"lost{i}")
+        path.write_text(json.dumps(saved))
+        assert run_batch(work, [poor, fake], jobs) == 0  # poor's worker hands all its resumed jobs over
+        assert poor.prompts == [] and len(fake.prompts) == 6
+        assert {v["server"] for v in state(work).values()} == {fake.url}
+
+
+def test_unexpected_error_fails_the_job_not_the_batch(work, fake, monkeypatch):
+    from motionguide.nodes import batch_state
+
+    real = batch_state.publish_no_clobber
+
+    def disk_full(tmp, dest):
+        if "bad" in str(dest):
+            raise OSError(28, "No space left on device")
+        return real(tmp, dest)
+
+    monkeypatch.setattr(batch_client, "publish_no_clobber", disk_full)
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": "bad", "reference": "ref0.png", "video": "drive0.mp4", "seed": 1},
+        {"id": "good", "reference": "ref1.png", "video": "drive1.mp4", "seed": 2}])
+    assert run_batch(work, [fake], jobs) == 1
+    st = state(work)
+    assert st["bad"]["error"] == "unexpected OSError: [Errno 28] No space left on device" and st["good"]["status"] == "done"
+    assert not list((work / "out").rglob("*.part"))  # the temp file was cleaned up
+
+
 def test_partial_node_errors_with_200_fail_the_job(work, fake):
     wf = dict(WORKFLOW, **{"6": {"class_type": "LoadImage", "inputs": {"image": "not_uploaded.png"}},
                            "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "z"}}})
@@ -179,6 +215,15 @@ def test_websocket_drop_mid_job_reconnects_without_requeue(work, fake):
     assert run_batch(work, [fake], jobs) == 0
     assert len(fake.prompts) == 1 and fake.dropped == {fake.prompts[0]["prompt_id"]}
     assert len(outputs_of(work, "d")) == 2
+
+
+def test_prompt_lost_in_a_server_restart_is_queued_again(work, fake):
+    fake.behaviour[8] = "vanish"
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "v", "reference": "ref0.png", "video": "drive0.mp4", "seed": 8}])
+    assert run_batch(work, [fake], jobs) == 0
+    first, second = (p["prompt_id"] for p in fake.prompts)  # exactly one re-queue, with a new prompt id
+    assert first not in fake.history and state(work)["v"]["prompt_id"] == second
+    assert len(outputs_of(work, "v")) == 2
 
 
 def test_killed_client_resumes_from_state_file(work, fake):

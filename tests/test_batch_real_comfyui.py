@@ -1,7 +1,8 @@
-"""The batch client against a real ComfyUI server with core nodes only (opt-in: it starts ComfyUI, ~6 s).
+"""The batch client against a real ComfyUI server (opt-in: it starts ComfyUI, ~6 s): core nodes, then the pack's
+own example workflow (a) on the tiny models, with the pack linked into the server's ``custom_nodes``.
 
-Set ``MOTIONGUIDE_COMFYUI=/path/to/ComfyUI`` and optionally ``MOTIONGUIDE_COMFYUI_PYTHON`` (its venv's python);
-skipped otherwise.
+Set ``MOTIONGUIDE_COMFYUI=/path/to/ComfyUI`` and optionally ``MOTIONGUIDE_COMFYUI_PYTHON`` (its venv's python,
+which needs the pack's requirements for the second test); skipped otherwise.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from fake_comfyui import free_port
 from motionguide.nodes import batch_client
 
+ROOT = Path(__file__).resolve().parents[1]
 COMFY = os.environ.get("MOTIONGUIDE_COMFYUI")
 pytestmark = pytest.mark.skipif(not COMFY or not (Path(COMFY) / "main.py").is_file(),
                                 reason="set MOTIONGUIDE_COMFYUI to a ComfyUI checkout to run against a real server")
@@ -36,12 +38,22 @@ def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_base")
     for d in ("custom_nodes", "models", "input", "output", "user"):
         (base / d).mkdir()
+    (base / "custom_nodes" / "motionguide").symlink_to(ROOT, target_is_directory=True)
+    from motionguide.nodes.demo import build_smoke_models
+
+    build_smoke_models(base / "models")  # tiny DWPose, SVD and MimicMotion files in the real layouts
+    from tiny_models.hmr2 import build_tiny_hmr2
+    from tiny_models.smpl import build_synthetic_smpl
+
+    build_synthetic_smpl(base / "models" / "smpl")
+    build_tiny_hmr2(base / "models" / "hmr2" / "hmr2_tiny.ckpt")
     port = free_port()
     python = os.environ.get("MOTIONGUIDE_COMFYUI_PYTHON", sys.executable)
     log = open(base / "server.log", "w")
     proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                              "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
-                             "--database-url", "sqlite:///:memory:"], cwd=COMFY, stdout=log, stderr=subprocess.STDOUT)
+                             "--database-url", "sqlite:///:memory:"], cwd=COMFY, stdout=log, stderr=subprocess.STDOUT,
+                            env={k: v for k, v in os.environ.items() if k != "MOTIONGUIDE_NO_COMFY"})  # set by conftest
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -84,3 +96,35 @@ def test_real_server_happy_path_validation_and_rerun(tmp_path, comfy):
     again = json.loads((tmp_path / "out" / "batch_state.json").read_text())["jobs"]
     assert again["a"]["prompt_id"] == state["a"]["prompt_id"]
     assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == ["big_00001_.png", "inv_00001_.png"]
+
+
+def test_real_server_runs_the_packs_smpl_example_on_tiny_models(tmp_path, comfy):
+    """Example (b) (core video nodes, DWPose, HMR2, SMPL, render, sampler) queued twice by the batch client."""
+    import cv2
+
+    from motionguide.pipelines.video.io import read_video, write_video
+
+    url, base = comfy
+    log = (base / "server.log").read_text()
+    assert not [line for line in log.splitlines() if "IMPORT FAILED" in line and "motionguide" in line], log[-3000:]
+    samples = ROOT / "example_workflows" / "inputs"
+    frames, fps = read_video(samples / "motionguide_driving.mp4", frame_load_cap=4)
+    write_video(frames, fps, tmp_path / "driving4.mp4")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"id": f"seed{s}", "reference": str(samples / "motionguide_reference.png"),
+                                        "video": str(tmp_path / "driving4.mp4"), "seed": s}) + "\n" for s in (1, 2)))
+    small = ["4.resolution=64", "22.steps=1", "22.tile_size=5", "22.tile_overlap=1", "21.precision=fp32",
+             "8.estimator=hmr2_tiny.ckpt", "9.estimator=hmr2_tiny.ckpt", "12.renderer=torch", "16.renderer=torch"]
+    argv = [str(ROOT / "tests" / "workflows_api" / "smpl_guided_video.json"), str(jobs), "--server", url,
+            "--out", str(tmp_path / "out"), "--no-progress", "--poll", "1", "--timeout", "300"]
+    for item in small:
+        argv += ["--set", item]
+    assert batch_client.main(argv) == 0
+    state = json.loads((tmp_path / "out" / "batch_state.json").read_text())["jobs"]
+    videos = []
+    for job in ("seed1", "seed2"):
+        (mp4,) = [p for p in state[job]["outputs"] if p.endswith(".mp4")]
+        capture = cv2.VideoCapture(mp4)
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4 and int(capture.get(3)) == 64
+        videos.append(Path(mp4).read_bytes())
+    assert videos[0] != videos[1]  # different seeds, different videos

@@ -106,6 +106,75 @@ def test_pose_net_layout_and_zero_init():
     assert keys == sorted([f"conv_layers.{i}.{p}" for i in range(0, 16, 2) for p in ("weight", "bias")] + \
         ["final_proj.weight", "final_proj.bias", "scale"])
     assert sum(p.numel() for p in net.parameters()) == 205557
-    assert float(net.scale) == 2.0
+    assert float(net.scale.detach()) == 2.0
     out = net(torch.rand(2, 3, 64, 48) * 2 - 1)
     assert out.shape == (2, 320, 8, 6) and float(out.abs().max()) == 0.0
+
+
+def test_single_file_svd_matches_the_diffusers_folder(tmp_path, tiny_svd_dir, tiny_mimicmotion_path):
+    from tiny_models.svd import build_tiny_svd_single_file
+
+    folder = loading.load_svd_base(tiny_svd_dir, torch.float32)
+    single = build_tiny_svd_single_file(tmp_path / "svd_xt_1_1.safetensors", tiny_svd_dir)
+    from_file = loading.load_svd_base(single, torch.float32, config_dir=tiny_svd_dir)
+    for part in ("vae", "image_encoder"):
+        a, b = getattr(folder, part).state_dict(), getattr(from_file, part).state_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+    # Stability's file has no quant_conv: the identity is used
+    bare = build_tiny_svd_single_file(tmp_path / "bare.safetensors", tiny_svd_dir, with_quant_conv=False)
+    vae = loading.load_svd_base(bare, torch.float32, config_dir=tiny_svd_dir).vae
+    torch.testing.assert_close(vae.quant_conv.weight[:, :, 0, 0], torch.eye(8))
+    model = loading.load_motion_model(single, tiny_mimicmotion_path, dtype=torch.float32, device="cpu",
+                                      config_dir=tiny_svd_dir)
+    assert model.total_downsampling == 16
+
+
+def test_single_file_that_is_not_svd_fails(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"model.diffusion_model.x": torch.zeros(1)}, str(tmp_path / "sd15.safetensors"))
+    with pytest.raises(ValueError, match="not an SVD checkpoint"):
+        loading.load_svd_base(tmp_path / "sd15.safetensors", torch.float32)
+
+
+def test_real_svd_key_names_convert():
+    from motionguide.pipelines.mimicmotion.single_file import vae_key
+
+    assert vae_key("decoder.up.3.block.0.time_stack.in_layers.2.weight", 4) == \
+        "decoder.up_blocks.0.resnets.0.temporal_res_block.conv1.weight"
+    assert vae_key("decoder.mid.block_1.mix_factor", 4) == "decoder.mid_block.resnets.0.time_mixer.mix_factor"
+    assert vae_key("decoder.up.1.block.0.nin_shortcut.weight", 4) == \
+        "decoder.up_blocks.2.resnets.0.spatial_res_block.conv_shortcut.weight"
+    assert vae_key("encoder.down.1.block.0.nin_shortcut.bias", 4) == "encoder.down_blocks.1.resnets.0.conv_shortcut.bias"
+    assert vae_key("decoder.conv_out.time_mix_conv.weight", 4) == "decoder.time_conv_out.weight"
+    assert vae_key("encoder.mid.attn_1.proj_out.weight", 4) == "encoder.mid_block.attentions.0.to_out.0.weight"
+    # every key of the real-size temporal VAE survives LDM naming and back
+    from tiny_models.svd import _ldm_vae_name
+
+    vae = loading.build_vae(json.loads((loading.BUNDLED_SVD_CONFIG / "vae" / "config.json").read_text()))
+    keys = list(vae.state_dict())
+    assert any("conv_shortcut" in k for k in keys) and any("temporal_res_block" in k for k in keys)
+    assert [vae_key(_ldm_vae_name(k, 4), 4) for k in keys] == keys
+
+
+def test_memory_modes_move_parts(tiny_svd_dir, tiny_mimicmotion_path):
+    def where(model):
+        return {n: next(getattr(model, n).parameters()).device.type for n in model.PARTS}
+
+    # the meta device stands in for "RAM" so moves are visible on a CPU-only machine
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="sequential_offload", offload_device="meta")
+    with model.use("vae"):
+        assert where(model) == {"image_encoder": "meta", "vae": "cpu", "pose_net": "meta", "unet": "meta"}
+    assert where(model)["vae"] == "meta"
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="keep_loaded", offload_device="meta")
+    with model.use("unet"):
+        pass
+    model.end_run()
+    assert set(where(model).values()) == {"cpu"}
+    model = _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="offload_after_run", offload_device="meta")
+    model.end_run()
+    assert set(where(model).values()) == {"meta"}
+    with pytest.raises(ValueError, match="memory_mode"):
+        _load(tiny_svd_dir, tiny_mimicmotion_path, memory_mode="swap")

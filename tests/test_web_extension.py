@@ -49,6 +49,19 @@ node.onRemoved();
 out.timerAfterRemove = node.motionguideTimer;
 node.onExecuted({ images: [{ filename: "one.png" }] });
 out.singleFrameTimer = node.motionguideTimer;
+
+// Preview Image: animated only when a MotionGuide node feeds it
+const Preview = makeType();
+await registered[0].beforeRegisterNodeDef(Preview, { name: "PreviewImage", category: "image" });
+const nodes = { 7: { type: "MotionGuideDrawPose" }, 8: { type: "LoadImage" } };
+const graph = { links: new Map([[1, { origin_id: 7 }], [2, { origin_id: 8 }]]), getNodeById: (id) => nodes[id] };
+const fromPack = new Preview(); fromPack.graph = graph; fromPack.inputs = [{ name: "images", link: 1 }];
+const fromCore = new Preview(); fromCore.graph = graph; fromCore.inputs = [{ name: "images", link: 2 }];
+const four = { images: [1, 2, 3, 4].map(i => ({ filename: `f${i}.png` })) };
+fromPack.onExecuted(four); fromCore.onExecuted(four);
+out.preview = [fromPack.motionguideFrames, fromPack.imageIndex, fromCore.motionguideTimer ?? null,
+               fromCore.imageIndex ?? null, fromPack.coreSawOutput === true, fromPack.color ?? null];
+fromPack.onRemoved();
 console.log(JSON.stringify(out));
 """
 
@@ -84,3 +97,5 @@ def test_extension_hooks_with_stub_app(tmp_path):
     assert out["stage"] == ["smpl", ""]
     assert out["label"] == ["1/3 (paused)"]
     assert out["timerRunning"] is True and out["timerAfterRemove"] is None and out["singleFrameTimer"] is None
+    # [frames, index] when fed by the pack; core-fed previews untouched (no timer, grid view); core hook still runs
+    assert out["preview"] == [4, 0, None, None, True, None]

@@ -1,6 +1,7 @@
-// MotionGuide canvas extension: colours the pack's nodes by stage and plays the pose-map / SMPL-render
-// previews they return (the standard `{"ui": {"images": [...]}}` of an `executed` message) as a looping
-// animation on the node, one frame at a time, instead of a grid of hundreds of thumbnails.
+// MotionGuide canvas extension: colours the pack's nodes by stage and plays pose-map / SMPL-render previews
+// (the standard `{"ui": {"images": [...]}}` of an `executed` message) as a looping animation, one frame at a
+// time, instead of a grid of hundreds of thumbnails: on the pack's own nodes, and on Preview/Save Image nodes
+// whose images come straight from a MotionGuide node (other previews keep ComfyUI's behaviour).
 import { app } from "../../scripts/app.js";
 
 export const NODE_PREFIX = "MotionGuide";
@@ -47,6 +48,24 @@ export function startPlayback(node, count, fps) {
   node.motionguideTimer = setInterval(() => advanceFrame(node), 1000 / fps);
 }
 
+// Core image nodes whose previews we animate when a MotionGuide node feeds them.
+export const PREVIEW_NODES = ["PreviewImage", "SaveImage"];
+
+function linkById(graph, id) {
+  const links = graph?.links;
+  if (!links || id == null) return null;
+  return typeof links.get === "function" ? links.get(id) : links[id];
+}
+
+export function fedByMotionGuide(node) {
+  const graph = node.graph ?? app.graph;
+  return (node.inputs || []).some((input) => {
+    const link = linkById(graph, input.link);
+    const origin = link && graph?.getNodeById?.(link.origin_id);
+    return String(origin?.type || origin?.comfyClass || "").startsWith(NODE_PREFIX);
+  });
+}
+
 function chain(proto, name, after) {
   const original = proto[name];
   proto[name] = function (...args) {
@@ -60,7 +79,19 @@ export const extension = {
   name: "MotionGuide.Previews",
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!String(nodeData?.name || "").startsWith(NODE_PREFIX)) return;
+    const name = String(nodeData?.name || "");
+    if (PREVIEW_NODES.includes(name)) {
+      chain(nodeType.prototype, "onExecuted", function (_result, output) {
+        const images = Array.isArray(output?.images) ? output.images : [];
+        if (fedByMotionGuide(this)) startPlayback(this, images.length, previewFps(output));
+        else stopPlayback(this);
+      });
+      chain(nodeType.prototype, "onRemoved", function () {
+        stopPlayback(this);
+      });
+      return;
+    }
+    if (!name.startsWith(NODE_PREFIX)) return;
     const colours = STAGE_COLOURS[stageOf(nodeData.category)];
 
     chain(nodeType.prototype, "onNodeCreated", function () {

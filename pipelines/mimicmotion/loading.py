@@ -206,13 +206,14 @@ def _first_existing(folder: Path, names: tuple[str, ...], component: str) -> Pat
                             "Download them from stabilityai/stable-video-diffusion-img2vid-xt-1-1.")
 
 
-def load_svd_base(path: str | Path, dtype: torch.dtype) -> SVDBase:
-    """VAE + CLIP vision encoder + configs from a diffusers folder or a single ``svd_xt_1_1.safetensors`` file."""
+def load_svd_base(path: str | Path, dtype: torch.dtype, config_dir: str | Path | None = None) -> SVDBase:
+    """VAE + CLIP vision encoder + configs from a diffusers folder or a single ``svd_xt_1_1.safetensors`` file
+    (whose configs come from ``config_dir``, default the bundled SVD-XT 1.1 ones)."""
     path = Path(path)
     if path.is_file():
         from .single_file import load_svd_single_file
 
-        return load_svd_single_file(path, dtype)
+        return load_svd_single_file(path, dtype, config_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"SVD base {path} is neither a diffusers folder nor a .safetensors file.")
     unet_config = read_component_config(path, "unet", "config.json")
@@ -320,8 +321,13 @@ class MotionModel:
         return getattr(self, name)
 
     def _move(self, names, device) -> None:
-        modules = [self._module(n) for n in names]
-        todo = [m for m in modules if next(m.parameters()).device != torch.device(device)]
+        target = torch.device(device)
+
+        def there(module):  # "cuda" means the current CUDA device, parameters say "cuda:0"
+            current = next(module.parameters()).device
+            return current.type == target.type and (target.index is None or current.index == target.index)
+
+        todo = [m for m in (self._module(n) for n in names) if not there(m)]
         if not todo:
             return
         if torch.device(device).type != "cpu" and self.before_load is not None:
@@ -352,11 +358,11 @@ class MotionModel:
 
 def load_motion_model(svd_path: str | Path, checkpoint: str | Path, *, dtype: torch.dtype, device,
                       pose_net_file: str | Path | None = None, memory_mode: str = "keep_loaded",
-                      offload_device=None) -> MotionModel:
+                      offload_device=None, config_dir: str | Path | None = None) -> MotionModel:
     """Load SVD base + MimicMotion checkpoint into a :class:`MotionModel` (on the CPU until first use)."""
     if memory_mode not in MEMORY_MODES:
         raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}.")
-    base = load_svd_base(svd_path, dtype)
+    base = load_svd_base(svd_path, dtype, config_dir)
     unet, pose_net = load_mimicmotion(checkpoint, base.unet_config, dtype, pose_net_file)
     return MotionModel(unet=unet, pose_net=pose_net, vae=base.vae, image_encoder=base.image_encoder,
                        scheduler_config=base.scheduler_config, image_mean=base.image_mean, image_std=base.image_std,

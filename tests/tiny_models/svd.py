@@ -176,3 +176,88 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def tiny_mimicmotion_path(models_dir, tiny_svd_dir) -> Path:
         return build_tiny_mimicmotion(models_dir / "mimicmotion" / MIMICMOTION_NAME, tiny_svd_dir)
+
+
+def _ldm_vae_name(key: str, num_up: int) -> str:
+    """diffusers temporal-VAE key → generative-models key (the inverse of the pack's converter, written apart)."""
+    import re
+
+    temporal = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3"}
+    attention = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+    def resnet(rest):
+        if rest == "time_mixer.mix_factor":
+            return "mix_factor"
+        if rest.startswith("temporal_res_block."):
+            layer, param = rest[len("temporal_res_block."):].split(".")
+            return f"time_stack.{temporal[layer]}.{param}"
+        return rest.replace("spatial_res_block.", "").replace("conv_shortcut", "nin_shortcut")
+
+    rules = [
+        (r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", lambda m: f"encoder.down.{m[1]}.block.{m[2]}.{resnet(m[3])}"),
+        (r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(\w+)", lambda m: f"encoder.down.{m[1]}.downsample.conv.{m[2]}"),
+        (r"(\w+)\.mid_block\.resnets\.(\d+)\.(.+)", lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.{resnet(m[3])}"),
+        (r"(\w+)\.mid_block\.attentions\.0\.(.+)\.(\w+)", lambda m: f"{m[1]}.mid.attn_1.{attention[m[2]]}.{m[3]}"),
+        (r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", lambda m: f"decoder.up.{num_up - 1 - int(m[1])}.block.{m[2]}.{resnet(m[3])}"),
+        (r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(\w+)", lambda m: f"decoder.up.{num_up - 1 - int(m[1])}.upsample.conv.{m[2]}"),
+        (r"(\w+)\.conv_norm_out\.(\w+)", lambda m: f"{m[1]}.norm_out.{m[2]}"),
+        (r"decoder\.time_conv_out\.(\w+)", lambda m: f"decoder.conv_out.time_mix_conv.{m[1]}"),
+    ]
+    for pattern, make in rules:
+        m = re.fullmatch(pattern, key)
+        if m:
+            return make(m)
+    return key
+
+
+def build_tiny_svd_single_file(path, svd_dir, with_quant_conv: bool = True) -> Path:
+    """Write the tiny SVD folder's VAE + CLIP as one generative-models-style ``svd_xt_1_1.safetensors``.
+
+    Configs are not in the file: load it with ``config_dir=svd_dir``. ``with_quant_conv=False`` writes the file the
+    way Stability's checkpoint is (no ``quant_conv``; the loader then uses the identity).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    svd_dir = Path(svd_dir)
+    vae = load_file(str(svd_dir / "vae" / "diffusion_pytorch_model.fp16.safetensors"))
+    clip = load_file(str(svd_dir / "image_encoder" / "model.fp16.safetensors"))
+    num_up = len(json.loads((svd_dir / "vae" / "config.json").read_text())["block_out_channels"])
+    out = {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 8, 3, 3, dtype=torch.float16)}
+    for key, value in vae.items():
+        if key.startswith("quant_conv") and not with_quant_conv:
+            continue
+        if ".attentions.0.to_" in key and key.endswith("weight"):
+            value = value[:, :, None, None]
+        out["first_stage_model." + _ldm_vae_name(key, num_up)] = value
+    visual = "conditioner.embedders.0.open_clip.model.visual."
+    layers: dict[str, dict] = {}
+    for key, value in clip.items():
+        if key == "visual_projection.weight":
+            out[visual + "proj"] = value.t().contiguous()
+        elif key == "vision_model.embeddings.class_embedding":
+            out[visual + "class_embedding"] = value
+        elif key == "vision_model.embeddings.position_embedding.weight":
+            out[visual + "positional_embedding"] = value
+        elif key == "vision_model.embeddings.patch_embedding.weight":
+            out[visual + "conv1.weight"] = value
+        elif key.startswith("vision_model.pre_layrnorm."):
+            out[visual + "ln_pre." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("vision_model.post_layernorm."):
+            out[visual + "ln_post." + key.rsplit(".", 1)[1]] = value
+        else:
+            _, _, _, index, rest = key.split(".", 4)  # vision_model.encoder.layers.<i>.<rest>
+            base = f"{visual}transformer.resblocks.{index}."
+            names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+                     "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+            module, param = rest.rsplit(".", 1)
+            if module in names:
+                out[base + names[module] + "." + param] = value
+            else:  # q/k/v projections are one packed in_proj in OpenCLIP
+                layers.setdefault(base + "attn.in_proj_" + param, {})[module] = value
+    for key, parts in layers.items():
+        out[key] = torch.cat([parts["self_attn.q_proj"], parts["self_attn.k_proj"], parts["self_attn.v_proj"]])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(path))
+    return path
