@@ -98,8 +98,9 @@ def shaded_preview(normal: torch.Tensor, mask: torch.Tensor | None = None, colou
 
 def choose_backend(backend: str, device: torch.device) -> str:
     """Resolve ``auto`` to the torch rasteriser: on GPUs, and on CPU too, where it measured faster than
-    pyrender/OSMesa for a body at 512×768 (``bench/render.py``: ~1.2–1.8× on 2 cores) and it needs no OpenGL
-    platform choice in a shared process. ``pyrender`` stays available on request."""
+    pyrender/OSMesa for a body at 512×768 (``bench/render.py``: ~1.6–1.8× on 2 otherwise idle cores; on a
+    heavily shared CPU OSMesa's own threads cope better) and it needs no process-wide OpenGL platform choice.
+    ``pyrender`` stays available on request."""
     if backend not in BACKENDS:
         raise ValueError(f"renderer must be one of {BACKENDS}, got {backend!r}.")
     return "torch" if backend == "auto" else backend
