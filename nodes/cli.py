@@ -116,6 +116,15 @@ def _version(module_name: str) -> str:
         return f"NOT AVAILABLE ({type(exc).__name__}: {exc})"
 
 
+def _cuda_device_present() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def _opengl_backends() -> list[str]:
     import ctypes.util
 
@@ -175,6 +184,8 @@ def cmd_doctor(args) -> int:
         print(f"onnxruntime {onnxruntime.__version__}; providers: {', '.join(providers)}")
         if "CUDAExecutionProvider" not in providers:
             print("  note: no CUDAExecutionProvider — DWPose runs on the CPU (install onnxruntime-gpu matching your CUDA).")
+        elif not _cuda_device_present():
+            print("  note: CUDAExecutionProvider is listed but no CUDA device is usable here — DWPose falls back to the CPU.")
     except ImportError as exc:
         print(f"onnxruntime: NOT AVAILABLE ({exc})")
     print("OpenGL for pyrender: " + "; ".join(_opengl_backends())

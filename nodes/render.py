@@ -28,8 +28,8 @@ def _size_inputs():
 def _renderer_input(what: str):
     return (RENDERERS, {"default": "auto", "tooltip":
             f"How {what}: 'torch' (z-buffer rasteriser on the ComfyUI device, any OS, no system libraries), "
-            "'pyrender' (OpenGL: EGL with a GPU driver, OSMesa on CPU), or 'auto' (torch on a GPU, the faster "
-            "available one on CPU)."})
+            "'pyrender' (OpenGL: EGL with a GPU driver, OSMesa on CPU; same maps), or 'auto' (torch, the "
+            "fastest here on GPU and CPU)."})
 
 
 def _check_model(smpl_model):

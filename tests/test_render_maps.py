@@ -228,3 +228,10 @@ def test_matches_brute_force_on_random_triangles():
     clear = both & (second - best > 1e-3)  # the winner is not a near-tie
     assert torch.equal(fragments.face_map[0][clear], best_face[clear])
     assert int(covered.sum()) > 300  # a real test: many pixels covered, with overlaps
+
+
+def test_auto_is_the_torch_rasteriser():
+    from motionguide.pipelines.render.maps import choose_backend
+
+    assert choose_backend("auto", torch.device("cpu")) == "torch"
+    assert choose_backend("pyrender", torch.device("cpu")) == "pyrender"

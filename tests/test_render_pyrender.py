@@ -91,7 +91,7 @@ def test_unavailable_backend_is_a_clear_error(monkeypatch):
     seq, f, _ = _scene()
     with pytest.raises(RuntimeError, match="unavailable: no OpenGL here.*renderer 'torch'"):
         render_maps(seq[:1], f, K, (W, H), backend="pyrender")
-    # auto falls back to the torch rasteriser instead
+    # auto is the torch rasteriser, which needs no OpenGL
     out = render_maps(seq[:1], f, K, (W, H), backend="auto")
     assert int((out["mask"] > 0).sum()) > 1000
 

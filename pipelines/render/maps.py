@@ -20,14 +20,11 @@ Map conventions (every value in 0..1, background 0):
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import torch
 
 from .surface import SurfaceBuffers, face_labels, render_surface_torch
-
-logger = logging.getLogger(__name__)
 
 ALL_MAPS = ("depth", "normal", "semantic", "mask", "preview")
 BACKENDS = ("auto", "torch", "pyrender")
@@ -100,21 +97,13 @@ def shaded_preview(normal: torch.Tensor, mask: torch.Tensor | None = None, colou
 # Backends
 
 def choose_backend(backend: str, device: torch.device) -> str:
-    """Resolve ``auto``: the torch rasteriser on GPUs; on CPU, pyrender when it works (OSMesa renders a body
-    at 512×768 faster than the torch rasteriser on 2 cores, see ``bench/render.py``), else torch."""
+    """Resolve ``auto`` to the torch rasteriser: on GPUs, and on CPU too, where it measured faster than
+    pyrender/OSMesa for a body at 512×768 (``bench/render.py``: ~1.6–1.8× on 2 otherwise idle cores; on a
+    heavily shared CPU OSMesa's own threads cope better) and it needs no process-wide OpenGL platform choice.
+    ``pyrender`` stays available on request."""
     if backend not in BACKENDS:
         raise ValueError(f"renderer must be one of {BACKENDS}, got {backend!r}.")
-    if backend != "auto":
-        return backend
-    if torch.device(device).type != "cpu":
-        return "torch"
-    from . import pyrender_backend
-
-    reason = pyrender_backend.unavailable_reason()
-    if reason is not None:
-        logger.info("[MotionGuide] renderer auto → torch (%s)", reason)
-        return "torch"
-    return "pyrender"
+    return "torch" if backend == "auto" else backend
 
 
 class _TorchSurfaceRenderer:

@@ -29,6 +29,7 @@ import torch
 DEFAULT_MAX_PAIRS = 4_000_000
 _EMPTY_KEY = torch.iinfo(torch.int64).max
 _SPAN_SLACK = 1e-3  # pixels added to each end of a row span before the exact test
+_FLAT_SLOPE = 1e-7  # barycentric change per pixel below which a row is treated as parallel to the edge
 
 
 @dataclass
@@ -109,19 +110,20 @@ class _FaceTable:
     offset: torch.Tensor
     face: torch.Tensor
 
-    def take(self, rows: torch.Tensor) -> _FaceTable:
-        return _FaceTable(**{name: value[rows] for name, value in self.__dict__.items()})
-
-    def screen_barycentrics(self, px: torch.Tensor, py: torch.Tensor):
-        """``(l0, l1, 1/z)`` at pixel centres (px, py) (int64), one row per pixel."""
-        lx, ly = (px - self.x0).float(), (py - self.y0).float()
-        l0 = self.a0 * lx + self.b0 * ly + self.l0o
-        l1 = self.a1 * lx + self.b1 * ly + self.l1o
-        return l0, l1, self.iz2 + l0 * self.dz0 + l1 * self.dz1
+    def perspective_barycentrics(self, rows: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
+        """Perspective-correct barycentrics `(N, 3)` and depth `(N,)` of faces ``rows`` at pixels (px, py)."""
+        lx, ly = (px - self.x0[rows]).float(), (py - self.y0[rows]).float()
+        l0 = self.a0[rows] * lx + self.b0[rows] * ly + self.l0o[rows]
+        l1 = self.a1[rows] * lx + self.b1[rows] * ly + self.l1o[rows]
+        iz2, dz0, dz1 = self.iz2[rows], self.dz0[rows], self.dz1[rows]
+        inv_z = iz2 + l0 * dz0 + l1 * dz1
+        # b_i ∝ l_i / z_i
+        weighted = torch.stack([l0 * (iz2 + dz0), l1 * (iz2 + dz1), (1.0 - l0 - l1) * iz2], -1)
+        return weighted / inv_z[:, None], 1.0 / inv_z
 
 
 def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int], *,
-               cull_backfaces: bool = True, znear: float = 1e-3) -> tuple[_FaceTable, torch.Tensor]:
+               cull_backfaces: bool = True, znear: float = 1e-3) -> _FaceTable:
     """Screen-space coefficients of every face of every frame.
 
     Args:
@@ -131,7 +133,8 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
         size (`tuple[int, int]`): (width, height).
 
     Returns:
-        (`_FaceTable` with B·F rows, frame-major; `keep` (B·F,) bool: faces that can cover a pixel).
+        `_FaceTable` with B·F rows, frame-major; faces that cannot cover a pixel (behind the camera, culled,
+        degenerate, off screen) have an empty box.
     """
     width, height = size
     batch, num_faces = vertices.shape[0], faces.shape[0]
@@ -163,8 +166,10 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
     y0 = torch.ceil(torch.minimum(torch.minimum(v[0], v[1]), v[2])).clamp(min=0)
     y1 = torch.floor(torch.maximum(torch.maximum(v[0], v[1]), v[2])).clamp(max=height - 1)
     keep &= (x1 >= x0) & (y1 >= y0)
-    # Faces reaching far outside the image are clipped above; non-finite bounds only come from dropped faces.
+    # Faces reaching far outside the image are clipped above; non-finite bounds only come from dropped faces,
+    # which get an empty box (height 0) so that no pixel is enumerated for them.
     x0, x1, y0, y1 = (t.nan_to_num(0.0, 0.0, 0.0) for t in (x0, x1, y0, y1))
+    y1 = torch.where(keep, y1, y0 - 1)
     du, dv = x0 - u[2], y0 - v[2]  # box origin relative to corner 2, which lies on both edges
     frame = torch.arange(batch, device=vertices.device)[:, None].expand(batch, num_faces)
     columns = {
@@ -173,8 +178,7 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
         "x0": x0.to(torch.int64), "y0": y0.to(torch.int64), "width": (x1 - x0 + 1).to(torch.int64),
         "height": (y1 - y0 + 1).to(torch.int64), "offset": frame * (width * height),
         "face": torch.arange(num_faces, device=vertices.device).expand(batch, num_faces)}
-    table = _FaceTable(**{name: value.reshape(-1).contiguous() for name, value in columns.items()})
-    return table, keep.reshape(-1)
+    return _FaceTable(**{name: value.reshape(-1).contiguous() for name, value in columns.items()})
 
 
 def _row_spans(table: _FaceTable):
@@ -197,10 +201,12 @@ def _row_spans(table: _FaceTable):
     lo = torch.zeros_like(r)
     hi = (table.width[owner] - 1).float()
     for c, a in ((c0, a0), (c1, a1), (1.0 - c0 - c1, -(a0 + a1))):
-        root = -c / torch.where(a == 0, torch.ones_like(a), a)
-        lo = torch.where(a > 0, torch.maximum(lo, root - _SPAN_SLACK), lo)
-        hi = torch.where(a < 0, torch.minimum(hi, root + _SPAN_SLACK), hi)
-        hi = torch.where((a == 0) & (c < -_SPAN_SLACK), torch.full_like(hi, -1.0), hi)
+        # An edge (nearly) parallel to the row: g is constant along it, so the row is all in or all out.
+        flat = a.abs() < _FLAT_SLOPE
+        root = -c / torch.where(flat, torch.ones_like(a), a)
+        lo = torch.where(~flat & (a > 0), torch.maximum(lo, root - _SPAN_SLACK), lo)
+        hi = torch.where(~flat & (a < 0), torch.minimum(hi, root + _SPAN_SLACK), hi)
+        hi = torch.where(flat & (c < -_SPAN_SLACK), torch.full_like(hi, -1.0), hi)
     lo = torch.ceil(lo).to(torch.int64)
     count = (torch.floor(hi).to(torch.int64) - lo + 1).clamp(min=0)
     keep = count > 0
@@ -275,21 +281,14 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
     K = _as_batched_intrinsics(K, batch, device, torch.float32)
     plane = height * width
 
-    table, keep = face_setup(vertices, faces, K, (width, height), cull_backfaces=cull_backfaces, znear=znear)
+    table = face_setup(vertices, faces, K, (width, height), cull_backfaces=cull_backfaces, znear=znear)
     keys = torch.full((batch * plane,), _EMPTY_KEY, dtype=torch.int64, device=device)
-    candidates = keep.nonzero().squeeze(1)
-    if len(candidates):
-        _scatter_spans(keys, table.take(candidates), width, max_pairs)
+    _scatter_spans(keys, table, width, max_pairs)
 
     pixel = (keys != _EMPTY_KEY).nonzero().squeeze(1)
     face = keys[pixel] & 0xFFFFFFFF
     frame = torch.div(pixel, plane, rounding_mode="floor")
     rem = pixel - frame * plane
     py = torch.div(rem, width, rounding_mode="floor")
-    winners = table.take(frame * num_faces + face)
-    l0, l1, inv_z = winners.screen_barycentrics(rem - py * width, py)
-    # Perspective-correct: b_i ∝ l_i / z_i.
-    weighted = torch.stack([l0 * (winners.iz2 + winners.dz0), l1 * (winners.iz2 + winners.dz1),
-                            (1.0 - l0 - l1) * winners.iz2], -1)
-    return Fragments(shape=(batch, height, width), pixel=pixel, face=face, depth=1.0 / inv_z,
-                     bary=weighted / inv_z[:, None])
+    bary, depth = table.perspective_barycentrics(frame * num_faces + face, rem - py * width, py)
+    return Fragments(shape=(batch, height, width), pixel=pixel, face=face, depth=depth, bary=bary)
