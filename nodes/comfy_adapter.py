@@ -265,15 +265,30 @@ def _whole_module_patcher(model_patcher):
     return _patcher_class
 
 
+_holder_classes: dict = {}
+
+
 def _holder(module, label: str):
     """A bare container for ``module``: ComfyUI writes bookkeeping attributes (``device``, …) on the module it
-    manages, and diffusers/transformers models have a read-only ``device`` property."""
+    manages, and diffusers/transformers models have a read-only ``device`` property. Its class is named after
+    ``label`` because ComfyUI's log lines ("Requested to load …") print the class name."""
     import torch
 
-    holder = torch.nn.Module()
+    cls = _holder_classes.get(label)
+    if cls is None:
+        cls = _holder_classes[label] = type(label, (torch.nn.Module,), {"__doc__": "Holds one MotionGuide model."})
+    holder = cls()
     holder.add_module("module", module)
     holder.label = label
     return holder
+
+
+def _all_on(module, device) -> bool:
+    """Every parameter and buffer of ``module`` on ``device`` ("cuda" matches any CUDA index)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.device.type != device.type or (device.index is not None and tensor.device.index != device.index):
+            return False
+    return True
 
 
 class ManagedModel:
@@ -322,6 +337,9 @@ class ManagedModel:
             return
         # force_full_load: ComfyUI's partial (low-VRAM) loading only works with its own layer types.
         mm.load_models_gpu([self._patcher(model_patcher)], force_full_load=True)
+        if not _all_on(self.module, self.load_device):  # --novram loads partially even so: finish the move
+            logger.debug("[MotionGuide] %s was loaded partially by ComfyUI; moving the rest", self.label)
+            self.module.to(self.load_device)
 
     def offload(self) -> None:
         """Move the module to ``offload_device``; inside ComfyUI through its manager, so its books stay right."""

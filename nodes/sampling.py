@@ -61,7 +61,7 @@ class MotionGuideLoadModel:
                 "svd_base": (svd_base_choices(), {"tooltip": "SVD-XT 1.1: a diffusers folder in models/diffusers/ (vae, image_encoder, scheduler, feature_extractor) or the single svd_xt_1_1.safetensors in models/checkpoints/. Only its VAE and CLIP image encoder are used."}),
                 "mimicmotion_checkpoint": (checkpoint_choices(), {"tooltip": "MimicMotion_1-1.pth (UNet + PoseNet) in models/mimicmotion/, or a safetensors conversion of it."}),
                 "precision": (list(adapter.PRECISIONS), {"default": "auto", "tooltip": "auto = fp16 on a GPU, fp32 on the CPU. The reference runs fp16; bf16 for GPUs that prefer it."}),
-                "memory_mode": (MEMORY_MODES, {"default": "keep_loaded", "tooltip": "keep_loaded: stay on the GPU between runs (fastest). offload_after_run: move to RAM after each run. sequential_offload: only the part in use (CLIP, VAE, PoseNet) sits on the GPU and the UNet streams through it block by block, for small GPUs (slower)."}),
+                "memory_mode": (MEMORY_MODES, {"default": "keep_loaded", "tooltip": "keep_loaded: stay on the GPU between runs (fastest; ComfyUI may still unload it when another model needs the memory). offload_after_run: move to RAM after each run. sequential_offload: only the part in use (CLIP, VAE, PoseNet) sits on the GPU and the UNet streams through it block by block, for small GPUs (slower)."}),
             },
             "optional": {
                 "pose_net_file": ([POSE_NET_INSIDE] + adapter.list_model_files("mimicmotion"), {"default": POSE_NET_INSIDE, "tooltip": "A separate PoseNet weight file, for UNet-only conversions of the checkpoint. Leave on '(inside checkpoint)' for MimicMotion_1-1.pth."}),

@@ -21,6 +21,7 @@ class FakeComfy:
 
     def __init__(self):
         self.calls = []
+        self.partial = False  # like --novram: load_models_gpu leaves plain layers where they are
         self.patchers = []
         fake = self
 
@@ -56,7 +57,8 @@ class FakeComfy:
                 entry = next((e for e in mm.current_loaded_models if e.model is patcher), None)
                 if entry is None:
                     entry = LoadedModel(patcher)
-                    patcher.model.to(patcher.load_device)
+                    if not fake.partial:
+                        patcher.model.to(patcher.load_device)
                     patcher.model.model_loaded_weight_memory = patcher.size
                 else:
                     mm.current_loaded_models.remove(entry)
@@ -158,6 +160,14 @@ def test_a_model_comfyui_unloaded_is_loaded_again(fake_comfy):
     assert not handle_a.is_managed() and not handle_b.is_managed()
     handle_a.load()
     assert fake_comfy.loaded_labels() == ["a"] and len(fake_comfy.patchers) == 2
+
+
+def test_a_partial_load_by_comfyui_is_completed(fake_comfy):
+    fake_comfy.partial = True
+    module = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    handle = adapter.managed_model(module, "meta", "cpu")  # meta stands in for the GPU
+    handle.load()
+    assert handle.is_managed() and {t.device.type for t in module.state_dict().values()} == {"meta"}
 
 
 # ---------------------------------------------------------------------------------------------------- the nodes
