@@ -69,13 +69,13 @@ def execute(workflow: dict, targets: list[str] | None = None):
 
 
 def _written_files(result) -> list[str]:
+    """Files the workflow saved as outputs (previews in the temp folder are left out)."""
     files = []
     for ui in result.ui.values():
         for key in ("gifs", "images", "files"):
             for entry in ui.get(key, []) or []:
-                if isinstance(entry, dict) and "filename" in entry:
-                    base = adapter.output_directory() if entry.get("type", "output") == "output" else adapter.input_directory()
-                    files.append(str(base / entry.get("subfolder", "") / entry["filename"]))
+                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == "output":
+                    files.append(str(adapter.output_directory() / entry.get("subfolder", "") / entry["filename"]))
     return files
 
 

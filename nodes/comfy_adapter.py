@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
@@ -439,6 +440,21 @@ def output_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_output_directory())
     return Path(os.environ.get("MOTIONGUIDE_OUTPUT_DIR", Path.cwd() / "output"))
+
+
+def temp_directory() -> Path:
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_temp_directory())
+    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", Path(tempfile.gettempdir()) / "motionguide"))
+
+
+def directory_of_type(kind: str) -> Path:
+    """The folder behind a UI file entry's ``type`` ("output", "temp" or "input"), as ComfyUI's /view reads it."""
+    folders = {"output": output_directory, "temp": temp_directory, "input": input_directory}
+    if kind not in folders:
+        raise ValueError(f"Unknown file type {kind!r}; expected one of {sorted(folders)}.")
+    return folders[kind]()
 
 
 def input_directory() -> Path:

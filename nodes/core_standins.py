@@ -35,8 +35,7 @@ def _to_image(frames_uint8):
 
 
 def _ui_entry(path, kind="output"):
-    base = adapter.output_directory() if kind == "output" else adapter.input_directory()
-    rel = path.relative_to(base)
+    rel = path.relative_to(adapter.directory_of_type(kind))
     return {"filename": rel.name, "subfolder": rel.parent.as_posix() if rel.parent.as_posix() != "." else "",
             "type": kind}
 
@@ -157,23 +156,28 @@ class SaveImage:
     FUNCTION = "save_images"
     CATEGORY = "image"
 
+    KIND = "output"
+
     def save_images(self, images, filename_prefix="MotionGuide"):
         from ..pipelines.output_paths import unique_path
         from ..pipelines.video.io import to_uint8, write_image
 
-        entries = []
-        for frame in to_uint8(images):
-            path = write_image(frame, unique_path(adapter.output_directory(), filename_prefix, ".png"))
-            entries.append(_ui_entry(path))
+        directory = adapter.directory_of_type(self.KIND)
+        entries = [_ui_entry(write_image(frame, unique_path(directory, filename_prefix, ".png")), self.KIND)
+                   for frame in to_uint8(images)]
         return {"ui": {"images": entries}, "result": ()}
 
 
 class PreviewImage(SaveImage):
+    """Like ComfyUI's: previews go to the temp folder, not the outputs."""
+
+    KIND = "temp"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"images": ("IMAGE",)}}
 
-    def save_images(self, images, filename_prefix="preview/MotionGuide_preview"):
+    def save_images(self, images, filename_prefix="MotionGuide_preview"):
         return super().save_images(images, filename_prefix)
 
 

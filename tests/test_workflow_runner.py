@@ -231,6 +231,7 @@ def test_standins_load_and_save_files(tmp_path, monkeypatch):
     inputs.mkdir()
     monkeypatch.setenv("MOTIONGUIDE_INPUT_DIR", str(inputs))
     monkeypatch.setenv("MOTIONGUIDE_OUTPUT_DIR", str(outputs))
+    monkeypatch.setenv("MOTIONGUIDE_TEMP_DIR", str(tmp_path / "temp"))
     rng = np.random.default_rng(0)
     write_image(rng.integers(0, 255, (24, 16, 3), dtype=np.uint8), inputs / "ref.png")
     clip = np.zeros((5, 32, 48, 3), np.uint8)
@@ -245,6 +246,7 @@ def test_standins_load_and_save_files(tmp_path, monkeypatch):
                                                             "filename_prefix": "t/clip", "format": "video/h264-mp4",
                                                             "pingpong": False, "save_output": True}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "ref"}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     }
     result = run_workflow(workflow, STANDIN_CLASSES)
     assert result.outputs["1"][0].shape == (1, 24, 16, 3)
@@ -254,6 +256,10 @@ def test_standins_load_and_save_files(tmp_path, monkeypatch):
     frames, fps = read_video(written)
     assert frames.shape == (4, 32, 48, 3) and fps == pytest.approx(8.0)
     assert abs(int(frames[0, 16, 5, 0]) - 200) < 12 and frames[0, 16, 40, 0] < 12
+    # Previews go to the temp folder, as in ComfyUI, never among the outputs.
+    assert [e["type"] for e in result.ui["5"]["images"]] == ["temp"] * 4
+    assert (tmp_path / "temp" / "MotionGuide_preview_00004.png").is_file()
+    assert sorted(p.name for p in outputs.rglob("*.png")) == ["ref_00001.png"]
     # A second run never overwrites the first file.
     run_workflow(workflow, STANDIN_CLASSES)
     assert (outputs / "t" / "clip_00002.mp4").is_file() and (outputs / "ref_00002.png").is_file()
