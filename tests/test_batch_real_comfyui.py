@@ -7,9 +7,7 @@ which needs the pack's requirements for the second test); skipped otherwise.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from fake_comfyui import free_port
+from real_comfyui import COMFY, SKIP_REASON, comfy_env, comfy_python, is_checkout
 from motionguide.nodes import batch_client
 
 ROOT = Path(__file__).resolve().parents[1]
-COMFY = os.environ.get("MOTIONGUIDE_COMFYUI")
-pytestmark = pytest.mark.skipif(not COMFY or not (Path(COMFY) / "main.py").is_file(),
-                                reason="set MOTIONGUIDE_COMFYUI to a ComfyUI checkout to run against a real server")
+pytestmark = pytest.mark.skipif(not is_checkout("main.py"), reason=SKIP_REASON)
 
 WORKFLOW = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}, "_meta": {"title": "Reference"}},
@@ -48,12 +45,11 @@ def comfy(tmp_path_factory):
     build_synthetic_smpl(base / "models" / "smpl")
     build_tiny_hmr2(base / "models" / "hmr2" / "hmr2_tiny.ckpt")
     port = free_port()
-    python = os.environ.get("MOTIONGUIDE_COMFYUI_PYTHON", sys.executable)
     log = open(base / "server.log", "w")
-    proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                              "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
                              "--database-url", "sqlite:///:memory:"], cwd=COMFY, stdout=log, stderr=subprocess.STDOUT,
-                            env={k: v for k, v in os.environ.items() if k != "MOTIONGUIDE_NO_COMFY"})  # set by conftest
+                            env=comfy_env())
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

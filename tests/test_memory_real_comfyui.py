@@ -9,17 +9,14 @@ No server is started.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from real_comfyui import COMFY, SKIP_REASON, comfy_env, comfy_python, is_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
-COMFY = os.environ.get("MOTIONGUIDE_COMFYUI")
-pytestmark = pytest.mark.skipif(not COMFY or not (Path(COMFY) / "comfy" / "model_management.py").is_file(),
-                                reason="set MOTIONGUIDE_COMFYUI to a ComfyUI checkout to run against its memory manager")
+pytestmark = pytest.mark.skipif(not is_checkout("comfy", "model_management.py"), reason=SKIP_REASON)
 
 SCRIPT = r'''
 import json, sys
@@ -99,20 +96,12 @@ print("REPORT " + json.dumps(report))
 '''
 
 
-def _python() -> str:
-    explicit = os.environ.get("MOTIONGUIDE_COMFYUI_PYTHON")
-    if explicit:
-        return explicit
-    beside = Path(COMFY).resolve().parent / "venv" / "bin" / "python"
-    return str(beside) if beside.is_file() else sys.executable
-
-
 def test_comfyui_loads_unloads_and_reloads_our_models(models_dir, tiny_svd_dir, tiny_mimicmotion_path,
                                                        hmr2_tiny_checkpoint, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MOTIONGUIDE_NO_COMFY"}  # set by conftest
+    env = comfy_env()
     # the tiny models gain nothing from threads, and spinning OpenMP threads made this 50× slower on a busy 2-core box
     env.setdefault("OMP_NUM_THREADS", "1")
-    proc = subprocess.run([_python(), "-c", SCRIPT, str(Path(COMFY).resolve()), str(ROOT), str(models_dir)],
+    proc = subprocess.run([comfy_python(), "-c", SCRIPT, str(Path(COMFY).resolve()), str(ROOT), str(models_dir)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
