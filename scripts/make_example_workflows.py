@@ -195,7 +195,7 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
     img = np.full((size[1], size[0], 3), (32, 28, 26), np.uint8)
     cv2.putText(img, spec.title, (margin, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
     for _, src, _, dst, _, _ in ui["links"]:
-        (sp, ss, _, _), (dp, ds, _, _) = boxes[src], boxes[dst]
+        (sp, ss, _, _), (dp, _, _, _) = boxes[src], boxes[dst]
         cv2.line(img, at(sp[0] + ss[0], sp[1] + 20), at(dp[0], dp[1] + 20), (150, 150, 150), 1, cv2.LINE_AA)
     for (pos, sz, colour, title) in boxes.values():
         p0, p1 = at(*pos), at(pos[0] + sz[0], pos[1] + sz[1])
