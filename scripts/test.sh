@@ -4,5 +4,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/scripts/setup_env.sh"
 cd "$REPO"
+# Lint first: pyflakes errors, syntax errors, and exec/eval (banned by the ComfyUI registry).
+"$MOTIONGUIDE_PY" -m ruff check --select F,E9,S102,S307 --output-format concise .
 # pytest exits 5 when it collected no test: that must fail, never pass silently.
 "$MOTIONGUIDE_PY" -m pytest "$@"
