@@ -72,3 +72,15 @@ def test_node_help_page(node_id):
     assert len(text.strip()) > 80 and text.lstrip().startswith("#"), f"{page.name} is too short or has no title"
     unmentioned = [name for _, name, _ in _inputs(cls) if not re.search(rf"\b{re.escape(name)}\b", text)]
     assert not unmentioned, f"{page.name} does not mention inputs {unmentioned}"
+
+
+def test_generated_node_reference_is_current():
+    """docs/nodes.md is generated from the node classes; a node change must regenerate it."""
+    import importlib.util
+
+    script = ROOT / "scripts" / "make_node_reference.py"
+    spec = importlib.util.spec_from_file_location("make_node_reference", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs" / "nodes.md").read_text() == module.build(), \
+        "docs/nodes.md is stale: run python scripts/make_node_reference.py"
