@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..temporal_filters import one_euro, savgol
 from . import skeleton as sk
 from .keypoints import PoseFrame
 
@@ -137,26 +138,6 @@ def _runs(frames: list[PoseFrame]) -> list[list[int]]:
     return runs
 
 
-def one_euro(signal: np.ndarray, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0,
-             rate: float = 30.0) -> np.ndarray:
-    """One-Euro filter along axis 0 of ``signal`` ``[T, ...]`` sampled at ``rate`` Hz."""
-    def alpha(cutoff):
-        tau = 1.0 / (2 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau * rate)
-
-    out = np.array(signal, dtype=np.float64, copy=True)
-    dx_prev = np.zeros_like(out[0])
-    for t in range(1, len(out)):
-        dx = (signal[t] - out[t - 1]) * rate
-        a_d = alpha(d_cutoff)
-        dx_hat = a_d * dx + (1 - a_d) * dx_prev
-        cutoff = min_cutoff + beta * np.abs(dx_hat)
-        a = alpha(cutoff)
-        out[t] = a * signal[t] + (1 - a) * out[t - 1]
-        dx_prev = dx_hat
-    return out
-
-
 def smooth_first_person(frames: list[PoseFrame], method: str = "none", window: int = 7,
                         min_cutoff: float = 1.0, beta: float = 0.05, rate: float = 30.0) -> list[PoseFrame]:
     """Smooth the first person's keypoints over time, within runs of consecutive frames that have one."""
@@ -168,14 +149,9 @@ def smooth_first_person(frames: list[PoseFrame], method: str = "none", window: i
     for run in _runs(frames):
         track = np.stack([frames[i].keypoints[0] for i in run])  # [T, 134, 2]
         if method == "one-euro":
-            smooth = one_euro(track, min_cutoff=min_cutoff, beta=beta, rate=rate)
+            smooth = one_euro(track, rate, min_cutoff=min_cutoff, beta=beta)
         else:
-            win = min(int(window), len(run) if len(run) % 2 else len(run) - 1)
-            if win < 3:
-                continue
-            from scipy.signal import savgol_filter
-
-            smooth = savgol_filter(track, win, min(2, win - 1), axis=0, mode="interp")
+            smooth = savgol(track, window)
         for t, i in enumerate(run):
             out[i].keypoints[0] = smooth[t]
     return out

@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from ..temporal_filters import one_euro, savgol
 from .rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, continuous_quaternions, matrix_to_6d,
                         matrix_to_axis_angle, quaternion_to_axis_angle, sixd_to_matrix, slerp)
 from .sequence import num_frames, validate_sequence
@@ -59,37 +60,6 @@ def fill_invalid_frames(seq: dict) -> dict:
     filled = quaternion_to_axis_angle(slerp(quat[before], quat[after], frac[:, :, None]))
     _set_rotations(out, filled)
     logger.info("Filled %d of %d frames without a person.", int((~valid).sum()), frames)
-    return out
-
-
-def savgol(values: np.ndarray, window: int, order: int = 2) -> np.ndarray:
-    """Savitzky–Golay along axis 0; the window shrinks (odd, > order) for short sequences."""
-    from scipy.signal import savgol_filter
-
-    frames = values.shape[0]
-    window = min(int(window), frames if frames % 2 else frames - 1)
-    if window <= order or window < 3:
-        return values.copy()
-    return savgol_filter(values, window, order, axis=0, mode="interp")
-
-
-def one_euro(values: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 0.05,
-             d_cutoff: float = 1.0) -> np.ndarray:
-    """One-Euro filter (Casiez et al. 2012) along axis 0: cutoff rises with speed, so slow parts are smoothed
-    hard and fast moves lag little. ``min_cutoff`` in Hz, ``beta`` per unit speed."""
-    def alpha(cutoff):
-        tau = 1.0 / (2 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau * fps)
-
-    out = np.empty_like(values, dtype=np.float64)
-    out[0] = values[0]
-    deriv = np.zeros_like(values[0], dtype=np.float64)
-    a_d = alpha(d_cutoff)
-    for t in range(1, values.shape[0]):
-        raw_deriv = (values[t] - out[t - 1]) * fps
-        deriv = a_d * raw_deriv + (1 - a_d) * deriv
-        a = alpha(min_cutoff + beta * np.abs(deriv))
-        out[t] = a * values[t] + (1 - a) * out[t - 1]
     return out
 
 
