@@ -227,6 +227,16 @@ def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, threshold: float = s
     return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], dtype=np.float64)
 
 
+def person_box(frame: PoseFrame, p: int, threshold: float = sk.CONFIDENCE_THRESHOLD,
+               prefer_detector_box: bool = True) -> np.ndarray | None:
+    """Box of person ``p``: its detector box when known (and preferred), else the tight box of its keypoints
+    scoring above ``threshold``; None when there is neither."""
+    box = frame.boxes[p]
+    if prefer_detector_box and np.all(np.isfinite(box[:4])):
+        return box[:4].copy()
+    return keypoint_box(frame.keypoints[p], frame.scores[p], threshold)
+
+
 def person_boxes(pose_keypoint_frames, person_index: int = 0, threshold: float = sk.CONFIDENCE_THRESHOLD,
                  prefer_detector_box: bool = True) -> np.ndarray:
     """Per-frame person boxes ``[F, 4]`` (x1, y1, x2, y2 in pixels of each frame's canvas).
@@ -249,11 +259,7 @@ def person_boxes(pose_keypoint_frames, person_index: int = 0, threshold: float =
     for i, frame in enumerate(frames):
         if person_index >= frame.num_people or person_index < -frame.num_people:
             continue
-        box = frame.boxes[person_index]
-        if prefer_detector_box and np.all(np.isfinite(box[:4])):
-            out[i] = box[:4]
-            continue
-        kp_box = keypoint_box(frame.keypoints[person_index], frame.scores[person_index], threshold)
-        if kp_box is not None:
-            out[i] = kp_box
+        box = person_box(frame, person_index, threshold, prefer_detector_box)
+        if box is not None:
+            out[i] = box
     return out

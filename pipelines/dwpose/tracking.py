@@ -6,7 +6,7 @@ import logging
 import numpy as np
 
 from . import skeleton as sk
-from .keypoints import PoseFrame, keypoint_box
+from .keypoints import PoseFrame, person_box
 
 logger = logging.getLogger(__name__)
 
@@ -21,14 +21,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = w * h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
-
-
-def person_box(frame: PoseFrame, p: int) -> np.ndarray | None:
-    """The detector box of person ``p`` when known, else the box of its confident keypoints."""
-    box = frame.boxes[p]
-    if np.all(np.isfinite(box[:4])):
-        return box[:4].copy()
-    return keypoint_box(frame.keypoints[p], frame.scores[p])
 
 
 def real_people(frame: PoseFrame, min_points: int = MIN_CONFIDENT_BODY_POINTS) -> list[int]:
