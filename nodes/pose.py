@@ -249,7 +249,7 @@ class MotionGuideSavePose:
 
         if format == SAVE_FORMATS[0]:
             path = unique_path(adapter.output_directory(), filename_prefix or "pose", ".json")
-            _write_new(path, json.dumps(data))
+            _write_text(path, json.dumps(data))
         else:
             path = unique_path(adapter.output_directory(), filename_prefix or "pose", "")
             path.mkdir(parents=True)
@@ -257,19 +257,16 @@ class MotionGuideSavePose:
                 people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
                 openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
                             "canvas_height": frame["canvas_height"]}
-                _write_new(path / f"{path.name}_{i:012d}_keypoints.json", json.dumps(openpose))
+                _write_text(path / f"{path.name}_{i:012d}_keypoints.json", json.dumps(openpose))
         logger.info("Saved %d pose frames to %s", len(data), path)
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Write via a temporary name and refuse to replace an existing file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    if path.exists():
-        tmp.unlink()
-        raise FileExistsError(f"{path} already exists; not overwriting it.")
-    tmp.rename(path)
+def _write_text(path: Path, text: str) -> None:
+    from ..pipelines.output_paths import new_file
+
+    with new_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _pose_files() -> list[str]:

@@ -1,8 +1,12 @@
-"""Names for new output files: inside the output folder, numbered like ComfyUI's (``prefix_00001.ext``)."""
+"""New output files: names inside the output folder, numbered like ComfyUI's (``prefix_00001.ext``), and atomic
+writing that never replaces an existing file."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 
 def unique_path(directory: str | os.PathLike, prefix: str, extension: str) -> Path:
@@ -22,3 +26,33 @@ def unique_path(directory: str | os.PathLike, prefix: str, extension: str) -> Pa
         if not path.exists():
             return path
         counter += 1
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def new_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Write a file atomically: yields a temporary path beside ``path`` (same suffix) to write to; when the block ends
+    without error it becomes ``path``, so the file appears whole or not at all. Without ``overwrite`` an existing
+    ``path`` is never replaced (``FileExistsError``), even one that appears while writing. The temporary file is
+    always removed."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; not overwriting it (choose another name).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; publish with a plain open()'s permissions
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if path appeared meanwhile
+    finally:
+        tmp.unlink(missing_ok=True)

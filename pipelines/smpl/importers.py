@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..output_paths import new_file
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .safe_pickle import RestrictedUnpickler
 from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
@@ -371,14 +372,12 @@ def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, over
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}.")
     path = Path(path).with_suffix(".npz")
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite:  # before the conversion work; new_file checks again when publishing
         raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
     if fmt == "hmr2":
         arrays = dict(_stack_hmr2(to_hmr2_frames(seq)), fps=np.float64(validate_sequence(seq)["fps"]))
     else:
         arrays = to_amass(seq, model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with new_file(path, overwrite) as tmp:
+        np.savez(tmp, **arrays)
     return path

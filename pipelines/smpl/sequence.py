@@ -18,12 +18,11 @@ A sequence is a dict:
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..output_paths import new_file
 from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
@@ -148,20 +147,11 @@ def save_sequence(seq: dict, path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         path = path.with_suffix(".npz")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {key: seq[key] for key in PER_FRAME}
     arrays.update(image_size=np.asarray(seq["image_size"], np.int64), fps=np.float64(seq["fps"]),
                   model_type=np.str_(seq["model_type"]), format=np.str_("motionguide_smpl_sequence_v1"))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with new_file(path, overwrite) as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

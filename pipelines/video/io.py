@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..output_paths import new_file
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif"}
@@ -50,25 +51,16 @@ def read_video(path: str | os.PathLike, *, frame_load_cap: int = 0, skip_first_f
     return np.stack(frames), (fps / max(select_every_nth, 1) if fps else 0.0)
 
 
-def _atomic_target(path: Path):
-    handle, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    return Path(tmp)
-
-
 def write_video(frames: np.ndarray, fps: float, path: str | os.PathLike) -> Path:
     """Write RGB uint8 ``[F,H,W,3]`` as mp4 (or .gif / .webp / .png sequence by extension), atomically.
 
     The file appears complete or not at all; an existing file is never replaced.
     """
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"Refusing to overwrite '{path}'.")
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"Expected frames [F,H,W,3] with F > 0, got shape {tuple(frames.shape)}.")
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
-    tmp = _atomic_target(path)
-    try:
+    path = Path(path)
+    with new_file(path) as tmp:
         if path.suffix.lower() in {".gif", ".webp"}:
             from PIL import Image
 
@@ -85,9 +77,6 @@ def write_video(frames: np.ndarray, fps: float, path: str | os.PathLike) -> Path
             for frame in frames:
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             writer.release()
-        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -96,15 +85,11 @@ def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:
     import cv2
 
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError(f"Could not encode an image as '{path.suffix}'.")
+    ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"Could not encode an image as '{path.suffix}'.")
+    with new_file(path) as tmp:
         tmp.write_bytes(data.tobytes())
-        os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
