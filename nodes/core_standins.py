@@ -28,12 +28,6 @@ def _input_path(name: str):
     return path
 
 
-def _to_image(frames_uint8):
-    import torch
-
-    return torch.from_numpy(frames_uint8).float().div_(255.0)
-
-
 def _ui_entry(path, kind="output"):
     rel = path.relative_to(adapter.directory_of_type(kind))
     return {"filename": rel.name, "subfolder": rel.parent.as_posix() if rel.parent.as_posix() != "." else "",
@@ -62,9 +56,9 @@ class LoadImage:
     def load_image(self, image):
         import torch
 
-        from ..pipelines.video.io import read_image
+        from ..pipelines.video.io import from_uint8, read_image
 
-        pixels = _to_image(read_image(_input_path(image))[None])
+        pixels = from_uint8(read_image(_input_path(image))[None])
         return pixels, torch.zeros(pixels.shape[:3])
 
 
@@ -93,7 +87,7 @@ class VHS_LoadVideo:
         import cv2
         import numpy as np
 
-        from ..pipelines.video.io import read_video
+        from ..pipelines.video.io import from_uint8, read_video
 
         frames, fps = read_video(_input_path(video), frame_load_cap=frame_load_cap,
                                  skip_first_frames=skip_first_frames, select_every_nth=select_every_nth)
@@ -107,7 +101,7 @@ class VHS_LoadVideo:
             frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) for f in frames])
         info = {"source_fps": fps * select_every_nth, "source_frame_count": len(frames), "loaded_fps": fps,
                 "loaded_frame_count": len(frames), "loaded_width": frames.shape[2], "loaded_height": frames.shape[1]}
-        return _to_image(frames), len(frames), None, info
+        return from_uint8(frames), len(frames), None, info
 
 
 class VHS_VideoCombine:
@@ -193,10 +187,10 @@ class LoadVideo:
     CATEGORY = "image/video"
 
     def load_video(self, file):
-        from ..pipelines.video.io import read_video
+        from ..pipelines.video.io import from_uint8, read_video
 
         frames, fps = read_video(_input_path(file))
-        return (VideoStandIn(_to_image(frames), fps),)
+        return (VideoStandIn(from_uint8(frames), fps),)
 
 
 class GetVideoComponents:

@@ -32,19 +32,18 @@ def _model_choices(preferred: str, word: str) -> list[str]:
 
 
 def _to_uint8_frames(images):
-    """IMAGE [F, H, W, 3] float 0..1 → numpy uint8 (rounded, so LoadImage's uint8/255 comes back exactly)."""
-    import numpy as np
+    """IMAGE [F, H, W, 3] float 0..1 → numpy uint8, after checking it is an image batch."""
+    from ..pipelines.video.io import to_uint8
 
-    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
-    if array.ndim != 4 or array.shape[-1] < 3:
-        raise ValueError(f"images must be an IMAGE batch [frames, height, width, 3], got shape {list(array.shape)}.")
-    return np.clip(np.round(array[..., :3] * 255.0), 0, 255).astype(np.uint8)
+    if len(images.shape) != 4 or images.shape[-1] < 3:
+        raise ValueError(f"images must be an IMAGE batch [frames, height, width, 3], got shape {list(images.shape)}.")
+    return to_uint8(images[..., :3])
 
 
 def _to_image_tensor(maps):
-    import torch
+    from ..pipelines.video.io import from_uint8
 
-    return torch.from_numpy(maps).float().div_(255.0)
+    return from_uint8(maps)
 
 
 class MotionGuideDetectPose:

@@ -95,5 +95,12 @@ def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 def to_uint8(images) -> np.ndarray:
     """ComfyUI IMAGE (float 0..1, torch or numpy) -> uint8 numpy, rounding."""
-    array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def from_uint8(frames: np.ndarray):
+    """uint8 ``[F,H,W,3]`` -> ComfyUI IMAGE (float32 torch tensor, 0..1)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
