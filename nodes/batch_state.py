@@ -13,19 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..pipelines.output_paths import make_readable
+
 STATE_VERSION = 1
 DONE, FAILED, QUEUED = "done", "failed", "queued"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_readable(path) -> None:
-    """mkstemp creates files 0600; give finished files the permissions a plain open() would have."""
-    os.chmod(path, 0o666 & ~_umask())
 
 
 def write_json_atomic(path: Path, data) -> None:

@@ -34,6 +34,11 @@ def _umask() -> int:
     return mask
 
 
+def make_readable(path: str | os.PathLike) -> None:
+    """mkstemp creates files 0600; give a finished file the permissions a plain open() would have."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 @contextlib.contextmanager
 def new_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Write a file atomically: yields a temporary path beside ``path`` (same suffix) to write to; when the block ends
@@ -49,7 +54,7 @@ def new_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; publish with a plain open()'s permissions
+        make_readable(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:
