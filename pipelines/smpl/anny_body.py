@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from .anny_retarget import NUM_HAND_JOINTS, SMPL_PARENTS, SMPL_REST_JOINTS, Retarget, smpl_global_rotations
+from .sequence import check_phenotype
 
 logger = logging.getLogger(__name__)
 
-PHENOTYPE_LABELS = ("gender", "age", "muscle", "weight", "height", "proportions")
 # A young adult of average build, between the male and female ends (age 0.67 ≈ young adult, 0.33 ≈ child).
 DEFAULT_PHENOTYPE = (0.5, 0.67, 0.5, 0.5, 0.5, 0.5)
 NUM_JOINTS_OUT = 63
@@ -41,31 +41,6 @@ OPENPOSE18_COCO = ("nose", None, "right_shoulder", "right_elbow", "right_wrist",
 LANDMARK_COCO = ("nose", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe",
                  "left_heel", "right_big_toe", "right_small_toe", "right_heel")
 FINGER_TIPS = [f"finger{k}-3.{side}" for side in ("L", "R") for k in (1, 2, 3, 4, 5)]
-# SMPL part of each SMPL joint's bone; unmapped Anny bones take their driver's part, fingers the hand's.
-FOOT_PARTS = (7, 8, 10, 11)
-
-
-def check_phenotype(values, name: str = "phenotype") -> np.ndarray:
-    """(6,) float32 phenotype in 0..1 (gender, age, muscle, weight, height, proportions); a dict is accepted.
-
-    Raises:
-        `ValueError` naming the value outside 0..1 or the wrong shape.
-    """
-    if isinstance(values, dict):
-        unknown = set(values) - set(PHENOTYPE_LABELS)
-        if unknown:
-            raise ValueError(f"{name}: unknown phenotype keys {sorted(unknown)}; use {list(PHENOTYPE_LABELS)}.")
-        values = [values.get(k, d) for k, d in zip(PHENOTYPE_LABELS, DEFAULT_PHENOTYPE)]
-    arr = np.asarray(values, dtype=np.float32)
-    if arr.ndim == 2 and arr.shape[0] >= 1:  # per-frame copies of one body
-        arr = arr[0]
-    if arr.shape != (len(PHENOTYPE_LABELS),):
-        raise ValueError(f"{name} must hold {len(PHENOTYPE_LABELS)} values {list(PHENOTYPE_LABELS)}, "
-                         f"got shape {arr.shape}.")
-    bad = [f"{k}={v:g}" for k, v in zip(PHENOTYPE_LABELS, arr) if not (0.0 <= float(v) <= 1.0)]
-    if bad:
-        raise ValueError(f"{name} values must be in 0..1; got {', '.join(bad)}. Move the slider(s) into 0..1.")
-    return arr
 
 
 def _frames_tensor(value, name: str, width: int, device) -> torch.Tensor:
