@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
 

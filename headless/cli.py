@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -192,7 +192,7 @@ def cmd_doctor(args) -> int:
           + f"; PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM', '(unset)')}")
     for name in ("diffusers", "transformers", "smplx", "trimesh", "pyrender", "cv2", "numpy", "safetensors"):
         print(f"{name}: {_version(name)}")
-    from .registry import UNAVAILABLE
+    from ..nodes.registry import UNAVAILABLE
 
     import importlib
 
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     try:
-        from . import batch_client
+        from ..batch import client as batch_client
     except ImportError as exc:  # aiohttp missing: the rest of the CLI still works
         logger.debug("batch client unavailable: %s", exc)
     else:
