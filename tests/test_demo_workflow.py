@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from motionguide.headless import demo
-from motionguide.headless.cli import node_classes
+from motionguide.headless.execute import node_classes
 from motionguide.headless.workflow_runner import load_workflow, run_workflow
 from motionguide.pipelines.video.io import read_video
 

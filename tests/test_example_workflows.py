@@ -21,7 +21,7 @@ MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoad
 
 @pytest.fixture(scope="module")
 def classes():
-    from motionguide.headless.cli import node_classes
+    from motionguide.headless.execute import node_classes
 
     return node_classes()
 
