@@ -139,3 +139,8 @@ def test_the_checks_catch_a_cycle_and_a_wrong_direction(tmp_path):
         "pipelines/p.py line 1: import comfy.utils (pipelines/ must stay free of ComfyUI)",
         "pipelines/p.py line 2: from ..nodes.a import f (pipelines/ must not import the node layer)",
     ]
+
+
+def test_shared_option_constants_import_nothing():
+    # nodes/ reads pipelines/options.py at import; it must not pull numpy/torch/OpenCV into the pack's import.
+    assert [(b, line) for a, b, line, _how in imports(ROOT) if a == "pipelines.options"] == []

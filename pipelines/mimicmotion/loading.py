@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..options import MEMORY_MODES
 from ..weights import load_pickle_weights_only
 from .pose_net import POSE_NET_DOWNSAMPLING, PoseNet
 
 logger = logging.getLogger(__name__)
 
 BUNDLED_SVD_CONFIG = Path(__file__).resolve().parents[2] / "models_config" / "svd_xt_1_1"
-MEMORY_MODES = ("keep_loaded", "offload_after_run", "sequential_offload")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
