@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
 from .execute import execute, written_files
-from .model_check import model_report
+from .model_files import model_report
 
 logger = logging.getLogger("motionguide.cli")
 
