@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
-from .execute import execute, written_files
+from .execute import _print_progress, execute, written_files
 from .model_files import _size, model_report
 
 logger = logging.getLogger("motionguide.cli")
