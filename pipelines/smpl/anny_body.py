@@ -165,8 +165,9 @@ class AnnyBody:
         poses[0, :, :3, 3] = heads
         to_smpl = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], device=device)
         offset = SMPL_REST_JOINTS[0].to(device=device, dtype=torch.float32) - to_smpl @ heads[0]
-        rest = {"heads": heads, "poses": poses, "vertices": vertices, "coeffs": coeffs,
-                "alignment": self.retarget.alignment(heads), "offset": offset, "to_smpl": to_smpl}
+        alignment = self.retarget.alignment(heads)
+        rest = {"heads": heads, "poses": poses, "vertices": vertices, "coeffs": coeffs, "alignment": alignment,
+                "twist_axes": self.retarget.twist_axes(heads, alignment), "offset": offset, "to_smpl": to_smpl}
         if key is not None:
             if len(self._rest_cache) > 32:
                 self._rest_cache.clear()
@@ -196,7 +197,7 @@ class AnnyBody:
         """Anny's skinning transforms and posed bone poses `(T,B,4,4)` for SMPL-format rotations."""
         device = global_orient.device
         world = smpl_global_rotations(global_orient, body_pose, hand_pose)
-        rotations = self.retarget.bone_rotations(world, rest["alignment"])  # (T,B,3,3)
+        rotations = self.retarget.bone_rotations(world, rest["alignment"], rest["twist_axes"])  # (T,B,3,3)
         frames, bones = rotations.shape[:2]
         orient = rotations @ rest["poses"][:, :, :3, :3]  # each bone's posed world orientation
         root = transl + SMPL_REST_JOINTS[0].to(device=device, dtype=transl.dtype)  # only the root's is read
