@@ -171,3 +171,16 @@ def test_every_smpl_stage_runs_unchanged_on_the_builtin_body(anny_body, tmp_path
                                       backend="torch")
     kp = np.array([f["people"][0]["pose_keypoints_2d"] for f in pose]).reshape(6, 18, 3)
     assert (kp[..., 2] >= 0.5).all() and np.isfinite(kp).all()
+
+
+def test_new_views_drop_the_old_2d_keypoints(anny_body):
+    from motionguide.pipelines.smpl.camera import set_camera
+    from motionguide.pipelines.smpl.transfer import transfer_shape
+
+    motion, _ = walk_turn_raise(frames=3)
+    motion = validate_sequence(dict(motion, keypoints=np.ones((3, 18, 3))))
+    assert "keypoints" not in set_camera(motion, anny_body, yaw=20.0)
+    reference = validate_sequence({key: (value[:1] if key in ("global_orient", "body_pose", "transl", "K", "valid",
+                                                               "bbox", "betas", "keypoints") else value)
+                                   for key, value in motion.items()})
+    assert "keypoints" not in transfer_shape(motion, reference, anny_body)

@@ -84,6 +84,7 @@ def set_camera(seq: dict, model, *, yaw: float = 0.0, pitch: float = 0.0, dolly:
     k[:, 0, 0] *= zooms
     k[:, 1, 1] *= zooms
     out = dict(seq)
+    out.pop("keypoints", None)  # 2D keypoints of the old view
     out.update(global_orient=orient.astype(np.float32), transl=(new_root - j0).astype(np.float32),
                K=k.astype(np.float32), bbox=np.zeros((frames, 4), np.float32))
     return validate_sequence(out)

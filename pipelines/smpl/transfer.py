@@ -218,6 +218,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
                transl=transl_out.astype(np.float32))
     if pheno_r is not None:
         out["phenotype"] = np.asarray(pheno_r, np.float32)
+    out.pop("keypoints", None)  # the driving image's 2D keypoints no longer match this body and camera
     if camera == "reference":
         out["K"] = np.repeat(ref["K"][r0:r0 + 1], frames, 0)
         out["image_size"] = ref["image_size"]
