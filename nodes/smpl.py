@@ -59,6 +59,9 @@ def _check_motion(value, name: str) -> dict:
     return value
 
 
+_WARNED: set[str] = set()
+
+
 def _anny_importable() -> tuple[bool, str]:
     """Cheap check for the choice list (no import of anny at graph-building time)."""
     import importlib.util
@@ -75,10 +78,12 @@ class MotionGuideLoadSMPLModel:
     def INPUT_TYPES(cls):
         files = list_model_files("smpl")
         usable, reason = _anny_importable()
+        if not usable and reason not in _WARNED:  # the choice stays (saved workflows keep binding to it)
+            _WARNED.add(reason)
+            logger.warning("Load Body Model: '%s' is unavailable: %s.", ANNY_MODEL, reason)
         anny_tip = ("'anny (built-in)': a licence-free human body shipped with the anny package (Apache-2.0 code, "
-                    "CC0 assets); its one-time cache (~1 min, ~50 MB) is built in models/anny on first use. ")
-        if not usable:
-            anny_tip = f"'anny (built-in)' is unavailable here: {reason}. "
+                    "CC0 assets); its one-time cache (~1 min, ~50 MB) is built in models/anny on first use "
+                    "(unavailable when the anny package is missing: python cli.py doctor tells). ")
         return {"required": {
             "model_file": ([ANNY_MODEL, AUTO_MODEL] + files, {
                 "default": AUTO_MODEL if files else ANNY_MODEL,
