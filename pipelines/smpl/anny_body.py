@@ -30,8 +30,9 @@ from .sequence import check_phenotype
 
 logger = logging.getLogger(__name__)
 
-# A young adult of average build, between the male and female ends (age 0.67 ≈ young adult, 0.33 ≈ child).
-DEFAULT_PHENOTYPE = (0.5, 0.67, 0.5, 0.5, 0.5, 0.5)
+# A young adult of average build between the male and female ends (age 0.67 ≈ young adult, 0.33 ≈ child), 1.71 m
+# tall like SMPL's neutral body, so SMPL translations and trajectories keep their scale on the default body.
+DEFAULT_PHENOTYPE = (0.5, 0.67, 0.5, 0.5, 0.38, 0.5)
 NUM_JOINTS_OUT = 63
 OPENPOSE_SLICE = slice(45, 63)
 # COCO labels for OpenPose-18 (None = neck, the shoulder midpoint).
