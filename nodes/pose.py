@@ -241,31 +241,43 @@ class MotionGuideSavePose:
 
     def save(self, pose_keypoint, filename_prefix="MotionGuide/pose", format=SAVE_FORMATS[0]):
         from ..pipelines.dwpose import keypoints
+        from ..pipelines.output_paths import save_new
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         data = keypoints.frames_to_pose_keypoint(frames)
-        from ..pipelines.output_paths import unique_path
-
+        prefix = filename_prefix or "pose"
         if format == SAVE_FORMATS[0]:
-            path = unique_path(adapter.output_directory(), filename_prefix or "pose", ".json")
-            _write_text(path, json.dumps(data))
+            path = save_new(adapter.output_directory(), prefix, ".json", lambda p: _write_text(p, json.dumps(data)),
+                            check_cancel=adapter.check_interrupt)
         else:
-            path = unique_path(adapter.output_directory(), filename_prefix or "pose", "")
-            path.mkdir(parents=True)
-            for i, frame in enumerate(data):
-                people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
-                openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
-                            "canvas_height": frame["canvas_height"]}
-                _write_text(path / f"{path.name}_{i:012d}_keypoints.json", json.dumps(openpose))
+            path = save_new(adapter.output_directory(), prefix, "", lambda p: _write_frame_files(p, data),
+                            check_cancel=adapter.check_interrupt)
         logger.info("Saved %d pose frames to %s", len(data), path)
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> Path:
     from ..pipelines.output_paths import new_file
 
     with new_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write_frame_files(folder: Path, data: list[dict]) -> Path:
+    """One OpenPose JSON per frame in the new ``folder``: all of them, or (on an error) no folder at all."""
+    from ..pipelines.output_paths import file_set
+
+    folder.mkdir()  # FileExistsError when another run took the name: save_new picks the next one
+    with file_set() as written:
+        written.append(folder)
+        for i, frame in enumerate(data):
+            people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
+            openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
+                        "canvas_height": frame["canvas_height"]}
+            written.append(_write_text(folder / f"{folder.name}_{i:012d}_keypoints.json", json.dumps(openpose)))
+            adapter.check_interrupt()
+    return folder
 
 
 def _pose_files() -> list[str]:

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from . import sockets as S
-from .comfy_adapter import (Progress, input_directory, list_model_files, model_folder_paths, output_directory,
-                            resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, input_directory, list_model_files, model_folder_paths,
+                            output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -174,16 +174,12 @@ class MotionGuideSaveSMPLMotion:
     def save(self, motion, filename_prefix, format, smpl_model=None):
         from ..pipelines.smpl.importers import save_motion_file
 
-        _check_motion(motion, "motion")
-        from ..pipelines.output_paths import unique_path
+        from ..pipelines.output_paths import save_new
 
-        while True:
-            try:
-                written = save_motion_file(motion, unique_path(output_directory(), filename_prefix or "smpl_motion",
-                                                               ".npz"), format, model=smpl_model)
-                break
-            except FileExistsError:  # another run took the name meanwhile
-                continue
+        _check_motion(motion, "motion")
+        written = save_new(output_directory(), filename_prefix or "smpl_motion", ".npz",
+                           lambda path: save_motion_file(motion, path, format, model=smpl_model),
+                           check_cancel=check_interrupt)
         logger.info("Saved SMPL motion to %s", written)
         return {"ui": {"text": [str(written)]}, "result": (str(written),)}
 

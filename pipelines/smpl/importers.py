@@ -18,6 +18,7 @@ Formats (all read without running code from the file):
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -372,7 +373,7 @@ def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, over
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}.")
     path = Path(path).with_suffix(".npz")
-    if path.exists() and not overwrite:  # before the conversion work; new_file checks again when publishing
+    if os.path.lexists(path) and not overwrite:  # before the conversion work; new_file checks again when publishing
         raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
     if fmt == "hmr2":
         arrays = dict(_stack_hmr2(to_hmr2_frames(seq)), fps=np.float64(validate_sequence(seq)["fps"]))
