@@ -27,7 +27,8 @@ from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bind
                          read_job_list, rename_upload)
 from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
 from ..pipelines.output_paths import make_readable
-from .batch_state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
+from .batch_state import (DONE, FAILED, QUEUED, BatchState, publish_no_clobber, remove_partial_downloads,
+                          temp_path_for)
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +426,9 @@ async def run_batch(args) -> int:
     except ValueError as exc:
         logger.error("%s", exc)
         return 2
+    removed = remove_partial_downloads(out)
+    if removed:
+        logger.info("removed %d partial download(s) left by an earlier run under %s", removed, out)
     bad = [j for j in jobs if j.error]
     skipped = [j for j in jobs if not j.error and state.is_done(j.id, j.content_hash)]
     todo = [j for j in jobs if not j.error and not state.is_done(j.id, j.content_hash)]

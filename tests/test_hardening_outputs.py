@@ -143,3 +143,32 @@ def test_save_image_set_is_removed_on_a_full_disk(tmp_path, monkeypatch):
     assert _all_files(tmp_path) == ["img_00002.png"]  # ours removed, the other file kept
     saved = core_standins.SaveImage().save_images(images, "img")["ui"]["images"]
     assert [e["filename"] for e in saved] == ["img_00001.png", "img_00003.png", "img_00004.png"]
+
+
+def test_stale_partial_downloads_are_removed_on_start(tmp_path, caplog):
+    from motionguide.nodes.batch_state import remove_partial_downloads, temp_path_for
+
+    out = tmp_path / "out"
+    stale = temp_path_for(out / "job1", "clip.mp4")  # what a killed client leaves behind
+    stale.write_bytes(b"half a video")
+    kept = [out / "job1" / "clip.mp4", out / "job1" / "notes.part", out / ".hidden.part"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert stale.name.startswith(".clip.mp4.") and stale.name.endswith(".part")
+    assert remove_partial_downloads(out) == 1
+    assert not stale.exists() and all(p.exists() for p in kept)
+    assert remove_partial_downloads(tmp_path / "missing") == 0
+
+
+def test_batch_client_cleans_partial_downloads_when_it_starts(tmp_path, monkeypatch):
+    from motionguide.nodes import batch_client
+    from motionguide.nodes.batch_state import temp_path_for
+
+    stale = temp_path_for(tmp_path / "out" / "j", "a.png")
+    (tmp_path / "wf.json").write_text('{"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}}}')
+    # one job on a server that is not there: it fails quickly
+    (tmp_path / "jobs.jsonl").write_text('{"id": "j", "1.image": "missing.png"}\n')
+    assert batch_client.main([str(tmp_path / "wf.json"), str(tmp_path / "jobs.jsonl"), "--out",
+                              str(tmp_path / "out"), "--no-progress", "--server", "127.0.0.1:9", "--backoff",
+                              "0.001"]) == 1
+    assert not stale.exists()
