@@ -68,7 +68,8 @@ class _PickledNdarray(np.ndarray):
     swaps the real class back in); calling it, which would allocate any shape, is refused."""
 
     def __new__(cls, *args, **kwargs):
-        raise UnsafePickleError("the pickle calls numpy.ndarray directly (an array of any size); SMPL pickles never do.")
+        raise UnsafePickleError("the pickle calls numpy.ndarray directly (an array of any size); SMPL pickles "
+                                "never do.")
 
 
 def _is_mutable_class(value) -> bool:
