@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..size_limits import check_image_size
 from ..smpl.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
 from .skeleton import DEFAULT_FLOOR, skeleton_keypoints, to_pose_keypoint
@@ -56,7 +57,8 @@ def _output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
         height = round(seq_h * width / seq_w)
     elif height and not width:
         width = round(seq_w * height / seq_h)
-    return (int(width or seq_w), int(height or seq_h))
+    return check_image_size(width or seq_w, height or seq_h, "Render size",
+                            "set width/height on the node (0 takes the sequence's image_size).")
 
 
 def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, maps=ALL_MAPS,
