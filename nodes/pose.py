@@ -313,14 +313,12 @@ class MotionGuideLoadPose:
     def load(self, file):
         from ..pipelines.dwpose import keypoints
 
-        root = adapter.input_directory().resolve()
-        path = (root / file).resolve()
-        if root != path and root not in path.parents:
-            raise ValueError(f"file {file!r} points outside the input folder {root}.")
+        path = adapter.input_path(file, "Pose file")
         if not path.exists():
-            raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder {root}.")
+            raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder "
+                                    f"{adapter.input_directory()}.")
         if path.is_dir():
-            files = sorted(path.glob("*_keypoints.json"))
+            files = [adapter.input_path(p, "Pose file") for p in sorted(path.glob("*_keypoints.json"))]
             if not files:
                 raise ValueError(f"Folder '{file}' holds no OpenPose *_keypoints.json files.")
             raw = [_read_json(p) for p in files]

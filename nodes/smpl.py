@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from . import sockets as S
-from .comfy_adapter import (Progress, check_interrupt, input_directory, list_model_files, model_folder_paths,
-                            output_directory, resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, input_directory, input_path, list_model_files,
+                            model_folder_paths, output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -42,11 +42,12 @@ def _motion_path(motion_file: str, path_override: str) -> Path:
     name = (path_override or "").strip() or motion_file
     if not name:
         raise FileNotFoundError(f"No motion file chosen: put one in {input_directory()} or type a path.")
-    candidate = Path(name).expanduser()
-    if not candidate.is_absolute():
-        candidate = input_directory() / candidate
+    candidate = input_path(name, "Motion file")
     if not candidate.exists():
         raise FileNotFoundError(f"Motion file or folder '{name}' not found (looked at {candidate}).")
+    if candidate.is_dir():  # a folder of per-frame files: none of them may lead out either
+        for item in candidate.glob("*.npy"):
+            input_path(item, "Motion file")
     return candidate
 
 
@@ -116,7 +117,8 @@ class MotionGuideLoadSMPLMotion:
             },
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "Instead of the list: a file or a folder of per-frame "
-                                                             "HMR2 .npy files (absolute, or relative to input/)."}),
+                                                             "HMR2 .npy files inside ComfyUI's input folder "
+                                                             "(relative to it)."}),
                 "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model for exact AMASS world→camera conversion."}),
             },
         }
@@ -134,7 +136,7 @@ class MotionGuideLoadSMPLMotion:
         try:
             target = _motion_path(motion_file, path)
             return f"{target}:{target.stat().st_mtime_ns}"
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):
             return float("nan")
 
     def load(self, motion_file, format, width, height, fps, path="", smpl_model=None):
