@@ -108,13 +108,13 @@ def convert_open_clip_visual(tensors: dict[str, torch.Tensor]) -> dict[str, torc
 
 def load_svd_single_file(path: str | Path, dtype: torch.dtype, config_dir: str | Path | None = None) -> loading.SVDBase:
     """VAE + CLIP image encoder from a single SVD checkpoint; configs from ``config_dir`` or the bundled SVD-XT 1.1."""
-    from safetensors import safe_open
+    from ..weights import open_safetensors
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: a single-file SVD checkpoint must be a .safetensors file.")
     folder = Path(config_dir) if config_dir else None
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with open_safetensors(path, "SVD checkpoint", "svd_xt_1_1_single") as f:
         keys = list(f.keys())
         clip_keys = [k for k in keys if k.endswith(CLIP_MARKER)]
         vae_keys = [k for k in keys if k.startswith(VAE_PREFIX)]

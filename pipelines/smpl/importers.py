@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..output_paths import new_file
+from ..weights import load_pickle_weights_only, npz_array, open_npz
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .safe_pickle import RestrictedUnpickler
 from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
@@ -302,9 +303,12 @@ def from_camera_space(data: dict, image_size=None, fps: float | None = None) -> 
 # Files
 
 
+MOTION_REMEDY = "Export the motion again (Save SMPL Motion, 4D-Humans, AMASS, WHAM/GVHMR) or download it again."
+
+
 def _read_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    with open_npz(path, "Motion file", remedy=MOTION_REMEDY) as data:
+        return {key: npz_array(data, key, path, "Motion file", remedy=MOTION_REMEDY) for key in data.files}
 
 
 def detect_format(arrays: dict) -> str:
@@ -345,9 +349,7 @@ def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None
     if suffix == ".npy":
         return from_hmr2_frames([read_npy_dict(path)], image_size, fps or DEFAULT_FPS)
     if suffix in (".pt", ".pth"):
-        import torch
-
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_pickle_weights_only(path, "Motion file", remedy=MOTION_REMEDY)
     elif suffix == ".npz":
         data = _read_npz(path)
     else:

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle names a type or function that is not a plain array type."""
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
+    """The pickle names a type or function that is not a plain array type (a ``ValueError`` too, like every file
+    a loader refuses)."""
 
 
 class ChumpyStub:
@@ -208,12 +210,20 @@ def load_smpl_pickle(path) -> dict:
 
     Raises `UnsafePickleError` for any non-array content and `ValueError` for a pickle that is not a dict.
     """
+    from ..weights import download_hint, unreadable_file
+
     path = Path(path)
     with open(path, "rb") as f:
         try:
             data = RestrictedUnpickler(f, encoding="latin1").load()
         except UnsafePickleError as exc:
-            raise UnsafePickleError(f"{path}: {exc}") from None
+            raise UnsafePickleError(f"SMPL model file '{path}' was refused: {exc} {download_hint(path, 'smpl_neutral')}"
+                                    ) from None
+        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                UnicodeError, struct.error) as exc:
+            reason = "the file is empty or cut short" if isinstance(exc, EOFError) else f"{type(exc).__name__}: {exc}"
+            raise unreadable_file(path, "SMPL model file", reason, "smpl_neutral") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a {type(data).__name__}, not the dict of arrays an SMPL model file holds.")
+        raise unreadable_file(path, "SMPL model file", f"it holds a {type(data).__name__}, not the dict of arrays an "
+                              "SMPL model file holds", "smpl_neutral")
     return {str(k): to_plain_array(v, str(k)) for k, v in data.items()}

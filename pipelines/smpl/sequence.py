@@ -163,11 +163,14 @@ def is_sequence_file(arrays) -> bool:
 def load_sequence(path) -> dict:
     """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
+    from ..weights import npz_array, open_npz
+
+    remedy = "Export the motion again with Save SMPL Motion."
+    with open_npz(path, "Motion file", remedy=remedy) as data:
         if not is_sequence_file(data):
             raise ValueError(f"{path} is not an SMPL_SEQUENCE file (keys {sorted(data.files)}); use an importer "
                              "format (AMASS, 4D-Humans, WHAM/GVHMR) instead.")
-        seq = {key: data[key] for key in data.files if key != "format"}
+        seq = {key: npz_array(data, key, path, "Motion file", remedy=remedy) for key in data.files if key != "format"}
     for key in ("fps", "model_type"):
         if key in seq:
             seq[key] = seq[key].item()
