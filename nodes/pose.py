@@ -247,7 +247,7 @@ class MotionGuideSavePose:
         data = keypoints.frames_to_pose_keypoint(frames)
         prefix = filename_prefix or "pose"
         if format == SAVE_FORMATS[0]:
-            path = save_new(adapter.output_directory(), prefix, ".json", lambda p: _write_text(p, json.dumps(data)),
+            path = save_new(adapter.output_directory(), prefix, ".json", lambda p: _write_text(p, json.dumps(data, allow_nan=False)),
                             check_cancel=adapter.check_interrupt)
         else:
             path = save_new(adapter.output_directory(), prefix, "", lambda p: _write_frame_files(p, data),
@@ -275,7 +275,8 @@ def _write_frame_files(folder: Path, data: list[dict]) -> Path:
             people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
             openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
                         "canvas_height": frame["canvas_height"]}
-            written.append(_write_text(folder / f"{folder.name}_{i:012d}_keypoints.json", json.dumps(openpose)))
+            text = json.dumps(openpose, allow_nan=False)
+            written.append(_write_text(folder / f"{folder.name}_{i:012d}_keypoints.json", text))
             adapter.check_interrupt()
     return folder
 
