@@ -89,7 +89,8 @@ class MotionGuideDetectPose:
         frames = _to_uint8_frames(images)
         count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
         if count == 0:
-            return ([], _to_image_tensor(np.zeros((0, height, width, 3), np.uint8)))
+            raise ValueError("images is an empty batch (0 frames): check the image or video loader before Detect "
+                             "Pose (skip_first_frames, frame_load_cap, select_every_nth).")
         det_path = adapter.resolve_model_path("dwpose", detector)
         pose_path = adapter.resolve_model_path("dwpose", pose_model)
         key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
@@ -105,6 +106,12 @@ class MotionGuideDetectPose:
         selection = "all" if person.startswith("all") else person
         selected, found = tracking.select_people(detected, selection, person_index, keep_others)
         missing = found.count(False)
+        if missing == count:  # blank pose maps would only fail (or mislead) much later
+            if not any(tracking.real_people(frame) for frame in detected):
+                raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
+                                 "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")
+            raise ValueError(f"The person to follow ({person}, person_index {person_index}) is in none of the "
+                             f"{count} frames: pick 'largest' or 'most central', or another person_index.")
         if missing_person == "keep (reference)":
             # the reference keeps whatever the detector gave, including its whole-image guess
             selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
@@ -156,6 +163,8 @@ class MotionGuideAlignPose:
         from ..pipelines.dwpose import align, keypoints
 
         driving = keypoints.pose_keypoint_to_frames(driving_pose, "driving_pose")
+        if not driving:
+            raise ValueError("driving_pose is empty (0 frames): connect Detect Pose run on the driving video.")
         references = keypoints.pose_keypoint_to_frames(reference_pose, "reference_pose")
         if not references:
             raise ValueError("reference_pose is empty: connect Detect Pose run on the reference image.")
@@ -203,17 +212,14 @@ class MotionGuideDrawPose:
         }}
 
     def draw(self, pose_keypoint, width=576, height=1024, style="reference", body=True, hands=True, face=True):
-        import numpy as np
-
         from ..pipelines.dwpose import draw, keypoints
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         if style not in STYLE_CHOICES:
             raise ValueError(f"style must be one of {STYLE_CHOICES}, got {style!r}.")
-        w = int(width) or (frames[0].width if frames else 64)
-        h = int(height) or (frames[0].height if frames else 64)
         if not frames:
-            return (_to_image_tensor(np.zeros((0, h, w, 3), np.uint8)),)
+            raise ValueError("pose_keypoint is empty (0 frames): connect Detect Pose, Align Pose or SMPL to Pose.")
+        w, h = int(width) or frames[0].width, int(height) or frames[0].height
         progress = adapter.Progress(len(frames), "Draw Pose")
         maps = draw.draw_pose_maps(frames, w, h, callback=progress.callback, body=body, hands=hands, face=face,
                                    style=style)
