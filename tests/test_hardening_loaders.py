@@ -55,21 +55,15 @@ def _check(info, path, source, refused=False):
 
 
 @pytest.mark.parametrize("case", ["empty", "truncated", "payload"])
-def test_mimicmotion_pth(tmp_path, case):
-    path = _pth_files(tmp_path, "MimicMotion_1-1.pth")[case]
+@pytest.mark.parametrize("loader, name, source", [(read_state_dict, "MimicMotion_1-1.pth", MIMIC),
+                                                  (read_checkpoint, "hmr2_epoch_35.ckpt", HMR2)])
+def test_pickled_checkpoints(tmp_path, case, loader, name, source):
+    path = _pth_files(tmp_path, name)[case]
     with pytest.raises(ValueError) as info:
-        read_state_dict(path)
-    _check(info, path, MIMIC, refused=case == "payload")
+        loader(path)
+    _check(info, path, source, refused=case == "payload")
     if case == "payload":
         assert "posix.system" in str(info.value) or "os.system" in str(info.value)
-
-
-@pytest.mark.parametrize("case", ["empty", "truncated", "payload"])
-def test_hmr2_checkpoint(tmp_path, case):
-    path = _pth_files(tmp_path, "hmr2_epoch_35.ckpt")[case]
-    with pytest.raises(ValueError) as info:
-        read_checkpoint(path)
-    _check(info, path, HMR2, refused=case == "payload")
 
 
 @pytest.mark.parametrize("case", ["garbage", "crafted"])
