@@ -39,8 +39,9 @@ def unique_path(directory: str | os.PathLike, prefix: str, extension: str,
 
 
 def make_folder(folder: Path, root: Path, prefix: str = "") -> None:
-    """Create ``folder`` (inside ``root``) and its parents; a part that exists as something other than a folder is
-    a ``ValueError`` naming it, instead of mkdir's bare ``FileExistsError``."""
+    """Create ``folder`` (inside ``root``) and its parents; a part that exists as something other than a folder, or
+    a symbolic link that leads out of ``root``, is a ``ValueError`` naming it (not mkdir's bare
+    ``FileExistsError``)."""
     root.mkdir(parents=True, exist_ok=True)
     current = root
     for part in folder.relative_to(root).parts:
@@ -49,6 +50,9 @@ def make_folder(folder: Path, root: Path, prefix: str = "") -> None:
             kind = "a broken symbolic link" if current.is_symlink() else "a file"
             raise ValueError(f"Cannot save into {folder}: '{current}' is {kind}, not a folder. Rename or remove it, "
                              f"or choose another filename_prefix (now {prefix!r}).")
+        if current.is_symlink() and root not in current.resolve().parents and current.resolve() != root:
+            raise ValueError(f"filename_prefix {prefix!r} points outside the output folder {root}: '{current}' is a "
+                             f"symbolic link to {current.resolve()}.")
         current.mkdir(exist_ok=True)
 
 

@@ -31,6 +31,18 @@ def test_a_file_named_like_the_subfolder_is_a_clear_error(tmp_path, monkeypatch)
         unique_path(tmp_path, "motionguide/smpl_motion", ".npz")
 
 
+def test_a_subfolder_linking_out_of_the_output_folder_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "link")
+    with pytest.raises(ValueError, match="points outside the output folder.*symbolic link"):
+        unique_path(tmp_path / "out", "link/deeper/x", ".png")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    (tmp_path / "out" / "inside").mkdir()
+    os.symlink(tmp_path / "out" / "inside", tmp_path / "out" / "alias")
+    assert unique_path(tmp_path / "out", "alias/x", ".png") == tmp_path / "out" / "alias" / "x_00001.png"
+
+
 def test_a_dangling_symlink_at_the_next_name_is_skipped(tmp_path, monkeypatch):
     from motionguide.nodes import smpl as nodes
 
