@@ -79,7 +79,7 @@ def test_safetensors_headers(tmp_path, case):
 
 
 def test_single_file_svd_header(tmp_path):
-    from motionguide.pipelines.mimicmotion.single_file import load_svd_single_file
+    from motionguide.pipelines.mimicmotion.loading import load_svd_single_file
 
     path = _safetensors_files(tmp_path, "svd_xt_1_1.safetensors")["garbage"]
     with pytest.raises(ValueError) as info:

@@ -143,7 +143,7 @@ def test_save_pose_per_frame_leaves_nothing_on_a_full_disk(tmp_path, monkeypatch
 def test_save_image_set_is_removed_on_a_full_disk(tmp_path, monkeypatch):
     import torch
 
-    from motionguide.nodes import core_standins
+    from motionguide.headless import core_standins
 
     monkeypatch.setenv("MOTIONGUIDE_OUTPUT_DIR", str(tmp_path))
     (tmp_path / "img_00002.png").write_bytes(b"someone else's")
@@ -158,7 +158,7 @@ def test_save_image_set_is_removed_on_a_full_disk(tmp_path, monkeypatch):
 
 
 def test_stale_partial_downloads_are_removed_on_start(tmp_path, caplog):
-    from motionguide.nodes.batch_state import remove_partial_downloads, temp_path_for
+    from motionguide.batch.state import remove_partial_downloads, temp_path_for
 
     out = tmp_path / "out"
     stale = temp_path_for(out / "job1", "clip.mp4")  # what a killed client leaves behind
@@ -173,8 +173,8 @@ def test_stale_partial_downloads_are_removed_on_start(tmp_path, caplog):
 
 
 def test_batch_client_cleans_partial_downloads_when_it_starts(tmp_path, monkeypatch):
-    from motionguide.nodes import batch_client
-    from motionguide.nodes.batch_state import temp_path_for
+    from motionguide.batch import client as batch_client
+    from motionguide.batch.state import temp_path_for
 
     stale = temp_path_for(tmp_path / "out" / "j", "a.png")
     (tmp_path / "wf.json").write_text('{"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}}}')

@@ -22,13 +22,12 @@ import math
 import cv2
 import numpy as np
 
+from ..options import POSE_STYLES as STYLES
 from ..size_limits import check_image_size
 from . import skeleton as sk
 from .keypoints import PoseFrame, openpose_to_frame
 
-STYLES = ("reference", "thick")
 REFERENCE_CANVAS = 2160
-MAX_CANVAS_SIDE = 4 * REFERENCE_CANVAS
 _EPS = 0.01  # hands/face are drawn only where the integer pixel x and y exceed this (i.e. ≥ 1)
 
 
