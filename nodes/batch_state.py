@@ -76,6 +76,42 @@ def publish_no_clobber(tmp: Path, dest: Path) -> Path:
     raise FileExistsError(f"no free name for {dest}")
 
 
+# the fields of a job entry that the client reads, and the JSON types they may have (None: not set)
+ENTRY_TYPES = {"status": (str,), "content_hash": (str,), "server": (str, type(None)), "prompt_id": (str, type(None)),
+               "row": (int,), "outputs": (list,), "error": (str, type(None)), "updated": (str,)}
+_JSON_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", int: "a JSON number",
+               float: "a JSON number", bool: "a JSON boolean", type(None): "JSON null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def check_state_shape(path: Path, data) -> None:
+    """Raise ValueError naming ``path`` unless ``data`` has the shape :class:`BatchState` reads."""
+    def bad(what: str):
+        return ValueError(f"state file {path} is not a batch state file: {what}; move it away to start afresh "
+                          "(or pass --state NEW_FILE)")
+
+    if not isinstance(data, dict):
+        raise bad(f"it holds {_json_type(data)}, expected an object with version, client_id and jobs")
+    missing = [k for k in ("version", "client_id", "jobs") if k not in data]
+    if missing:
+        raise bad(f"missing {', '.join(map(repr, missing))}")
+    if data["version"] != STATE_VERSION:
+        raise bad(f"version {data['version']!r}, expected {STATE_VERSION}")
+    if not isinstance(data["client_id"], str) or not data["client_id"]:
+        raise bad(f"'client_id' is {_json_type(data['client_id'])}, expected a non-empty string")
+    if not isinstance(data["jobs"], dict):
+        raise bad(f"'jobs' is {_json_type(data['jobs'])}, expected an object")
+    for job_id, entry in data["jobs"].items():
+        if not isinstance(entry, dict):
+            raise bad(f"job {job_id!r} is {_json_type(entry)}, expected an object")
+        for key, types in ENTRY_TYPES.items():
+            if key in entry and (not isinstance(entry[key], types) or isinstance(entry[key], bool)):
+                raise bad(f"job {job_id!r}: {key!r} is {_json_type(entry[key])}")
+
+
 class BatchState:
     """The state file: ``{"version", "client_id", "jobs": {job_id: {status, content_hash, server, prompt_id, row,
     outputs, error, updated}}}``."""
@@ -90,10 +126,9 @@ class BatchState:
         if path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ValueError(f"state file {path} is not valid JSON ({exc}); move it away to start afresh") from None
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"state file {path} has version {data.get('version')}, expected {STATE_VERSION}")
+            check_state_shape(path, data)
         else:
             data = {"version": STATE_VERSION, "client_id": new_client_id, "jobs": {}}
         return cls(path, data)

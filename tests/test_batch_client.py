@@ -351,3 +351,22 @@ def test_cli_sub_command_wiring():
     batch_client.add_arguments(sub.add_parser("batch"))
     args = parser.parse_args(["batch", "wf.json", "jobs.csv", "--server", "h:1", "--server", "h:2", "--set", "3.steps=4"])
     assert args.server == ["h:1", "h:2"] and args.set == ["3.steps=4"] and args.retries == 3 and callable(batch_client.run)
+
+
+@pytest.mark.parametrize("text, what", [
+    ("[]", "it holds a JSON list, expected an object with version, client_id and jobs"),
+    ("null", "it holds JSON null"),
+    ('{"version": 1}', "missing 'client_id', 'jobs'"),
+    ('{"version": 1, "client_id": "c", "jobs": []}', "'jobs' is a JSON list, expected an object"),
+    ('{"version": 1, "client_id": "c", "jobs": {"a": 3}}', "job 'a' is a JSON number, expected an object"),
+    ('{"version": 1, "client_id": "c", "jobs": {"a": {"server": ["x"]}}}', "job 'a': 'server' is a JSON list"),
+])
+def test_state_file_of_the_wrong_shape_exits_2_naming_it(work, fake, caplog, text, what):
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "a", "reference": "ref0.png", "video": "drive0.mp4", "seed": 1}])
+    path = work / "out" / "batch_state.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    assert run_batch(work, [fake], jobs) == 2
+    assert f"state file {path} is not a batch state file: {what}" in caplog.text
+    assert "move it away to start afresh" in caplog.text
+    assert fake.prompts == [] and path.read_text() == text  # nothing queued, the file left as it was

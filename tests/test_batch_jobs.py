@@ -134,3 +134,16 @@ def test_publish_no_clobber(tmp_path):
     tmp.write_bytes(b"new")  # same bytes as o (1).png: reused, no third copy
     assert publish_no_clobber(tmp, dest) == tmp_path / "o (1).png"
     assert sorted(os.listdir(tmp_path)) == ["o (1).png", "o.png"]
+
+
+def test_override_or_binding_on_a_node_without_inputs_is_a_clear_job_error(tmp_path):
+    prompt = dict(PROMPT, **{"30": {"class_type": "Note"}})  # hand-edited: no "inputs" object at all
+    (tmp_path / "j.jsonl").write_text(json.dumps({"overrides": {"30": {"text": "x"}}}) + "\n"
+                                      + json.dumps({"strength": 2}) + "\n")
+    jobs = bj.read_job_list(tmp_path / "j.jsonl")
+    bj.prepare_jobs(jobs, prompt, bj.parse_bindings({"strength": "30.strength"}, prompt))
+    for job in jobs:
+        assert job.error.endswith("node 30 (Note) has no \"inputs\" object in the workflow; export it again with "
+                                  "Workflow > Export (API), or add \"inputs\": {} to that node")
+    assert jobs[0].error.startswith("row 1: override 30.text: ")
+    assert jobs[1].error.startswith("row 2: field 'strength' -> 30.strength: ")
