@@ -25,9 +25,11 @@ import aiohttp
 
 from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
                          read_job_list, rename_upload)
-from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
+from .batch_server import (ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
+                           output_files)
 from ..pipelines.output_paths import make_readable
-from .batch_state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
+from .batch_state import (DONE, FAILED, QUEUED, BatchState, StateInUse, StateLock, publish_no_clobber,
+                          temp_path_for)
 
 logger = logging.getLogger(__name__)
 
@@ -419,9 +421,26 @@ async def run_batch(args) -> int:
         logger.error("job list %s has no jobs", args.jobs)
         return 2
     prepare_jobs(jobs, prompt, bindings, global_overrides)
-    out = Path(args.out)
+    urls = [normalise_url(u) for u in (args.server or ["127.0.0.1:8188"])]
+    if len(set(urls)) != len(urls):
+        logger.error("the same --server is given twice: %s", ", ".join(urls))
+        return 2
+    state_path = Path(args.state) if args.state else Path(args.out) / "batch_state.json"
+    lock = StateLock(state_path)
     try:
-        state = BatchState.load(Path(args.state) if args.state else out / "batch_state.json", uuid.uuid4().hex)
+        lock.acquire()
+    except StateInUse as exc:
+        logger.error("%s", exc)
+        return 2
+    try:
+        return await _run_locked(args, jobs, urls, state_path)
+    finally:
+        lock.release()
+
+
+async def _run_locked(args, jobs: list[Job], urls: list[str], state_path: Path) -> int:
+    try:
+        state = BatchState.load(state_path, uuid.uuid4().hex)
     except ValueError as exc:
         logger.error("%s", exc)
         return 2
@@ -434,10 +453,7 @@ async def run_batch(args) -> int:
     for job in bad:
         progress.job_finished(f"FAILED {job.id}: {job.error}")
     async with aiohttp.ClientSession() as session:
-        servers = [ComfyServer(u, session, state.client_id) for u in (args.server or ["127.0.0.1:8188"])]
-        if len({s.url for s in servers}) != len(servers):
-            logger.error("the same --server is given twice: %s", ", ".join(s.url for s in servers))
-            return 2
+        servers = [ComfyServer(u, session, state.client_id) for u in urls]
         runner = BatchRunner(args, state, servers, todo, progress)
         if progress.bar is not None:
             from tqdm.contrib.logging import logging_redirect_tqdm

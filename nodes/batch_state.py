@@ -9,9 +9,16 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 from ..pipelines.output_paths import make_readable
 
@@ -74,6 +81,71 @@ def publish_no_clobber(tmp: Path, dest: Path) -> Path:
                     return candidate
         candidate = dest.with_name(f"{stem} ({n}){suffix}")
     raise FileExistsError(f"no free name for {dest}")
+
+
+class StateInUse(ValueError):
+    """Another batch client holds the state file."""
+
+
+class StateLock:
+    """One client per state file: an exclusive lock on ``<state>.lock`` that the holder keeps for its whole run.
+
+    The operating system drops the lock when the holder exits, however it exits, so a crash leaves no stale lock.
+    The file also names the holder (pid, host, start time) for the message the next client prints. The lock file
+    itself stays (deleting it would let two clients lock two different files of the same name).
+    """
+
+    _REGION = 1 << 20  # Windows locks a byte range: lock one beyond the holder text, so the text stays readable
+
+    def __init__(self, state_path: Path):
+        self.path = Path(str(state_path) + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self._lock(fd)
+        except OSError:
+            os.close(fd)
+            raise StateInUse(
+                f"state file {str(self.path)[:-5]} is in use by another batch client ({self._holder()}); wait for "
+                "it to finish (or stop it), or give this batch its own --out or --state"
+            ) from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, holder.encode() + b"\n")
+        self._fd = fd
+
+    def _lock(self, fd: int) -> None:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            os.lseek(fd, self._REGION, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+    def _holder(self) -> str:
+        for _ in range(20):  # the holder writes its name just after it got the lock
+            try:
+                info = json.loads(self.path.read_text(encoding="utf-8"))
+                return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+            except (OSError, ValueError, KeyError, TypeError):
+                time.sleep(0.05)
+        return f"holder unknown: {self.path} names none"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+    def __enter__(self) -> "StateLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # the fields of a job entry that the client reads, and the JSON types they may have (None: not set)

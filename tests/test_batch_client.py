@@ -370,3 +370,33 @@ def test_state_file_of_the_wrong_shape_exits_2_naming_it(work, fake, caplog, tex
     assert f"state file {path} is not a batch state file: {what}" in caplog.text
     assert "move it away to start afresh" in caplog.text
     assert fake.prompts == [] and path.read_text() == text  # nothing queued, the file left as it was
+
+
+def test_a_second_client_on_the_same_state_file_exits_2_naming_the_holder(work, fake, caplog):
+    import os
+    import socket
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": f"ref{i}.png", "video": f"drive{i}.mp4", "seed": i} for i in range(4)])
+    fake.pause()  # the first client waits on its first prompt while the second one starts
+    codes = {}
+    first = threading.Thread(target=lambda: codes.setdefault("first", run_batch(work, [fake], jobs)))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not fake.prompts and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(fake.prompts) == 1
+        assert run_batch(work, [fake], jobs, "--timeout", "1") == 2  # (without a lock: its prompts time out)
+    finally:
+        fake.resume()
+        first.join(20)
+    assert codes == {"first": 0}
+    assert len(fake.prompts) == 4  # each job queued once
+    text = caplog.text
+    assert f"state file {work / 'out' / 'batch_state.json'} is in use by another batch client" in text
+    assert f"(pid {os.getpid()} on {socket.gethostname()}, started 20" in text
+    assert "wait for it to finish (or stop it), or give this batch its own --out or --state" in text
+    # the lock goes with its holder: the next run gets it
+    assert run_batch(work, [fake], jobs) == 0 and len(fake.prompts) == 4
