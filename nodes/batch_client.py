@@ -5,7 +5,8 @@
 For each job: upload its files (``POST /upload/image``), queue the bound prompt (``POST /prompt`` with our
 ``client_id`` and ``prompt_id``; any ``node_errors`` fail the job), follow it over ``/ws`` until ``executing`` with
 ``node: null``, read ``/history/{id}`` and download every output file via ``/view`` into ``OUT/<job id>/``.
-One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``) records every job; a rerun skips
+One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``, locked for the run; changes go to an
+append-only journal beside it, see :class:`BatchState`) records every job; a rerun skips
 finished jobs and picks up a prompt an interrupted run left on a server (via ``/history`` and ``/queue``) instead
 of queuing it again. Connection failures, 5xx answers and dropped websockets are retried ``--retries`` times with
 exponential backoff; validation errors, node exceptions, interrupts and timeouts fail only their job.
@@ -256,6 +257,7 @@ class BatchRunner:
                 prompt_id = str(uuid.uuid4())
                 self.state.update(job.id, status=QUEUED, server=server.url, prompt_id=prompt_id,
                                   content_hash=job.content_hash, row=job.row, error=None)
+                await self.state.sync()  # on disk before the server has it: a rerun follows it, never queues twice
                 self.progress.server_status(server.url, f"{server.url}: {job.id} queued")
                 await server.queue_prompt(job.prompt, prompt_id)
             try:
@@ -441,9 +443,20 @@ async def run_batch(args) -> int:
 async def _run_locked(args, jobs: list[Job], urls: list[str], state_path: Path) -> int:
     try:
         state = BatchState.load(state_path, uuid.uuid4().hex)
+        state.start()
     except ValueError as exc:
         logger.error("%s", exc)
         return 2
+    except OSError as exc:
+        logger.error("cannot write the state file %s: %s", state_path, exc)
+        return 2
+    try:
+        return await _run_jobs(args, jobs, urls, state)
+    finally:
+        state.close()
+
+
+async def _run_jobs(args, jobs: list[Job], urls: list[str], state: BatchState) -> int:
     bad = [j for j in jobs if j.error]
     skipped = [j for j in jobs if not j.error and state.is_done(j.id, j.content_hash)]
     todo = [j for j in jobs if not j.error and not state.is_done(j.id, j.content_hash)]

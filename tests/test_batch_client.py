@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_comfyui import FakeComfyUI, output_bytes
-from motionguide.nodes import batch_client
+from motionguide.nodes import batch_client, batch_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,8 @@ def run_batch(work: Path, servers, jobs: Path, *extra) -> int:
 
 
 def state(work: Path) -> dict:
-    return json.loads((work / "out" / "batch_state.json").read_text())["jobs"]
+    """The jobs as the next run would read them (snapshot + journal)."""
+    return batch_state.BatchState.load(work / "out" / "batch_state.json", "unused").data["jobs"]
 
 
 def outputs_of(work: Path, job_id: str) -> dict[str, bytes]:
@@ -165,8 +166,6 @@ def test_prompt_left_on_a_server_without_the_nodes_is_run_elsewhere(work, fake):
 
 
 def test_unexpected_error_fails_the_job_not_the_batch(work, fake, monkeypatch):
-    from motionguide.nodes import batch_state
-
     real = batch_state.publish_no_clobber
 
     def disk_full(tmp, dest):
@@ -400,3 +399,15 @@ def test_a_second_client_on_the_same_state_file_exits_2_naming_the_holder(work, 
     assert "wait for it to finish (or stop it), or give this batch its own --out or --state" in text
     # the lock goes with its holder: the next run gets it
     assert run_batch(work, [fake], jobs) == 0 and len(fake.prompts) == 4
+
+
+def test_state_file_is_written_at_start_and_end_only(work, fake, monkeypatch):
+    snapshots = []
+    real = batch_state.write_json_atomic
+    monkeypatch.setattr(batch_state, "write_json_atomic", lambda path, data: (snapshots.append(path), real(path, data)))
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(12)])
+    assert run_batch(work, [fake], jobs) == 0
+    assert len(snapshots) == 2  # per job: two journal lines, not two rewrites of the whole file
+    assert all(v["status"] == "done" for v in state(work).values()) and len(state(work)) == 12
+    assert not (work / "out" / "batch_state.json.journal").exists()
