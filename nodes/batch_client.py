@@ -196,7 +196,10 @@ class BatchRunner:
         self.attempts[job.id] += 1
         n = self.attempts[job.id]
         if n > self.args.retries:
-            self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
+            if isinstance(exc, _Lost):
+                self._finish(job, FAILED, f"lost {n} times (--retries {self.args.retries}): {exc}")
+            else:
+                self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
             return None
         delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
         logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
@@ -291,9 +294,9 @@ class BatchRunner:
             if left <= 0:
                 raise _Timeout()
             msg = await socket.receive(min(self.args.poll, left))
-            if msg is None:  # quiet: maybe we missed the end (or a message); ask the history
-                hist = await server.history(prompt_id)
-                if hist is not None and hist.get("status", {}).get("completed") is not None:
+            if msg is None:  # quiet: still waiting or running, or did we miss the end, or was it deleted?
+                hist = await self._where_is(server, prompt_id)
+                if hist is not None:
                     return hist
                 continue
             if msg == "closed":
@@ -303,12 +306,9 @@ class BatchRunner:
                 logger.warning("%s: websocket to %s dropped; reconnecting", job.id, server)
                 await asyncio.sleep(min(self.args.backoff * 2 ** (drops - 1), 30.0))
                 await socket.connect()
-                if await server.in_queue(prompt_id):
-                    continue
-                hist = await server.history(prompt_id)
+                hist = await self._where_is(server, prompt_id)
                 if hist is not None:
                     return hist
-                raise _Lost(f"prompt {prompt_id} is neither finished nor queued on {server} (server restarted?)")
             kind, data = msg.get("type"), msg.get("data") or {}
             if data.get("prompt_id") != prompt_id:
                 continue
@@ -327,6 +327,19 @@ class BatchRunner:
                     f"interrupted on {server} at node {data.get('node_id')} ({data.get('node_type')}): "
                     "someone pressed Cancel or called /interrupt"
                 )
+
+    async def _where_is(self, server: ComfyServer, prompt_id: str) -> dict | None:
+        """None while the prompt is queued or running, its history once finished; :class:`_Lost` when neither.
+
+        The queue is asked first: a prompt that finishes between the two questions is then found in the history.
+        """
+        if await server.in_queue(prompt_id):
+            return None
+        hist = await server.history(prompt_id)
+        if hist is not None:
+            return hist
+        raise _Lost(f"prompt {prompt_id} was removed from the queue of {server} before it ran to the end "
+                    "(someone cleared the queue or deleted it, or the server restarted)")
 
     async def _final_history(self, server: ComfyServer, prompt_id: str) -> dict:
         for _ in range(20):

@@ -7,9 +7,9 @@ execution_success, execution_error, execution_interrupted, executing null), ``/h
 ``/queue``, ``/interrupt``, ``/object_info``. Prompts run one at a time, like ComfyUI's single worker.
 
 What a prompt does is chosen by its seed: ``server.behaviour[seed] = "error" | "interrupt" | "hang" |
-"drop_ws" | "slow" | "vanish" | "cleared" | "always_cleared"``. "vanish": the first run of that seed disappears as in
-a server restart; "cleared": its first prompt is deleted from the queue right after it was queued, as another user's
-"Clear queue" would ("always_cleared": every time), the websocket stays open and silent. ``pause()`` keeps queued
+"drop_ws" | "slow" | "vanish" | "cleared"``. "vanish": the first run of that seed disappears as in a server restart;
+"cleared": each of its prompts is deleted from the queue right after it was queued, as another user's "Clear
+queue" would; the websocket stays open and silent. ``pause()`` keeps queued
 prompts waiting (the server busy with someone else's job) until ``resume()``; ``delete_queued()`` deletes pending
 prompts like ComfyUI's ``POST /queue {"delete": [...]}`` / ``{"clear": true}``. The server runs on 127.0.0.1 on a
 free port in a thread of its own, and stops itself after ``lifetime`` seconds if a test forgets to.
@@ -219,8 +219,7 @@ class FakeComfyUI:
         self._wakeup.set()
         seed = next((n["inputs"].get("seed") for n in prompt.values() if n["class_type"] == "FakeSampler"), None)
         action = self.behaviour.get(seed)
-        if action == "always_cleared" or (action == "cleared" and seed not in self.vanished):
-            self.vanished.add(seed)
+        if action == "cleared":
             self._delete([prompt_id])  # before the worker can take it: it never runs, nothing is sent
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 

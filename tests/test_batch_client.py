@@ -411,3 +411,42 @@ def test_state_file_is_written_at_start_and_end_only(work, fake, monkeypatch):
     assert len(snapshots) == 2  # per job: two journal lines, not two rewrites of the whole file
     assert all(v["status"] == "done" for v in state(work).values()) and len(state(work)) == 12
     assert not (work / "out" / "batch_state.json.journal").exists()
+
+
+def test_prompt_deleted_from_the_queue_is_noticed_and_queued_again(work, fake):
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "c", "reference": "ref0.png", "video": "drive0.mp4", "seed": 4}])
+    fake.pause()  # our prompt waits behind someone else's job...
+    codes = []
+    client = threading.Thread(target=lambda: codes.append(run_batch(work, [fake], jobs, "--poll", "0.2",
+                                                                    "--timeout", "20")))
+    t0 = time.monotonic()
+    client.start()
+    try:
+        while not fake.prompts and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        assert fake.delete_queued() == [fake.prompts[0]["prompt_id"]]  # ...and that user presses "Clear queue"
+    finally:
+        fake.resume()
+        client.join(30)
+    assert codes == [0] and time.monotonic() - t0 < 5  # noticed at the first quiet spell, not at --timeout
+    first, second = (p["prompt_id"] for p in fake.prompts)
+    assert fake.cleared == [first] and state(work)["c"]["prompt_id"] == second
+    assert len(outputs_of(work, "c")) == 2
+
+
+def test_prompt_deleted_every_time_fails_as_lost_after_the_retries(work, fake):
+    fake.behaviour[5] = "cleared"
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": "lost", "reference": "ref0.png", "video": "drive0.mp4", "seed": 5},
+        {"id": "fine", "reference": "ref1.png", "video": "drive1.mp4", "seed": 6}])
+    t0 = time.monotonic()
+    assert run_batch(work, [fake], jobs, "--poll", "0.2", "--retries", "1", "--timeout", "20") == 1
+    assert time.monotonic() - t0 < 5
+    st = state(work)
+    assert st["fine"]["status"] == "done"
+    assert len([p for p in fake.prompts if p["prompt"]["3"]["inputs"]["seed"] == 5]) == 2  # queued twice, no more
+    assert st["lost"]["error"] == (
+        f"lost 2 times (--retries 1): prompt {st['lost']['prompt_id']} was removed from the queue of {fake.url} "
+        "before it ran to the end (someone cleared the queue or deleted it, or the server restarted)")
