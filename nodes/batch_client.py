@@ -9,7 +9,8 @@ One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``, loc
 append-only journal beside it, see :class:`BatchState`) records every job; a rerun skips
 finished jobs and picks up a prompt an interrupted run left on a server (via ``/history`` and ``/queue``) instead
 of queuing it again. Connection failures, 5xx answers and dropped websockets are retried ``--retries`` times with
-exponential backoff; validation errors, node exceptions, interrupts and timeouts fail only their job.
+exponential backoff, paced per server by a :class:`CircuitBreaker` that takes a dead server out (and fails the
+batch fast when none is left); validation errors, node exceptions, interrupts and timeouts fail only their job.
 Exit code: 0 all jobs done, 1 some failed, 2 the workflow/job list/state could not be used.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import aiohttp
 
 from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
                          read_job_list, rename_upload)
-from .batch_server import (ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
+from .batch_server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
                            output_files)
 from ..pipelines.output_paths import make_readable
 from .batch_state import (DONE, FAILED, QUEUED, BatchState, StateInUse, StateLock, publish_no_clobber,
@@ -140,6 +141,9 @@ class BatchRunner:
         self.attempts: dict[str, int] = collections.Counter()
         self.uploaded: dict[tuple[str, str], str] = {}
         self.results: dict[str, tuple[str, str]] = {}
+        self.breakers = {s.url: CircuitBreaker(s.url, args.retries, args.backoff) for s in servers}
+        self.reasons: dict[str, str] = {}  # server -> why it takes no jobs
+        self.finished = asyncio.Event()
         self.class_types = {n["class_type"] for n in jobs[0].prompt.values()} if jobs else set()
         for job in jobs:  # a prompt an earlier run left on a server goes back to that server first
             entry = state.job(job.id)
@@ -166,10 +170,12 @@ class BatchRunner:
             self.progress.job_finished(f"done {job.id}: {message}")
         self.remaining -= 1
         if self.remaining == 0:
+            self.finished.set()
             for _ in self.servers:
                 self.shared.put_nowait(None)
 
     async def worker(self, server: ComfyServer) -> None:
+        breaker = self.breakers[server.url]
         while self.remaining:
             job = await self._next(server)
             if job is None:
@@ -178,12 +184,22 @@ class BatchRunner:
                 if not await self._server_can_run(server, job):
                     return
                 saved = await self.execute(server, job)
+                breaker.success()
                 self._finish(job, DONE, f"{len(saved)} file(s) in {Path(self.args.out) / job.id}")
             except JobFailed as exc:
+                breaker.success()  # the server answered; the job itself failed
                 self._finish(job, FAILED, str(exc))
-            except TransientError as exc:
-                delay = self._retry_later(server, job, exc)
+            except _Lost as exc:
+                delay = self._retry_later(server, job, exc, self.args.backoff)
                 if delay:
+                    await asyncio.sleep(delay)
+            except TransientError as exc:
+                delay = breaker.failure(exc)
+                if breaker.open:
+                    if not self._unusable(server, job, breaker.reason()) or not await self._wait_until_back(server):
+                        return
+                    continue
+                if self._retry_later(server, job, exc, delay):
                     await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
             except Exception as exc:  # a full disk, a bug: this job fails, the batch goes on
                 logger.exception("%s: unexpected error", job.id)
@@ -191,8 +207,8 @@ class BatchRunner:
             finally:
                 self.progress.server_status(server.url, f"{server.url}: idle")
 
-    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError) -> float | None:
-        """Hand the job back for another try (the delay this server should wait), or fail it when out of retries."""
+    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError, delay: float) -> bool:
+        """Hand the job back for another try after ``delay`` on this server, or fail it when out of retries."""
         self.attempts[job.id] += 1
         n = self.attempts[job.id]
         if n > self.args.retries:
@@ -200,12 +216,56 @@ class BatchRunner:
                 self._finish(job, FAILED, f"lost {n} times (--retries {self.args.retries}): {exc}")
             else:
                 self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
-            return None
-        delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
+            return False
         logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
         self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
         self.shared.put_nowait(job)
-        return delay
+        return True
+
+    def _unusable(self, server: ComfyServer, job: Job, reason: str) -> bool:
+        """Take ``server`` out of the batch: True when other servers take its jobs, else every job left fails now."""
+        self.alive.discard(server.url)
+        self.reasons[server.url] = reason
+        if self.alive:
+            logger.error("%s; its jobs go to the other servers", reason)
+            self.shared.put_nowait(job)
+            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
+                self.shared.put_nowait(self.own[server.url].popleft())
+            return True
+        if len(self.reasons) > 1:
+            reason = "no server left: " + "; ".join(self.reasons.values())
+        self._finish(job, FAILED, reason)
+        waiting = [self.own[s.url].popleft() for s in self.servers for _ in range(len(self.own[s.url]))]
+        while not self.shared.empty():
+            waiting.append(self.shared.get_nowait())
+        for job in waiting:
+            if job is not None:
+                self._finish(job, FAILED, reason)
+        return False
+
+    async def _wait_until_back(self, server: ComfyServer) -> bool:
+        """Probe a server whose breaker opened every cool-down; True once it answers (and it takes jobs again)."""
+        breaker = self.breakers[server.url]
+        while self.remaining and self.alive:
+            self.progress.server_status(server.url, f"{server.url}: down, next try in {breaker.cooldown:.0f}s")
+            try:
+                await asyncio.wait_for(self.finished.wait(), breaker.cooldown)
+                return False
+            except asyncio.TimeoutError:
+                pass
+            if not (self.remaining and self.alive):
+                break
+            try:
+                await server.get_json("/queue")
+            except TransientError as exc:
+                breaker.failure(exc)
+                continue
+            breaker.success()
+            self.alive.add(server.url)
+            self.reasons.pop(server.url, None)
+            logger.warning("%s answers again; it takes jobs again", server)
+            return True
+        return False
 
     async def _server_can_run(self, server: ComfyServer, job: Job) -> bool:
         """False (and the job handed on) when this server lacks node classes the workflow uses."""
@@ -218,20 +278,8 @@ class BatchRunner:
         missing = self.missing[server.url]
         if not missing:
             return True
-        text = f"{server.url} lacks node types {', '.join(sorted(missing))} (install the packs that provide them)"
-        self.alive.discard(server.url)
-        if self.alive:
-            logger.error("%s; its jobs go to the other servers", text)
-            self.shared.put_nowait(job)
-            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
-                self.shared.put_nowait(self.own[server.url].popleft())
-            return False
-        self._finish(job, FAILED, text)
-        while self.remaining:  # the last usable server is unusable: every job left fails with the reason
-            job = await self._next(server)
-            if job is None:
-                break
-            self._finish(job, FAILED, text)
+        self._unusable(server, job, f"{server.url} lacks node types {', '.join(sorted(missing))} "
+                                    "(install the packs that provide them)")
         return False
 
     # ----------------------------------------------------------------------------------------- one job

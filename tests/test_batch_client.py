@@ -304,13 +304,22 @@ def test_server_down_retries_then_fails_and_5xx_is_retried(work, fake):
     fake.fail_next_prompts = 2
     assert run_batch(work, [fake], jobs, "--retries", "3") == 0
     assert len(fake.prompts) == 1 and state(work)["r"]["status"] == "done"
+
+
+def test_only_server_dead_fails_every_job_fast_saying_it_is_down(work):
     down = FakeComfyUI()  # never started: connection refused
-    (work / "out" / "batch_state.json").unlink()
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(30)])
     t0 = time.monotonic()
-    assert run_batch(work, [down.url], jobs, "--retries", "2") == 1
-    assert time.monotonic() - t0 < 5
-    err = state(work)["r"]["error"]
-    assert err.startswith("gave up after 3 attempts; last:") and down.url in err
+    # each job spending its own retries would sleep 30 x (0.1 + 0.2) = 9 s; the server's breaker opens after 0.3 s
+    assert run_batch(work, [down.url], jobs, "--retries", "2", "--backoff", "0.1") == 1
+    assert time.monotonic() - t0 < 3
+    errors = {v["error"] for v in state(work).values()}
+    assert len(state(work)) == 30 and len(errors) == 1
+    err = errors.pop()
+    assert err.startswith(f"server {down.url} is down: 3 connection failures in a row over 0.")
+    assert "ClientConnectorError" in err
+    assert err.endswith("; start it (or fix --server) and rerun the same command to resume")
 
 
 def test_down_server_next_to_a_live_one(work, fake):
@@ -319,6 +328,23 @@ def test_down_server_next_to_a_live_one(work, fake):
     down = FakeComfyUI()
     assert run_batch(work, [down.url, fake], jobs, "--retries", "3") == 0
     assert len(fake.prompts) == 3
+
+
+def test_a_server_that_comes_back_gets_jobs_again(work, fake, fake2):
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(16)])
+    fake.step_delay = 0.04  # ~0.15 s a job on the live server: the batch outlasts the other one's cool-down
+    fake2.refuse_connections()
+    codes = []
+    client = threading.Thread(target=lambda: codes.append(run_batch(work, [fake2, fake], jobs)))
+    client.start()
+    time.sleep(0.4)  # its breaker opened (4 failures: 0.02 + 0.04 + 0.08 + 0.16 s), then it comes back
+    fake2.accept_connections()
+    client.join(30)
+    assert codes == [0] and len(fake.prompts) + len(fake2.prompts) == 16
+    assert len(fake2.prompts) >= 2  # found back by a probe after its cool-down
 
 
 def test_existing_outputs_are_never_overwritten(work, fake):

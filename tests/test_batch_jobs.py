@@ -244,3 +244,25 @@ def test_state_journal_is_compacted_now_and_then(tmp_path, monkeypatch):
     state.close()
     state.journal_path.write_text(journal_before)
     assert bs.BatchState.load(path, "unused").data == state.data
+
+
+def test_circuit_breaker_opens_after_the_retries_and_doubles_its_delays():
+    from motionguide.nodes.batch_server import CircuitBreaker
+
+    now = [100.0]
+    breaker = CircuitBreaker("http://s", retries=3, backoff=2.0, clock=lambda: now[0])
+    delays = []
+    for _ in range(3):
+        delays.append(breaker.failure(ConnectionError("refused")))
+        now[0] += delays[-1]
+        assert not breaker.open
+    assert delays == [2.0, 4.0, 8.0]  # the patience one job used to get, now shared by all jobs of the server
+    breaker.failure(ConnectionError("refused again"))
+    assert breaker.open and breaker.cooldown == 32.0
+    assert breaker.reason() == ("server http://s is down: 4 connection failures in a row over 14.0 s (last: refused "
+                                "again); start it (or fix --server) and rerun the same command to resume")
+    breaker.success()
+    assert not breaker.open and breaker.failure(OSError("x")) == 2.0
+    for _ in range(10):
+        breaker.failure(OSError("x"))
+    assert breaker.cooldown == 60.0  # capped
