@@ -27,8 +27,8 @@ import aiohttp
 
 from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
                          read_job_list, rename_upload)
-from .batch_server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
-                           output_files)
+from .batch_server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error,
+                           normalise_url, output_files)
 from ..pipelines.output_paths import make_readable
 from .batch_state import (DONE, FAILED, QUEUED, BatchState, StateInUse, StateLock, publish_no_clobber,
                           temp_path_for)
@@ -189,10 +189,9 @@ class BatchRunner:
             except JobFailed as exc:
                 breaker.success()  # the server answered; the job itself failed
                 self._finish(job, FAILED, str(exc))
-            except _Lost as exc:
-                delay = self._retry_later(server, job, exc, self.args.backoff)
-                if delay:
-                    await asyncio.sleep(delay)
+            except _Lost as exc:  # the server is fine: queue the job again (it counts as one of its retries)
+                if self._retry_later(server, job, exc, self.args.backoff):
+                    await asyncio.sleep(self.args.backoff)
             except TransientError as exc:
                 delay = breaker.failure(exc)
                 if breaker.open:

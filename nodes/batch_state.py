@@ -263,8 +263,8 @@ class BatchState:
             if not (isinstance(record, dict) and isinstance(record.get("job"), str)
                     and isinstance(record.get("set"), dict)):
                 raise ValueError(
-                    f"state journal {self.journal_path} line {lineno} is corrupt ({line[:80]!r}); delete the journal to "
-                    f"go back to the state of {self.path} alone (jobs recorded only in the journal run again)"
+                    f"state journal {self.journal_path} line {lineno} is corrupt ({line[:80]!r}); delete the journal "
+                    f"to go back to the state of {self.path} alone (jobs recorded only in the journal run again)"
                 )
             entry = jobs.setdefault(record["job"], {})
             entry.update(record["set"])
