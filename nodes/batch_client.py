@@ -491,7 +491,7 @@ async def run_batch(args) -> int:
     lock = StateLock(state_path)
     try:
         lock.acquire()
-    except StateInUse as exc:
+    except (StateInUse, OSError) as exc:
         logger.error("%s", exc)
         return 2
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import filecmp
 import json
 import logging
@@ -91,6 +92,9 @@ def publish_no_clobber(tmp: Path, dest: Path) -> Path:
     raise FileExistsError(f"no free name for {dest}")
 
 
+_LOCK_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
+
+
 class StateInUse(ValueError):
     """Another batch client holds the state file."""
 
@@ -114,8 +118,11 @@ class StateLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             self._lock(fd)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
+            if exc.errno not in _LOCK_HELD:
+                raise OSError(exc.errno, f"cannot lock {self.path} ({exc.strerror}): does this filesystem support "
+                                         "file locks? Put --out or --state on a local disk") from None
             raise StateInUse(
                 f"state file {str(self.path)[:-5]} is in use by another batch client ({self._holder()}); wait for "
                 "it to finish (or stop it), or give this batch its own --out or --state"

@@ -266,3 +266,23 @@ def test_circuit_breaker_opens_after_the_retries_and_doubles_its_delays():
     for _ in range(10):
         breaker.failure(OSError("x"))
     assert breaker.cooldown == 60.0  # capped
+
+
+def test_state_lock_names_its_holder_and_tells_a_missing_lock_apart(tmp_path, monkeypatch):
+    import errno
+
+    from motionguide.nodes import batch_state as bs
+
+    with bs.StateLock(tmp_path / "s.json") as held:
+        assert json.loads(held.path.read_text())["pid"] == os.getpid()
+        with pytest.raises(bs.StateInUse, match=rf"state file {tmp_path / 's.json'} is in use .*pid {os.getpid()} on "):
+            bs.StateLock(tmp_path / "s.json").acquire()
+    with bs.StateLock(tmp_path / "s.json"):  # released: free again
+        pass
+
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(bs.StateLock, "_lock", staticmethod(no_locks))
+    with pytest.raises(OSError, match="does this filesystem support file locks"):
+        bs.StateLock(tmp_path / "t.json").acquire()
