@@ -30,8 +30,7 @@ from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bind
 from .batch_server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error,
                            normalise_url, output_files)
 from ..pipelines.output_paths import make_readable
-from .batch_state import (DONE, FAILED, QUEUED, BatchState, StateInUse, StateLock, publish_no_clobber,
-                          temp_path_for)
+from .batch_state import DONE, FAILED, QUEUED, BatchState, StateLock, publish_no_clobber, temp_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -490,30 +489,18 @@ async def run_batch(args) -> int:
     state_path = Path(args.state) if args.state else Path(args.out) / "batch_state.json"
     lock = StateLock(state_path)
     try:
-        lock.acquire()
-    except (StateInUse, OSError) as exc:
-        logger.error("%s", exc)
-        return 2
-    try:
-        return await _run_locked(args, jobs, urls, state_path)
-    finally:
-        lock.release()
-
-
-async def _run_locked(args, jobs: list[Job], urls: list[str], state_path: Path) -> int:
-    try:
+        lock.acquire()  # before reading: a second client must not even start from the same state
         state = BatchState.load(state_path, uuid.uuid4().hex)
         state.start()
-    except ValueError as exc:
-        logger.error("%s", exc)
-        return 2
-    except OSError as exc:
-        logger.error("cannot write the state file %s: %s", state_path, exc)
+    except (ValueError, OSError) as exc:  # in use (StateInUse), wrong shape, unwritable, no locks
+        lock.release()
+        logger.error("%s", exc if isinstance(exc, ValueError) else f"state file {state_path}: {exc}")
         return 2
     try:
         return await _run_jobs(args, jobs, urls, state)
     finally:
         state.close()
+        lock.release()
 
 
 async def _run_jobs(args, jobs: list[Job], urls: list[str], state: BatchState) -> int:
