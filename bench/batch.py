@@ -26,7 +26,7 @@ import cli  # noqa: E402
 
 cli.load_pack()
 from fake_comfyui import FakeComfyUI  # noqa: E402
-from motionguide.nodes import batch_client  # noqa: E402
+from motionguide.batch import client as batch_client  # noqa: E402
 
 WORKFLOW = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
@@ -54,7 +54,7 @@ def state_write_costs(jobs: int, work: Path, repeat: int = 20) -> tuple[float, f
     """Seconds for one journal line (appended + fsynced on the writer thread) and one rewrite of the whole file."""
     import asyncio
 
-    from motionguide.nodes.batch_state import BatchState, write_json_atomic
+    from motionguide.batch.state import BatchState, write_json_atomic
 
     state = BatchState.load(work / "state.json", "bench")
     for i in range(jobs):

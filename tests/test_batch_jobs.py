@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from motionguide.nodes import batch_jobs as bj
-from motionguide.nodes.batch_server import format_prompt_error, output_files
-from motionguide.nodes.batch_state import publish_no_clobber, temp_path_for
+from motionguide.batch import jobs as bj
+from motionguide.batch.server import format_prompt_error, output_files
+from motionguide.batch.state import publish_no_clobber, temp_path_for
 
 PROMPT = {
     "10": {"class_type": "LoadImage", "inputs": {"image": "a.png"}, "_meta": {"title": "Reference"}},
@@ -161,7 +161,7 @@ def test_state_update_appends_one_journal_line_off_the_calling_thread(tmp_path, 
     import asyncio
     import threading
 
-    from motionguide.nodes import batch_state as bs
+    from motionguide.batch import state as bs
 
     path = tmp_path / "state.json"
     _state_with_jobs(path, 2000)
@@ -195,7 +195,7 @@ def test_state_update_appends_one_journal_line_off_the_calling_thread(tmp_path, 
 
 
 def test_state_journal_torn_last_line_is_ignored_and_a_corrupt_one_named(tmp_path):
-    from motionguide.nodes import batch_state as bs
+    from motionguide.batch import state as bs
 
     path = tmp_path / "state.json"
     _state_with_jobs(path, 2)
@@ -221,7 +221,7 @@ def test_state_journal_torn_last_line_is_ignored_and_a_corrupt_one_named(tmp_pat
 def test_state_journal_is_compacted_now_and_then(tmp_path, monkeypatch):
     import asyncio
 
-    from motionguide.nodes import batch_state as bs
+    from motionguide.batch import state as bs
 
     monkeypatch.setattr(bs, "COMPACT_MIN_LINES", 10)
     path = tmp_path / "state.json"
@@ -247,7 +247,7 @@ def test_state_journal_is_compacted_now_and_then(tmp_path, monkeypatch):
 
 
 def test_circuit_breaker_opens_after_the_retries_and_doubles_its_delays():
-    from motionguide.nodes.batch_server import CircuitBreaker
+    from motionguide.batch.server import CircuitBreaker
 
     now = [100.0]
     breaker = CircuitBreaker("http://s", retries=3, backoff=2.0, clock=lambda: now[0])
@@ -271,7 +271,7 @@ def test_circuit_breaker_opens_after_the_retries_and_doubles_its_delays():
 def test_state_lock_names_its_holder_and_tells_a_missing_lock_apart(tmp_path, monkeypatch):
     import errno
 
-    from motionguide.nodes import batch_state as bs
+    from motionguide.batch import state as bs
 
     with bs.StateLock(tmp_path / "s.json") as held:
         assert json.loads(held.path.read_text())["pid"] == os.getpid()
