@@ -42,16 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ComfyUI server (repeat for several; one job runs on each at a time). "
                              "Default 127.0.0.1:8188")
     parser.add_argument("--out", default="batch_outputs", help="folder for outputs, one sub-folder per job id")
-    parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json)")
+    parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json); one "
+                                                      "client at a time may use it")
     parser.add_argument("--bind", action="append", default=[], metavar="FIELD=NODE.INPUT",
                         help="send job field FIELD to NODE.INPUT (NODE: id or unique title); repeat to add targets")
     parser.add_argument("--bindings", default=None, help="JSON file {field: 'NODE.INPUT' | [..] | {targets, upload}}")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override for every job (a job's own overrides win)")
-    parser.add_argument("--retries", type=int, default=3, help="retries of transient failures per job (default 3)")
-    parser.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="retries of transient failures per job (default 3); a server failing this many times "
+                             "+ 1 in a row counts as down")
+    parser.add_argument("--backoff", type=float, default=2.0,
+                        help="first retry delay in seconds, doubled with each failure of the same server in a row")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a job may run before it is cancelled")
-    parser.add_argument("--poll", type=float, default=5.0, help="seconds of websocket silence before checking /history")
+    parser.add_argument("--poll", type=float, default=5.0,
+                        help="seconds of websocket silence before asking /queue and /history (a prompt in neither was "
+                             "deleted and is queued again)")
     parser.add_argument("--include-previews", action="store_true", help="also download temp (preview) outputs")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
