@@ -341,15 +341,20 @@ class BatchRunner:
         """Read websocket messages for our prompt until it is done; return its /history entry."""
         loop = asyncio.get_running_loop()
         drops = 0
+        check_at = loop.time() + self.args.poll
         while True:
-            left = deadline - loop.time()
-            if left <= 0:
+            now = loop.time()
+            if now >= deadline:
                 raise _Timeout()
-            msg = await socket.receive(min(self.args.poll, left))
-            if msg is None:  # quiet: still waiting or running, or did we miss the end, or was it deleted?
+            if now >= check_at:
+                # nothing about our prompt for --poll s (other users' status messages do not count): still
+                # waiting or running, or did we miss the end, or was it deleted?
                 hist = await self._where_is(server, prompt_id)
                 if hist is not None:
                     return hist
+                check_at = loop.time() + self.args.poll
+            msg = await socket.receive(max(0.0, min(check_at, deadline) - loop.time()))
+            if msg is None:
                 continue
             if msg == "closed":
                 drops += 1
@@ -358,12 +363,12 @@ class BatchRunner:
                 logger.warning("%s: websocket to %s dropped; reconnecting", job.id, server)
                 await asyncio.sleep(min(self.args.backoff * 2 ** (drops - 1), 30.0))
                 await socket.connect()
-                hist = await self._where_is(server, prompt_id)
-                if hist is not None:
-                    return hist
+                check_at = loop.time()  # ask at once what became of it meanwhile
+                continue
             kind, data = msg.get("type"), msg.get("data") or {}
             if data.get("prompt_id") != prompt_id:
                 continue
+            check_at = loop.time() + self.args.poll
             if kind == "executing":
                 if data.get("node") is None:
                     return await self._final_history(server, prompt_id)

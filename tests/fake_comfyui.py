@@ -9,7 +9,8 @@ execution_success, execution_error, execution_interrupted, executing null), ``/h
 What a prompt does is chosen by its seed: ``server.behaviour[seed] = "error" | "interrupt" | "hang" |
 "drop_ws" | "slow" | "vanish" | "cleared"``. "vanish": the first run of that seed disappears as in a server restart;
 "cleared": each of its prompts is deleted from the queue right after it was queued, as another user's "Clear
-queue" would; the websocket stays open and silent. ``pause()`` keeps queued
+queue" would; the websocket stays open and silent (unless ``chatter`` sends everyone status messages, as a busy
+shared server does). ``pause()`` keeps queued
 prompts waiting (the server busy with someone else's job) until ``resume()``; ``delete_queued()`` deletes pending
 prompts like ComfyUI's ``POST /queue {"delete": [...]}`` / ``{"clear": true}``. The server runs on 127.0.0.1 on a
 free port in a thread of its own, and stops itself after ``lifetime`` seconds if a test forgets to.
@@ -51,11 +52,12 @@ def output_bytes(prompt_id: str, node_id: str, seed) -> bytes:
 
 class FakeComfyUI:
     def __init__(self, classes: dict | None = None, object_info: bool = True, step_delay: float = 0.005,
-                 lifetime: float = 60.0):
+                 lifetime: float = 60.0, chatter: float = 0.0):
         self.classes = dict(DEFAULT_CLASSES if classes is None else classes)
         self.serve_object_info = object_info
         self.step_delay = step_delay
         self.lifetime = lifetime
+        self.chatter = chatter  # > 0: a status message to every socket this often (other users' queue activity)
         self.behaviour: dict[int, str] = {}
         self.fail_next_prompts = 0  # answer this many /prompt calls with HTTP 500
         # records for assertions
@@ -110,6 +112,14 @@ class FakeComfyUI:
         await self._runner.setup()
         await self._listen()
         self._worker = asyncio.ensure_future(self._work())
+        if self.chatter > 0:
+            self._chat = asyncio.ensure_future(self._chatter())
+
+    async def _chatter(self):
+        while True:
+            await asyncio.sleep(self.chatter)
+            for client_id in list(self.sockets):
+                await self._send(client_id, "status", {"status": {"exec_info": {"queue_remaining": len(self.queue)}}})
 
     async def _listen(self):
         self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
@@ -155,6 +165,8 @@ class FakeComfyUI:
 
         async def shutdown():
             self._worker.cancel()
+            if self.chatter > 0:
+                self._chat.cancel()
             await self._runner.cleanup()
         try:
             self._call(shutdown())
