@@ -35,7 +35,7 @@ SMOKE_OVERRIDES = {
 
 def missing_real_models() -> list[str]:
     """Ids of the real model files the demo needs that are not found (any alternative in a group counts)."""
-    from .cli import model_report
+    from ..headless.model_files import model_report
 
     present = {model_id for model_id, ok, _ in model_report() if ok}
     return [" or ".join(group) for group in REAL_MODELS_NEEDED if not present.intersection(group)]
