@@ -9,13 +9,13 @@ Entries without a ``download`` spec (SMPL: licence; HMR2: a tarball) are printed
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
+from ..nodes.batch_jobs import file_digest as sha256_of
 from . import model_files
 
 logger = logging.getLogger(__name__)
@@ -59,14 +59,6 @@ def _destinations(entry: dict) -> list[tuple[str, Path]]:
     if entry.get("kind") == "diffusers_folder":
         return [(f, target / f) for f in files]
     return [(files[0], target)]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _explain_http_error(exc: Exception, repo: str, filename: str) -> str:
