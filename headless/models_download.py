@@ -86,9 +86,10 @@ def fetch_file(repo: str, filename: str, destination: Path, *, expected_size: in
     """Download one file to ``destination`` (atomic, checked); returns what was done, in words."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
-    if destination.is_file() and model_files.file_problem(destination) is None and (
-            expected_size is None or destination.stat().st_size == expected_size):
-        return f"kept {destination} (already present and good; never overwritten)"
+    if destination.is_file() and model_files.file_problem(destination) is None:
+        size = destination.stat().st_size
+        note = "" if expected_size in (None, size) else f"; {size} bytes, not the official {expected_size}: left alone"
+        return f"kept {destination} (already present and readable; never overwritten{note})"
     staging = destination.parent / STAGING
     try:
         meta = get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision, endpoint=endpoint))

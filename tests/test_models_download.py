@@ -258,3 +258,19 @@ def test_shipped_registry_download_specs_are_consistent():
         assert e["group"]
         if e.get("kind") == "diffusers_folder":
             assert set(e["required_files"]) <= set(e["download"]["files"])
+
+
+def test_incomplete_folder_gets_only_its_missing_files(registry):
+    svd = registry["root"] / "diffusers" / "stable-video-diffusion-img2vid-xt-1-1"
+    for name in SVD_CONFIGS:
+        (svd / name).parent.mkdir(parents=True, exist_ok=True)
+        (svd / name).write_text('{"mine": true}')
+    assert model_files.check_entry(model_files.registry()[0]).status == "incomplete"
+    with hub_with_files(registry) as hub:
+        code, text = run_download(["svd_xt_1_1"], hub)
+        fetched = sorted(path.rsplit("/main/", 1)[1] for method, path, _ in hub.requests if method == "GET")
+    assert code == 0, text
+    assert fetched == sorted(SVD_WEIGHTS)  # the configs already there are kept, not fetched again
+    assert (svd / "vae" / "config.json").read_text() == '{"mine": true}'
+    assert model_files.check_entry(model_files.registry()[0]).status == "ok"
+    assert not any(p.name == models_download.STAGING for p in svd.rglob("*"))
