@@ -16,7 +16,7 @@ if [ ! -x "$PY" ]; then
          "Set PYTHON=/path/to/python3.x and run again." >&2
     exit 1
   fi
-  echo "[setup] creating virtual environment $VENV (first run: a few minutes, about 2.6 GB with a CPU torch)" >&2
+  echo "[setup] creating virtual environment $VENV (first run: a few minutes, about 2 GB with a CPU torch)" >&2
   if ! "$PYTHON" -m venv "$VENV"; then
     rm -rf "$VENV"
     echo "[setup] '$PYTHON -m venv' failed: on Debian/Ubuntu install the venv module with" \
