@@ -58,6 +58,6 @@ def load_pack(name: str = PACKAGE):
 if __name__ == "__main__":
     use_project_venv(sys.argv[1:])
     load_pack()
-    from motionguide.nodes.cli import main
+    from motionguide.headless.cli import main
 
     sys.exit(main())

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..nodes.batch_jobs import file_digest as sha256_of
+from ..batch.jobs import file_digest as sha256_of
 from . import model_files
 
 logger = logging.getLogger(__name__)

@@ -11,26 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
+from .execute import execute, written_files
 
 logger = logging.getLogger("motionguide.cli")
 
 PACK_ROOT = adapter.PACK_ROOT
-
-def node_classes() -> dict[str, type]:
-    """The pack's nodes plus stand-ins for the core/VHS file nodes (the pack wins on a name clash)."""
-    import importlib
-
-    from .core_standins import STANDIN_CLASSES
-
-    pack = importlib.import_module(__package__.rpartition(".")[0])
-    return {**STANDIN_CLASSES, **pack.NODE_CLASS_MAPPINGS}
-
 
 def _apply_dirs(args) -> None:
     if getattr(args, "models_dir", None):
@@ -39,45 +28,6 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
     if getattr(args, "output_dir", None):
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
-
-
-def _print_progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def execute(workflow: dict, targets: list[str] | None = None):
-    """Run a workflow with progress on stderr and Ctrl-C mapped to the pack's Cancel."""
-    from .workflow_runner import run_workflow
-
-    adapter.progress_listener = _print_progress
-    previous = signal.signal(signal.SIGINT, lambda *_: adapter.request_interrupt())
-    started = time.perf_counter()
-
-    def announce(node_id, class_type):
-        print(f"[{time.perf_counter() - started:7.1f}s] node {node_id}: {class_type}", file=sys.stderr)
-
-    try:
-        return run_workflow(workflow, node_classes(), targets=targets, on_node=announce)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        adapter.progress_listener = None
-        adapter.clear_interrupt()
-
-
-def _written_files(result) -> list[str]:
-    """Files the workflow saved as outputs (previews in the temp folder are left out)."""
-    files = []
-    for ui in result.ui.values():
-        for key in ("gifs", "images", "files"):
-            for entry in ui.get(key, []) or []:
-                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == "output":
-                    files.append(str(adapter.output_directory() / entry.get("subfolder", "") / entry["filename"]))
-    return files
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -100,7 +50,7 @@ def cmd_run(args) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"ran {len(result.order)} nodes")
-    for path in _written_files(result):
+    for path in written_files(result):
         print(f"wrote {path}")
     return 0
 
@@ -110,7 +60,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from ..headless import doctor
+    from . import doctor
 
     _apply_dirs(args)
     return doctor.run()
@@ -160,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the model files, or download them from their official sources "
                                            "(opt-in: nothing is ever downloaded unless you run this)")
-    from ..headless import models_download
+    from . import models_download
 
     for command in models_download.add_arguments(models):
         dirs(command, inputs=False)
@@ -173,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     try:
-        from . import batch_client
+        from ..batch import client as batch_client
     except ImportError as exc:  # aiohttp missing: the rest of the CLI still works
         logger.debug("batch client unavailable: %s", exc)
     else:
