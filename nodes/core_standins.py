@@ -115,7 +115,14 @@ class VHS_VideoCombine:
             "format": (["video/h264-mp4", "image/gif", "image/webp"],),
             "pingpong": ("BOOLEAN", {"default": False}),
             "save_output": ("BOOLEAN", {"default": True}),
-        }, "optional": {"audio": ("AUDIO",)}}
+        }, "optional": {
+            "audio": ("AUDIO",),
+            # video/h264-mp4's own widgets (VHS adds them for that format; ours writes through PyAV)
+            "pix_fmt": (["yuv420p"], {"default": "yuv420p"}),
+            "crf": ("INT", {"default": 19, "min": 0, "max": 51, "step": 1}),
+            "save_metadata": ("BOOLEAN", {"default": True}),
+            "trim_to_audio": ("BOOLEAN", {"default": False}),
+        }}
 
     RETURN_TYPES = ("VHS_FILENAMES",)
     RETURN_NAMES = ("Filenames",)
@@ -124,7 +131,8 @@ class VHS_VideoCombine:
     CATEGORY = "Video Helper Suite"
 
     def combine_video(self, images, frame_rate, loop_count=0, filename_prefix="MotionGuide",
-                      format="video/h264-mp4", pingpong=False, save_output=True, audio=None):
+                      format="video/h264-mp4", pingpong=False, save_output=True, audio=None, pix_fmt="yuv420p",
+                      crf=19, save_metadata=True, trim_to_audio=False):
         import numpy as np
 
         from ..pipelines.output_paths import unique_path
@@ -134,8 +142,10 @@ class VHS_VideoCombine:
         if pingpong:
             frames = np.concatenate([frames, frames[-2:0:-1]])
         extension = {"video/h264-mp4": ".mp4", "image/gif": ".gif", "image/webp": ".webp"}[format]
-        path = write_video(frames, frame_rate, unique_path(adapter.output_directory(), filename_prefix, extension))
-        logger.info("[MotionGuide] wrote %s (%d frames at %.2f fps)", path, len(frames), frame_rate)
+        path = write_video(frames, frame_rate, unique_path(adapter.output_directory(), filename_prefix, extension),
+                           crf=crf, pix_fmt=pix_fmt)
+        logger.info("[MotionGuide] wrote %s (%d frames at %.2f fps%s)", path, len(frames), frame_rate,
+                    f", H.264 crf {crf}" if extension == ".mp4" else "")
         entry = dict(_ui_entry(path), format=format, frame_rate=frame_rate)
         return {"ui": {"gifs": [entry]}, "result": ((save_output, [str(path)]),)}
 
@@ -236,8 +246,8 @@ class SaveVideo:
         from ..pipelines.output_paths import unique_path
         from ..pipelines.video.io import to_uint8, write_video
 
-        path = write_video(to_uint8(video.images), video.fps,
-                           unique_path(adapter.output_directory(), filename_prefix, ".mp4"))
+        path = write_video(to_uint8(video.images), video.fps,  # core SaveVideo: H.264 at libx264's default crf
+                           unique_path(adapter.output_directory(), filename_prefix, ".mp4"), crf=23)
         return {"ui": {"images": [_ui_entry(path)], "animated": (True,)}, "result": ()}
 
 
