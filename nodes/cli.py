@@ -1,6 +1,6 @@
 """Command line: run workflows headless, check the installation, run the demo, queue batches on ComfyUI servers.
 
-    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
+    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--targets NODES] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
@@ -38,6 +38,65 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
     if getattr(args, "output_dir", None):
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
+    if getattr(args, "temp_dir", None):
+        os.environ["MOTIONGUIDE_TEMP_DIR"] = str(Path(args.temp_dir).resolve())
+
+
+TEMP_MARKER = ".motionguide-temp"  # a temp folder holding this file is ours to clear
+
+
+def fresh_temp_directory() -> tuple[Path, bool]:
+    """ComfyUI's temp semantics for a headless run: previews go to the temp folder, which is emptied when a run
+    starts (ComfyUI empties its own at server start). Returns (folder, emptied). The default folder
+    (``<system temp>/motionguide``) and folders this tool created (they hold ``TEMP_MARKER``) are emptied; a
+    non-empty folder of someone else's (``--temp-dir``) is used as it is, with a warning."""
+    import shutil
+
+    folder = adapter.temp_directory()
+    ours = (folder / TEMP_MARKER).is_file() or folder == adapter.default_temp_directory()
+    if folder.is_dir() and ours:
+        for entry in folder.iterdir():
+            if entry.name == TEMP_MARKER:
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+            except OSError as exc:  # another user's file in a shared /tmp folder: leave it
+                logger.debug("could not remove %s: %s", entry, exc)
+    elif folder.is_dir() and any(folder.iterdir()):
+        logger.warning("Temp folder %s was not made by MotionGuide; previews are added to it and it is not emptied.",
+                       folder)
+        return folder, False
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / TEMP_MARKER).write_text("MotionGuide previews; emptied at the start of every cli.py run/demo\n")
+    return folder, True
+
+
+def announce_folders() -> None:
+    """Say where a headless run reads and writes, before it starts (and empty the previews folder)."""
+    temp, emptied = fresh_temp_directory()
+    print(f"inputs: {adapter.input_directory()} (--input-dir, or give a file path with --set)\n"
+          f"outputs: {adapter.output_directory()} (--output-dir)\n"
+          f"previews: {temp} (--temp-dir; {'emptied at the start of every run' if emptied else 'kept: not ours'})",
+          file=sys.stderr)
+
+
+def report_failure(exc: BaseException, verbose: bool = False) -> int:
+    """What ``run`` and ``demo`` print for a failed workflow (exit code 2), instead of a traceback."""
+    import traceback
+
+    from .workflow_runner import NodeExecutionError
+
+    print(f"error: {exc}", file=sys.stderr)
+    if isinstance(exc, NodeExecutionError):
+        if verbose and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        else:
+            print("  (`python cli.py -v ...` shows the full traceback; `python cli.py doctor` checks the model files)",
+                  file=sys.stderr)
+    return 2
 
 
 def _print_progress(done: int, total: int, label: str) -> None:
@@ -51,7 +110,7 @@ def _print_progress(done: int, total: int, label: str) -> None:
 
 def execute(workflow: dict, targets: list[str] | None = None):
     """Run a workflow with progress on stderr and Ctrl-C mapped to the pack's Cancel."""
-    from .workflow_runner import run_workflow
+    from .workflow_runner import NodeExecutionError, run_workflow
 
     adapter.progress_listener = _print_progress
     previous = signal.signal(signal.SIGINT, lambda *_: adapter.request_interrupt())
@@ -62,20 +121,34 @@ def execute(workflow: dict, targets: list[str] | None = None):
 
     try:
         return run_workflow(workflow, node_classes(), targets=targets, on_node=announce)
+    except NodeExecutionError as exc:
+        if isinstance(exc.__cause__, adapter.Interrupted):  # Ctrl-C inside a node is a cancel, not a node failure
+            raise exc.__cause__ from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         adapter.progress_listener = None
         adapter.clear_interrupt()
 
 
-def _written_files(result) -> list[str]:
-    """Files the workflow saved as outputs (previews in the temp folder are left out)."""
+def _written_files(result, kind: str = "output") -> list[str]:
+    """Files the workflow saved as outputs (``kind="temp"``: its previews in the temp folder)."""
     files = []
     for ui in result.ui.values():
         for key in ("gifs", "images", "files"):
             for entry in ui.get(key, []) or []:
-                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == "output":
-                    files.append(str(adapter.output_directory() / entry.get("subfolder", "") / entry["filename"]))
+                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == kind:
+                    files.append(str(adapter.directory_of_type(kind) / entry.get("subfolder", "") / entry["filename"]))
+    return files
+
+
+def print_written(result) -> list[str]:
+    files = _written_files(result)
+    for path in files:
+        print(f"wrote {path}")
+    previews = _written_files(result, "temp")
+    if previews:
+        print(f"previews: {len(previews)} files in {adapter.temp_directory()} (emptied at the next run)")
     return files
 
 
@@ -83,24 +156,27 @@ def _written_files(result) -> list[str]:
 # run
 
 
+RUN_FAILURES = (ValueError, RuntimeError, OSError)  # WorkflowError, NodeExecutionError, missing files, disk errors
+
+
 def cmd_run(args) -> int:
-    from .workflow_runner import NodeExecutionError, WorkflowError, load_workflow, set_input
+    from .workflow_runner import load_workflow, set_input
 
     _apply_dirs(args)
     try:
         workflow = load_workflow(args.workflow)
+        classes = node_classes()
         for assignment in args.set or []:
-            set_input(workflow, assignment)
-        result = execute(workflow, targets=args.targets.split(",") if args.targets else None)
-    except (WorkflowError, NodeExecutionError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            set_input(workflow, assignment, classes)
+        announce_folders()
+        result = execute(workflow, targets=[t for t in args.targets.split(",") if t] if args.targets else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
     except adapter.Interrupted:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"ran {len(result.order)} nodes")
-    for path in _written_files(result):
-        print(f"wrote {path}")
+    print_written(result)
     return 0
 
 
@@ -215,7 +291,13 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     _apply_dirs(args)
-    return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    try:
+        return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
+    except adapter.Interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -230,13 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", help="ComfyUI-style models directory (default: $MOTIONGUIDE_MODELS_DIR, "
                                             "ComfyUI/models when installed in custom_nodes, else ./models)")
         if inputs:
-            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input)")
+            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input); "
+                                               "a --set value may also be the path of your own file")
             p.add_argument("--output-dir", help="where outputs are written (default ./output)")
+            p.add_argument("--temp-dir", help="where previews go, emptied at the start of every run "
+                                              "(default: $MOTIONGUIDE_TEMP_DIR, else <system temp>/motionguide)")
 
     run = sub.add_parser("run", help="run an API-format workflow headless")
     run.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
-    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE", help="override an input (repeatable)")
-    run.add_argument("--targets", help="comma-separated node ids to compute (default: all nodes)")
+    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE",
+                     help="override an input (repeatable); NODE is a node id or its title, e.g. "
+                          "--set \"Pose-Guided Sampler.seed=7\" or --set \"Reference image.image=/path/me.png\"")
+    run.add_argument("--targets", help="comma-separated node ids or titles to compute; only they and the nodes "
+                                       "they need are checked and run (default: all nodes)")
     dirs(run)
     run.set_defaults(handler=cmd_run)
 

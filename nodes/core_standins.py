@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import comfy_adapter as adapter
 
@@ -21,10 +22,43 @@ def _files(extensions) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix.lower() in extensions)
 
 
-def _input_path(name: str):
-    path = adapter.input_directory() / name
-    if not path.is_file():
-        raise FileNotFoundError(f"Input file '{name}' is not in {adapter.input_directory()}.")
+def _find_input(name: str) -> Path | None:
+    """A file of the input folder, or (headless only: these stand-ins never run inside ComfyUI) a path to the user's
+    own file, absolute or relative to the current folder."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    inside = adapter.input_directory() / name
+    if inside.is_file():
+        return inside
+    own = Path(name).expanduser()
+    return own.resolve() if own.is_file() else None
+
+
+def _missing_input(name, kind: str, extensions, example: str) -> str:
+    folder = adapter.input_directory()
+    present = _files(extensions)
+    listing = (f"Files there: {', '.join(present[:12])}{' ...' if len(present) > 12 else ''}." if present else
+               "That folder has no such files." if folder.is_dir() else "That folder does not exist.")
+    return (f"{kind} {name!r} was not found. Inputs are read from {folder} (change it with --input-dir), or give "
+            f"the path of your own file, e.g. --set \"NODE.{example}=/path/to/file\". {listing}")
+
+
+def _check_input(name, kind: str, extensions, example: str):
+    """VALIDATE_INPUTS verdict for a file input: True, or a message saying where inputs are read from."""
+    if name is None:  # linked from another node: checked when it runs
+        return True
+    path = _find_input(name)
+    if path is None:
+        return _missing_input(name, kind, extensions, example)
+    if path.suffix.lower() not in extensions:
+        return f"{kind} '{path}' is not one of the supported types ({', '.join(sorted(extensions))})."
+    return True
+
+
+def _input_path(name: str) -> Path:
+    path = _find_input(name)
+    if path is None:
+        raise FileNotFoundError(_missing_input(name, "Input file", (), "image"))
     return path
 
 
@@ -52,6 +86,12 @@ class LoadImage:
     RETURN_TYPES = ("IMAGE", "MASK")
     FUNCTION = "load_image"
     CATEGORY = "image"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image):
+        from ..pipelines.video.io import IMAGE_EXTENSIONS
+
+        return _check_input(image, "Image", IMAGE_EXTENSIONS, "image")
 
     def load_image(self, image):
         import torch
@@ -81,6 +121,12 @@ class VHS_LoadVideo:
     RETURN_NAMES = ("IMAGE", "frame_count", "audio", "video_info")
     FUNCTION = "load_video"
     CATEGORY = "Video Helper Suite"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return _check_input(video, "Video", VIDEO_EXTENSIONS, "video")
 
     def load_video(self, video, force_rate=0, custom_width=0, custom_height=0, frame_load_cap=0,
                    skip_first_frames=0, select_every_nth=1, format="None"):
@@ -195,6 +241,12 @@ class LoadVideo:
     RETURN_TYPES = ("VIDEO",)
     FUNCTION = "load_video"
     CATEGORY = "image/video"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, file):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return _check_input(file, "Video", VIDEO_EXTENSIONS, "file")
 
     def load_video(self, file):
         from ..pipelines.video.io import from_uint8, read_video

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from . import sockets as S
-from .comfy_adapter import (Progress, input_directory, list_model_files, model_folder_paths, output_directory,
-                            resolve_model_path)
+from .comfy_adapter import (Progress, check_model_file, input_directory, list_model_files, model_folder_paths,
+                            output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -77,6 +77,10 @@ class MotionGuideLoadSMPLModel:
     FUNCTION = "load"
     CATEGORY = "MotionGuide/loaders"
     DESCRIPTION = "Loads an SMPL or SMPL-X body model from models/smpl, reading official pickles without chumpy."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_file):
+        return True if model_file == AUTO_MODEL else check_model_file("smpl", model_file)
 
     def load(self, model_file, gender):
         from ..pipelines.smpl.body_model import load_body_model
