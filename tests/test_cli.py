@@ -45,7 +45,7 @@ def test_run_workflow_with_override_and_errors(tmp_path):
 # In-process: messages of `run` and `demo` (issue 12 items 8, 9, 11)
 
 def _main(*args):
-    from motionguide.nodes.cli import main
+    from motionguide.headless.cli import main
 
     return main([str(a) for a in args])
 
@@ -118,8 +118,8 @@ def test_readme_run_example_sets_a_real_seed():
     import re
     import shlex
 
-    from motionguide.nodes.cli import node_classes
-    from motionguide.nodes.workflow_runner import load_workflow, set_input
+    from motionguide.headless.execute import node_classes
+    from motionguide.headless.workflow_runner import load_workflow, set_input
 
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"python cli\.py run (.+?)# any API-format", readme, re.S).group(1).replace("\\\n", " ")
@@ -133,8 +133,8 @@ def test_readme_run_example_sets_a_real_seed():
 
 def test_missing_smpl_and_hmr2_files_name_the_folder_and_the_download(tmp_path):
     from motionguide.nodes import comfy_adapter
-    from motionguide.nodes.cli import node_classes
-    from motionguide.nodes.workflow_runner import validate_workflow
+    from motionguide.headless.execute import node_classes
+    from motionguide.headless.workflow_runner import validate_workflow
 
     workflow = {"1": {"class_type": "MotionGuideLoadSMPLModel", "inputs": {"model_file": "SMPL_NEUTRAL.pkl",
                                                                           "gender": "neutral"}},
@@ -153,7 +153,7 @@ def test_missing_smpl_and_hmr2_files_name_the_folder_and_the_download(tmp_path):
 
 
 def test_demo_reports_a_broken_model_file_without_a_traceback(tmp_path, monkeypatch, capsys):
-    from motionguide.nodes import demo
+    from motionguide.headless import demo
 
     broken = tmp_path / "models"
     (broken / "dwpose").mkdir(parents=True)

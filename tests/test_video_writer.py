@@ -106,7 +106,7 @@ def test_gif_and_webp_keep_all_frames_and_existing_files_are_never_replaced(tmp_
 
 
 def test_vhs_video_combine_stand_in_writes_h264_at_the_requested_crf(tmp_path, monkeypatch):
-    from motionguide.nodes.core_standins import VHS_VideoCombine
+    from motionguide.headless.core_standins import VHS_VideoCombine
     from motionguide.pipelines.video.io import from_uint8
 
     monkeypatch.setenv("MOTIONGUIDE_OUTPUT_DIR", str(tmp_path))

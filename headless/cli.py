@@ -10,26 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
+from .execute import announce_folders, execute, node_classes, print_written, report_failure
+from .model_files import model_report
 
 logger = logging.getLogger("motionguide.cli")
 
 PACK_ROOT = adapter.PACK_ROOT
-
-def node_classes() -> dict[str, type]:
-    """The pack's nodes plus stand-ins for the core/VHS file nodes (the pack wins on a name clash)."""
-    import importlib
-
-    from .core_standins import STANDIN_CLASSES
-
-    pack = importlib.import_module(__package__.rpartition(".")[0])
-    return {**STANDIN_CLASSES, **pack.NODE_CLASS_MAPPINGS}
-
 
 def _apply_dirs(args) -> None:
     if getattr(args, "models_dir", None):
@@ -40,116 +30,6 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
     if getattr(args, "temp_dir", None):
         os.environ["MOTIONGUIDE_TEMP_DIR"] = str(Path(args.temp_dir).resolve())
-
-
-TEMP_MARKER = ".motionguide-temp"  # a temp folder holding this file is ours to clear
-
-
-def fresh_temp_directory() -> tuple[Path, bool]:
-    """ComfyUI's temp semantics for a headless run: previews go to the temp folder, which is emptied when a run
-    starts (ComfyUI empties its own at server start). Returns (folder, emptied). The default folder
-    (``<system temp>/motionguide``) and folders this tool created (they hold ``TEMP_MARKER``) are emptied; a
-    non-empty folder of someone else's (``--temp-dir``) is used as it is, with a warning."""
-    import shutil
-
-    folder = adapter.temp_directory()
-    ours = (folder / TEMP_MARKER).is_file() or folder == adapter.default_temp_directory()
-    if folder.is_dir() and ours:
-        for entry in folder.iterdir():
-            if entry.name == TEMP_MARKER:
-                continue
-            try:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink(missing_ok=True)
-            except OSError as exc:  # another user's file in a shared /tmp folder: leave it
-                logger.debug("could not remove %s: %s", entry, exc)
-    elif folder.is_dir() and any(folder.iterdir()):
-        logger.warning("Temp folder %s was not made by MotionGuide; previews are added to it and it is not emptied.",
-                       folder)
-        return folder, False
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / TEMP_MARKER).write_text("MotionGuide previews; emptied at the start of every cli.py run/demo\n")
-    return folder, True
-
-
-def announce_folders() -> None:
-    """Say where a headless run reads and writes, before it starts (and empty the previews folder)."""
-    temp, emptied = fresh_temp_directory()
-    print(f"inputs: {adapter.input_directory()} (--input-dir, or give a file path with --set)\n"
-          f"outputs: {adapter.output_directory()} (--output-dir)\n"
-          f"previews: {temp} (--temp-dir; {'emptied at the start of every run' if emptied else 'kept: not ours'})",
-          file=sys.stderr)
-
-
-def report_failure(exc: BaseException, verbose: bool = False) -> int:
-    """What ``run`` and ``demo`` print for a failed workflow (exit code 2), instead of a traceback."""
-    import traceback
-
-    from .workflow_runner import NodeExecutionError
-
-    print(f"error: {exc}", file=sys.stderr)
-    if isinstance(exc, NodeExecutionError):
-        if verbose and exc.__cause__ is not None:
-            traceback.print_exception(exc.__cause__, file=sys.stderr)
-        else:
-            print("  (`python cli.py -v ...` shows the full traceback; `python cli.py doctor` checks the model files)",
-                  file=sys.stderr)
-    return 2
-
-
-def _print_progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def execute(workflow: dict, targets: list[str] | None = None):
-    """Run a workflow with progress on stderr and Ctrl-C mapped to the pack's Cancel."""
-    from .workflow_runner import NodeExecutionError, run_workflow
-
-    adapter.progress_listener = _print_progress
-    previous = signal.signal(signal.SIGINT, lambda *_: adapter.request_interrupt())
-    started = time.perf_counter()
-
-    def announce(node_id, class_type):
-        print(f"[{time.perf_counter() - started:7.1f}s] node {node_id}: {class_type}", file=sys.stderr)
-
-    try:
-        return run_workflow(workflow, node_classes(), targets=targets, on_node=announce)
-    except NodeExecutionError as exc:
-        if isinstance(exc.__cause__, adapter.Interrupted):  # Ctrl-C inside a node is a cancel, not a node failure
-            raise exc.__cause__ from None
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        adapter.progress_listener = None
-        adapter.clear_interrupt()
-
-
-def _written_files(result, kind: str = "output") -> list[str]:
-    """Files the workflow saved as outputs (``kind="temp"``: its previews in the temp folder)."""
-    files = []
-    for ui in result.ui.values():
-        for key in ("gifs", "images", "files"):
-            for entry in ui.get(key, []) or []:
-                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == kind:
-                    files.append(str(adapter.directory_of_type(kind) / entry.get("subfolder", "") / entry["filename"]))
-    return files
-
-
-def print_written(result) -> list[str]:
-    files = _written_files(result)
-    for path in files:
-        print(f"wrote {path}")
-    previews = _written_files(result, "temp")
-    if previews:
-        print(f"previews: {len(previews)} files in {adapter.temp_directory()} (emptied at the next run)")
-    return files
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -210,36 +90,6 @@ def _opengl_backends() -> list[str]:
     return found
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def model_report() -> list[tuple[str, bool, str]]:
-    """(model id, present, detail) for every registry entry, with the exact expected path(s)."""
-    rows = []
-    for entry in adapter.model_registry()["models"]:
-        folders = adapter.model_folder_paths(entry["folder"])
-        names = [entry["name"], *entry.get("alternatives", [])]
-        hit = next((base / n for base in folders for n in names if (base / n).exists()), None)
-        if hit is None:
-            expected = folders[0] / entry["name"]
-            size = f", {entry['size'] / 1e9:.2f} GB" if entry.get("size") else ""
-            optional = " (optional)" if entry.get("optional") else ""
-            rows.append((entry["id"], False, f"missing{optional}: {expected}{size} — from {entry['source']}"))
-            continue
-        detail = f"{hit} ({_size(hit) / 1e6:.1f} MB)"
-        missing_parts = [f for f in entry.get("required_files", []) if not (hit / f).exists()]
-        if missing_parts:
-            rows.append((entry["id"], False, f"incomplete: {hit} lacks {', '.join(missing_parts)}"))
-            continue
-        if entry.get("size") and hit.is_file() and hit.stat().st_size != entry["size"]:
-            detail += f" — size differs from the official {entry['size']} bytes (a conversion?)"
-        rows.append((entry["id"], True, detail))
-    return rows
-
-
 def cmd_doctor(args) -> int:
     _apply_dirs(args)
     import platform
@@ -268,7 +118,7 @@ def cmd_doctor(args) -> int:
           + f"; PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM', '(unset)')}")
     for name in ("diffusers", "transformers", "smplx", "trimesh", "pyrender", "cv2", "numpy", "safetensors"):
         print(f"{name}: {_version(name)}")
-    from .registry import UNAVAILABLE
+    from ..nodes.registry import UNAVAILABLE
 
     import importlib
 
@@ -339,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     try:
-        from . import batch_client
+        from ..batch import client as batch_client
     except ImportError as exc:  # aiohttp missing: the rest of the CLI still works
         logger.debug("batch client unavailable: %s", exc)
     else:

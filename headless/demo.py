@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ SMOKE_OVERRIDES = {
 
 def missing_real_models() -> list[str]:
     """Ids of the real model files the demo needs that are not found (any alternative in a group counts)."""
-    from .cli import model_report
+    from .model_files import model_report
 
     present = {model_id for model_id, ok, _ in model_report() if ok}
     return [" or ".join(group) for group in REAL_MODELS_NEEDED if not present.intersection(group)]
@@ -68,7 +68,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .cli import announce_folders, execute, print_written
+    from .execute import announce_folders, execute, print_written
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
 
