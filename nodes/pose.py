@@ -78,7 +78,9 @@ class MotionGuideDetectPose:
                                "Frames without a person: interpolate from neighbouring frames, leave empty, or "
                                "keep the reference's whole-image guess."}),
             "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
-                       "onnxruntime provider: CUDA when onnxruntime-gpu is installed (auto), or the CPU."}),
+                       "onnxruntime provider. auto: CUDA when ComfyUI runs on a CUDA GPU and the installed "
+                       "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
+                       "cpu: always the CPU."}),
         }}
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
@@ -93,6 +95,7 @@ class MotionGuideDetectPose:
             return ([], _to_image_tensor(np.zeros((0, height, width, 3), np.uint8)))
         det_path = adapter.resolve_model_path("dwpose", detector)
         pose_path = adapter.resolve_model_path("dwpose", pose_model)
+        device = adapter.onnx_device(device)
         key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
         detected = wholebody.DETECTIONS.get(key)
         progress = adapter.Progress(count * 2, "Detect Pose")
