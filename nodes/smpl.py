@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import sockets as S
-from .comfy_adapter import (Progress, check_interrupt, input_directory, input_path, list_model_files,
-                            model_folder_paths, output_directory, resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, check_model_file, input_directory, input_path,
+                            list_model_files, model_folder_paths, output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -79,6 +79,10 @@ class MotionGuideLoadSMPLModel:
     FUNCTION = "load"
     CATEGORY = "MotionGuide/loaders"
     DESCRIPTION = "Loads an SMPL or SMPL-X body model from models/smpl, reading official pickles without chumpy."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_file):
+        return True if model_file == AUTO_MODEL else check_model_file("smpl", model_file)
 
     def load(self, model_file, gender):
         from ..pipelines.smpl.body_model import load_body_model
