@@ -70,7 +70,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .execute import execute, written_files
+    from .execute import announce_folders, execute, print_written
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()
@@ -90,13 +90,12 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
     os.environ.setdefault("MOTIONGUIDE_INPUT_DIR", str(SAMPLE_INPUTS))
     if output_dir is not None:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(output_dir.resolve())
+    announce_folders()
     started = time.perf_counter()
     result = execute(workflow)
-    files = written_files(result)
     label = "SMOKE RUN (tiny random models) " if smoke else ""
     print(f"{label}finished in {time.perf_counter() - started:.1f}s")
-    for path in files:
-        print(f"wrote {path}")
+    files = print_written(result)
     for path in guidance_previews():
         print(f"wrote {path} (3D guidance: pose maps | depth | normals | body parts)")
     return 0 if files else 1

@@ -170,6 +170,18 @@ def resolve_model_path(key: str, name: str) -> Path:
     raise FileNotFoundError(f"Model file '{name}' was not found in the '{key}' folder ({folders}). {_remedy(key, name)}")
 
 
+def check_model_file(key: str, name) -> bool | str:
+    """A ``VALIDATE_INPUTS`` verdict for a model-file combo: True when ``name`` is found in folder ``key``, else the
+    message naming the folders searched and where to download it (instead of ComfyUI's bare "not in list")."""
+    if name is None:  # linked from another node
+        return True
+    try:
+        resolve_model_path(key, str(name))
+    except FileNotFoundError as exc:
+        return str(exc)
+    return True
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Devices, dtypes, memory
 
@@ -455,11 +467,16 @@ def output_directory() -> Path:
     return Path(os.environ.get("MOTIONGUIDE_OUTPUT_DIR", Path.cwd() / "output"))
 
 
+def default_temp_directory() -> Path:
+    """Where previews go outside ComfyUI unless MOTIONGUIDE_TEMP_DIR says otherwise (the CLI empties it per run)."""
+    return Path(tempfile.gettempdir()) / "motionguide"
+
+
 def temp_directory() -> Path:
     folder_paths = _comfy_module("folder_paths")
     if folder_paths is not None:
         return Path(folder_paths.get_temp_directory())
-    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", Path(tempfile.gettempdir()) / "motionguide"))
+    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", default_temp_directory()))
 
 
 def directory_of_type(kind: str) -> Path:

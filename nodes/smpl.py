@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import sockets as S
-from .comfy_adapter import (Progress, check_interrupt, input_directory, input_path, list_model_files,
-                            model_folder_paths, output_directory, resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, check_model_file, input_directory, input_path,
+                            list_model_files, model_folder_paths, output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -102,6 +102,10 @@ class MotionGuideLoadSMPLModel:
     CATEGORY = "MotionGuide/loaders"
     DESCRIPTION = ("Loads the body that performs SMPL-format motion: the built-in licence-free Anny body (default, "
                    "no files) or an SMPL/SMPL-X file from models/smpl (official pickles read without chumpy).")
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_file):
+        return True if model_file == AUTO_MODEL else check_model_file("smpl", model_file)
 
     def load(self, model_file, gender):
         if model_file == ANNY_MODEL:
