@@ -105,7 +105,7 @@ class MotionGuideLoadSMPLModel:
 
     @classmethod
     def VALIDATE_INPUTS(cls, model_file):
-        return True if model_file == AUTO_MODEL else check_model_file("smpl", model_file)
+        return True if model_file in (AUTO_MODEL, ANNY_MODEL) else check_model_file("smpl", model_file)
 
     def load(self, model_file, gender):
         if model_file == ANNY_MODEL:
