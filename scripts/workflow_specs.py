@@ -206,7 +206,7 @@ smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4
         N(9, "MotionGuideEstimateSMPL", (1060, 360),
           {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
-        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
+        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9), "smpl_model": L(7)}),
         N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(8),
                                                         "smpl_model": L(7)}),
         N(12, "MotionGuideSMPLToPose", (2140, 160), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),

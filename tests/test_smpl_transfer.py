@@ -182,3 +182,53 @@ def test_frames_without_person_are_filled_not_used(model):
     out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
     assert not out["valid"][3]
     np.testing.assert_allclose(out["transl"][3], (out["transl"][2] + out["transl"][4]) / 2, atol=1e-4)
+
+
+def _keypoints_of(model, seq, frame=0):
+    """What a perfect detector sees: the body's projected OpenPose-18 joints, score 0.9."""
+    _, joints = model.forward(seq["betas"][frame:frame + 1], seq["global_orient"][frame:frame + 1],
+                              seq["body_pose"][frame:frame + 1], seq["transl"][frame:frame + 1])
+    uv = tr.project(tr.openpose_points(model, joints.double().numpy()), seq["K"][frame:frame + 1])[0]
+    uv[1] = (uv[2] + uv[5]) / 2
+    return np.concatenate([uv, np.full((18, 1), 0.9)], 1)
+
+
+def test_reference_body_is_fitted_to_its_keypoints_not_to_a_tight_box(model):
+    # the true reference stands at 12 m; its estimate says 20 m and carries the tight keypoint box (eyes to
+    # ankles, as controlnet_aux or Load Pose JSON give it) and the keypoints themselves
+    truth = reference_seq(model, np.eye(10)[0] * 1.0, depth=12.0)
+    kp = _keypoints_of(model, truth)
+    tight = [kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]
+    estimate = reference_seq(model, np.eye(10)[0] * 1.0, box=tight, depth=20.0)
+    drv = walking(frames=4, betas=np.zeros(10))
+    drv["body_pose"][:] = truth["body_pose"][0]
+    drv["transl"][:] = drv["transl"][0]
+    boxed = tr.transfer_shape(drv, estimate, model, ground=False)
+    with_kp = tr.transfer_shape(drv, dict(estimate, keypoints=kp[None]), model, ground=False)
+    root = lambda s: s["transl"][0] + model.rest_joints(s["betas"][:1])[0, 0]  # noqa: E731
+    # the keypoint fit finds the true placement (sub-millimetre); the tight box made the body ~8 % small
+    np.testing.assert_allclose(root(with_kp), root(truth), atol=1e-3)
+    assert root(boxed)[2] / root(truth)[2] > 1.05
+    np.testing.assert_allclose(_keypoints_of(model, with_kp)[:, :2], kp[:, :2], atol=0.05)
+    assert "keypoints" not in with_kp  # the reference's keypoints are not the result's
+
+
+def test_driving_camera_places_the_body_for_the_driving_frame(model):
+    ref = reference_seq(model, np.eye(10)[0] * 0.5, depth=40.0)  # 512×768, HMR2 focal
+    drv = walking(frames=5, betas=np.zeros(10))  # 576×1024
+    drv["K"][:] = default_intrinsics(1024, 576)
+    drv["image_size"] = (1024, 576)  # a landscape driving video with another focal length
+    for trajectory in ("relative", "lock_root"):
+        ref_out = tr.transfer_shape(drv, ref, model, trajectory=trajectory, fit_box=False, ground=False)
+        drv_out = tr.transfer_shape(drv, ref, model, trajectory=trajectory, fit_box=False, ground=False,
+                                    camera="driving")
+        assert drv_out["image_size"] == (1024, 576)
+        # the body starts at the same spot of the frame, fills the same share of its height and moves by the same
+        # share of it in both cameras
+        centre = lambda s: (s["bbox"][:, 0] + s["bbox"][:, 2]) / 2  # noqa: E731
+        assert centre(drv_out)[0] / 1024 == pytest.approx(centre(ref_out)[0] / 512, abs=2e-3)
+        np.testing.assert_allclose((centre(drv_out) - centre(drv_out)[0]) / 576,
+                                   (centre(ref_out) - centre(ref_out)[0]) / 768, atol=2e-3)
+        np.testing.assert_allclose(drv_out["bbox"][:, [1, 3]] / 576, ref_out["bbox"][:, [1, 3]] / 768, atol=2e-3)
+        np.testing.assert_allclose((drv_out["bbox"][:, 2] - drv_out["bbox"][:, 0]) / 576,
+                                   (ref_out["bbox"][:, 2] - ref_out["bbox"][:, 0]) / 768, atol=2e-3)

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .joints import OPENPOSE18_FROM_SMPL45  # noqa: F401  (re-exported: the body model's OpenPose map)
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)
 
-# OpenPose-18 body keypoints from smplx's 45 SMPL joints (24 skeleton joints + nose, eyes, ears, feet, tips).
-OPENPOSE18_FROM_SMPL45 = [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
 # SMPL-X joints giving the same 45-joint layout: 22 body joints, the middle-finger bases standing in for SMPL's
 # hand joints, then the 21 vertex landmarks (nose ... right pinky tip).
 SMPLX_TO_SMPL45 = list(range(22)) + [28, 43] + list(range(55, 76))

@@ -14,6 +14,7 @@ A sequence is a dict:
 | ``bbox`` | float32 (T,4) person box x0,y0,x1,y1 in pixels (zeros = unknown) |
 | ``fps`` | float |
 | ``model_type`` | ``"smpl"`` or ``"smplx"`` |
+| ``keypoints`` | optional float32 (T,18,3): the 2D OpenPose-18 body keypoints (pixels, score) the estimate came from |
 """
 from __future__ import annotations
 
@@ -23,23 +24,22 @@ from pathlib import Path
 import numpy as np
 
 from ..output_paths import new_file
+from .pinhole import intrinsics
 from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
 
 NUM_BETAS = 10
 PER_FRAME = ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbox")
+OPTIONAL_PER_FRAME = ("keypoints",)
 WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
           "bbox": (4,)}
-HMR2_FOCAL = 5000.0 / 256.0  # HMR2 / Champ: focal = 5000/256 · max(W, H) pixels
 DEFAULT_FPS = 30.0
 
 
 def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
-    """HMR2 convention: f = 5000/256·max(W,H), principal point at the image centre. (3,3), or (T,3,3)."""
-    f = HMR2_FOCAL * max(width, height)
-    k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
-    return k if frames is None else np.repeat(k[None], frames, 0)
+    """float32 intrinsics by HMR2's rule (:func:`.pinhole.intrinsics`): (3,3), or (T,3,3)."""
+    return intrinsics((width, height), frames=frames, dtype=np.float32)
 
 
 def _first_bad_frame(values: np.ndarray) -> int | None:
@@ -127,6 +127,12 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
             if bad is not None:
                 raise ValueError(f"{name}: '{key}' holds NaN or inf at frame {bad}; fix or drop that frame "
                                  "(mark frames without a person with valid=False instead).")
+    if seq.get("keypoints") is not None:
+        keypoints = np.asarray(seq["keypoints"], dtype=np.float32)
+        if keypoints.shape != (frames, 18, 3):
+            raise ValueError(f"{name}: 'keypoints' must be ({frames},18,3) OpenPose-18 (x, y, score) pixels, got "
+                             f"shape {keypoints.shape}.")
+        out["keypoints"] = np.nan_to_num(keypoints)
     for key, value in seq.items():  # extra entries (e.g. 'source') are kept
         if key not in out:
             out[key] = value
@@ -147,7 +153,7 @@ def save_sequence(seq: dict, path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         path = path.with_suffix(".npz")
-    arrays = {key: seq[key] for key in PER_FRAME}
+    arrays = {key: seq[key] for key in PER_FRAME + OPTIONAL_PER_FRAME if seq.get(key) is not None}
     arrays.update(image_size=np.asarray(seq["image_size"], np.int64), fps=np.float64(seq["fps"]),
                   model_type=np.str_(seq["model_type"]), format=np.str_("motionguide_smpl_sequence_v1"))
     with new_file(path, overwrite) as tmp:
@@ -183,8 +189,9 @@ def slice_sequence(seq: dict, start: int = 0, stop: int | None = None, step: int
     seq = validate_sequence(seq)
     sl = slice(start, stop, step)
     out = dict(seq)
-    for key in PER_FRAME:
-        out[key] = seq[key][sl].copy()
+    for key in PER_FRAME + OPTIONAL_PER_FRAME:
+        if seq.get(key) is not None:
+            out[key] = seq[key][sl].copy()
     if len(out["valid"]) == 0:
         raise ValueError(f"slice {start}:{stop}:{step} of a {num_frames(seq)}-frame sequence is empty.")
     out["fps"] = seq["fps"] / step
@@ -216,6 +223,9 @@ def resample_sequence(seq: dict, fps: float | None = None, frames: int | None = 
     for key in ("betas", "transl", "bbox"):
         out[key] = ((1 - frac) * seq[key][lo] + frac * seq[key][hi]).astype(np.float32)
     out["K"] = ((1 - frac[:, :, None]) * seq["K"][lo] + frac[:, :, None] * seq["K"][hi]).astype(np.float32)
+    if seq.get("keypoints") is not None:
+        out["keypoints"] = ((1 - frac[:, :, None]) * seq["keypoints"][lo]
+                            + frac[:, :, None] * seq["keypoints"][hi]).astype(np.float32)
     rot = np.concatenate([seq["global_orient"], seq["body_pose"]], 1).reshape(count, 24, 3)
     quat = continuous_quaternions(axis_angle_to_quaternion(rot))
     aa = quaternion_to_axis_angle(slerp(quat[lo], quat[hi], frac[:, :, None])).reshape(frames, 72)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from motionguide.pipelines.smpl.joints import SMPL_PARENTS
+
 NUM_VERTICES = 6890
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 # Approximate SMPL neutral rest joints (metres; x = body's left, y up, z forward), T-pose.
 REST_JOINTS = np.array([
     [0.000, -0.223, 0.028], [0.068, -0.314, 0.021], [-0.068, -0.314, 0.021], [0.000, -0.114, 0.002],
