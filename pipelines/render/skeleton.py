@@ -89,7 +89,8 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
     """OpenPose-18 keypoints `(T, 18, 3)` = (x, y, confidence) in pixels of a ``size`` = (W, H) canvas.
 
     Args:
-        joints (`(T, 45, 3)`): smplx SMPL joints in OpenCV camera space (metres).
+        joints (`(T, 45, 3)`): smplx SMPL joints in OpenCV camera space (metres), or `(T, 18, 3)` OpenPose-18
+            points already (a body model's ``openpose18``).
         K (`(3, 3)` or `(T, 3, 3)`): intrinsics for ``size``.
         vertices (`(T, V, 3)`), faces (`(F, 3)`), vertex_labels (`(V,)`): the body mesh for the visibility test;
             without it every joint in front of the camera gets confidence 1.
@@ -104,7 +105,10 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
     K = torch.as_tensor(K, dtype=torch.float32).cpu()
     if K.ndim == 2:
         K = K.expand(frames, 3, 3)
-    points = openpose18_from_smpl(joints.float().cpu(), hip_outward=hip_outward, hip_to_pelvis=hip_to_pelvis)
+    if joints.shape[1] == 18:  # already OpenPose-18 (a body model's own regressor)
+        points = joints.float().cpu().clone()
+    else:
+        points = openpose18_from_smpl(joints.float().cpu(), hip_outward=hip_outward, hip_to_pelvis=hip_to_pelvis)
     pixels, in_front = project(points, K)
     # DWPose's neck is the 2D midpoint of the projected shoulders; keep that exactly.
     pixels[:, 1] = 0.5 * (pixels[:, 2] + pixels[:, 5])

@@ -82,7 +82,7 @@ def set_camera(seq: dict, model, *, yaw: float = 0.0, pitch: float = 0.0, dolly:
     yaws, pitches = path(yaw, yaw_end), path(pitch, pitch_end)
     dollies, zooms = path(dolly, dolly_end), path(zoom, zoom_end)
 
-    j0 = model.rest_joints(seq["betas"])[:, 0]
+    j0 = model.rest_joints(seq["betas"], phenotype=seq.get("phenotype"))[:, 0]
     root = seq["transl"].astype(np.float64) + j0
     valid = np.flatnonzero(seq["valid"])
     first = int(valid[0]) if len(valid) else 0

@@ -2,7 +2,8 @@
 
 Steps, for driving sequence D and reference sequence R (its first valid frame is the reference image):
 
-1. Shape: β := β_R (median over the reference's valid frames) for every frame; the driving joint rotations stay.
+1. Shape: β := β_R (median over the reference's valid frames) for every frame, and on the Anny body the
+   reference's phenotype (its default shape when the reference has none); the driving joint rotations stay.
 2. Root compensation: SMPL rotates about the root joint J0(β), which moves with β, so a translation written for
    β_D is rewritten as T' = T + J0(β_D) − J0(β_R): the root joint stays exactly where it was.
 3. Orientation: kept, or aligned to the reference's first-frame facing (G'_t = G_R · G_D,0⁻¹ · G_D,t; the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from .joints import openpose18_from_smpl
 from .pinhole import project
@@ -37,23 +39,28 @@ FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
 GROUND_PERCENTILE = 10.0
 
 
-def shaped_rest_vertices(model, betas) -> np.ndarray:
-    """(T,V,3) float64 template vertices shaped by ``betas`` (no pose, no translation)."""
-    b = np.atleast_2d(np.asarray(betas, dtype=np.float64))[:, : model.num_betas]
-    dirs = model.arrays["shapedirs"][:, :, : b.shape[1]].astype(np.float64)
-    return model.arrays["v_template"][None].astype(np.float64) + np.einsum("vcb,tb->tvc", dirs, b)
+def rest_height(model, betas, phenotype=None) -> np.ndarray:
+    """(T,) standing height in metres of the body shaped by ``betas`` (SMPL) or ``phenotype`` (Anny)."""
+    return model.rest_height(np.atleast_2d(np.asarray(betas, dtype=np.float64)), phenotype=phenotype)
 
 
-def rest_height(model, betas) -> np.ndarray:
-    """(T,) standing height in metres: vertical extent of the shaped rest mesh (SMPL's y is up)."""
-    v = shaped_rest_vertices(model, betas)
-    return v[..., 1].max(1) - v[..., 1].min(1)
+def motion_types(model) -> tuple[str, ...]:
+    """Sequence ``model_type`` values the body model can play (Anny: SMPL and SMPL-X rotations)."""
+    return tuple(getattr(model, "motion_types", (model.model_type,)))
 
 
-def root_compensation(model, transl, betas_from, betas_to) -> np.ndarray:
-    """T' = T + J0(β_from) − J0(β_to): the translation that keeps the root joint in place when β changes."""
-    j_from = model.rest_joints(np.atleast_2d(betas_from))[:, 0]
-    j_to = model.rest_joints(np.atleast_2d(betas_to))[:, 0]
+def check_motion_type(model, *seqs) -> None:
+    types = motion_types(model)
+    bad = [seq["model_type"] for seq in seqs if seq.get("model_type", "smpl") not in types]
+    if bad:
+        raise ValueError(f"the sequence is {bad[0]!r} but the body model is {model.model_type!r} (it plays "
+                         f"{', '.join(types)}); load the matching body model (Load Body Model).")
+
+
+def root_compensation(model, transl, betas_from, betas_to, phenotype_from=None, phenotype_to=None) -> np.ndarray:
+    """T' = T + J0(from) − J0(to): the translation that keeps the root joint in place when the shape changes."""
+    j_from = model.rest_joints(np.atleast_2d(betas_from), phenotype=phenotype_from)[:, 0]
+    j_to = model.rest_joints(np.atleast_2d(betas_to), phenotype=phenotype_to)[:, 0]
     return np.asarray(transl, np.float64) + j_from - j_to
 
 
@@ -141,12 +148,12 @@ def carry_to_camera(point, k_from, size_from, k_to, size_to) -> np.ndarray:
 
 
 def openpose_points(model, joints) -> np.ndarray:
-    """The body model's OpenPose-18 3D points `(T,18,3)` from its joints (SMPL: smplx's 45 joints, hips pushed
-    like HMR2; a model may provide its own ``openpose18_points``)."""
-    own = getattr(model, "openpose18_points", None)
-    if own is not None:
-        return np.asarray(own(joints), np.float64)
-    return openpose18_from_smpl(np.asarray(joints, np.float64))
+    """The body model's OpenPose-18 3D points `(T,18,3)` float64 from its ``forward`` joints (the model's own
+    ``openpose18``: SMPL's hips pushed like HMR2, Anny's COCO regressor)."""
+    own = getattr(model, "openpose18", None)
+    if own is None:
+        return openpose18_from_smpl(np.asarray(joints, np.float64))
+    return own(torch.as_tensor(np.asarray(joints, np.float64))).numpy()
 
 
 def _first_valid(seq: dict) -> int:
@@ -156,8 +163,8 @@ def _first_valid(seq: dict) -> int:
     return int(good[0])
 
 
-def _forward_local(model, betas, orient, pose, device, batch_size=64):
-    verts, joints = model.forward(betas, orient, pose, None, device=device, batch_size=batch_size)
+def _forward_local(model, betas, orient, pose, device, batch_size=64, **shape):
+    verts, joints = model.forward(betas, orient, pose, None, device=device, batch_size=batch_size, **shape)
     return verts.cpu().numpy().astype(np.float64), joints.cpu().numpy().astype(np.float64)
 
 
@@ -193,9 +200,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
 
         drv = fill_invalid_frames(drv)
     ref = validate_sequence(reference, "reference SMPL sequence")
-    if drv["model_type"] != model.model_type or ref["model_type"] != model.model_type:
-        raise ValueError(f"sequences are {drv['model_type']}/{ref['model_type']} but the body model is "
-                         f"{model.model_type}; load the matching body model.")
+    check_motion_type(model, drv, ref)
     frames = num_frames(drv)
     r0 = _first_valid(ref)
     d0 = _first_valid(drv)
@@ -212,13 +217,18 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     beta_r = np.median(ref["betas"][ref["valid"]], 0).astype(np.float64)
     beta_d = drv["betas"].astype(np.float64)
     betas_out = np.repeat(beta_r[None], frames, 0)
-    j0_r = model.rest_joints(beta_r[None])[0, 0]
+    pheno_r, pheno_d = ref.get("phenotype"), drv.get("phenotype")
+    if pheno_r is None and getattr(model, "phenotype", None) is not None:
+        pheno_r = np.asarray(model.phenotype, np.float32)  # the Anny body's default shape
+    j0_r = model.rest_joints(beta_r[None], phenotype=pheno_r)[0, 0]
     # 2. driving roots in camera space (root compensation: these points are what the output keeps or moves)
-    root_d = drv["transl"].astype(np.float64) + model.rest_joints(beta_d)[:, 0]
+    root_d = drv["transl"].astype(np.float64) + model.rest_joints(beta_d, phenotype=pheno_d)[:, 0]
     # reference placement (5. fitted to its box)
     k_ref = ref["K"][r0].astype(np.float64)
     ref_orient, ref_pose = ref["global_orient"][r0:r0 + 1], ref["body_pose"][r0:r0 + 1]
-    ref_local, ref_joints = _forward_local(model, beta_r[None], ref_orient, ref_pose, device)
+    ref_hands = None if ref.get("hand_pose") is None else ref["hand_pose"][r0:r0 + 1]
+    ref_local, ref_joints = _forward_local(model, beta_r[None], ref_orient, ref_pose, device, phenotype=pheno_r,
+                                           hand_pose=ref_hands)
     t_ref = ref["transl"][r0].astype(np.float64)
     box = ref["bbox"][r0]
     fitted = None
@@ -254,7 +264,8 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         if root_d[d0, 2] <= 0:
             raise ValueError(f"driving root depth at frame {d0} is {root_d[d0, 2]:.3f} m; the person must be in "
                              "front of the camera (z > 0) for the relative trajectory.")
-        scale = float(rest_height(model, beta_r[None])[0] / rest_height(model, np.median(beta_d, 0)[None])[0])
+        scale = float(rest_height(model, beta_r[None], pheno_r)[0]
+                      / rest_height(model, np.median(beta_d, 0)[None], pheno_d)[0])
         moved = (root_d - root_d[d0]) @ delta.T
         root_out = np.empty_like(root_d)
         root_out[:, :2] = root_r[:2] + scale * moved[:, :2]
@@ -262,7 +273,8 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     transl_out = root_out - j0_r
     progress()
 
-    local, _ = _forward_local(model, betas_out, orient_out, drv["body_pose"], device)
+    local, _ = _forward_local(model, betas_out, orient_out, drv["body_pose"], device, phenotype=pheno_r,
+                              hand_pose=drv.get("hand_pose"))
     progress()
 
     # 6. ground at the reference feet
@@ -279,6 +291,8 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     out.pop("keypoints", None)  # the driving video's 2D keypoints do not describe the transferred body
     out.update(betas=betas_out.astype(np.float32), global_orient=orient_out.astype(np.float32),
                transl=transl_out.astype(np.float32))
+    if pheno_r is not None:
+        out["phenotype"] = np.asarray(pheno_r, np.float32)
     if camera == "reference":
         out["K"] = np.repeat(ref["K"][r0:r0 + 1], frames, 0)
         out["image_size"] = ref["image_size"]
