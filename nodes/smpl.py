@@ -249,12 +249,15 @@ class MotionGuideTransferShape:
             "reference_motion": (S.SMPL_SEQUENCE, {"tooltip": "SMPL of the reference image (its first valid "
                                                               "frame gives body shape, camera, box and ground)."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model both sequences use."}),
-            "orientation": (["keep", "align_first"], {
-                "default": "keep", "tooltip": "keep: driving facing; align_first: turn the motion so its first "
-                                              "frame faces like the reference."}),
+            "orientation": (["upright", "keep", "align_first"], {
+                "default": "upright", "tooltip": "upright: driving facing, the motion levelled to the reference's "
+                                                 "ground (cameras at other heights/pitch); keep: driving rotations "
+                                                 "as they are; align_first: turn the motion so its first frame "
+                                                 "faces like the reference."}),
             "trajectory": (["relative", "lock_root", "keep"], {
-                "default": "relative", "tooltip": "relative: driving path from the reference spot, scaled by the "
-                                                  "height ratio; lock_root: stay in place; keep: driving positions."}),
+                "default": "relative", "tooltip": "relative: driving path (also towards/away from the camera) "
+                                                  "from the reference spot, scaled by the height ratio; lock_root: "
+                                                  "stay in place; keep: driving positions."}),
             "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Place the reference body on the reference "
                                                                    "keypoints first (or, without keypoints, on its "
                                                                    "person box)."}),

@@ -6,10 +6,14 @@ Steps, for driving sequence D and reference sequence R (its first valid frame is
    reference's phenotype (its default shape when the reference has none); the driving joint rotations stay.
 2. Root compensation: SMPL rotates about the root joint J0(β), which moves with β, so a translation written for
    β_D is rewritten as T' = T + J0(β_D) − J0(β_R): the root joint stays exactly where it was.
-3. Orientation: kept, or aligned to the reference's first-frame facing (G'_t = G_R · G_D,0⁻¹ · G_D,t; the
-   trajectory is turned by the same rotation).
-4. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y with s the body-height
-   ratio, and the depth ratio kept (z'_t = z_R·(1 + Δz_t / z_D,0)); or the root locked at the reference; or kept.
+3. Orientation: ``upright`` (default) keeps the driving facing but turns the motion so the driving body's mean
+   up direction becomes the reference body's up (driving and reference cameras at different heights or pitch:
+   the motion stays upright on the reference's ground); ``keep`` copies the driving rotations as they are;
+   ``align_first`` turns the first frame to the reference's facing (G'_t = G_R · G_D,0⁻¹ · G_D,t). The
+   trajectory is turned by the same rotation.
+4. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y and z with s the
+   body-height ratio (a smaller person makes smaller steps, also towards the camera); or the root locked at the
+   reference; or kept.
 5. Fit: the reference body is first placed so its projected OpenPose-18 joints land on the reference's own 2D
    keypoints (least squares over the translation, when the reference sequence carries ``keypoints``); without
    keypoints, so that its projected mesh has the reference box's height, bottom and centre (a detector box of
@@ -33,7 +37,8 @@ from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
 
-ORIENTATIONS = ["keep", "align_first"]
+ORIENTATIONS = ["upright", "keep", "align_first"]
+MAX_LEVELLING_DEG = 40.0  # "upright" turns the motion by at most this (a camera pitch), never a lying body up
 TRAJECTORIES = ["relative", "lock_root", "keep"]
 FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
 GROUND_PERCENTILE = 10.0
@@ -168,7 +173,28 @@ def _forward_local(model, betas, orient, pose, device, batch_size=64, **shape):
     return verts.cpu().numpy().astype(np.float64), joints.cpu().numpy().astype(np.float64)
 
 
-def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "keep",
+def upright_rotation(driving_rotations, valid, reference_rotation) -> np.ndarray:
+    """The smallest rotation taking the driving body's mean up direction (SMPL's +y through each frame's root
+    rotation, averaged over valid frames) to the reference body's up; identity beyond
+    :data:`MAX_LEVELLING_DEG` (a body lying down or upside down is not a camera pitch)."""
+    ups = np.asarray(driving_rotations)[np.asarray(valid, bool)] @ np.array([0.0, 1.0, 0.0])
+    up_d = ups.mean(0)
+    up_r = np.asarray(reference_rotation) @ np.array([0.0, 1.0, 0.0])
+    if np.linalg.norm(up_d) < 1e-6:
+        return np.eye(3)
+    up_d = up_d / np.linalg.norm(up_d)
+    axis = np.cross(up_d, up_r)
+    angle = np.arctan2(np.linalg.norm(axis), float(up_d @ up_r))
+    if np.degrees(angle) > MAX_LEVELLING_DEG:
+        logger.info("Transfer Shape: the driving body's mean up direction is %.0f° from the reference's; the motion "
+                    "is not levelled (more than %.0f° is no camera pitch).", np.degrees(angle), MAX_LEVELLING_DEG)
+        return np.eye(3)
+    if angle < 1e-9:
+        return np.eye(3)
+    return axis_angle_to_matrix(axis / np.linalg.norm(axis) * angle)
+
+
+def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "upright",
                    trajectory: str = "relative", fit_box: bool = True, ground: bool = True,
                    camera: str = "reference", device=None, callback=None) -> dict:
     """The driving motion with the reference body and camera (see the module docstring for the steps).
@@ -177,7 +203,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         driving (`dict`): SMPL_SEQUENCE of the driving motion.
         reference (`dict`): SMPL_SEQUENCE of the reference person; its first valid frame is used.
         model (`BodyModel`): the body model both were estimated with.
-        orientation (`str`, defaults to ``"keep"``): ``"keep"`` or ``"align_first"``.
+        orientation (`str`, defaults to ``"upright"``): ``"upright"``, ``"keep"`` or ``"align_first"``.
         trajectory (`str`, defaults to ``"relative"``): ``"relative"``, ``"lock_root"`` or ``"keep"`` (the root
             stays exactly where the driving root was: root compensation only).
         fit_box (`bool`, defaults to True): place the reference body on its 2D keypoints (``keypoints`` of the
@@ -251,6 +277,10 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     if orientation == "align_first":
         delta = axis_angle_to_matrix(ref_orient[0]) @ rot_d[d0].T
         orient_out = matrix_to_axis_angle(delta[None] @ rot_d)
+    elif orientation == "upright":
+        delta = upright_rotation(rot_d, drv["valid"], axis_angle_to_matrix(ref_orient[0]))
+        orient_out = matrix_to_axis_angle(delta[None] @ rot_d) if not np.allclose(delta, np.eye(3)) else \
+            drv["global_orient"].astype(np.float64)
     else:
         delta = np.eye(3)
         orient_out = drv["global_orient"].astype(np.float64)  # copied, not round-tripped (π is ambiguous)
@@ -267,9 +297,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         scale = float(rest_height(model, beta_r[None], pheno_r)[0]
                       / rest_height(model, np.median(beta_d, 0)[None], pheno_d)[0])
         moved = (root_d - root_d[d0]) @ delta.T
-        root_out = np.empty_like(root_d)
-        root_out[:, :2] = root_r[:2] + scale * moved[:, :2]
-        root_out[:, 2] = root_r[2] * (1.0 + moved[:, 2] / root_d[d0, 2])
+        root_out = root_r + scale * moved
     transl_out = root_out - j0_r
     progress()
 
