@@ -204,6 +204,40 @@ def cmd_doctor(args) -> int:
                                         for k in [*adapter.MODEL_FOLDERS, *adapter.SHARED_FOLDERS]))
     for model_id, present, detail in model_report():
         print(f"  [{'ok' if present else '--'}] {model_id}: {detail}")
+    print("built-in body: " + anny_report())
+    return 0
+
+
+def anny_report() -> str:
+    """One line: is the built-in Anny body usable, and is its cache built (where, how big)."""
+    from ..pipelines.smpl.anny_cache import anny_status, cache_dir, compact_files
+
+    usable, reason = anny_status()
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    files = compact_files(folder)
+    if not usable:
+        return f"UNAVAILABLE — {reason}"
+    if not files:
+        return f"anny {_version('anny')}; cache NOT BUILT in {folder} (python cli.py anny builds it, ~1 min)"
+    return f"anny {_version('anny')}; cache ok: {files[0]} ({_size(files[0]) / 1e6:.0f} MB)"
+
+
+def cmd_anny(args) -> int:
+    """Build (once) or check the built-in body's cache."""
+    _apply_dirs(args)
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    if is_built(folder) and not args.load:
+        print(f"Anny body cache ok in {folder}")
+        return 0
+    try:
+        body = load_anny_body(adapter.model_folder_paths("anny")[0],
+                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+    except (AnnyUnavailable, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nAnny body ready: {body!r}")
     return 0
 
 
@@ -243,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check torch/CUDA, onnxruntime, OpenGL and the model files")
     dirs(doctor, inputs=False)
     doctor.set_defaults(handler=cmd_doctor)
+
+    anny = sub.add_parser("anny", help="build (once, ~1 min) or check the built-in body's cache in models/anny "
+                                       "($ANNY_CACHE_DIR when set)")
+    anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
+    dirs(anny, inputs=False)
+    anny.set_defaults(handler=cmd_anny)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

@@ -19,6 +19,7 @@ except ImportError:
 logger = logging.getLogger(__name__)
 
 CATEGORY = "MotionGuide/smpl"
+ANNY_MODEL = "anny (built-in)"
 AUTO_MODEL = "auto (by gender)"
 GENDERS = ["neutral", "male", "female"]
 MOTION_EXTENSIONS = (".npz", ".npy", ".pt", ".pth")
@@ -57,28 +58,47 @@ def _check_motion(value, name: str) -> dict:
     return value
 
 
+def _anny_importable() -> tuple[bool, str]:
+    """Cheap check for the choice list (no import of anny at graph-building time)."""
+    import importlib.util
+
+    if importlib.util.find_spec("anny") is None:
+        return False, "the 'anny' package is not installed (pip install anny==0.6.2, or scripts/setup_env.sh)"
+    return True, ""
+
+
 class MotionGuideLoadSMPLModel:
-    """Load SMPL Model: SMPL/SMPL-X from models/smpl (official .pkl read without chumpy, or .npz)."""
+    """Load Body Model: the built-in Anny body (no files) or SMPL/SMPL-X from models/smpl."""
 
     @classmethod
     def INPUT_TYPES(cls):
+        files = list_model_files("smpl")
+        usable, reason = _anny_importable()
+        anny_tip = ("'anny (built-in)': a licence-free human body shipped with the anny package (Apache-2.0 code, "
+                    "CC0 assets); its one-time cache (~1 min, ~50 MB) is built in models/anny on first use. ")
+        if not usable:
+            anny_tip = f"'anny (built-in)' is unavailable here: {reason}. "
         return {"required": {
-            "model_file": ([AUTO_MODEL] + list_model_files("smpl"), {
-                "default": AUTO_MODEL,
-                "tooltip": "Body model file in models/smpl. 'auto' picks SMPL_<GENDER>.npz or .pkl for the gender "
-                           "below. Files come from smpl.is.tue.mpg.de (MPI licence)."}),
+            "model_file": ([ANNY_MODEL, AUTO_MODEL] + files, {
+                "default": AUTO_MODEL if files else ANNY_MODEL,
+                "tooltip": anny_tip + "'auto' picks SMPL_<GENDER>.npz or .pkl in models/smpl for the gender "
+                           "below; SMPL files come from smpl.is.tue.mpg.de (MPI licence)."}),
             "gender": (GENDERS, {"default": "neutral",
-                                 "tooltip": "Which body model: HMR2 and most estimators use the neutral one."}),
+                                 "tooltip": "Which SMPL file: HMR2 and most estimators use the neutral one (the "
+                                            "Anny body's shape is set with Set Body Shape instead)."}),
         }}
 
     RETURN_TYPES = (S.SMPL_MODEL,)
     RETURN_NAMES = ("smpl_model",)
-    OUTPUT_TOOLTIPS = ("The loaded body model (mesh, joints, faces, 24 part labels).",)
+    OUTPUT_TOOLTIPS = ("The loaded body model (mesh, joints, faces, 24 part labels) that plays SMPL-format motion.",)
     FUNCTION = "load"
     CATEGORY = "MotionGuide/loaders"
-    DESCRIPTION = "Loads an SMPL or SMPL-X body model from models/smpl, reading official pickles without chumpy."
+    DESCRIPTION = ("Loads the body that performs SMPL-format motion: the built-in licence-free Anny body (default, "
+                   "no files) or an SMPL/SMPL-X file from models/smpl (official pickles read without chumpy).")
 
     def load(self, model_file, gender):
+        if model_file == ANNY_MODEL:
+            return (load_builtin_body(),)
         from ..pipelines.smpl.body_model import load_body_model
 
         if model_file != AUTO_MODEL:
@@ -93,7 +113,19 @@ class MotionGuideLoadSMPLModel:
         names = f"SMPL_{gender.upper()}.pkl or SMPL_{gender.upper()}.npz"
         raise FileNotFoundError(f"No SMPL body model found: expected {names} in "
                                 f"{', '.join(str(f) for f in folders)}. Download it from {SMPL_SOURCE} and place "
-                                "it in that folder.")
+                                f"it in that folder, or choose '{ANNY_MODEL}' (no files needed).")
+
+
+def load_builtin_body():
+    """The built-in Anny body, its cache in models/anny (or $ANNY_CACHE_DIR), with a progress bar on first use."""
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, load_anny_body
+
+    folder = model_folder_paths("anny")[0]
+    progress = Progress(100, "Building the Anny body cache (once)")
+    try:
+        return load_anny_body(folder, callback=progress.callback)
+    except AnnyUnavailable as exc:
+        raise RuntimeError(f"{exc} Or choose an SMPL file in Load Body Model.") from exc
 
 
 class MotionGuideLoadSMPLMotion:
@@ -285,6 +317,57 @@ class MotionGuideTransferShape:
                              _check_motion(reference_motion, "reference_motion"), smpl_model,
                              orientation=orientation, trajectory=trajectory, fit_box=fit_to_box, ground=ground,
                              camera=camera, callback=progress.callback)
+        return (seq,)
+
+
+class MotionGuideSetBodyShape:
+    """Set Body Shape: the built-in body's phenotype from sliders, or fitted to the sequence's 2D keypoints."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        def slider(tip, default=0.5):
+            return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": tip})
+
+        return {"required": {
+            "motion": (S.SMPL_SEQUENCE, {"tooltip": "The sequence to shape (typically the reference image's, from "
+                                                    "Estimate SMPL, which stores the keypoints the fit uses)."}),
+            "smpl_model": (S.SMPL_MODEL, {"tooltip": "The built-in Anny body (Load Body Model)."}),
+            "mode": (["sliders", "fit", "fit_from_sliders"], {
+                "default": "sliders", "tooltip": "sliders: all six values below; fit: age, height and proportions "
+                                                 "estimated from the keypoints and pose (gender, muscle, weight "
+                                                 "from the sliders); fit_from_sliders: the fit starts at and stays "
+                                                 "near the sliders."}),
+            "gender": slider("0 = male, 1 = female (not identifiable from joints: set it)."),
+            "age": slider("≈0.33 child, ≈0.67 young adult, 1 old.", 0.67),
+            "muscle": slider("Muscle mass (not identifiable from joints: set it)."),
+            "weight": slider("Body weight (not identifiable from joints: set it)."),
+            "height": slider("Stature within the age group."),
+            "proportions": slider("Limb and torso proportions."),
+            "iterations": ("INT", {"default": 100, "min": 10, "max": 1000, "step": 10,
+                                   "tooltip": "Fit steps (fit modes only); more = slower, rarely better."}),
+        }}
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("The same motion with its body shape (phenotype) set; Transfer Shape carries the "
+                       "reference's shape to the driving motion.",)
+    FUNCTION = "set_shape"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Sets the built-in body's shape (gender, age, muscle, weight, height, proportions) from sliders, "
+                   "or fits height and proportions to the person's 2D keypoints: make the reference a child, "
+                   "taller, heavier...")
+
+    def set_shape(self, motion, smpl_model, mode, gender, age, muscle, weight, height, proportions, iterations=100):
+        from ..pipelines.smpl.anny_shape import set_body_shape
+
+        if not hasattr(smpl_model, "phenotype"):
+            raise ValueError("Set Body Shape shapes the built-in Anny body: choose 'anny (built-in)' in Load Body "
+                             "Model (SMPL bodies take their shape from betas).")
+        sliders = [gender, age, muscle, weight, height, proportions]
+        progress = Progress(iterations if mode != "sliders" else 1, "Set Body Shape")
+        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders,
+                             **({"iterations": iterations, "callback": progress.callback} if mode != "sliders"
+                                else {}))
         return (seq,)
 
 

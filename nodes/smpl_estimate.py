@@ -66,7 +66,7 @@ class MotionGuideEstimateSMPL:
 
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):
-        from ..pipelines.smpl.estimator import person_body_keypoints, person_boxes_for_estimation
+        from ..pipelines.smpl.estimator import body_keypoints_for_sequence, person_boxes_for_estimation
         from ..pipelines.smpl.hmr2 import HMR2Estimator
 
         # 1. Check the inputs against each other.
@@ -104,7 +104,7 @@ class MotionGuideEstimateSMPL:
         finally:
             handle.release()  # outside ComfyUI back to RAM; inside, ComfyUI's manager decides
             adapter.soft_empty_cache()
-        sequence["keypoints"] = person_body_keypoints(pose_keypoint, person_index, (width, height))
+        sequence["keypoints"] = body_keypoints_for_sequence(pose_keypoint, person_index, (width, height))
         if found < count:
             logger.info("Estimate SMPL: person %d missing in %d of %d frames (valid=False; Smooth fills them).",
                         person_index, count - found, count)

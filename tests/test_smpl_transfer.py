@@ -138,7 +138,7 @@ def test_feet_on_reference_ground_and_jumps_kept(model):
     assert np.all(lowest[[12, 13, 14]] - ref_ground > 0.2 * scale)
 
 
-def test_relative_trajectory_scaled_by_height_and_depth_ratio(model):
+def test_relative_trajectory_scaled_by_height_ratio_in_all_three_axes(model):
     ref = reference_seq(model, np.eye(10)[0] * -1.0, depth=16.0)
     drv = walking(frames=10, betas=np.eye(10)[0] * 1.0)
     out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
@@ -147,7 +147,8 @@ def test_relative_trajectory_scaled_by_height_and_depth_ratio(model):
     root_ref = ref["transl"][0] + model.rest_joints(ref["betas"])[0, 0]
     s = tr.rest_height(model, ref["betas"][:1])[0] / tr.rest_height(model, drv["betas"][:1])[0]
     np.testing.assert_allclose(root_out[:, 0] - root_ref[0], s * (root_drv[:, 0] - root_drv[0, 0]), atol=1e-5)
-    np.testing.assert_allclose(root_out[:, 2] / root_ref[2], root_drv[:, 2] / root_drv[0, 2], atol=1e-6)
+    # a smaller body makes smaller steps towards / away from the camera too (metres, like x and y)
+    np.testing.assert_allclose(root_out - root_ref, s * (root_drv - root_drv[0]), atol=1e-5)
     locked = tr.transfer_shape(drv, ref, model, trajectory="lock_root", fit_box=False, ground=False)
     np.testing.assert_allclose(locked["transl"] + model.rest_joints(locked["betas"])[:, 0],
                                np.repeat(root_ref[None], 10, 0), atol=1e-5)
@@ -232,3 +233,29 @@ def test_driving_camera_places_the_body_for_the_driving_frame(model):
         np.testing.assert_allclose(drv_out["bbox"][:, [1, 3]] / 576, ref_out["bbox"][:, [1, 3]] / 768, atol=2e-3)
         np.testing.assert_allclose((drv_out["bbox"][:, 2] - drv_out["bbox"][:, 0]) / 576,
                                    (ref_out["bbox"][:, 2] - ref_out["bbox"][:, 0]) / 768, atol=2e-3)
+
+
+def test_upright_levels_a_motion_filmed_from_above(model):
+    # the driving camera looked 25° down on an upright walker; the reference camera is level
+    drv = walking(frames=8, betas=np.zeros(10))
+    tilt = rotation_about_axis("x", -25.0)
+    drv["global_orient"] = matrix_to_axis_angle(tilt @ tr.axis_angle_to_matrix(drv["global_orient"]))
+    drv["transl"] = ((drv["transl"] + model.rest_joints(drv["betas"])[:, 0]) @ tilt.T
+                     - model.rest_joints(drv["betas"])[:, 0]).astype(np.float32)
+    ref = reference_seq(model, np.zeros(10))
+    up_ref = tr.axis_angle_to_matrix(ref["global_orient"][0]) @ [0.0, 1.0, 0.0]
+    out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
+    ups = tr.axis_angle_to_matrix(out["global_orient"]) @ [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(ups, np.broadcast_to(up_ref, (8, 3)), atol=1e-5)  # upright again
+    kept = tr.transfer_shape(drv, ref, model, orientation="keep", fit_box=False, ground=False)
+    assert np.degrees(np.arccos(np.clip(tr.axis_angle_to_matrix(kept["global_orient"][0]) @ [0, 1.0, 0] @ up_ref,
+                                        -1, 1))) == pytest.approx(25.0, abs=0.01)
+    # the walk's path is levelled with it: no depth change from the tilt, only the walk's own
+    root = out["transl"] + model.rest_joints(out["betas"])[:, 0]
+    walk = walking(frames=8, betas=np.zeros(10))["transl"]
+    np.testing.assert_allclose(root - root[0], walk - walk[0], atol=1e-5)
+    # a body lying down is no camera pitch: left as it is
+    lying = dict(drv, global_orient=matrix_to_axis_angle(rotation_about_axis("x", 90.0) @ tr.axis_angle_to_matrix(
+        walking(frames=8)["global_orient"])))
+    flat = tr.transfer_shape(lying, ref, model, fit_box=False, ground=False)
+    np.testing.assert_allclose(flat["global_orient"], lying["global_orient"], atol=1e-6)

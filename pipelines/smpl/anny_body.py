@@ -94,7 +94,14 @@ class AnnyBody:
         reg = KeypointsRegressor.coco(module)
         weights = reg.regression_weights.to(torch.float32)
         used = torch.nonzero(weights.abs().sum(0) > 0)[:, 0]  # vertices any keypoint reads
-        return used, weights[:, used].contiguous(), {label: i for i, label in enumerate(reg.labels)}
+        weights = weights[:, used].contiguous()
+        skin = torch.zeros(len(used), module.bone_count)
+        skin.scatter_add_(1, module.vertex_bone_indices[used].long(),
+                          module.vertex_bone_weights[used].to(torch.float32))
+        per_bone = weights[:, :, None] * skin[None]  # (K, U, B): regressor weight × skinning weight, sparse
+        k, u, b = torch.nonzero(per_bone, as_tuple=True)
+        self._coco_sparse = (k * module.bone_count + b, used[u], per_bone[k, u, b], per_bone.sum(1))
+        return used, weights, {label: i for i, label in enumerate(reg.labels)}
 
     def _part_labels(self, module) -> np.ndarray:
         """(V,) SMPL part: argmax over parts of the summed skinning weights of the bones driven by each joint."""
@@ -131,25 +138,27 @@ class AnnyBody:
         return torch.as_tensor(check_phenotype(phenotype), device=device).reshape(1, -1)
 
     def rest(self, phenotype=None, device="cpu") -> dict[str, torch.Tensor]:
-        """Shaped rest body of one phenotype (cached unless it requires grad).
+        """Shaped rest body of one phenotype (cached unless it requires grad; differentiable in it otherwise).
 
         Returns:
-            dict with ``heads`` `(B,3)` Anny rest bone heads (Anny axes), ``poses`` `(B,4,4)` rest bone poses,
-            ``vertices`` `(V,3)` and ``alignment`` `(B,3,3)` (see :mod:`.anny_retarget`), ``offset`` `(3,)`:
-            what is added to Anny points (in SMPL axes) to put the root head on SMPL's neutral pelvis.
+            dict with ``heads`` `(B,3)` Anny rest bone heads (Anny axes), ``poses`` `(1,B,4,4)` rest bone poses,
+            ``vertices`` `(V,3)`, ``alignment`` `(B,3,3)` (see :mod:`.anny_retarget`), ``offset`` `(3,)`: what is
+            added to Anny points in SMPL axes to put the root head on SMPL's neutral pelvis, ``to_smpl`` `(3,3)`.
         """
         device = torch.device(device)
         pheno = self._phenotype_tensor(phenotype, device)
-        key = None if pheno.requires_grad else (str(device), torch.is_inference_mode_enabled(),
-                                                *[round(float(v), 6) for v in pheno[0]])
+        key = None if pheno.requires_grad or torch.is_inference_mode_enabled() else \
+            (str(device), *[round(float(v), 6) for v in pheno[0]])
         if key is not None and key in self._rest_cache:
             return self._rest_cache[key]
         module = self._module_on(device)
-        out = module(phenotype_kwargs=pheno)
+        _, values, local, facial = module.get_tensor_inputs(None, pheno, None, None)
+        coeffs = module._get_phenotype_blendshape_coefficients(values, local, facial)
+        out = module.get_rest_model(coeffs)
         heads = out["rest_bone_heads"][0]
         to_smpl = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], device=device)
         offset = SMPL_REST_JOINTS[0].to(device=device, dtype=torch.float32) - to_smpl @ heads[0]
-        rest = {"heads": heads, "poses": out["rest_bone_poses"][0], "vertices": out["rest_vertices"][0],
+        rest = {"heads": heads, "poses": out["rest_bone_poses"], "vertices": out["rest_vertices"][0],
                 "alignment": self.retarget.alignment(heads), "offset": offset, "to_smpl": to_smpl}
         if key is not None:
             if len(self._rest_cache) > 32:
@@ -176,9 +185,23 @@ class AnnyBody:
         return (rest["vertices"] @ rest["to_smpl"].T + rest["offset"]).detach().cpu().numpy().astype(np.float64)
 
     # ----------------------------------------------------------------------------------------------------------
+    def _bone_transforms(self, module, rest, global_orient, body_pose, transl, hand_pose):
+        """Anny's skinning transforms and posed bone poses `(T,B,4,4)` for SMPL-format rotations."""
+        device = global_orient.device
+        world = smpl_global_rotations(global_orient, body_pose, hand_pose)
+        rotations = self.retarget.bone_rotations(world, rest["alignment"])  # (T,B,3,3)
+        frames, bones = rotations.shape[:2]
+        orient = rotations @ rest["poses"][:, :, :3, :3]  # each bone's posed world orientation
+        root = transl + SMPL_REST_JOINTS[0].to(device=device, dtype=transl.dtype)  # only the root's is read
+        column = torch.cat([root[:, None, :, None], torch.zeros(frames, bones - 1, 3, 1, device=device)], 1)
+        top = torch.cat([orient, column], -1)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], device=device).expand(frames, bones, 1, 4)
+        delta = torch.cat([top, bottom], -2)
+        return module.get_bone_transforms(delta, rest["poses"], pose_parameterization="world-orient")
+
     def pose(self, global_orient: torch.Tensor, body_pose: torch.Tensor, transl: torch.Tensor, *,
              phenotype=None, hand_pose: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable core of :meth:`forward` for one batch (tensors on one device, float32).
+        """Core of :meth:`forward` for one batch (tensors on one device, float32; differentiable).
 
         Returns:
             `(vertices (T,V,3), joints (T,63,3))`.
@@ -186,17 +209,33 @@ class AnnyBody:
         device = global_orient.device
         rest = self.rest(phenotype, device)
         module = self._module_on(device)
-        world = smpl_global_rotations(global_orient, body_pose, hand_pose)
-        rotations = self.retarget.bone_rotations(world, rest["alignment"])  # (T,B,3,3)
-        frames, bones = rotations.shape[:2]
-        delta = torch.zeros(frames, bones, 4, 4, device=device, dtype=torch.float32)
-        delta[..., :3, :3] = rotations @ rest["poses"][None, :, :3, :3]
-        delta[..., 3, 3] = 1.0
-        delta[:, 0, :3, 3] = transl + SMPL_REST_JOINTS[0].to(device=device, dtype=torch.float32)
-        out = module(pose_parameters=delta, phenotype_kwargs=self._phenotype_tensor(phenotype, device),
-                     pose_parameterization="world-orient")
-        vertices, heads = out["vertices"], out["bone_poses"][..., :3, 3]
-        return vertices, self._joints(vertices, heads)
+        transforms, poses = self._bone_transforms(module, rest, global_orient, body_pose, transl, hand_pose)
+        vertices = module.get_skinned_vertices(rest["vertices"][None].expand(transforms.shape[0], -1, -1),
+                                               transforms)
+        return vertices, self._joints(vertices, poses[..., :3, 3])
+
+    def openpose_keypoints(self, global_orient: torch.Tensor, body_pose: torch.Tensor, transl: torch.Tensor, *,
+                           phenotype: torch.Tensor) -> torch.Tensor:
+        """OpenPose-18 3D points `(T,18,3)`, skinning only the vertices the COCO regressor reads.
+
+        Differentiable in ``phenotype`` `(1,6)` and the pose: the shape fit's fast path (no full mesh).
+        """
+        device = global_orient.device
+        rest = self.rest(phenotype, device)
+        module = self._module_on(device)
+        transforms, _ = self._bone_transforms(module, rest, global_orient, body_pose, transl, None)
+        coco = self._coco[2]
+        slot, vertex, value, bone_sum = (t.to(device) for t in self._coco_sparse)
+        # LBS and the regressor are both linear: regress each bone's share of the rest points first, then move
+        # those (keypoints × bones) instead of every skinned vertex.
+        share = torch.zeros(bone_sum.numel(), 3, device=device).index_add(
+            0, slot, value[:, None] * rest["vertices"][vertex]).view(*bone_sum.shape, 3)
+        points = (torch.einsum("tbij,kbj->tki", transforms[..., :3, :3], share)
+                  + torch.einsum("tbi,kb->tki", transforms[..., :3, 3], bone_sum))
+        op = [points[:, coco[name]] if name else 0.5 * (points[:, coco["left_shoulder"]] +
+                                                         points[:, coco["right_shoulder"]])
+              for name in OPENPOSE18_COCO]
+        return torch.stack(op, 1)
 
     def _joints(self, vertices: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
         used, weights, coco = self._coco
@@ -212,7 +251,7 @@ class AnnyBody:
               for name in OPENPOSE18_COCO]
         return torch.cat([smpl24, landmarks, tips, torch.stack(op, 1)], 1)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: roma caches device constants that the shape fit's autograd reuses
     def forward(self, betas, global_orient, body_pose, transl=None, *, phenotype=None, hand_pose=None,
                 device=None, batch_size: int = 64):
         """Posed vertices and joints of SMPL-format motion on the Anny body.

@@ -107,19 +107,19 @@ def person_boxes_for_estimation(pose_keypoint, person_index: int, image_size: tu
     return boxes, padding
 
 
-def person_body_keypoints(pose_keypoint, person_index: int, image_size: tuple[int, int]) -> np.ndarray:
-    """`[F, 18, 3]` OpenPose-18 body keypoints (x, y in pixels of ``image_size``, score) of person
-    ``person_index``; zeros where a frame has no such person. Stored in the estimate so Transfer Shape can fit
-    the body's joints to them."""
+def body_keypoints_for_sequence(pose_keypoint, person_index: int, image_size: tuple[int, int]) -> np.ndarray:
+    """(T,18,3) OpenPose-18 body keypoints (pixels of ``image_size``, score) of person ``person_index``; zeros in
+    frames without that person. Stored in the sequence so Set Body Shape can fit the body to them."""
     from ..dwpose.keypoints import pose_keypoint_to_frames
 
     frames = pose_keypoint_to_frames(pose_keypoint)
     out = np.zeros((len(frames), 18, 3), np.float32)
-    for i, frame in enumerate(frames):
-        if person_index < frame.num_people:
-            scale = np.array([image_size[0] / frame.width, image_size[1] / frame.height])
-            out[i, :, :2] = frame.keypoints[person_index, :18] * scale
-            out[i, :, 2] = frame.scores[person_index, :18]
+    for t, frame in enumerate(frames):
+        if person_index >= frame.num_people:
+            continue
+        scale = np.array([image_size[0] / frame.width, image_size[1] / frame.height])
+        out[t, :, :2] = frame.keypoints[person_index, :18] * scale
+        out[t, :, 2] = frame.scores[person_index, :18]
     return out
 
 
