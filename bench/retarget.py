@@ -12,7 +12,8 @@ geometric mean of the 3D/2D error ratios. A case is JSON::
      "driving_camera": {"focal_px", "distance_m", "height_m", "pitch_deg" (0), "image_size": [W, H]},
      "reference_camera": {...},
      "reference_shape": "known" | "fit",
-     "estimator_noise": {} | {"rotation_deg", "translation_m", "seed"}}
+     "estimator_noise": {} | {"rotation_deg", "translation_m", "seed"},
+     "frames": [start, stop, step] (optional: a slice of the motion, for quick runs)}
 
 World: x right, y down (the ground is y = 0), z away from the cameras; each body starts at x = z = 0. A camera
 stands ``distance_m`` in front of that spot with its optical centre ``height_m`` above the ground, looking
@@ -58,7 +59,8 @@ from motionguide.pipelines.dwpose.keypoints import PoseFrame  # noqa: E402
 from motionguide.pipelines.smpl.joints import SMPL_PARENTS  # noqa: E402
 from motionguide.pipelines.smpl.pinhole import project  # noqa: E402
 from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
-from motionguide.pipelines.smpl.sequence import PHENOTYPE_LABELS, load_sequence, validate_sequence  # noqa: E402
+from motionguide.pipelines.smpl.sequence import (PHENOTYPE_LABELS, load_sequence, slice_sequence,  # noqa: E402
+                                                 validate_sequence)
 
 SMPL_PELVIS = np.array([0.0, -0.223, 0.028])  # where SMPL-format motion puts the root: transl + this
 FACING_CAMERA = np.diag([1.0, -1.0, -1.0])  # an upright SMPL body (y up, facing +z) facing the cameras
@@ -155,9 +157,12 @@ class Camera:
         return uv, cam[..., 2] > 1e-3
 
 
-def load_motion(path) -> dict:
-    """Rotations (world axes), root path relative to frame 0, and fps of a motion file."""
+def load_motion(path, frames=None) -> dict:
+    """Rotations (world axes), root path relative to the first frame, and fps of a motion file; ``frames``
+    ``[start, stop, step]`` takes a slice (fps divided by the step)."""
     seq = load_sequence(path)
+    if frames:
+        seq = slice_sequence(seq, *frames)
     root = seq["transl"].astype(np.float64) + SMPL_PELVIS
     return {"global": axis_angle_to_matrix(seq["global_orient"]), "body_pose": seq["body_pose"].astype(np.float64),
             "delta": root - root[0], "fps": seq["fps"], "frames": len(root)}
@@ -356,7 +361,7 @@ def run_case(case: dict, base_dir: Path | None = None) -> dict:
     if not motion_path.is_absolute():
         local = (base_dir or MOTIONS) / motion_path
         motion_path = local if local.exists() or base_dir is None else MOTIONS / motion_path
-    motion = load_motion(ensure_motion(motion_path))
+    motion = load_motion(ensure_motion(motion_path), case.get("frames"))
     frames = motion["frames"]
     model, pheno_d = load_body(case["driving_body"])
     model_r, pheno_r = load_body(case["reference_body"])
