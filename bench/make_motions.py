@@ -25,8 +25,7 @@ if str(ROOT) not in sys.path:
 import cli  # noqa: E402
 
 cli.load_pack()
-from motionguide.pipelines.smpl.anny_retarget import SMPL_REST_JOINTS  # noqa: E402
-from motionguide.pipelines.smpl.joints import SMPL_PARENTS  # noqa: E402
+from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
 from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix  # noqa: E402
 from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle as _axis_angle  # noqa: E402
 
@@ -36,7 +35,7 @@ FRAMES = 40
 CAMERA_DISTANCE = 4.0  # metres from the camera to the starting spot
 PELVIS_HEIGHT = 0.95  # of the performer, standing
 CONTACT_JOINTS = (7, 8, 10, 11)  # ankles and toe bases
-SMPL_PELVIS = np.array([0.0, -0.223, 0.028])  # SMPL's neutral rest pelvis: transl = root − this (DESIGN §3)
+SMPL_PELVIS = np.array(SMPL_REST_JOINTS[0])  # where SMPL-format motion puts the root: transl + this
 
 # SMPL joint ids
 L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -85,7 +84,7 @@ def arms_down(pose, spread=75.0):
 
 def ground_drop(orient, body_pose):
     """(T,) how far the root must sink (m) so the lowest contact joint is as high as when standing."""
-    rest = SMPL_REST_JOINTS.numpy().astype(np.float64)
+    rest = np.array(SMPL_REST_JOINTS, np.float64)
     frames = len(orient)
     local = axis_angle_to_matrix(body_pose.reshape(frames, 23, 3))
     world = [axis_angle_to_matrix(orient)]

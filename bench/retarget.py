@@ -56,13 +56,13 @@ cli.load_pack()
 from motionguide.pipelines.dwpose import skeleton as sk  # noqa: E402
 from motionguide.pipelines.dwpose.align import align_poses  # noqa: E402
 from motionguide.pipelines.dwpose.keypoints import PoseFrame  # noqa: E402
-from motionguide.pipelines.smpl.joints import SMPL_PARENTS  # noqa: E402
+from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
 from motionguide.pipelines.smpl.pinhole import project  # noqa: E402
 from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from motionguide.pipelines.smpl.sequence import (PHENOTYPE_LABELS, load_sequence, slice_sequence,  # noqa: E402
                                                  validate_sequence)
 
-SMPL_PELVIS = np.array([0.0, -0.223, 0.028])  # where SMPL-format motion puts the root: transl + this
+SMPL_PELVIS = np.array(SMPL_REST_JOINTS[0])  # where SMPL-format motion puts the root: transl + this
 FACING_CAMERA = np.diag([1.0, -1.0, -1.0])  # an upright SMPL body (y up, facing +z) facing the cameras
 NEUTRAL_ARMS_DEG = 75.0  # the reference image: standing, arms down along the body
 SHOULDER_CARRIERS = {16: 13, 17: 14, 13: 13, 14: 14}  # SMPL shoulder → collar

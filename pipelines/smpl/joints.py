@@ -5,6 +5,16 @@ from __future__ import annotations
 
 # Parent of each of SMPL's 24 joints (-1 for the pelvis); parents come before their children.
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+# SMPL's neutral rest joints, approximately (metres; x = body's left, y up, z forward; T-pose): the joint
+# directions the Anny retarget aligns to and the synthetic test body's skeleton.
+SMPL_REST_JOINTS = (
+    (0.000, -0.223, 0.028), (0.068, -0.314, 0.021), (-0.068, -0.314, 0.021), (0.000, -0.114, 0.002),
+    (0.104, -0.689, 0.030), (-0.104, -0.689, 0.030), (0.000, 0.024, 0.030), (0.088, -1.088, -0.013),
+    (-0.088, -1.088, -0.013), (0.000, 0.078, 0.030), (0.118, -1.144, 0.111), (-0.118, -1.144, 0.111),
+    (0.000, 0.288, 0.003), (0.078, 0.194, 0.008), (-0.078, 0.194, 0.008), (0.000, 0.352, 0.055),
+    (0.173, 0.227, 0.003), (-0.173, 0.227, 0.003), (0.434, 0.215, -0.020), (-0.434, 0.215, -0.020),
+    (0.684, 0.222, -0.025), (-0.684, 0.222, -0.025), (0.768, 0.214, -0.035), (-0.768, 0.214, -0.035),
+)
 SMPL_JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
                     "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar",
                     "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",

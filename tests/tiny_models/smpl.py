@@ -20,18 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from motionguide.pipelines.smpl.joints import SMPL_PARENTS
+from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS
 
 NUM_VERTICES = 6890
-# Approximate SMPL neutral rest joints (metres; x = body's left, y up, z forward), T-pose.
-REST_JOINTS = np.array([
-    [0.000, -0.223, 0.028], [0.068, -0.314, 0.021], [-0.068, -0.314, 0.021], [0.000, -0.114, 0.002],
-    [0.104, -0.689, 0.030], [-0.104, -0.689, 0.030], [0.000, 0.024, 0.030], [0.088, -1.088, -0.013],
-    [-0.088, -1.088, -0.013], [0.000, 0.078, 0.030], [0.118, -1.144, 0.111], [-0.118, -1.144, 0.111],
-    [0.000, 0.288, 0.003], [0.078, 0.194, 0.008], [-0.078, 0.194, 0.008], [0.000, 0.352, 0.055],
-    [0.173, 0.227, 0.003], [-0.173, 0.227, 0.003], [0.434, 0.215, -0.020], [-0.434, 0.215, -0.020],
-    [0.684, 0.222, -0.025], [-0.684, 0.222, -0.025], [0.768, 0.214, -0.035], [-0.768, 0.214, -0.035],
-])
+REST_JOINTS = np.array(SMPL_REST_JOINTS)  # the capsule man's joints: SMPL's neutral T-pose
 # Tube radius of the bone ending at each joint (index = child joint).
 BONE_RADIUS = [0.0, 0.085, 0.085, 0.12, 0.075, 0.075, 0.13, 0.055, 0.055, 0.13, 0.042, 0.042,
                0.055, 0.06, 0.06, 0.05, 0.055, 0.055, 0.045, 0.045, 0.04, 0.04, 0.035, 0.035]
