@@ -182,6 +182,18 @@ def get_torch_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def onnx_device(choice: str) -> str:
+    """The DWPose device for a node's ``device`` choice: ``auto`` follows ComfyUI's torch device, so ComfyUI on
+    the CPU (``--cpu``, or no CUDA GPU) never asks onnxruntime for CUDA. Outside ComfyUI ``auto`` is passed on
+    (the pipeline asks torch whether a CUDA device is present)."""
+    if choice != "auto":
+        return choice
+    mm = _comfy_module("comfy.model_management")
+    if mm is None:
+        return "auto"
+    return "cuda" if mm.get_torch_device().type == "cuda" else "cpu"
+
+
 def offload_device():
     import torch
 

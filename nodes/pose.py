@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from ..pipelines import options
 from . import comfy_adapter as adapter
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
 
@@ -16,12 +17,12 @@ logger = logging.getLogger(__name__)
 CATEGORY = "MotionGuide/pose"
 DETECTOR_DEFAULT = "yolox_l.onnx"
 POSE_DEFAULT = "dw-ll_ucoco_384.onnx"
-PERSON_CHOICES = ["all (reference)", "largest", "most central", "index"]
-MISSING_CHOICES = ["interpolate", "empty", "keep (reference)"]
+PERSON_CHOICES = ["all (reference)" if s == "all" else s for s in options.PERSON_SELECTIONS]
+MISSING_CHOICES = list(options.MISSING_PERSON_MODES)
 DEVICE_CHOICES = ["auto", "cuda", "cpu"]
-STYLE_CHOICES = ["reference", "thick"]
+STYLE_CHOICES = list(options.POSE_STYLES)
 FIT_CHOICES = ["reference", "confident points", "confident points, weighted"]
-SMOOTHING_CHOICES = ["none", "one-euro", "savitzky-golay"]
+SMOOTHING_CHOICES = list(options.POSE_SMOOTHING)
 SAVE_FORMATS = ["one file (POSE_KEYPOINT list)", "OpenPose file per frame"]
 
 
@@ -77,7 +78,9 @@ class MotionGuideDetectPose:
                                "Frames without a person: interpolate from neighbouring frames, leave empty, or "
                                "keep the reference's whole-image guess."}),
             "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
-                       "onnxruntime provider: CUDA when onnxruntime-gpu is installed (auto), or the CPU."}),
+                       "onnxruntime provider. auto: CUDA when ComfyUI runs on a CUDA GPU and the installed "
+                       "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
+                       "cpu: always the CPU."}),
         }}
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
@@ -92,6 +95,7 @@ class MotionGuideDetectPose:
             return ([], _to_image_tensor(np.zeros((0, height, width, 3), np.uint8)))
         det_path = adapter.resolve_model_path("dwpose", detector)
         pose_path = adapter.resolve_model_path("dwpose", pose_model)
+        device = adapter.onnx_device(device)
         key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
         detected = wholebody.DETECTIONS.get(key)
         progress = adapter.Progress(count * 2, "Detect Pose")

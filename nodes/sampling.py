@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from ..pipelines import options
 from . import comfy_adapter as adapter
 from . import sockets
 
@@ -16,11 +17,11 @@ SVD_FOLDER_DEFAULT = "stable-video-diffusion-img2vid-xt-1-1"
 SVD_FILE_DEFAULT = "svd_xt_1_1.safetensors"
 MIMICMOTION_DEFAULT = "MimicMotion_1-1.pth"
 POSE_NET_INSIDE = "(inside checkpoint)"
-MEMORY_MODES = ["keep_loaded", "offload_after_run", "sequential_offload"]
+MEMORY_MODES = list(options.MEMORY_MODES)
 DEVICES = ["auto", "cpu"]
-FUSION_WEIGHTS = ["triangle", "flat"]
-NOISE_MODES = ["periodic", "independent"]
-SIGMA_SCHEDULES = ["karras", "exponential", "align_your_steps"]
+FUSION_WEIGHTS = list(options.FUSION_WEIGHT_SHAPES)
+NOISE_MODES = list(options.NOISE_MODES)
+SIGMA_SCHEDULES = list(options.SIGMA_SCHEDULES)
 
 
 def svd_base_choices() -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..options import NOISE_MODES
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
@@ -23,7 +24,6 @@ from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights
 
 logger = logging.getLogger(__name__)
 
-NOISE_MODES = ("periodic", "independent")
 POSE_CACHE_PLACES = ("auto", "device", "cpu")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ SMOKE_OVERRIDES = {
 
 def missing_real_models() -> list[str]:
     """Ids of the real model files the demo needs that are not found (any alternative in a group counts)."""
-    from .cli import model_report
+    from .model_files import model_report
 
     present = {model_id for model_id, ok, _ in model_report() if ok}
     return [" or ".join(group) for group in REAL_MODELS_NEEDED if not present.intersection(group)]
@@ -70,7 +70,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .cli import _written_files, execute
+    from .execute import execute, written_files
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()
@@ -81,7 +81,9 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         _banner(["SMOKE RUN: " + reason + ".",
                  "Using tiny RANDOM models in the real file layouts: the video shows noise, not an animation.",
                  "It proves the whole graph (DWPose, align, draw, SVD sampler, decode, video) runs end to end.",
-                 f"For a real animation, place the model files (python cli.py doctor) under {adapter.fallback_models_dir()}."])
+                 f"For a real animation, place the model files under {adapter.fallback_models_dir()}",
+                 "(`python cli.py doctor` checks them; `python cli.py models download --workflow "
+                 "mimicmotion_pose_video` fetches them on request)."])
         adapter.set_models_dir(build_smoke_models())
         for (node_id, name), value in SMOKE_OVERRIDES.items():
             workflow[node_id]["inputs"][name] = value
@@ -90,7 +92,7 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(output_dir.resolve())
     started = time.perf_counter()
     result = execute(workflow)
-    files = _written_files(result)
+    files = written_files(result)
     label = "SMOKE RUN (tiny random models) " if smoke else ""
     print(f"{label}finished in {time.perf_counter() - started:.1f}s")
     for path in files:
@@ -122,7 +124,7 @@ def guidance_previews() -> list[Path]:
     from ..pipelines.smpl.anny_cache import AnnyUnavailable
     from ..pipelines.smpl.guidance_preview import guidance_preview, write_preview
     from ..pipelines.smpl.sequence import load_sequence
-    from .smpl import load_builtin_body
+    from ..nodes.smpl import load_builtin_body
 
     try:
         body = load_builtin_body()

@@ -1,0 +1,165 @@
+"""Command line: run workflows headless, check the installation, run the demo, queue batches on ComfyUI servers.
+
+    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
+    python cli.py doctor [--models-dir DIR]
+    python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
+    python cli.py demo [--models-dir DIR] [--smoke]
+    python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..nodes import comfy_adapter as adapter
+from .execute import execute, written_files
+
+logger = logging.getLogger("motionguide.cli")
+
+PACK_ROOT = adapter.PACK_ROOT
+
+def _apply_dirs(args) -> None:
+    if getattr(args, "models_dir", None):
+        adapter.set_models_dir(args.models_dir)
+    if getattr(args, "input_dir", None):
+        os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
+    if getattr(args, "output_dir", None):
+        os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# run
+
+
+def cmd_run(args) -> int:
+    from .workflow_runner import NodeExecutionError, WorkflowError, load_workflow, set_input
+
+    _apply_dirs(args)
+    try:
+        workflow = load_workflow(args.workflow)
+        for assignment in args.set or []:
+            set_input(workflow, assignment)
+        result = execute(workflow, targets=args.targets.split(",") if args.targets else None)
+    except (WorkflowError, NodeExecutionError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except adapter.Interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"ran {len(result.order)} nodes")
+    for path in written_files(result):
+        print(f"wrote {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# doctor
+
+
+def cmd_doctor(args) -> int:
+    from . import doctor
+
+    _apply_dirs(args)
+    return doctor.run()
+
+
+def cmd_models(args) -> int:
+    _apply_dirs(args)
+    return args.models_handler(args)
+
+
+def cmd_anny(args) -> int:
+    """Build (once) or check the built-in body's cache."""
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+    from .execute import _print_progress
+
+    _apply_dirs(args)
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    if is_built(folder) and not args.load:
+        print(f"Anny body cache ok in {folder}")
+        return 0
+    try:
+        body = load_anny_body(adapter.model_folder_paths("anny")[0],
+                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+    except (AnnyUnavailable, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nAnny body ready: {body!r}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# demo
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    _apply_dirs(args)
+    return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="MotionGuide command line.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def dirs(p, inputs=True):
+        p.add_argument("--models-dir", help="ComfyUI-style models directory (default: $MOTIONGUIDE_MODELS_DIR, "
+                                            "ComfyUI/models when installed in custom_nodes, else ./models)")
+        if inputs:
+            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input)")
+            p.add_argument("--output-dir", help="where outputs are written (default ./output)")
+
+    run = sub.add_parser("run", help="run an API-format workflow headless")
+    run.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
+    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE", help="override an input (repeatable)")
+    run.add_argument("--targets", help="comma-separated node ids to compute (default: all nodes)")
+    dirs(run)
+    run.set_defaults(handler=cmd_run)
+
+    doctor = sub.add_parser("doctor", help="check torch/CUDA, onnxruntime, OpenGL and the model files")
+    dirs(doctor, inputs=False)
+    doctor.set_defaults(handler=cmd_doctor)
+
+    models = sub.add_parser("models", help="list the model files, or download them from their official sources "
+                                           "(opt-in: nothing is ever downloaded unless you run this)")
+    from . import models_download
+
+    for command in models_download.add_arguments(models):
+        dirs(command, inputs=False)
+    models.set_defaults(handler=cmd_models)
+
+    anny = sub.add_parser("anny", help="build (once, ~1 min) or check the built-in body's cache in models/anny "
+                                       "($ANNY_CACHE_DIR when set)")
+    anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
+    dirs(anny, inputs=False)
+    anny.set_defaults(handler=cmd_anny)
+
+    demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
+                                       "labelled smoke run on tiny models; writes a video")
+    demo.add_argument("--smoke", action="store_true", help="use the tiny models even when real weights exist")
+    dirs(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    try:
+        from ..batch import client as batch_client
+    except ImportError as exc:  # aiohttp missing: the rest of the CLI still works
+        logger.debug("batch client unavailable: %s", exc)
+    else:
+        batch = sub.add_parser("batch", help="queue a job list on ComfyUI servers over HTTP")
+        batch_client.add_arguments(batch)
+        batch.set_defaults(handler=batch_client.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
