@@ -333,7 +333,7 @@ class MotionGuideSetBodyShape:
             "motion": (S.SMPL_SEQUENCE, {"tooltip": "The sequence to shape (typically the reference image's, from "
                                                     "Estimate SMPL, which stores the keypoints the fit uses)."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "The built-in Anny body (Load Body Model)."}),
-            "mode": (["sliders", "fit", "fit_from_sliders"], {
+            "mode": (list(options.BODY_SHAPE_MODES), {
                 "default": "sliders", "tooltip": "sliders: all six values below; fit: age, height and proportions "
                                                  "estimated from the keypoints and pose (gender, muscle, weight "
                                                  "from the sliders); fit_from_sliders: the fit starts at and stays "

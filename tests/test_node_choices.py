@@ -9,7 +9,7 @@ from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
 from motionguide.pipelines.render import maps
-from motionguide.pipelines.smpl import camera, importers, smoothing, transfer
+from motionguide.pipelines.smpl import anny_shape, camera, importers, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {
@@ -30,6 +30,7 @@ PIPELINE_CHOICES = {
     ("MotionGuideTransferShape", "orientation"): transfer.ORIENTATIONS,
     ("MotionGuideTransferShape", "trajectory"): transfer.TRAJECTORIES,
     ("MotionGuideTransferShape", "camera"): transfer.TRANSFER_CAMERAS,
+    ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideSetCamera", "easing"): camera.EASINGS,
     ("MotionGuideSetCamera", "pivot"): camera.CAMERA_PIVOTS,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,

@@ -13,11 +13,12 @@ import logging
 import numpy as np
 import torch
 
+from ..options import BODY_SHAPE_MODES
 from .sequence import PHENOTYPE_LABELS, check_phenotype, validate_sequence
 
 logger = logging.getLogger(__name__)
 
-MODES = ["sliders", "fit", "fit_from_sliders"]
+MODES = BODY_SHAPE_MODES
 FIT_LABELS = ("age", "height", "proportions")
 MIN_SCORE = 0.3
 MIN_POINTS = 6
