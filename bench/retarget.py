@@ -1,6 +1,7 @@
 """Retargeting benchmark with ground truth (DESIGN §7b): the 3D path against MimicMotion's 2D alignment.
 
     python bench/retarget.py [CASE.json ...] [--plot out.png] [--json results.json]
+    python bench/retarget.py bench/cases/child_walk_high_camera.json      # an example case file
 
 Without case files it runs the built-in set (:data:`BUILTIN_CASES`) and prints one row per case, then the
 geometric mean of the 3D/2D error ratios. A case is JSON::
