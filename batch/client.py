@@ -30,7 +30,8 @@ from .jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, 
 from .server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
                      output_files)
 from ..pipelines.output_paths import make_readable
-from .state import DONE, FAILED, QUEUED, BatchState, StateLock, publish_no_clobber, temp_path_for
+from .state import (DONE, FAILED, QUEUED, BatchState, StateLock, publish_no_clobber, remove_partial_downloads,
+                    temp_path_for)
 
 logger = logging.getLogger(__name__)
 
@@ -508,6 +509,9 @@ async def run_batch(args) -> int:
         logger.error("%s", exc if isinstance(exc, ValueError) else f"state file {state_path}: {exc}")
         return 2
     try:
+        removed = remove_partial_downloads(Path(args.out))  # the state is ours now: no other client downloads
+        if removed:
+            logger.info("removed %d partial download(s) left by an earlier run under %s", removed, args.out)
         return await _run_jobs(args, jobs, urls, state)
     finally:
         state.close()

@@ -64,6 +64,18 @@ def temp_path_for(dest_dir: Path, name: str) -> Path:
     return Path(tmp)
 
 
+def remove_partial_downloads(out_dir: Path) -> int:
+    """Remove the hidden ``.<name>.<random>.part`` files (from :func:`temp_path_for`) that a killed client left in
+    the job folders under ``out_dir``; call it once the state file is ours. Returns how many were removed."""
+    removed = 0
+    for job_dir in (p for p in Path(out_dir).glob("*") if p.is_dir() and not p.is_symlink()):
+        for part in job_dir.glob(".*.part"):
+            if part.is_file() and not part.is_symlink():
+                _unlink_quietly(part)
+                removed += 1
+    return removed
+
+
 def publish_no_clobber(tmp: Path, dest: Path) -> Path:
     """Move ``tmp`` to ``dest`` or, if that name is taken by different bytes, to ``dest (n)``; return the path.
 

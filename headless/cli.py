@@ -3,6 +3,7 @@
     python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
     python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
+    python cli.py anny [--models-dir DIR]        (build once, or check, the built-in body's cache)
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
 """
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
-from .execute import execute, written_files
+from .execute import _print_progress, execute, written_files
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -73,10 +74,9 @@ def cmd_models(args) -> int:
 
 def cmd_anny(args) -> int:
     """Build (once) or check the built-in body's cache."""
-    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
-    from .execute import _print_progress
-
     _apply_dirs(args)
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+
     folder = cache_dir(adapter.model_folder_paths("anny")[0])
     if is_built(folder) and not args.load:
         print(f"Anny body cache ok in {folder}")

@@ -475,3 +475,14 @@ def input_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_input_directory())
     return Path(os.environ.get("MOTIONGUIDE_INPUT_DIR", Path.cwd() / "input"))
+
+
+def input_path(name: str | os.PathLike, what: str) -> Path:
+    """``name`` (relative to ComfyUI's input folder, or absolute inside it) with symbolic links resolved; a path
+    that leads outside the input folder (``../``, an absolute path elsewhere, a link out) is a ``ValueError``."""
+    root = input_directory().resolve()
+    path = (root / Path(name).expanduser()).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"{what} {str(name)!r} is outside ComfyUI's input folder {root}; nodes only read files "
+                         "there. Copy the file into that folder.")
+    return path

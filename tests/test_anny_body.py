@@ -24,7 +24,8 @@ def walk_turn_raise(frames=FRAMES, depth=6.0):
     pose[:, 9], pose[:, 12] = np.maximum(-swing, 0), np.maximum(swing, 0)  # knees
     raise_ = np.linspace(-1.2, 0.4, frames)
     pose[:, 45 + 2], pose[:, 48 + 2] = raise_, -raise_  # shoulders about z: from down to above horizontal
-    pose[:, 54 + 1], pose[:, 57 + 1] = -0.6, 0.6  # elbows bent
+    pose[:, 51 + 1], pose[:, 54 + 1] = -0.6, 0.6  # elbows (joints 18, 19) bent
+    pose[:, 57], pose[:, 60] = 0.9 * np.sin(2 * np.pi * t), -0.9 * np.sin(2 * np.pi * t)  # wrists (20, 21) twist
     yaw = np.clip((np.arange(frames) - 20) / 20.0, 0, 1) * np.pi
     orient = matrix_to_axis_angle(axis_angle_to_matrix(FACING_CAMERA)[None]
                                   @ np.stack([rotation_about_axis("y", np.degrees(a)) for a in yaw]))
@@ -67,6 +68,19 @@ def test_retarget_reproduces_smpl_tree_kinematics(anny_body):
         assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < DIRECTION_TOLERANCE_DEG, (parent, child)
     # the pelvis sits where SMPL puts it: SMPL's neutral pelvis + transl
     assert np.abs(joints[:, 0] - (ar.SMPL_REST_JOINTS[0].numpy() + seq["transl"])).max() < 1e-5
+
+
+def test_forearm_twist_bone_takes_half_the_wrist_twist(anny_body):
+    pose = np.zeros((1, 69))
+    pose[0, 57] = 1.2  # left wrist (joint 20) twisted about SMPL's x (the T-pose forearm)
+    rest = anny_body.rest()
+    world = ar.smpl_global_rotations(torch.zeros(1, 3), torch.tensor(pose, dtype=torch.float32))
+    g = anny_body.retarget.bone_rotations(world, rest["alignment"], rest["twist_axes"])[0]
+    index = anny_body.retarget.index
+    relative = g[index["lowerarm02.L"]] @ g[index["lowerarm01.L"]].T
+    angle = np.degrees(np.arccos(np.clip((float(torch.trace(relative)) - 1) / 2, -1, 1)))
+    assert angle == pytest.approx(np.degrees(0.6), abs=1.5)  # half of 1.2 rad (the axis is not exactly x)
+    assert float((g[index["upperarm02.L"]] - g[index["upperarm01.L"]]).abs().max()) == 0.0
 
 
 def test_facing_and_left_right_through_the_turn(anny_body):

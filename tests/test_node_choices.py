@@ -30,9 +30,9 @@ PIPELINE_CHOICES = {
     ("MotionGuideTransferShape", "orientation"): transfer.ORIENTATIONS,
     ("MotionGuideTransferShape", "trajectory"): transfer.TRAJECTORIES,
     ("MotionGuideTransferShape", "camera"): transfer.TRANSFER_CAMERAS,
-    ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideSetCamera", "easing"): camera.EASINGS,
     ("MotionGuideSetCamera", "pivot"): camera.CAMERA_PIVOTS,
+    ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToPose", "renderer"): maps.BACKENDS,
 }

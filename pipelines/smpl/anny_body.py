@@ -30,8 +30,9 @@ from .sequence import check_phenotype
 
 logger = logging.getLogger(__name__)
 
-# A young adult of average build, between the male and female ends (age 0.67 ≈ young adult, 0.33 ≈ child).
-DEFAULT_PHENOTYPE = (0.5, 0.67, 0.5, 0.5, 0.5, 0.5)
+# A young adult of average build between the male and female ends (age 0.67 ≈ young adult, 0.33 ≈ child), 1.71 m
+# tall like SMPL's neutral body, so SMPL translations and trajectories keep their scale on the default body.
+DEFAULT_PHENOTYPE = (0.5, 0.67, 0.5, 0.5, 0.38, 0.5)
 NUM_JOINTS_OUT = 63
 OPENPOSE_SLICE = slice(45, 63)
 # COCO labels for OpenPose-18 (None = neck, the shoulder midpoint).
@@ -100,7 +101,8 @@ class AnnyBody:
                           module.vertex_bone_weights[used].to(torch.float32))
         per_bone = weights[:, :, None] * skin[None]  # (K, U, B): regressor weight × skinning weight, sparse
         k, u, b = torch.nonzero(per_bone, as_tuple=True)
-        self._coco_sparse = (k * module.bone_count + b, used[u], per_bone[k, u, b], per_bone.sum(1))
+        self._coco_sparse = (k * module.bone_count + b, u, per_bone[k, u, b], per_bone.sum(1))
+        self._coco_rest = (module.template_vertices[used].float(), module.blendshapes[:, used].float())
         return used, weights, {label: i for i, label in enumerate(reg.labels)}
 
     def _part_labels(self, module) -> np.ndarray:
@@ -153,13 +155,20 @@ class AnnyBody:
             return self._rest_cache[key]
         module = self._module_on(device)
         _, values, local, facial = module.get_tensor_inputs(None, pheno, None, None)
-        coeffs = module._get_phenotype_blendshape_coefficients(values, local, facial)
-        out = module.get_rest_model(coeffs)
-        heads = out["rest_bone_heads"][0]
+        coeffs = module._get_phenotype_blendshape_coefficients(values, local, facial)[0]
+        heads = module.template_bone_heads + torch.einsum("a,abc->bc", coeffs, module.bone_heads_blendshapes)
+        # the fit (phenotype requiring grad) needs only the vertices the keypoint regressor reads
+        vertices = None if pheno.requires_grad else \
+            module.template_vertices + torch.einsum("a,avc->vc", coeffs, module.blendshapes)
+        # Posed in 'world-orient', a bone's skinning rotation is exactly the orientation we give it times the
+        # inverse of its rest orientation: the rest orientations cancel, so identity ones (no Procrustes) do.
+        poses = torch.eye(4, device=device).repeat(1, len(heads), 1, 1)
+        poses[0, :, :3, 3] = heads
         to_smpl = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], device=device)
         offset = SMPL_REST_JOINTS[0].to(device=device, dtype=torch.float32) - to_smpl @ heads[0]
-        rest = {"heads": heads, "poses": out["rest_bone_poses"], "vertices": out["rest_vertices"][0],
-                "alignment": self.retarget.alignment(heads), "offset": offset, "to_smpl": to_smpl}
+        alignment = self.retarget.alignment(heads)
+        rest = {"heads": heads, "poses": poses, "vertices": vertices, "coeffs": coeffs, "alignment": alignment,
+                "twist_axes": self.retarget.twist_axes(heads, alignment), "offset": offset, "to_smpl": to_smpl}
         if key is not None:
             if len(self._rest_cache) > 32:
                 self._rest_cache.clear()
@@ -189,7 +198,7 @@ class AnnyBody:
         """Anny's skinning transforms and posed bone poses `(T,B,4,4)` for SMPL-format rotations."""
         device = global_orient.device
         world = smpl_global_rotations(global_orient, body_pose, hand_pose)
-        rotations = self.retarget.bone_rotations(world, rest["alignment"])  # (T,B,3,3)
+        rotations = self.retarget.bone_rotations(world, rest["alignment"], rest["twist_axes"])  # (T,B,3,3)
         frames, bones = rotations.shape[:2]
         orient = rotations @ rest["poses"][:, :, :3, :3]  # each bone's posed world orientation
         root = transl + SMPL_REST_JOINTS[0].to(device=device, dtype=transl.dtype)  # only the root's is read
@@ -210,7 +219,10 @@ class AnnyBody:
         rest = self.rest(phenotype, device)
         module = self._module_on(device)
         transforms, poses = self._bone_transforms(module, rest, global_orient, body_pose, transl, hand_pose)
-        vertices = module.get_skinned_vertices(rest["vertices"][None].expand(transforms.shape[0], -1, -1),
+        rest_vertices = rest["vertices"]
+        if rest_vertices is None:  # a phenotype requiring grad: the whole mesh, differentiably
+            rest_vertices = module.template_vertices + torch.einsum("a,avc->vc", rest["coeffs"], module.blendshapes)
+        vertices = module.get_skinned_vertices(rest_vertices[None].expand(transforms.shape[0], -1, -1),
                                                transforms)
         return vertices, self._joints(vertices, poses[..., :3, 3])
 
@@ -228,8 +240,10 @@ class AnnyBody:
         slot, vertex, value, bone_sum = (t.to(device) for t in self._coco_sparse)
         # LBS and the regressor are both linear: regress each bone's share of the rest points first, then move
         # those (keypoints × bones) instead of every skinned vertex.
+        template, blend = (t.to(device) for t in self._coco_rest)
+        rest_points = template + torch.einsum("a,auc->uc", rest["coeffs"], blend)  # rest vertices read
         share = torch.zeros(bone_sum.numel(), 3, device=device).index_add(
-            0, slot, value[:, None] * rest["vertices"][vertex]).view(*bone_sum.shape, 3)
+            0, slot, value[:, None] * rest_points[vertex]).view(*bone_sum.shape, 3)
         points = (torch.einsum("tbij,kbj->tki", transforms[..., :3, :3], share)
                   + torch.einsum("tbi,kb->tki", transforms[..., :3, 3], bone_sum))
         op = [points[:, coco[name]] if name else 0.5 * (points[:, coco["left_shoulder"]] +

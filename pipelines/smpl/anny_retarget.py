@@ -12,7 +12,9 @@ shaped rest skeleton: the axis change (SMPL y-up, z-forward → Anny z-up, −y 
 turning the Anny bone (head → head of the bone mapped to SMPL's child joint) onto SMPL's T-pose bone direction.
 Legs, spine, neck, collars, arms and fingers are all measured; the wrist also gets its twist (palm down: the
 index→pinky knuckle line points backwards), fingers are straightened along the hand. Bones without an SMPL
-joint (``upperarm02``, ``metacarpal*``, ``neck02``...) follow their nearest mapped ancestor. The root head is put
+joint (``upperarm02``, ``metacarpal*``, ``neck02``...) follow their nearest mapped ancestor, except the forearm
+twist bones (``lowerarm02``), which take half of the wrist's twist about the line through their head and the
+wrist (so the wrist stays exactly where SMPL's kinematics put it, and a twisted hand does not pinch the wrist). The root head is put
 at SMPL's neutral pelvis (``transl`` in SMPL files is relative to it), so ``root = transl + SMPL_REST_JOINTS[0]``.
 
 Everything here is plain torch (differentiable in the rest skeleton, so the shape fit can go through it).
@@ -146,6 +148,9 @@ class Retarget:
             if d >= 0:
                 with_hands[b] = self.finger_bones[self.labels[d]]
         self.source = torch.tensor(with_hands)
+        # forearm twist bones: (bone, elbow joint, wrist joint, wrist bone)
+        self.twist = [(index[f"lowerarm02.{side}"], 18 + o, 20 + o, index[f"wrist.{side}"])
+                      for side, o in (("L", 0), ("R", 1)) if f"lowerarm02.{side}" in index]
 
     # ------------------------------------------------------------------------------------------------------------
     def alignment(self, rest_heads: torch.Tensor) -> torch.Tensor:
@@ -198,7 +203,30 @@ class Retarget:
             bones.append(align)
         return torch.stack(bones)
 
-    def bone_rotations(self, world: torch.Tensor, alignment: torch.Tensor) -> torch.Tensor:
-        """``G_b = S_source(b) · A_b``: `(T,B,3,3)` from SMPL world rotations `(T,24|54,3,3)`."""
+    def twist_axes(self, rest_heads: torch.Tensor, alignment: torch.Tensor) -> torch.Tensor:
+        """`(n,3)` unit axes (T-pose, SMPL axes) from each forearm twist bone's head to the wrist's head."""
+        if not self.twist:
+            return rest_heads.new_zeros(0, 3)
+        return torch.stack([_unit(alignment[bone] @ (rest_heads[wrist] - rest_heads[bone]))
+                            for bone, _, _, wrist in self.twist])
+
+    def bone_rotations(self, world: torch.Tensor, alignment: torch.Tensor,
+                       twist_axes: torch.Tensor | None = None) -> torch.Tensor:
+        """``G_b = S_source(b) · A_b``: `(T,B,3,3)` from SMPL world rotations `(T,24|54,3,3)`.
+
+        With ``twist_axes`` (:meth:`twist_axes`), the forearm twist bones also turn by half of the wrist's
+        local twist about their axis.
+        """
         source = self.source if world.shape[1] > 24 else self.source_no_hands
-        return world[:, source.to(world.device)] @ alignment[None]
+        rotations = world[:, source.to(world.device)] @ alignment[None]
+        if twist_axes is None or not self.twist:
+            return rotations
+        rotations = rotations.clone()
+        for (bone, elbow, wrist, _), axis in zip(self.twist, twist_axes):
+            local = world[:, elbow].transpose(-1, -2) @ world[:, wrist]  # the wrist's own rotation
+            vector = torch.stack([local[:, 2, 1] - local[:, 1, 2], local[:, 0, 2] - local[:, 2, 0],
+                                  local[:, 1, 0] - local[:, 0, 1]], -1)
+            trace = local[:, 0, 0] + local[:, 1, 1] + local[:, 2, 2]
+            half = torch.atan2(vector @ axis, 1 + trace)  # half the twist angle about the axis
+            rotations[:, bone] = world[:, elbow] @ axis_angle_to_matrix(axis[None] * half[:, None]) @ alignment[bone]
+        return rotations

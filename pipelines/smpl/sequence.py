@@ -37,6 +37,7 @@ OPTIONAL_PER_FRAME = ("keypoints", "hand_pose")
 WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
           "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
 PHENOTYPE_LABELS = ("gender", "age", "muscle", "weight", "height", "proportions")
+MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
 DEFAULT_FPS = 30.0
 
 
@@ -137,6 +138,13 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
             if bad is not None:
                 raise ValueError(f"{name}: '{key}' holds NaN or inf at frame {bad}; fix or drop that frame "
                                  "(mark frames without a person with valid=False instead).")
+    _check_intrinsics(out["K"], name)
+    huge = np.abs(out["betas"]) > MAX_ABS_BETA
+    if huge.any():
+        frame = int(np.argmax(huge.any(1)))
+        raise ValueError(f"{name}: 'betas' at frame {frame} holds {float(out['betas'][huge][0]):g}; body shape "
+                         f"coefficients must lie within ±{MAX_ABS_BETA:g} (standard deviations of the body model's "
+                         "shape space; real people lie within about ±5). Check the file or the estimator output.")
     for key, value in seq.items():  # extra entries (e.g. 'source') are kept
         if key not in out and key not in OPTIONAL_PER_FRAME + ("phenotype",):
             out[key] = value
@@ -174,6 +182,15 @@ def body_kwargs(seq: dict) -> dict:
     return {"phenotype": seq.get("phenotype"), "hand_pose": seq.get("hand_pose")}
 
 
+def _check_intrinsics(k: np.ndarray, name: str) -> None:
+    bad = (k[:, 0, 0] <= 0) | (k[:, 1, 1] <= 0)
+    if bad.any():
+        frame = int(np.argmax(bad))
+        fx, fy = float(k[frame, 0, 0]), float(k[frame, 1, 1])
+        raise ValueError(f"{name}: 'K' at frame {frame} has fx={fx:g}, fy={fy:g}; pinhole intrinsics need fx, fy > 0 "
+                         "(focal lengths in pixels). Fix the camera in the file, or leave K out to use the default.")
+
+
 def num_frames(seq: dict) -> int:
     return int(np.shape(seq["global_orient"])[0])
 
@@ -204,11 +221,14 @@ def is_sequence_file(arrays) -> bool:
 def load_sequence(path) -> dict:
     """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
+    from ..weights import npz_array, open_npz
+
+    remedy = "Export the motion again with Save SMPL Motion."
+    with open_npz(path, "Motion file", remedy=remedy) as data:
         if not is_sequence_file(data):
             raise ValueError(f"{path} is not an SMPL_SEQUENCE file (keys {sorted(data.files)}); use an importer "
                              "format (AMASS, 4D-Humans, WHAM/GVHMR) instead.")
-        seq = {key: data[key] for key in data.files if key != "format"}
+        seq = {key: npz_array(data, key, path, "Motion file", remedy=remedy) for key in data.files if key != "format"}
     for key in ("fps", "model_type"):
         if key in seq:
             seq[key] = seq[key].item()

@@ -315,11 +315,11 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         transl_out = transl_out + (ref_ground - drv_ground) * up
 
     out = dict(drv)
-    out.pop("keypoints", None)  # the driving video's 2D keypoints do not describe the transferred body
     out.update(betas=betas_out.astype(np.float32), global_orient=orient_out.astype(np.float32),
                transl=transl_out.astype(np.float32))
     if pheno_r is not None:
         out["phenotype"] = np.asarray(pheno_r, np.float32)
+    out.pop("keypoints", None)  # the driving image's 2D keypoints no longer match this body and camera
     if camera == "reference":
         out["K"] = np.repeat(ref["K"][r0:r0 + 1], frames, 0)
         out["image_size"] = ref["image_size"]
