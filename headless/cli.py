@@ -3,6 +3,7 @@
     python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--targets NODES] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
     python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
+    python cli.py anny [--models-dir DIR]        (build once, or check, the built-in body's cache)
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
 """
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
-from .execute import announce_folders, execute, node_classes, print_written, report_failure
+from .execute import _print_progress, announce_folders, execute, node_classes, print_written, report_failure
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -76,6 +77,25 @@ def cmd_models(args) -> int:
     return args.models_handler(args)
 
 
+def cmd_anny(args) -> int:
+    """Build (once) or check the built-in body's cache."""
+    _apply_dirs(args)
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    if is_built(folder) and not args.load:
+        print(f"Anny body cache ok in {folder}")
+        return 0
+    try:
+        body = load_anny_body(adapter.model_folder_paths("anny")[0],
+                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+    except (AnnyUnavailable, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nAnny body ready: {body!r}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------------
 # demo
 
@@ -132,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in models_download.add_arguments(models):
         dirs(command, inputs=False)
     models.set_defaults(handler=cmd_models)
+
+    anny = sub.add_parser("anny", help="build (once, ~1 min) or check the built-in body's cache in models/anny "
+                                       "($ANNY_CACHE_DIR when set)")
+    anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
+    dirs(anny, inputs=False)
+    anny.set_defaults(handler=cmd_anny)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

@@ -26,6 +26,7 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "mimicmotion": {".pth", ".pt", ".safetensors"},
     "smpl": {".pkl", ".npz"},
     "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
+    "anny": {".safetensors"},  # the built-in body's derived cache (built here on first use)
 }
 # Core keys the pack reads but does not own.
 SHARED_FOLDERS = ("diffusers", "checkpoints")

@@ -23,9 +23,10 @@ MOTION_EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]  # importers.save_motio
 BETAS_MODES = ["median", "keep"]  # smoothing.smooth_sequence
 ROTATION_SPACES = ["quaternion", "6d"]
 TRANSLATION_FILTERS = ["savgol", "one_euro", "none"]
-ORIENTATIONS = ["keep", "align_first"]  # transfer.transfer_shape
+ORIENTATIONS = ["upright", "keep", "align_first"]  # transfer.transfer_shape
 TRAJECTORIES = ["relative", "lock_root", "keep"]
 TRANSFER_CAMERAS = ["reference", "driving"]
+BODY_SHAPE_MODES = ["sliders", "fit", "fit_from_sliders"]  # anny_shape.set_body_shape
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]
 

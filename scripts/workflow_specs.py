@@ -10,6 +10,7 @@ SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
 HMR2 = "hmr2_epoch_35.ckpt"
 SMPL = "SMPL_NEUTRAL.pkl"
+BODY = "anny (built-in)"  # the licence-free built-in body: no model file
 VHS_MP4 = {"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}  # h264-mp4's own widgets
 
 
@@ -183,13 +184,18 @@ SMPL_GUIDED = Spec(
 
 1. **Detect Pose** on the reference and on every driving frame (person boxes + keypoints for the estimator).
 2. **Estimate SMPL (HMR2)** on both; **Smooth SMPL Motion** removes jitter from the driving estimate.
-3. **Transfer SMPL Shape**: the driving joint rotations with the *reference* body shape, placed in the
+3. **Load Body Model** uses the built-in Anny body (no files, no licence); **Set Body Shape** fits its height
+   and proportions to the reference person's keypoints (set gender, build and weight with its sliders).
+4. **Transfer SMPL Shape**: the driving joint rotations on the *reference* body shape, placed in the
    reference camera, feet on the reference ground.
-4. **SMPL to Pose Keypoints** projects the joints (hidden joints get a lower confidence, so they are drawn
+5. **SMPL to Pose Keypoints** projects the joints (hidden joints get a lower confidence, so they are drawn
    dimmer) and grafts the driving hands and face; **Draw Pose Maps** draws them.
-5. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
+6. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
    reference pose.
-6. **Render SMPL Maps** shows depth, normals and body parts as previews (a geometry encoder can use them later).
+7. **Render SMPL Maps** shows depth, normals and body parts as previews (a geometry encoder can use them later).
+
+The built-in body builds a one-time cache (~1 min) in `models/anny/` on first use. With SMPL files
+(smpl.is.tue.mpg.de) choose `auto (by gender)` in Load Body Model and bypass Set Body Shape.
 """,
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
@@ -197,15 +203,16 @@ SMPL_GUIDED = Spec(
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
         _dwpose(6, L(3), 700, 360, "Detect Pose (driving)"),
-        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": SMPL, "gender": "neutral"},
-          models=("smpl_neutral",)),
+        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": BODY, "gender": "neutral"}),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
         N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
           "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideEstimateSMPL", (1060, 360),
           {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
-        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
-        N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(8),
+        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9), "smpl_model": L(7)}),
+        N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(26),
                                                         "smpl_model": L(7)}),
         N(12, "MotionGuideSMPLToPose", (2140, 160), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
                                                      "height": L(4, 2), "driving_pose": L(6)}),
@@ -235,7 +242,8 @@ SMPL_MOTION_ORBIT = Spec(
 No driving video at all: the motion comes from an SMPL motion file (`.npz` saved by *Save SMPL Motion*, or
 AMASS / 4D-Humans / WHAM / GVHMR results via *Load SMPL Motion*'s formats) and the camera is yours.
 
-1. **Estimate SMPL** on the reference image gives the person's body shape and camera.
+1. **Estimate SMPL** on the reference image gives the person's pose and camera; **Set Body Shape** fits the
+   built-in body (Load Body Model: `anny (built-in)`, no files) to the person's keypoints.
 2. **Load SMPL Motion** reads the motion (the sample `motionguide_motion.npz`: walking on the spot and waving).
 3. **Transfer SMPL Shape** puts the motion on the reference body, standing where the reference stands.
 4. **Set SMPL Camera** with *animate* on orbits the camera from *yaw* 0° to *yaw_end* 60° (eased), so the
@@ -249,12 +257,14 @@ reference image only shows from the front: expect the model to invent it.
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
         N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
           "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
-        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(8),
+        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
                                                         "smpl_model": L(7), "trajectory": "lock_root"}),
         N(12, "MotionGuideSetCamera", (1420, 360), {"motion": L(11), "smpl_model": L(7), "animate": True,
                                                     "yaw": 0.0, "yaw_end": 60.0, "easing": "ease_in_out"},

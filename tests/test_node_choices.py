@@ -9,7 +9,7 @@ from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
 from motionguide.pipelines.render import maps
-from motionguide.pipelines.smpl import camera, importers, smoothing, transfer
+from motionguide.pipelines.smpl import anny_shape, camera, importers, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {
@@ -32,6 +32,7 @@ PIPELINE_CHOICES = {
     ("MotionGuideTransferShape", "camera"): transfer.TRANSFER_CAMERAS,
     ("MotionGuideSetCamera", "easing"): camera.EASINGS,
     ("MotionGuideSetCamera", "pivot"): camera.CAMERA_PIVOTS,
+    ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToPose", "renderer"): maps.BACKENDS,
 }
