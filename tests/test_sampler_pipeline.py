@@ -286,3 +286,15 @@ def test_sequential_offload_streams_unet_blocks_with_the_same_result(model, tiny
     assert seen and all(n == 2 for n in seen)  # one pre-hook (to device) and one hook (back) per block
     assert len(seq.unet.down_blocks[0]._forward_pre_hooks) == 0 and len(seq.unet.conv_out._forward_hooks) == 0
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_on_step_gets_the_fused_x0_prediction(model):
+    reference, poses = make_inputs(6)
+    seen = []
+    out = MimicMotionPipeline(model)(reference, poses, num_inference_steps=2, tile_size=4, tile_overlap=2, seed=0,
+                                     on_step=lambda i, n, x0: seen.append((i, n, x0.clone())))
+    assert [(i, n) for i, n, _ in seen] == [(1, 2), (2, 2)] and seen[0][2].shape == (6, 4, 8, 8)
+    # the last step goes to sigma 0, where the new latents are the x0 prediction itself
+    torch.testing.assert_close(seen[-1][2] / model.scaling_factor, out.latents, rtol=0, atol=1e-4)
+    assert not torch.allclose(seen[0][2], seen[1][2], atol=1e-3)
