@@ -44,8 +44,9 @@ class PoseAfterConvIn(nn.Module):
         return y if self.pose is None else y + self.pose
 
 
-def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max, seed, tile, overlap):
-    """Returns the final latents ``[F,4,h,w]`` divided by the scaling factor, in the default dtype's arithmetic."""
+def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max, seed, tile, overlap, device="cpu"):
+    """Returns the final latents ``[F,4,h,w]`` divided by the scaling factor, in the default dtype's arithmetic
+    (on CPU, float32 on the CPU; the generator lives on ``device``, as the reference's does)."""
     from diffusers import EulerDiscreteScheduler
     from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
@@ -60,27 +61,27 @@ def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max
         # inference.py: pixels / 127.5 - 1 in the default dtype, then back to uint8 (truncating) for the PIL image
         image_pixels = reference_u8 / 127.5 - 1
         image_u8 = ((image_pixels + 1.0) * 127.5).to(torch.uint8)
-        pose_pixels = poses_u8 / 127.5 - 1
+        pose_pixels = (poses_u8 / 127.5 - 1).to(device)
         # CLIP: float32 resize of the [-1,1] image, CLIP normalisation, encoder in the model dtype
         x = image_u8.to(torch.float32) / 255.0
         small = (_resize_with_antialiasing(x * 2.0 - 1.0, (32, 32)) + 1.0) / 2.0
         mean = torch.tensor(model.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(model.image_std, dtype=torch.float32).view(1, 3, 1, 1)
-        embeds = model.image_encoder(pixel_values=((small - mean) / std).to(dtype)).image_embeds.unsqueeze(1)
+        embeds = model.image_encoder(pixel_values=((small - mean) / std).to(device, dtype)).image_embeds.unsqueeze(1)
         negative_embeds = torch.zeros_like(embeds)
         # one generator: augmentation noise (float32, like the processed image), then the latent noise
-        generator = torch.Generator().manual_seed(seed)
-        processed = x * 2.0 - 1.0
-        aug = torch.randn(processed.shape, generator=generator, dtype=processed.dtype)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        processed = (x * 2.0 - 1.0).to(device)
+        aug = torch.randn(processed.shape, generator=generator, dtype=processed.dtype, device=device)
         image_latent = model.vae.encode((processed + 0.0 * aug).to(dtype)).latent_dist.mode().to(dtype)
         image_latents = torch.cat([torch.zeros_like(image_latent), image_latent]).unsqueeze(1).repeat(1, n, 1, 1, 1)
-        time_ids = torch.tensor([[6, 127, 0.0]], dtype=dtype).repeat(2, 1)
+        time_ids = torch.tensor([[6, 127, 0.0]], dtype=dtype, device=device).repeat(2, 1)
         scheduler = EulerDiscreteScheduler.from_config(model.scheduler_config)
-        scheduler.set_timesteps(steps)
-        latents = torch.randn((1, tile, 4, H // 8, W // 8), generator=generator, dtype=dtype)
+        scheduler.set_timesteps(steps, device=device)
+        latents = torch.randn((1, tile, 4, H // 8, W // 8), generator=generator, dtype=dtype, device=device)
         latents = latents * scheduler.init_noise_sigma
         latents = latents.repeat(1, n // tile + 1, 1, 1, 1)[:, :n]
-        guidance = torch.linspace(g_min, g_max, n).unsqueeze(0).to(dtype).view(1, n, 1, 1, 1)
+        guidance = torch.linspace(g_min, g_max, n).unsqueeze(0).to(device, dtype).view(1, n, 1, 1, 1)
         # the tile plan, written out: every tile starts with frame 0; a tail tile covers the end
         plan = []
         for start in range(0, n - tile + 1, tile - overlap):
@@ -92,7 +93,7 @@ def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max
             model_in = torch.cat([model_in, image_latents], dim=2)
             pred = torch.zeros_like(image_latents)
             counts = image_latents.new_zeros((n,))
-            weight = (torch.arange(tile) + 0.5) * 2.0 / tile
+            weight = (torch.arange(tile, device=device) + 0.5) * 2.0 / tile
             weight = torch.minimum(weight, 2 - weight)
             for frames in plan:
                 pose = model.pose_net(pose_pixels[frames])
@@ -109,7 +110,7 @@ def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max
             pred.div_(counts[:, None, None, None])
             uncond, cond = pred.chunk(2)
             latents = scheduler.step(uncond + guidance * (cond - uncond), t, latents).prev_sample
-        return (1 / model.scaling_factor * latents)[0].float(), plan
+        return (1 / model.scaling_factor * latents)[0].float().cpu(), plan
     finally:
         model.unet.conv_in = conv_in
         torch.set_default_dtype(previous)
@@ -120,24 +121,25 @@ def literal_reference_loop(model, reference_u8, poses_u8, *, steps, g_min, g_max
 def test_multi_tile_run_equals_the_literal_reference_loop(models, dtype):
     model = models[dtype]
     reference, poses = inputs()
-    kw = dict(steps=2, g_min=1.5, g_max=3.0, seed=7)
+    steps = 2 if dtype == torch.float16 else 1  # fp16: the latents between steps are fp16 too
+    kw = dict(steps=steps, g_min=1.5, g_max=3.0, seed=7)
     expected, plan = literal_reference_loop(model, reference, poses, tile=TILE, overlap=OVERLAP, **kw)
     assert plan == [[0, 1, 2, 3], [0, 3, 4, 5], [0, 4, 5, 6]]
     timesteps = []
     handle = model.unet.register_forward_pre_hook(lambda m, a: timesteps.append(a[1].dtype))
     pipe = MimicMotionPipeline(model)
     try:
-        out = pipe(reference, poses, num_inference_steps=2, min_guidance_scale=1.5, max_guidance_scale=3.0, seed=7,
+        out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=1.5, max_guidance_scale=3.0, seed=7,
                    tile_size=TILE, tile_overlap=OVERLAP)
     finally:
         handle.remove()
-    assert out.tiles == plan and out.unet_calls == 2 * 3 * 2
+    assert out.tiles == plan and out.unet_calls == steps * 3 * 2
     assert set(timesteps) == {dtype}  # fp16: the reference's rounded timesteps reach the UNet
     assert torch.isfinite(out.latents).all()
     # same operations in the same order and dtype: equal to the last bit (fp16 and fp32 alike)
     torch.testing.assert_close(out.latents, expected, rtol=0, atol=0)
     if dtype == torch.float32:  # the fusion weights matter: flat weights move the frames several tiles share
-        flat = pipe(reference, poses, num_inference_steps=2, min_guidance_scale=1.5, max_guidance_scale=3.0, seed=7,
+        flat = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=1.5, max_guidance_scale=3.0, seed=7,
                     tile_size=TILE, tile_overlap=OVERLAP, options=SamplerOptions(fusion_weights="flat"))
         shared = [0, 3, 4, 5]
         assert float((flat.latents[shared] - expected[shared]).abs().max()) > 1e-2
@@ -177,3 +179,24 @@ def test_posenet_runs_once_per_run_and_projects_per_call(models):
             assert proj_calls == [(TILE, 128, H // 8, W // 8)] * (steps * 3)
     finally:
         h1.remove(), h2.remove()
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_cuda_fp16_run_with_device_noise_follows_the_reference_loop(tiny_svd_dir, tiny_mimicmotion_path):
+    """On a GPU: fp16, the generator on the device (noise_device="model"), pinned PoseNet cache; the reference loop
+    with a CUDA generator draws the same noise. Kernels may differ with batch shapes, hence a tolerance."""
+    model = load_motion_model(tiny_svd_dir, tiny_mimicmotion_path, dtype=torch.float16, device="cuda")
+    reference, poses = inputs()
+    out = MimicMotionPipeline(model)(reference, poses, num_inference_steps=2, min_guidance_scale=1.5,
+                                     max_guidance_scale=3.0, seed=7, tile_size=TILE, tile_overlap=OVERLAP,
+                                     options=SamplerOptions(noise_device="model", pose_cache="cpu"))
+    with model.use(*model.PARTS):
+        expected, _ = literal_reference_loop(model, reference, poses, steps=2, g_min=1.5, g_max=3.0, seed=7,
+                                             tile=TILE, overlap=OVERLAP, device="cuda")
+    assert torch.isfinite(out.latents).all()
+    assert float((out.latents - expected).abs().mean()) < 5e-3
+    torch.testing.assert_close(out.latents, expected, rtol=0, atol=5e-2)
+    cpu_noise = MimicMotionPipeline(model)(reference, poses, num_inference_steps=2, seed=7, tile_size=TILE,
+                                           tile_overlap=OVERLAP).latents
+    assert not torch.allclose(cpu_noise, out.latents, atol=1e-2)  # the CPU stream is another draw
