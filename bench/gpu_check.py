@@ -198,26 +198,6 @@ def _build_motion_model(dtype, device, dry: bool):
     return model
 
 
-class CallTimer:
-    """Start/end time of every UNet call (synchronised), via forward hooks."""
-
-    def __init__(self, module, device):
-        self.device, self.calls, self._start = device, [], 0.0
-        self.handles = [module.register_forward_pre_hook(self._pre), module.register_forward_hook(self._post)]
-
-    def _pre(self, *args):
-        _sync(self.device)
-        self._start = time.perf_counter()
-
-    def _post(self, *args):
-        _sync(self.device)
-        self.calls.append((self._start, time.perf_counter()))
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
-
-
 def unet_flops_per_frame(model, tile: int, height: int, width: int) -> float:
     """FLOPs of one UNet pass (batch 1, ``tile`` frames) per frame, from torch's FLOP counter."""
     import torch
@@ -244,6 +224,7 @@ def _inputs(frames: int, height: int, width: int):
 
 
 def _measure_sampler(rows: Rows, dry: bool, deadline: float, dtype_name: str) -> None:
+    import sampler as sampler_bench  # bench/sampler.py
     import torch
 
     from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
@@ -268,7 +249,7 @@ def _measure_sampler(rows: Rows, dry: bool, deadline: float, dtype_name: str) ->
             if time.monotonic() > deadline - 10:
                 rows.add(config, status="skipped", note="time box reached")
                 continue
-            timer = CallTimer(model.unet, device)
+            timer = sampler_bench.UNetTimer(model.unet, device)
             step_ends = []
             try:
                 _sync(device)
@@ -285,7 +266,7 @@ def _measure_sampler(rows: Rows, dry: bool, deadline: float, dtype_name: str) ->
                 timer.close()
             # measure the last step (the first one warms kernels up when steps > 1)
             step_start = step_ends[-2] if len(step_ends) > 1 else start
-            calls = [(a, b) for a, b in timer.calls if a >= step_start]
+            calls = [(a, b) for a, b in timer.spans if a >= step_start]
             unet_s = sum(b - a for a, b in calls)
             step_s = step_ends[-1] - step_start
             passes = 2 * len(out.tiles)

@@ -38,10 +38,11 @@ def sync(device):
 
 
 class UNetTimer:
-    """Sums the wall time of every UNet call (synchronised on GPU) with forward hooks."""
+    """Sums the wall time of every UNet call (synchronised on GPU) with forward hooks; ``spans`` keeps each call's
+    (start, end)."""
 
     def __init__(self, unet, device):
-        self.device, self.total, self.calls, self._start = device, 0.0, 0, 0.0
+        self.device, self.total, self.calls, self._start, self.spans = device, 0.0, 0, 0.0, []
         self.handles = [unet.register_forward_pre_hook(self._pre), unet.register_forward_hook(self._post)]
 
     def _pre(self, *args):
@@ -50,8 +51,10 @@ class UNetTimer:
 
     def _post(self, *args):
         sync(self.device)
-        self.total += time.perf_counter() - self._start
+        end = time.perf_counter()
+        self.total += end - self._start
         self.calls += 1
+        self.spans.append((self._start, end))
 
     def close(self):
         for h in self.handles:

@@ -10,7 +10,6 @@ accumulators, guidance and the latents between steps are all float16 (``arithmet
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
