@@ -29,6 +29,6 @@ def load_pack(name: str = PACKAGE):
 
 if __name__ == "__main__":
     load_pack()
-    from motionguide.nodes.cli import main
+    from motionguide.headless.cli import main
 
     sys.exit(main())

@@ -23,7 +23,7 @@ import cli  # noqa: E402
 
 cli.load_pack()
 from fake_comfyui import FakeComfyUI  # noqa: E402
-from motionguide.nodes import batch_client  # noqa: E402
+from motionguide.batch import client as batch_client  # noqa: E402
 
 WORKFLOW = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},

@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from ..pipelines import options
 from . import comfy_adapter as adapter
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
 
@@ -16,12 +17,12 @@ logger = logging.getLogger(__name__)
 CATEGORY = "MotionGuide/pose"
 DETECTOR_DEFAULT = "yolox_l.onnx"
 POSE_DEFAULT = "dw-ll_ucoco_384.onnx"
-PERSON_CHOICES = ["all (reference)", "largest", "most central", "index"]
-MISSING_CHOICES = ["interpolate", "empty", "keep (reference)"]
+PERSON_CHOICES = ["all (reference)" if s == "all" else s for s in options.PERSON_SELECTIONS]
+MISSING_CHOICES = list(options.MISSING_PERSON_MODES)
 DEVICE_CHOICES = ["auto", "cuda", "cpu"]
-STYLE_CHOICES = ["reference", "thick"]
+STYLE_CHOICES = list(options.POSE_STYLES)
 FIT_CHOICES = ["reference", "confident points", "confident points, weighted"]
-SMOOTHING_CHOICES = ["none", "one-euro", "savitzky-golay"]
+SMOOTHING_CHOICES = list(options.POSE_SMOOTHING)
 SAVE_FORMATS = ["one file (POSE_KEYPOINT list)", "OpenPose file per frame"]
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 
+from ..pipelines import options
 from . import comfy_adapter as adapter
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, MASK, POSE_KEYPOINT, SMPL_MODEL, SMPL_SEQUENCE
 
 logger = logging.getLogger(__name__)
 
 CATEGORY = "MotionGuide/smpl"
-RENDERERS = ["auto", "torch", "pyrender"]
+RENDERERS = list(options.RENDER_BACKENDS)
 MAX_SIZE = 8192
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from ..pipelines import options
 from . import comfy_adapter as adapter
 from . import sockets
 
@@ -16,17 +17,13 @@ SVD_FOLDER_DEFAULT = "stable-video-diffusion-img2vid-xt-1-1"
 SVD_FILE_DEFAULT = "svd_xt_1_1.safetensors"
 MIMICMOTION_DEFAULT = "MimicMotion_1-1.pth"
 POSE_NET_INSIDE = "(inside checkpoint)"
-MEMORY_MODES = ["keep_loaded", "offload_after_run", "sequential_offload"]
+MEMORY_MODES = list(options.MEMORY_MODES)
 DEVICES = ["auto", "cpu"]
-
-
-def _sampler_choices() -> dict[str, list[str]]:
-    """Choice lists of the sampler's options, straight from the pipeline's constants (imported when asked)."""
-    from ..pipelines.mimicmotion import sampler, schedule, tiles
-
-    return {"fusion_weights": list(tiles.WEIGHT_SHAPES), "noise": list(sampler.NOISE_MODES),
-            "sigma_schedule": list(schedule.SIGMA_SCHEDULES), "noise_device": list(sampler.NOISE_DEVICES),
-            "arithmetic": list(sampler.ARITHMETIC_MODES)}
+FUSION_WEIGHTS = list(options.FUSION_WEIGHT_SHAPES)
+NOISE_MODES = list(options.NOISE_MODES)
+SIGMA_SCHEDULES = list(options.SIGMA_SCHEDULES)
+NOISE_DEVICES = list(options.NOISE_DEVICES)
+ARITHMETIC_MODES = list(options.ARITHMETIC_MODES)
 
 
 def svd_base_choices() -> list[str]:
@@ -126,7 +123,6 @@ SEED_TOOLTIP = (
 class MotionGuideSampler:
     @classmethod
     def INPUT_TYPES(cls):
-        choices = _sampler_choices()
         return {
             "required": {
                 "model": (sockets.MOTIONGUIDE_MODEL, {"tooltip": "From Load Motion Model."}),
@@ -144,16 +140,16 @@ class MotionGuideSampler:
             },
             "optional": {
                 "video_fps": (sockets.FLOAT, {"default": 15.0, "min": 0.1, "max": 240.0, "step": 0.1, "tooltip": "Frame rate of the output video (the pose sequence's rate), carried in the LATENT to Decode Video."}),
-                "fusion_weights": (choices["fusion_weights"], {"default": "triangle", "tooltip": "How tiles are blended: triangle (reference; edges count less) or flat (plain average)."}),
-                "noise": (choices["noise"], {"default": "periodic", "tooltip": "periodic: one tile of noise repeated over the video (reference). independent: fresh noise per frame."}),
+                "fusion_weights": (FUSION_WEIGHTS, {"default": "triangle", "tooltip": "How tiles are blended: triangle (reference; edges count less) or flat (plain average)."}),
+                "noise": (NOISE_MODES, {"default": "periodic", "tooltip": "periodic: one tile of noise repeated over the video (reference). independent: fresh noise per frame."}),
                 "pose_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the pose features (1 = reference)."}),
                 "pose_start": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose starts to guide."}),
                 "pose_end": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose stops guiding."}),
                 "reference_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the reference image's CLIP embedding (1 = reference)."}),
                 "unet_batch": (sockets.INT, {"default": 1, "min": 1, "max": 64, "step": 1, "tooltip": "UNet passes per call: 1 = reference (least memory), 2 = both guidance passes of a tile at once, more = several tiles too. Faster on big GPUs; the same result up to float rounding (batched kernels differ at ~1e-3)."}),
-                "sigma_schedule": (choices["sigma_schedule"], {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
-                "noise_device": (choices["noise_device"], {"default": "cpu", "tooltip": "Where the seed's noise is drawn. cpu: the same noise on any machine (same seed → same video up to float rounding). model: the model's device; on a GPU this reproduces the reference implementation's CUDA-generator noise (but differs between devices)."}),
-                "arithmetic": (choices["arithmetic"], {"default": "reference", "tooltip": "reference: noise, tile weights, fusion sums, guidance and the latents between steps in the model's precision, exactly as the reference implementation computes them. precise: all of these in fp32 (the UNet still runs in its precision) — better with bf16, where bf16 latents lose ~0.4% per step."}),
+                "sigma_schedule": (SIGMA_SCHEDULES, {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
+                "noise_device": (NOISE_DEVICES, {"default": "cpu", "tooltip": "Where the seed's noise is drawn. cpu: the same noise on any machine (same seed → same video up to float rounding). model: the model's device; on a GPU this reproduces the reference implementation's CUDA-generator noise (but differs between devices)."}),
+                "arithmetic": (ARITHMETIC_MODES, {"default": "reference", "tooltip": "reference: noise, tile weights, fusion sums, guidance and the latents between steps in the model's precision, exactly as the reference implementation computes them. precise: all of these in fp32 (the UNet still runs in its precision) — better with bf16, where bf16 latents lose ~0.4% per step."}),
             },
         }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..pipelines import options
 from . import sockets as S
 from .comfy_adapter import (Progress, input_directory, list_model_files, model_folder_paths, output_directory,
                             resolve_model_path)
@@ -20,10 +21,10 @@ logger = logging.getLogger(__name__)
 
 CATEGORY = "MotionGuide/smpl"
 AUTO_MODEL = "auto (by gender)"
-GENDERS = ["neutral", "male", "female"]
+GENDERS = list(options.BODY_GENDERS)
 MOTION_EXTENSIONS = (".npz", ".npy", ".pt", ".pth")
-FORMATS = ["auto", "motionguide", "hmr2", "amass", "camera_space"]  # = importers.FORMATS
-EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]  # = importers.EXPORT_FORMATS
+FORMATS = list(options.MOTION_FORMATS)
+EXPORT_FORMATS = list(options.MOTION_EXPORT_FORMATS)
 SMPL_SOURCE = "https://smpl.is.tue.mpg.de (free registration; MPI non-commercial licence, never redistributed)"
 
 
@@ -196,14 +197,14 @@ class MotionGuideSmoothSMPL:
         return {
             "required": {
                 "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to clean up (e.g. per-frame estimates)."}),
-                "betas": (["median", "keep"], {"default": "median",
+                "betas": (list(options.BETAS_MODES), {"default": "median",
                                                "tooltip": "median: one body shape for the whole clip; keep: as is."}),
                 "rotation_window": ("INT", {"default": 9, "min": 1, "max": 61, "step": 2,
                                             "tooltip": "Savitzky–Golay window (frames) for joint rotations; "
                                                        "1 = off. Larger = smoother, less detail."}),
-                "rotation_space": (["quaternion", "6d"], {"default": "quaternion",
+                "rotation_space": (list(options.ROTATION_SPACES), {"default": "quaternion",
                                                           "tooltip": "Continuous representation filtered."}),
-                "translation_filter": (["savgol", "one_euro", "none"], {
+                "translation_filter": (list(options.TRANSLATION_FILTERS), {
                     "default": "savgol", "tooltip": "Filter for the body path: Savitzky–Golay, One-Euro (adapts to "
                                                     "speed) or none."}),
                 "translation_window": ("INT", {"default": 9, "min": 3, "max": 61, "step": 2,
@@ -245,17 +246,17 @@ class MotionGuideTransferShape:
             "reference_motion": (S.SMPL_SEQUENCE, {"tooltip": "SMPL of the reference image (its first valid "
                                                               "frame gives body shape, camera, box and ground)."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model both sequences use."}),
-            "orientation": (["keep", "align_first"], {
+            "orientation": (list(options.ORIENTATIONS), {
                 "default": "keep", "tooltip": "keep: driving facing; align_first: turn the motion so its first "
                                               "frame faces like the reference."}),
-            "trajectory": (["relative", "lock_root", "keep"], {
+            "trajectory": (list(options.TRAJECTORIES), {
                 "default": "relative", "tooltip": "relative: driving path from the reference spot, scaled by the "
                                                   "height ratio; lock_root: stay in place; keep: driving positions."}),
             "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Fit the reference body's height and feet to "
                                                                    "the reference person box first."}),
             "ground": ("BOOLEAN", {"default": True, "tooltip": "Put the driving ground at the reference feet (no "
                                                                "floating or sinking; jumps kept)."}),
-            "camera": (["reference", "driving"], {"default": "reference",
+            "camera": (list(options.TRANSFER_CAMERAS), {"default": "reference",
                                                   "tooltip": "Intrinsics and frame size of the result."}),
         }}
 
@@ -302,9 +303,9 @@ class MotionGuideSetCamera:
             "pitch_end": angle("Pitch at the last frame (when animate is on).", -89.0, 89.0),
             "dolly_end": factor("Dolly at the last frame (when animate is on)."),
             "zoom_end": factor("Zoom at the last frame (when animate is on)."),
-            "easing": (["linear", "ease_in_out", "ease_in", "ease_out"], {
+            "easing": (list(options.CAMERA_EASINGS), {
                 "default": "ease_in_out", "tooltip": "How the camera moves from start to end values."}),
-            "pivot": (["first_frame", "per_frame"], {
+            "pivot": (list(options.CAMERA_PIVOTS), {
                 "default": "first_frame", "tooltip": "first_frame: orbit around where the body starts (its path "
                                                      "turns too); per_frame: each frame turns about its own root."}),
         }}

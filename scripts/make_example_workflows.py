@@ -213,7 +213,7 @@ def main() -> int:
     import cli
 
     cli.load_pack()
-    from motionguide.nodes.cli import node_classes
+    from motionguide.headless.execute import node_classes
 
     classes = node_classes()
     models = model_entries()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_comfyui import FakeComfyUI, output_bytes
-from motionguide.nodes import batch_client
+from motionguide.batch import client as batch_client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def test_prompt_left_on_a_server_without_the_nodes_is_run_elsewhere(work, fake):
 
 
 def test_unexpected_error_fails_the_job_not_the_batch(work, fake, monkeypatch):
-    from motionguide.nodes import batch_state
+    from motionguide.batch import state as batch_state
 
     real = batch_state.publish_no_clobber
 
@@ -230,7 +230,7 @@ def test_killed_client_resumes_from_state_file(work, fake):
     jobs = write_jobs(work / "jobs.jsonl", [
         {"id": f"k{s}", "reference": f"ref{s}.png", "video": f"drive{s}.mp4", "seed": s} for s in (1, 2, 3)])
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import cli; cli.load_pack();"
-            "from motionguide.nodes.batch_client import main; sys.exit(main(sys.argv[2:]))")
+            "from motionguide.batch.client import main; sys.exit(main(sys.argv[2:]))")
     argv = [str(work / "wf.json"), str(jobs), "--out", str(work / "out"), "--server", fake.url, "--no-progress"]
     proc = subprocess.Popen([sys.executable, "-c", code, str(ROOT), *argv], stderr=subprocess.PIPE)
     try:

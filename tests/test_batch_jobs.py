@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from motionguide.nodes import batch_jobs as bj
-from motionguide.nodes.batch_server import format_prompt_error, output_files
-from motionguide.nodes.batch_state import publish_no_clobber, temp_path_for
+from motionguide.batch import jobs as bj
+from motionguide.batch.server import format_prompt_error, output_files
+from motionguide.batch.state import publish_no_clobber, temp_path_for
 
 PROMPT = {
     "10": {"class_type": "LoadImage", "inputs": {"image": "a.png"}, "_meta": {"title": "Reference"}},

@@ -16,7 +16,7 @@ import pytest
 
 from fake_comfyui import free_port
 from real_comfyui import COMFY, SKIP_REASON, comfy_env, comfy_python, is_checkout
-from motionguide.nodes import batch_client
+from motionguide.batch import client as batch_client
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not is_checkout("main.py"), reason=SKIP_REASON)
@@ -36,7 +36,7 @@ def comfy(tmp_path_factory):
     for d in ("custom_nodes", "models", "input", "output", "user"):
         (base / d).mkdir()
     (base / "custom_nodes" / "motionguide").symlink_to(ROOT, target_is_directory=True)
-    from motionguide.nodes.demo import build_smoke_models
+    from motionguide.headless.demo import build_smoke_models
 
     build_smoke_models(base / "models")  # tiny DWPose, SVD and MimicMotion files in the real layouts
     from tiny_models.hmr2 import build_tiny_hmr2

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionguide.nodes import demo
-from motionguide.nodes.cli import node_classes
-from motionguide.nodes.workflow_runner import load_workflow, run_workflow
+from motionguide.headless import demo
+from motionguide.headless.execute import node_classes
+from motionguide.headless.workflow_runner import load_workflow, run_workflow
 from motionguide.pipelines.video.io import read_video
 
 

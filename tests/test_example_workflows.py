@@ -21,7 +21,7 @@ MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoad
 
 @pytest.fixture(scope="module")
 def classes():
-    from motionguide.nodes.cli import node_classes
+    from motionguide.headless.execute import node_classes
 
     return node_classes()
 
@@ -181,7 +181,7 @@ def test_api_workflow_runs_on_tiny_models(path, classes, small_inputs, use_model
                                           tiny_mimicmotion_path, smpl_model_dir, hmr2_tiny_checkpoint):
     import torch
 
-    from motionguide.nodes.workflow_runner import run_workflow
+    from motionguide.headless.workflow_runner import run_workflow
 
     workflow = json.loads(path.read_text())
     for node in workflow.values():

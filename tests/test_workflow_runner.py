@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from motionguide.nodes.workflow_runner import (
+from motionguide.headless.workflow_runner import (
     NodeExecutionError,
     WorkflowError,
     execution_order,
@@ -224,7 +224,7 @@ def test_load_workflow_rejects_ui_format(tmp_path):
 
 
 def test_standins_load_and_save_files(tmp_path, monkeypatch):
-    from motionguide.nodes.core_standins import STANDIN_CLASSES
+    from motionguide.headless.core_standins import STANDIN_CLASSES
     from motionguide.pipelines.video.io import read_video, write_image, write_video
 
     inputs, outputs = tmp_path / "in", tmp_path / "out"

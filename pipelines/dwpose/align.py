@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..options import POSE_SMOOTHING as SMOOTHING
 from ..temporal_filters import one_euro, savgol
 from . import skeleton as sk
 from .keypoints import PoseFrame
 
 logger = logging.getLogger(__name__)
-
-SMOOTHING = ("none", "one-euro", "savitzky-golay")
 
 
 @dataclass

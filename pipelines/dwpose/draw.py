@@ -19,10 +19,10 @@ import math
 import cv2
 import numpy as np
 
+from ..options import POSE_STYLES as STYLES
 from . import skeleton as sk
 from .keypoints import PoseFrame, openpose_to_frame
 
-STYLES = ("reference", "thick")
 REFERENCE_CANVAS = 2160
 _EPS = 0.01  # hands/face are drawn only where the integer pixel x and y exceed this (i.e. ≥ 1)
 

@@ -5,12 +5,13 @@ import logging
 
 import numpy as np
 
+from ..options import MISSING_PERSON_MODES as MISSING_MODES
+from ..options import PERSON_SELECTIONS as SELECTIONS
 from . import skeleton as sk
 from .keypoints import PoseFrame, person_box
 
 logger = logging.getLogger(__name__)
 
-SELECTIONS = ("all", "largest", "most central", "index")
 MIN_CONFIDENT_BODY_POINTS = 3  # fewer confident body points than this is "nobody" (e.g. the whole-image fallback)
 
 
@@ -117,9 +118,6 @@ def select_people(frames: list[PoseFrame], selection: str = "largest", index: in
         out.append(frame.select([p] + others))
         found.append(True)
     return out, found
-
-
-MISSING_MODES = ("interpolate", "empty", "keep (reference)")
 
 
 def fill_missing(frames: list[PoseFrame], found: list[bool], mode: str = "interpolate") -> list[PoseFrame]:

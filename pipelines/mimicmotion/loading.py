@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..options import MEMORY_MODES
 from ..weights import load_pickle_weights_only
 from .pose_net import POSE_NET_DOWNSAMPLING, PoseNet
 
 logger = logging.getLogger(__name__)
 
 BUNDLED_SVD_CONFIG = Path(__file__).resolve().parents[2] / "models_config" / "svd_xt_1_1"
-MEMORY_MODES = ("keep_loaded", "offload_after_run", "sequential_offload")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -219,8 +219,6 @@ def load_svd_base(path: str | Path, dtype: torch.dtype, config_dir: str | Path |
     (whose configs come from ``config_dir``, default the bundled SVD-XT 1.1 ones)."""
     path = Path(path)
     if path.is_file():
-        from .single_file import load_svd_single_file
-
         return load_svd_single_file(path, dtype, config_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"SVD base {path} is neither a diffusers folder nor a .safetensors file.")
@@ -236,6 +234,23 @@ def load_svd_base(path: str | Path, dtype: torch.dtype, config_dir: str | Path |
                               read_state_dict(clip_file), dtype, str(clip_file), "CLIP image encoder")
     return SVDBase(vae, image_encoder, unet_config, scheduler_config, tuple(extractor.get("image_mean", CLIP_MEAN)),
                    tuple(extractor.get("image_std", CLIP_STD)), str(path))
+
+
+def load_svd_single_file(path: str | Path, dtype: torch.dtype, config_dir: str | Path | None = None) -> SVDBase:
+    """VAE + CLIP image encoder from a single SVD checkpoint; configs from ``config_dir`` or the bundled SVD-XT 1.1."""
+    from .single_file import read_svd_single_file
+
+    folder = Path(config_dir) if config_dir else None
+    vae_config = read_component_config(folder, "vae", "config.json")
+    vae_state, clip_state = read_svd_single_file(path, len(vae_config["block_out_channels"]))
+    vae = load_into(build_vae(vae_config), vae_state, dtype, str(path), "VAE")
+    clip_config = read_component_config(folder, "image_encoder", "config.json")
+    image_encoder = load_into(build_image_encoder(clip_config), clip_state, dtype, str(path), "CLIP image encoder")
+    extractor = read_component_config(folder, "feature_extractor", "preprocessor_config.json")
+    scheduler = check_scheduler_config(read_component_config(folder, "scheduler", "scheduler_config.json"),
+                                       "scheduler config")
+    return SVDBase(vae, image_encoder, read_component_config(folder, "unet", "config.json"), scheduler,
+                   tuple(extractor.get("image_mean", CLIP_MEAN)), tuple(extractor.get("image_std", CLIP_STD)), str(path))
 
 
 def split_mimicmotion_state_dict(state_dict: dict[str, torch.Tensor]):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
@@ -24,9 +25,6 @@ from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights_tensor
 
 logger = logging.getLogger(__name__)
 
-NOISE_MODES = ("periodic", "independent")
-NOISE_DEVICES = ("cpu", "model")
-ARITHMETIC_MODES = ("reference", "precise")
 POSE_CACHE_PLACES = ("auto", "device", "cpu")
 
 

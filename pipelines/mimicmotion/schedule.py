@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-SIGMA_SCHEDULES = ("karras", "exponential", "align_your_steps")
+from ..options import SIGMA_SCHEDULES
 
 # NVIDIA "Align Your Steps" sigmas published for SVD (11 values); resampled log-linearly to the step count.
 AYS_SVD_SIGMAS = (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002)

@@ -2,8 +2,8 @@
 
 Only the VAE (``first_stage_model.*``: LDM encoder + video decoder) and the OpenCLIP ViT-H image encoder
 (``conditioner.embedders.0.open_clip.model.visual.*``) are read, tensor by tensor, and renamed to the diffusers /
-transformers layouts; the configs come from ``models_config/svd_xt_1_1`` (or ``config_dir``). The UNet in the
-file is never read: MimicMotion brings its own.
+transformers layouts; ``loading.load_svd_single_file`` builds the modules with the configs of
+``models_config/svd_xt_1_1`` (or ``config_dir``). The UNet in the file is never read: MimicMotion brings its own.
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import re
 from pathlib import Path
 
 import torch
-
-from . import loading
 
 VAE_PREFIX = "first_stage_model."
 CLIP_MARKER = "visual.conv1.weight"
@@ -106,14 +104,14 @@ def convert_open_clip_visual(tensors: dict[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
-def load_svd_single_file(path: str | Path, dtype: torch.dtype, config_dir: str | Path | None = None) -> loading.SVDBase:
-    """VAE + CLIP image encoder from a single SVD checkpoint; configs from ``config_dir`` or the bundled SVD-XT 1.1."""
+def read_svd_single_file(path: str | Path, num_vae_up_blocks: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(vae, image_encoder)`` state dicts, renamed to the diffusers / transformers layouts, from a single SVD
+    checkpoint; ``num_vae_up_blocks`` is ``len(block_out_channels)`` of the VAE config."""
     from safetensors import safe_open
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: a single-file SVD checkpoint must be a .safetensors file.")
-    folder = Path(config_dir) if config_dir else None
     with safe_open(str(path), framework="pt", device="cpu") as f:
         keys = list(f.keys())
         clip_keys = [k for k in keys if k.endswith(CLIP_MARKER)]
@@ -125,15 +123,4 @@ def load_svd_single_file(path: str | Path, dtype: torch.dtype, config_dir: str |
         clip_prefix = clip_keys[0][: -len("conv1.weight")]
         vae_raw = {k[len(VAE_PREFIX):]: f.get_tensor(k) for k in vae_keys}
         clip_raw = {k[len(clip_prefix):]: f.get_tensor(k) for k in keys if k.startswith(clip_prefix)}
-    vae_config = loading.read_component_config(folder, "vae", "config.json")
-    vae = loading.load_into(loading.build_vae(vae_config),
-                            convert_vae(vae_raw, len(vae_config["block_out_channels"])), dtype, str(path), "VAE")
-    clip_config = loading.read_component_config(folder, "image_encoder", "config.json")
-    image_encoder = loading.load_into(loading.build_image_encoder(clip_config), convert_open_clip_visual(clip_raw),
-                                      dtype, str(path), "CLIP image encoder")
-    extractor = loading.read_component_config(folder, "feature_extractor", "preprocessor_config.json")
-    scheduler = loading.check_scheduler_config(
-        loading.read_component_config(folder, "scheduler", "scheduler_config.json"), "scheduler config")
-    return loading.SVDBase(vae, image_encoder, loading.read_component_config(folder, "unet", "config.json"), scheduler,
-                           tuple(extractor.get("image_mean", loading.CLIP_MEAN)),
-                           tuple(extractor.get("image_std", loading.CLIP_STD)), str(path))
+    return convert_vae(vae_raw, num_vae_up_blocks), convert_open_clip_visual(clip_raw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-WEIGHT_SHAPES = ("triangle", "flat")
+from ..options import FUSION_WEIGHT_SHAPES as WEIGHT_SHAPES
 
 
 def plan_tiles(num_frames: int, tile_size: int, overlap: int) -> list[list[int]]:

@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import torch
 
+from ..options import RENDER_BACKENDS as BACKENDS
 from .surface import SurfaceBuffers, face_labels, render_surface_torch
 
 ALL_MAPS = ("depth", "normal", "semantic", "mask", "preview")
-BACKENDS = ("auto", "torch", "pyrender")
 
 # SMPL part colours: OpenCV's VIRIDIS colormap at 10·label (RGB), the palette Champ's semantic maps use.
 # Index = SMPL joint whose skinning weight is largest on the vertex (0 pelvis, 1 left hip, ... 23 right hand).

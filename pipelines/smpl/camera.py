@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..options import CAMERA_EASINGS as EASINGS
+from ..options import CAMERA_PIVOTS
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from .sequence import num_frames, validate_sequence
-
-EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]
 
 
 def ease(t, kind: str = "linear") -> np.ndarray:
@@ -56,7 +56,7 @@ def set_camera(seq: dict, model, *, yaw: float = 0.0, pitch: float = 0.0, dolly:
             trajectory turns with the camera) or ``"per_frame"`` (each frame turns about its own root).
     """
     seq = validate_sequence(seq)
-    if pivot not in ("first_frame", "per_frame"):
+    if pivot not in CAMERA_PIVOTS:
         raise ValueError(f"pivot must be 'first_frame' or 'per_frame', got {pivot!r}.")
     for name, value in (("dolly", dolly), ("zoom", zoom), ("dolly_end", dolly_end), ("zoom_end", zoom_end)):
         if value is not None and not value > 0:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
+from ..options import MOTION_FORMATS as FORMATS
 from ..output_paths import new_file
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .safe_pickle import RestrictedUnpickler
@@ -29,8 +31,6 @@ from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_fra
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ["auto", "motionguide", "hmr2", "amass", "camera_space"]
-EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]
 # Pelvis of the SMPL neutral rest pose, used for AMASS world↔camera when no body model is given (only shifts the
 # whole motion by a constant: the camera placement is arbitrary anyway).
 APPROX_ROOT = np.array([0.0, -0.22, 0.03])

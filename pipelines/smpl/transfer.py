@@ -20,13 +20,12 @@ import logging
 
 import numpy as np
 
+from ..options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
 
-ORIENTATIONS = ["keep", "align_first"]
-TRAJECTORIES = ["relative", "lock_root", "keep"]
 FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
 GROUND_PERCENTILE = 10.0
 
@@ -121,7 +120,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
     if trajectory not in TRAJECTORIES:
         raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}.")
-    if camera not in ("reference", "driving"):
+    if camera not in TRANSFER_CAMERAS:
         raise ValueError(f"camera must be 'reference' or 'driving', got {camera!r}.")
     drv = validate_sequence(driving, "driving SMPL sequence")
     if not drv["valid"].all():  # frames without a person carry no usable parameters: interpolate them first

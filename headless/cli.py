@@ -10,26 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
+from .execute import execute, written_files
+from .model_files import model_report
 
 logger = logging.getLogger("motionguide.cli")
 
 PACK_ROOT = adapter.PACK_ROOT
-
-def node_classes() -> dict[str, type]:
-    """The pack's nodes plus stand-ins for the core/VHS file nodes (the pack wins on a name clash)."""
-    import importlib
-
-    from .core_standins import STANDIN_CLASSES
-
-    pack = importlib.import_module(__package__.rpartition(".")[0])
-    return {**STANDIN_CLASSES, **pack.NODE_CLASS_MAPPINGS}
-
 
 def _apply_dirs(args) -> None:
     if getattr(args, "models_dir", None):
@@ -38,45 +28,6 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
     if getattr(args, "output_dir", None):
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
-
-
-def _print_progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def execute(workflow: dict, targets: list[str] | None = None):
-    """Run a workflow with progress on stderr and Ctrl-C mapped to the pack's Cancel."""
-    from .workflow_runner import run_workflow
-
-    adapter.progress_listener = _print_progress
-    previous = signal.signal(signal.SIGINT, lambda *_: adapter.request_interrupt())
-    started = time.perf_counter()
-
-    def announce(node_id, class_type):
-        print(f"[{time.perf_counter() - started:7.1f}s] node {node_id}: {class_type}", file=sys.stderr)
-
-    try:
-        return run_workflow(workflow, node_classes(), targets=targets, on_node=announce)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        adapter.progress_listener = None
-        adapter.clear_interrupt()
-
-
-def _written_files(result) -> list[str]:
-    """Files the workflow saved as outputs (previews in the temp folder are left out)."""
-    files = []
-    for ui in result.ui.values():
-        for key in ("gifs", "images", "files"):
-            for entry in ui.get(key, []) or []:
-                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") == "output":
-                    files.append(str(adapter.output_directory() / entry.get("subfolder", "") / entry["filename"]))
-    return files
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -99,7 +50,7 @@ def cmd_run(args) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"ran {len(result.order)} nodes")
-    for path in _written_files(result):
+    for path in written_files(result):
         print(f"wrote {path}")
     return 0
 
@@ -134,36 +85,6 @@ def _opengl_backends() -> list[str]:
     return found
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def model_report() -> list[tuple[str, bool, str]]:
-    """(model id, present, detail) for every registry entry, with the exact expected path(s)."""
-    rows = []
-    for entry in adapter.model_registry()["models"]:
-        folders = adapter.model_folder_paths(entry["folder"])
-        names = [entry["name"], *entry.get("alternatives", [])]
-        hit = next((base / n for base in folders for n in names if (base / n).exists()), None)
-        if hit is None:
-            expected = folders[0] / entry["name"]
-            size = f", {entry['size'] / 1e9:.2f} GB" if entry.get("size") else ""
-            optional = " (optional)" if entry.get("optional") else ""
-            rows.append((entry["id"], False, f"missing{optional}: {expected}{size} — from {entry['source']}"))
-            continue
-        detail = f"{hit} ({_size(hit) / 1e6:.1f} MB)"
-        missing_parts = [f for f in entry.get("required_files", []) if not (hit / f).exists()]
-        if missing_parts:
-            rows.append((entry["id"], False, f"incomplete: {hit} lacks {', '.join(missing_parts)}"))
-            continue
-        if entry.get("size") and hit.is_file() and hit.stat().st_size != entry["size"]:
-            detail += f" — size differs from the official {entry['size']} bytes (a conversion?)"
-        rows.append((entry["id"], True, detail))
-    return rows
-
-
 def cmd_doctor(args) -> int:
     _apply_dirs(args)
     import platform
@@ -192,7 +113,7 @@ def cmd_doctor(args) -> int:
           + f"; PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM', '(unset)')}")
     for name in ("diffusers", "transformers", "smplx", "trimesh", "pyrender", "cv2", "numpy", "safetensors"):
         print(f"{name}: {_version(name)}")
-    from .registry import UNAVAILABLE
+    from ..nodes.registry import UNAVAILABLE
 
     import importlib
 
@@ -251,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     try:
-        from . import batch_client
+        from ..batch import client as batch_client
     except ImportError as exc:  # aiohttp missing: the rest of the CLI still works
         logger.debug("batch client unavailable: %s", exc)
     else:

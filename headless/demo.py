@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import comfy_adapter as adapter
+from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ SMOKE_OVERRIDES = {
 
 def missing_real_models() -> list[str]:
     """Ids of the real model files the demo needs that are not found (any alternative in a group counts)."""
-    from .cli import model_report
+    from .model_files import model_report
 
     present = {model_id for model_id, ok, _ in model_report() if ok}
     return [" or ".join(group) for group in REAL_MODELS_NEEDED if not present.intersection(group)]
@@ -68,7 +68,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .cli import _written_files, execute
+    from .execute import execute, written_files
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()
@@ -88,7 +88,7 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(output_dir.resolve())
     started = time.perf_counter()
     result = execute(workflow)
-    files = _written_files(result)
+    files = written_files(result)
     label = "SMOKE RUN (tiny random models) " if smoke else ""
     print(f"{label}finished in {time.perf_counter() - started:.1f}s")
     for path in files:

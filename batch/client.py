@@ -23,11 +23,11 @@ from pathlib import Path
 
 import aiohttp
 
-from .batch_jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
+from .jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
                          read_job_list, rename_upload)
-from .batch_server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
+from .server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
 from ..pipelines.output_paths import make_readable
-from .batch_state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
+from .state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,146 @@
+"""The pack's import graph reads as its architecture (DESIGN §2): no import cycles, ``nodes/`` and ``pipelines/``
+never import the tools built on them (``headless/``, ``batch/``), and ``pipelines/`` never imports ComfyUI or the
+node layer. Every ``import`` statement counts, including the ones inside functions; ``importlib`` calls with a
+computed name are not followed."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("nodes", "pipelines", "headless", "batch")
+COMFY_MODULES = ("comfy", "comfy_extras", "comfy_execution", "folder_paths", "server", "execution")
+
+
+def pack_modules(root: Path, packages=PACKAGES) -> dict[str, Path]:
+    """Dotted module name (relative to the pack root; ``""`` is the root itself) -> file."""
+    found = {"": root / "__init__.py"}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(root: Path, packages=PACKAGES) -> list[tuple[str, str, int, str]]:
+    """``(importer, imported, line, how)`` for every import: ``imported`` is a pack module name for relative imports
+    and ``"abs:<name>"`` for absolute ones."""
+    modules = pack_modules(root, packages)
+    edges = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        is_package = path.name == "__init__.py"
+        base = name.split(".") if name else []
+        if not is_package:
+            base = base[:-1]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                edges += [(name, f"abs:{alias.name}", node.lineno, f"import {alias.name}") for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                edges.append((name, f"abs:{node.module}", node.lineno, f"from {node.module} import ..."))
+            elif isinstance(node, ast.ImportFrom):
+                parent = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                target = ".".join(parent + (node.module.split(".") if node.module else []))
+                how = f"from {'.' * node.level}{node.module or ''} import {', '.join(a.name for a in node.names)}"
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}" if target else alias.name
+                    edges.append((name, sub if sub in modules else target, node.lineno, how))
+    return edges
+
+
+def import_cycles(edges) -> list[list[str]]:
+    """Strongly connected groups of more than one module (or a module importing itself), via Tarjan."""
+    graph: dict[str, set[str]] = {}
+    for importer, imported, _line, _how in edges:
+        if not imported.startswith("abs:"):
+            graph.setdefault(importer, set()).add(imported)
+            graph.setdefault(imported, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph[v]:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def _describe(edges, group) -> str:
+    members = set(group)
+    ties = dict.fromkeys(f"{a} line {line}: {how}" for a, b, line, how in edges if a in members and b in members)
+    return " <-> ".join(group) + " (" + "; ".join(ties) + ")"
+
+
+def layering_problems(edges) -> list[str]:
+    problems = []
+    for importer, imported, line, how in edges:
+        layer = importer.split(".")[0]
+        target = imported.split(".")[0]
+        where = f"{importer.replace('.', '/')}.py line {line}: {how}"
+        if layer in ("nodes", "pipelines") and target in ("headless", "batch"):
+            problems.append(f"{where} (nodes/ and pipelines/ must not import the tools built on them)")
+        if layer == "pipelines" and (target == "nodes" or imported == ""):
+            problems.append(f"{where} (pipelines/ must not import the node layer)")
+        if layer == "pipelines" and imported.startswith("abs:") and imported[4:].split(".")[0] in COMFY_MODULES:
+            problems.append(f"{where} (pipelines/ must stay free of ComfyUI)")
+    return problems
+
+
+def test_pack_has_no_import_cycles():
+    edges = imports(ROOT)
+    pairs = {(a, b) for a, b, *_ in edges}
+    assert {("", "nodes.registry"), ("headless.cli", "nodes.comfy_adapter"), ("batch.client", "batch.jobs"),
+            ("nodes.pose", "pipelines.dwpose.draw"), ("pipelines.mimicmotion.loading", "pipelines.weights")} <= pairs
+    cycles = import_cycles(edges)
+    assert not cycles, "import cycles: " + "\n".join(_describe(edges, group) for group in cycles)
+
+
+def test_layers_import_only_downwards():
+    problems = layering_problems(imports(ROOT))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_checks_catch_a_cycle_and_a_wrong_direction(tmp_path):
+    (tmp_path / "__init__.py").write_text("from .nodes.a import A\n")
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "nodes" / "a.py").write_text("def f():\n    from ..headless import b\n")
+    (tmp_path / "headless" / "b.py").write_text("from ..nodes import a\nfrom . import c\n")
+    (tmp_path / "headless" / "c.py").write_text("import json\n")
+    (tmp_path / "pipelines" / "p.py").write_text("import comfy.utils\nfrom ..nodes.a import f\n")
+    edges = imports(tmp_path)
+    assert import_cycles(edges) == [["headless.b", "nodes.a"]]
+    assert layering_problems(edges) == [
+        "nodes/a.py line 2: from ..headless import b (nodes/ and pipelines/ must not import the tools built on them)",
+        "pipelines/p.py line 1: import comfy.utils (pipelines/ must stay free of ComfyUI)",
+        "pipelines/p.py line 2: from ..nodes.a import f (pipelines/ must not import the node layer)",
+    ]
+
+
+def test_shared_option_constants_import_nothing():
+    # nodes/ reads pipelines/options.py at import; it must not pull numpy/torch/OpenCV into the pack's import.
+    assert [(b, line) for a, b, line, _how in imports(ROOT) if a == "pipelines.options"] == []
