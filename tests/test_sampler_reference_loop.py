@@ -163,22 +163,46 @@ def test_precise_arithmetic_stays_close_to_fp32(models):
 
 
 @torch.no_grad()
-def test_posenet_runs_once_per_run_and_projects_per_call(models):
+def test_posenet_runs_once_per_run(models):
     model = models[torch.float32]
     reference, poses = inputs()
-    conv_frames, proj_calls = [], []
+    conv_frames, proj_frames = [], []
     h1 = model.pose_net.conv_layers.register_forward_hook(lambda m, a, o: conv_frames.append(a[0].shape[0]))
-    h2 = model.pose_net.final_proj.register_forward_hook(lambda m, a, o: proj_calls.append(tuple(a[0].shape)))
+    h2 = model.pose_net.final_proj.register_forward_hook(lambda m, a, o: proj_frames.append(a[0].shape[0]))
     try:
         for steps in (1, 2):
-            conv_frames.clear(), proj_calls.clear()
+            conv_frames.clear(), proj_frames.clear()
             MimicMotionPipeline(model)(reference, poses, num_inference_steps=steps, seed=1, tile_size=TILE,
                                        tile_overlap=OVERLAP, min_guidance_scale=1.0, max_guidance_scale=1.0)
             assert sum(conv_frames) == FRAMES and len(conv_frames) == math.ceil(FRAMES / 16)  # once per run
-            # the cheap 1×1 projection of the cached 128-channel features: once per conditional UNet call
-            assert proj_calls == [(TILE, 128, H // 8, W // 8)] * (steps * 3)
+            # the tiny UNet is 32 wide (< 128): the projected output is the narrower cache, projected once too
+            assert sum(proj_frames) == FRAMES
     finally:
         h1.remove(), h2.remove()
+
+
+@torch.no_grad()
+def test_posenet_cache_holds_128_channels_for_a_320_wide_unet(models):
+    """MimicMotion's PoseNet (128 → 320): the cache keeps the 128 channels before final_proj; each tile is then
+    projected on the device, equal to PoseNet's own output."""
+    from motionguide.pipelines.mimicmotion.loading import MotionModel
+    from motionguide.pipelines.mimicmotion.pose_net import PoseNet
+
+    tiny = models[torch.float32]
+    torch.manual_seed(0)
+    pose_net = PoseNet(320).eval()
+    torch.nn.init.normal_(pose_net.final_proj.weight, std=0.05)
+    model = MotionModel(unet=tiny.unet, pose_net=pose_net, vae=tiny.vae, image_encoder=tiny.image_encoder,
+                        scheduler_config=tiny.scheduler_config, image_mean=tiny.image_mean, image_std=tiny.image_std,
+                        dtype=torch.float32, device=torch.device("cpu"))
+    _, poses = inputs()
+    pipe = MimicMotionPipeline(model)
+    cache = pipe._encode_pose(poses, torch.device("cpu"))
+    assert cache.shape == (FRAMES, 128, H // 8, W // 8)  # 2.5× less than the 320-channel output
+    idx = torch.tensor([0, 4, 5, 6])
+    expected = pose_net(poses[idx].float() / 127.5 - 1.0)
+    torch.testing.assert_close(pipe._pose_residual(cache, idx, 1.0), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(pipe._pose_residual(cache, idx, 0.5), expected * 0.5, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.gpu

@@ -43,8 +43,8 @@ class SamplerOptions:
         unet_batch (`int`, defaults to 1): passes per UNet call. 1 = the reference's separate passes (least
             memory); 2 = both CFG passes of a tile together; more also batches tiles. Faster on big GPUs.
         sigma_schedule (`str`, defaults to "karras"): "karras" (reference), "exponential" or "align_your_steps".
-        pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features (the 128 channels before
-            ``final_proj``) live: "device", "cpu", or "auto" (the device when the video is one tile, else pinned CPU
+        pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features (for MimicMotion's UNet the
+            128 channels before ``final_proj``, not its 320-channel output) live: "device", "cpu", or "auto" (the device when the video is one tile, else pinned CPU
             memory, so device memory grows only with the latents; each UNet call then copies one tile's features over
             and projects them to the UNet's width).
         noise_device (`str`, defaults to "cpu"): where the seed's generator runs. "cpu": the same noise (so the same
@@ -153,16 +153,18 @@ class MimicMotionPipeline:
 
     @torch.no_grad()
     def _encode_pose(self, poses: torch.Tensor, place: torch.device, chunk: int = 16) -> torch.Tensor:
-        """PoseNet's convolutions on every frame, ``[F,128,h,w]`` in the model dtype, once per run (PoseNet is
-        frame-wise, so a tile's features are rows of this; ``final_proj`` runs per UNet call, on the device).
-        Cached before ``final_proj`` they take 128 instead of 320 channels; a CPU cache is pinned for fast copies."""
+        """PoseNet on every frame, once per run, ``[F,C,h,w]`` in the model dtype (PoseNet is frame-wise, so a tile's
+        features are rows of this). The cache keeps whichever is narrower: the 128 channels before ``final_proj``
+        (MimicMotion's 320-channel UNet: 2.5× less memory; the 1×1 projection then runs per UNet call, on the
+        device) or the projected output. A CPU cache is pinned for fast copies to the GPU."""
         m = self.model
+        project_now = m.pose_net.final_proj.out_channels <= m.pose_net.feature_channels
         features = []
         with m.use("pose_net"):
             for start in range(0, poses.shape[0], chunk):
                 # reference: uint8 / 127.5 - 1 in the working precision
                 x = poses[start:start + chunk].to(m.device).to(m.dtype) / 127.5 - 1.0
-                features.append(m.pose_net.features(x).to(place))
+                features.append((m.pose_net(x) if project_now else m.pose_net.features(x)).to(place))
         cache = torch.cat(features)
         if place.type == "cpu" and m.device.type == "cuda":
             try:
@@ -300,10 +302,12 @@ class MimicMotionPipeline:
         return m.device
 
     def _pose_residual(self, pose_features: torch.Tensor, idx: torch.Tensor, strength: float) -> torch.Tensor:
-        """One tile's PoseNet output ``[T,C,h,w]`` on the device: cached features → ``final_proj`` · scale."""
+        """One tile's PoseNet output ``[T,C,h,w]`` on the device, from the cache (projected here when it holds the
+        features before ``final_proj``)."""
         m = self.model
-        cached = pose_features[idx.to(pose_features.device)]
-        projected = m.pose_net.project(cached.to(m.device, non_blocking=True))
+        cached = pose_features[idx.to(pose_features.device)].to(m.device, non_blocking=True)
+        needs_projection = cached.shape[1] != m.pose_net.final_proj.out_channels
+        projected = m.pose_net.project(cached) if needs_projection else cached
         return projected if strength == 1.0 else projected * strength
 
     def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
@@ -323,7 +327,8 @@ class MimicMotionPipeline:
         groups = [passes[i:i + options.unet_batch] for i in range(0, len(passes), options.unet_batch)]
         total = steps * len(tiles)
         unet_calls = 0
-        pose_project_needed = any(options.pose_start * steps <= i < options.pose_end * steps for i in range(steps))
+        pose_project_needed = pose_features.shape[1] != m.pose_net.final_proj.out_channels and any(
+            options.pose_start * steps <= i < options.pose_end * steps for i in range(steps))
         with m.use("unet", *(("pose_net",) if pose_project_needed else ())), ConvInResidual(m.unet) as pose_hook:
             for i in range(steps):
                 sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
