@@ -1,7 +1,8 @@
 """Command line: run workflows headless, check the installation, run the demo, queue batches on ComfyUI servers.
 
-    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
+    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--targets NODES] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
+    python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
 """
@@ -14,8 +15,7 @@ import sys
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
-from .execute import execute, written_files
-from .model_files import model_report
+from .execute import announce_folders, execute, node_classes, print_written, report_failure
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -28,30 +28,35 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
     if getattr(args, "output_dir", None):
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
+    if getattr(args, "temp_dir", None):
+        os.environ["MOTIONGUIDE_TEMP_DIR"] = str(Path(args.temp_dir).resolve())
 
 
 # ------------------------------------------------------------------------------------------------------------
 # run
 
 
+RUN_FAILURES = (ValueError, RuntimeError, OSError)  # WorkflowError, NodeExecutionError, missing files, disk errors
+
+
 def cmd_run(args) -> int:
-    from .workflow_runner import NodeExecutionError, WorkflowError, load_workflow, set_input
+    from .workflow_runner import load_workflow, set_input
 
     _apply_dirs(args)
     try:
         workflow = load_workflow(args.workflow)
+        classes = node_classes()
         for assignment in args.set or []:
-            set_input(workflow, assignment)
-        result = execute(workflow, targets=args.targets.split(",") if args.targets else None)
-    except (WorkflowError, NodeExecutionError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            set_input(workflow, assignment, classes)
+        announce_folders()
+        result = execute(workflow, targets=[t for t in args.targets.split(",") if t] if args.targets else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
     except adapter.Interrupted:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"ran {len(result.order)} nodes")
-    for path in written_files(result):
-        print(f"wrote {path}")
+    print_written(result)
     return 0
 
 
@@ -59,73 +64,16 @@ def cmd_run(args) -> int:
 # doctor
 
 
-def _version(module_name: str) -> str:
-    try:
-        module = __import__(module_name)
-        return getattr(module, "__version__", "installed")
-    except Exception as exc:  # report, never crash the doctor
-        return f"NOT AVAILABLE ({type(exc).__name__}: {exc})"
-
-
-def _cuda_device_present() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
-def _opengl_backends() -> list[str]:
-    import ctypes.util
-
-    found = []
-    for name, lib in (("EGL", "EGL"), ("OSMesa", "OSMesa"), ("GLX/libGL", "GL")):
-        found.append(f"{name}: {'found' if ctypes.util.find_library(lib) else 'missing'}")
-    return found
-
-
 def cmd_doctor(args) -> int:
+    from . import doctor
+
     _apply_dirs(args)
-    import platform
+    return doctor.run()
 
-    print(f"MotionGuide doctor — Python {platform.python_version()} on {platform.platform()}")
-    try:
-        import torch
 
-        cuda = torch.cuda.is_available()
-        devices = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else "none"
-        print(f"torch {torch.__version__}; CUDA available: {cuda} (devices: {devices}; built for CUDA {torch.version.cuda})")
-    except ImportError as exc:
-        print(f"torch: NOT AVAILABLE ({exc})")
-    try:
-        import onnxruntime
-
-        providers = onnxruntime.get_available_providers()
-        print(f"onnxruntime {onnxruntime.__version__}; providers: {', '.join(providers)}")
-        if "CUDAExecutionProvider" not in providers:
-            print("  note: no CUDAExecutionProvider — DWPose runs on the CPU (install onnxruntime-gpu matching your CUDA).")
-        elif not _cuda_device_present():
-            print("  note: CUDAExecutionProvider is listed but no CUDA device is usable here — DWPose falls back to the CPU.")
-    except ImportError as exc:
-        print(f"onnxruntime: NOT AVAILABLE ({exc})")
-    print("OpenGL for pyrender: " + "; ".join(_opengl_backends())
-          + f"; PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM', '(unset)')}")
-    for name in ("diffusers", "transformers", "smplx", "trimesh", "pyrender", "cv2", "numpy", "safetensors"):
-        print(f"{name}: {_version(name)}")
-    from ..nodes.registry import UNAVAILABLE
-
-    import importlib
-
-    pack = importlib.import_module(__package__.rpartition(".")[0])
-    print(f"nodes loaded: {len(pack.NODE_CLASS_MAPPINGS)}/{len(pack.NODE_TABLE)}")
-    for node_id, reason in UNAVAILABLE.items():
-        print(f"  unavailable: {node_id}: {reason}")
-    print("model folders: " + "; ".join(f"{k}={', '.join(map(str, adapter.model_folder_paths(k)))}"
-                                        for k in [*adapter.MODEL_FOLDERS, *adapter.SHARED_FOLDERS]))
-    for model_id, present, detail in model_report():
-        print(f"  [{'ok' if present else '--'}] {model_id}: {detail}")
-    return 0
+def cmd_models(args) -> int:
+    _apply_dirs(args)
+    return args.models_handler(args)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -136,7 +84,13 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     _apply_dirs(args)
-    return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    try:
+        return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
+    except adapter.Interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -151,19 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", help="ComfyUI-style models directory (default: $MOTIONGUIDE_MODELS_DIR, "
                                             "ComfyUI/models when installed in custom_nodes, else ./models)")
         if inputs:
-            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input)")
+            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input); "
+                                               "a --set value may also be the path of your own file")
             p.add_argument("--output-dir", help="where outputs are written (default ./output)")
+            p.add_argument("--temp-dir", help="where previews go, emptied at the start of every run "
+                                              "(default: $MOTIONGUIDE_TEMP_DIR, else <system temp>/motionguide)")
 
     run = sub.add_parser("run", help="run an API-format workflow headless")
     run.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
-    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE", help="override an input (repeatable)")
-    run.add_argument("--targets", help="comma-separated node ids to compute (default: all nodes)")
+    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE",
+                     help="override an input (repeatable); NODE is a node id or its title, e.g. "
+                          "--set \"Pose-Guided Sampler.seed=7\" or --set \"Reference image.image=/path/me.png\"")
+    run.add_argument("--targets", help="comma-separated node ids or titles to compute; only they and the nodes "
+                                       "they need are checked and run (default: all nodes)")
     dirs(run)
     run.set_defaults(handler=cmd_run)
 
     doctor = sub.add_parser("doctor", help="check torch/CUDA, onnxruntime, OpenGL and the model files")
     dirs(doctor, inputs=False)
     doctor.set_defaults(handler=cmd_doctor)
+
+    models = sub.add_parser("models", help="list the model files, or download them from their official sources "
+                                           "(opt-in: nothing is ever downloaded unless you run this)")
+    from . import models_download
+
+    for command in models_download.add_arguments(models):
+        dirs(command, inputs=False)
+    models.set_defaults(handler=cmd_models)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

@@ -68,7 +68,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .execute import execute, written_files
+    from .execute import announce_folders, execute, print_written
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()
@@ -79,18 +79,19 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         _banner(["SMOKE RUN: " + reason + ".",
                  "Using tiny RANDOM models in the real file layouts: the video shows noise, not an animation.",
                  "It proves the whole graph (DWPose, align, draw, SVD sampler, decode, video) runs end to end.",
-                 f"For a real animation, place the model files (python cli.py doctor) under {adapter.fallback_models_dir()}."])
+                 f"For a real animation, place the model files under {adapter.fallback_models_dir()}",
+                 "(`python cli.py doctor` checks them; `python cli.py models download --workflow "
+                 "mimicmotion_pose_video` fetches them on request)."])
         adapter.set_models_dir(build_smoke_models())
         for (node_id, name), value in SMOKE_OVERRIDES.items():
             workflow[node_id]["inputs"][name] = value
     os.environ.setdefault("MOTIONGUIDE_INPUT_DIR", str(SAMPLE_INPUTS))
     if output_dir is not None:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(output_dir.resolve())
+    announce_folders()
     started = time.perf_counter()
     result = execute(workflow)
-    files = written_files(result)
     label = "SMOKE RUN (tiny random models) " if smoke else ""
     print(f"{label}finished in {time.perf_counter() - started:.1f}s")
-    for path in files:
-        print(f"wrote {path}")
+    files = print_written(result)
     return 0 if files else 1

@@ -169,6 +169,18 @@ def resolve_model_path(key: str, name: str) -> Path:
     raise FileNotFoundError(f"Model file '{name}' was not found in the '{key}' folder ({folders}). {_remedy(key, name)}")
 
 
+def check_model_file(key: str, name) -> bool | str:
+    """A ``VALIDATE_INPUTS`` verdict for a model-file combo: True when ``name`` is found in folder ``key``, else the
+    message naming the folders searched and where to download it (instead of ComfyUI's bare "not in list")."""
+    if name is None:  # linked from another node
+        return True
+    try:
+        resolve_model_path(key, str(name))
+    except FileNotFoundError as exc:
+        return str(exc)
+    return True
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Devices, dtypes, memory
 
@@ -179,6 +191,18 @@ def get_torch_device():
     if mm is not None:
         return mm.get_torch_device()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def onnx_device(choice: str) -> str:
+    """The DWPose device for a node's ``device`` choice: ``auto`` follows ComfyUI's torch device, so ComfyUI on
+    the CPU (``--cpu``, or no CUDA GPU) never asks onnxruntime for CUDA. Outside ComfyUI ``auto`` is passed on
+    (the pipeline asks torch whether a CUDA device is present)."""
+    if choice != "auto":
+        return choice
+    mm = _comfy_module("comfy.model_management")
+    if mm is None:
+        return "auto"
+    return "cuda" if mm.get_torch_device().type == "cuda" else "cpu"
 
 
 def offload_device():
@@ -518,11 +542,16 @@ def output_directory() -> Path:
     return Path(os.environ.get("MOTIONGUIDE_OUTPUT_DIR", Path.cwd() / "output"))
 
 
+def default_temp_directory() -> Path:
+    """Where previews go outside ComfyUI unless MOTIONGUIDE_TEMP_DIR says otherwise (the CLI empties it per run)."""
+    return Path(tempfile.gettempdir()) / "motionguide"
+
+
 def temp_directory() -> Path:
     folder_paths = _comfy_module("folder_paths")
     if folder_paths is not None:
         return Path(folder_paths.get_temp_directory())
-    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", Path(tempfile.gettempdir()) / "motionguide"))
+    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", default_temp_directory()))
 
 
 def directory_of_type(kind: str) -> Path:
@@ -538,3 +567,14 @@ def input_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_input_directory())
     return Path(os.environ.get("MOTIONGUIDE_INPUT_DIR", Path.cwd() / "input"))
+
+
+def input_path(name: str | os.PathLike, what: str) -> Path:
+    """``name`` (relative to ComfyUI's input folder, or absolute inside it) with symbolic links resolved; a path
+    that leads outside the input folder (``../``, an absolute path elsewhere, a link out) is a ``ValueError``."""
+    root = input_directory().resolve()
+    path = (root / Path(name).expanduser()).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"{what} {str(name)!r} is outside ComfyUI's input folder {root}; nodes only read files "
+                         "there. Copy the file into that folder.")
+    return path

@@ -63,6 +63,10 @@ class MotionGuideEstimateSMPL:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, estimator):
+        return adapter.check_model_file("hmr2", estimator)
+
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):
         from ..pipelines.smpl.estimator import person_boxes_for_estimation

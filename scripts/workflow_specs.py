@@ -27,9 +27,10 @@ class N:
 
 @dataclass
 class Spec:
-    name: str
+    name: str  # id: the API twin tests/workflows_api/<name>.json, the demo, the docs
     uuid: str
-    title: str
+    title: str  # on the thumbnail
+    file_name: str  # example_workflows/<file_name>.json: ComfyUI's templates browser shows it as the title
     note: str
     nodes: list[N]
     note_pos: tuple[int, int] = (-480, 0)
@@ -58,7 +59,7 @@ def _generate(first: int, reference: int, poses: int, fps_src, x: int, y: int = 
         N(model, "MotionGuideLoadModel", (x, y - 260),
           {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC, **sampler.pop("model", {})},
           models=("svd_xt_1_1", "mimicmotion_1_1")),
-        N(sample, "MotionGuideSampler", (x, y), sampler_inputs, size=(320, 420)),
+        N(sample, "MotionGuideSampler", (x, y), sampler_inputs),
         N(decode, "MotionGuideDecode", (x + 360, y),
           {"model": L(model), "latent": L(sample), **sampler.pop("decode", {})}),
         N(create, "CreateVideo", (x + 360, y + 220), {"images": L(decode, 0), "fps": L(decode, 1)}),
@@ -75,6 +76,7 @@ MIMICMOTION = Spec(
     name="mimicmotion_pose_video",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000001",
     title="MimicMotion: reference image + driving video",
+    file_name="MimicMotion, animate an image with a driving video",
     note="""
 # MimicMotion: animate a picture with a video's motion
 
@@ -88,9 +90,6 @@ MIMICMOTION = Spec(
    the maps the sampler follows (frame 0 = the reference's own pose). The preview shows them.
 4. **Pose-Guided Sampler** runs SVD-XT 1.1 with MimicMotion's PoseNet over overlapping tiles of frames
    (progressive latent fusion), so any length works. **Decode Video** → **Save Video**.
-
-Models (see the missing-models panel): `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/`,
-`models/mimicmotion/MimicMotion_1-1.pth`, `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`.
 
 Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample into 12 fps; set the
 sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
@@ -117,7 +116,7 @@ a small GPU; on a big GPU set it to 72 (the node's default, what MimicMotion 1.1
         N(9, "MotionGuideSampler", (1780, 0),
           {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0,
            "tile_size": 16, "tile_overlap": 6},
-          "Pose-Guided Sampler", size=(320, 420)),
+          "Pose-Guided Sampler"),
         N(10, "MotionGuideDecode", (2140, 0), {"model": L(8), "latent": L(9)}),
         N(11, "VHS_VideoCombine", (2500, 0), {"images": L(10, 0), "frame_rate": L(10, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide_demo", "format": "video/h264-mp4",
@@ -130,6 +129,7 @@ LONG_VIDEO = Spec(
     name="long_video_12gb",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000004",
     title="Long video on a 12-16 GB GPU",
+    file_name="Long videos on a 12 to 16 GB GPU",
     note="""
 # Long videos on a 12–16 GB GPU
 
@@ -163,7 +163,7 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
           models=("svd_xt_1_1", "mimicmotion_1_1")),
         N(11, "MotionGuideSampler", (1780, 0),
           {"model": L(10), "reference_image": L(4), "pose_images": L(8), "seed": 42, "tile_size": 16,
-           "tile_overlap": 6, "video_fps": 15.0, "unet_batch": 1}, size=(320, 420)),
+           "tile_overlap": 6, "video_fps": 15.0, "unet_batch": 1}),
         N(12, "MotionGuideDecode", (2140, 0), {"model": L(10), "latent": L(11), "chunk_size": 4, "chunk_overlap": 2}),
         N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
@@ -176,6 +176,7 @@ SMPL_GUIDED = Spec(
     name="smpl_guided_video",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000002",
     title="SMPL 3D guidance: reference image + driving video",
+    file_name="SMPL 3D guidance, image and driving video",
     note="""
 # SMPL-guided animation: the driving motion on the reference person's own body
 
@@ -192,9 +193,6 @@ SMPL_GUIDED = Spec(
    reference pose.
 6. **Render SMPL Maps** shows depth, normals and body parts as previews only: the MimicMotion model is guided by
    the pose maps alone.
-
-Models: as the MimicMotion example, plus `models/smpl/SMPL_NEUTRAL.pkl` (free registration at
-smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4D-Humans, MIT).
 """,
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
@@ -233,6 +231,7 @@ SMPL_MOTION_ORBIT = Spec(
     name="smpl_motion_camera_orbit",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000003",
     title="Reference image + SMPL motion file + camera orbit",
+    file_name="SMPL motion file and a camera orbit",
     note="""
 # Animate from a 3D motion file, with a moving camera
 
@@ -262,7 +261,7 @@ reference image only shows from the front: expect the model to invent it.
                                                         "smpl_model": L(7), "trajectory": "lock_root"}),
         N(12, "MotionGuideSetCamera", (1420, 360), {"motion": L(11), "smpl_model": L(7), "animate": True,
                                                     "yaw": 0.0, "yaw_end": 60.0, "easing": "ease_in_out"},
-          "Camera orbit", size=(300, 400)),
+          "Camera orbit"),
         N(13, "MotionGuideSMPLToPose", (1780, 360), {"smpl_sequence": L(12), "smpl_model": L(7), "width": L(4, 1),
                                                      "height": L(4, 2)}),
         N(14, "MotionGuideDrawPose", (2140, 360), {"pose_keypoint": L(13), "width": L(4, 1), "height": L(4, 2)},
@@ -275,4 +274,4 @@ reference image only shows from the front: expect the model to invent it.
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO]
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO]  # the templates browser's order

@@ -5,11 +5,13 @@ every API twin runs through the workflow runner on the tiny models (4 frames, 64
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 UI_DIR = ROOT / "example_workflows"
 API_DIR = ROOT / "tests" / "workflows_api"
 UI_FILES = sorted(UI_DIR.glob("*.json"))
@@ -17,6 +19,7 @@ VIRTUAL = {"MarkdownNote", "Note"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
 MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoadSMPLModel", "MotionGuideEstimateSMPL"}
+PICTURE_NODES = {"LoadImage", "PreviewImage", "SaveImage", "VHS_LoadVideo", "VHS_VideoCombine", "LoadVideo", "SaveVideo"}
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +78,17 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
     return out
 
 
-def test_there_are_examples():
-    names = {p.stem for p in UI_FILES}
+def twin_name(path: Path) -> str:
+    """The API twin's name (``tests/workflows_api/<name>.json``) a UI file records in ``extra``."""
+    return json.loads(path.read_text())["extra"]["motionguide_api_twin"]
+
+
+def test_there_are_examples_with_readable_names():
+    names = {twin_name(p) for p in UI_FILES}
     assert "mimicmotion_pose_video" in names, "the MimicMotion example (a) is missing"
     assert {p.stem for p in API_DIR.glob("*.json")} >= names
+    for path in UI_FILES:  # the templates browser shows the file name as the title
+        assert "_" not in path.stem and " " in path.stem and path.with_suffix(".jpg").is_file(), path.name
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
@@ -112,7 +122,7 @@ def test_ui_file_is_well_formed(path, classes):
 @pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
 def test_ui_and_api_twin_agree(path, classes):
     ui = json.loads(path.read_text())
-    api = json.loads((API_DIR / path.name).read_text())
+    api = json.loads((API_DIR / f"{twin_name(path)}.json").read_text())
     from_ui = ui_to_api(ui, classes)
     assert sorted(from_ui) == sorted(api), "different node ids"
     for node_id, node in api.items():
@@ -125,22 +135,47 @@ def test_ui_and_api_twin_agree(path, classes):
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
-def test_model_entries_and_thumbnail(path):
+def test_model_entries_note_and_thumbnail(path):
+    """properties.models holds only what ComfyUI's missing-models check can find and download (a .safetensors /
+    .sft file with its direct URL): anything else opens a Missing Models dialog although the file is installed.
+    Every model file the workflow reads is named in the note instead, with its folder and source."""
     import cv2
 
+    from motionguide.nodes import comfy_adapter
+
     ui = json.loads(path.read_text())
+    note = next(n for n in ui["nodes"] if n["type"] == "MarkdownNote")["widgets_values"][0]
+    registry = {(e["folder"], e["name"]): e for e in comfy_adapter.model_registry()["models"]}
+    named = 0
     for node in ui["nodes"]:
+        values = node["widgets_values"] if isinstance(node["widgets_values"], list) else []
+        for model in node["properties"].get("models", []):
+            assert set(model) == {"name", "url", "directory"}
+            assert model["name"].endswith((".safetensors", ".sft")), f"node {node['id']}: {model['name']} can't be checked"
+            assert model["url"].startswith("https://huggingface.co/") and model["url"].endswith("/" + model["name"])
+            assert model["name"] in values, f"{model['name']} is not a widget value of node {node['id']}"
         if node["type"] not in MODEL_NODES:
             continue
-        models = node["properties"].get("models")
-        assert models, f"node {node['id']} ({node['type']}) lists no properties.models"
-        values = node["widgets_values"] if isinstance(node["widgets_values"], list) else []
-        for model in models:
-            assert set(model) == {"name", "url", "directory"} and model["url"].startswith("https://")
-            assert model["name"] in values, f"{model['name']} is not a widget value of node {node['id']}"
+        for (folder, name), entry in registry.items():
+            if name in values:
+                assert f"models/{folder}/{name}" in note and entry["source"] in note, f"note lacks {folder}/{name}"
+                named += 1
+    assert named >= 3
     thumb = cv2.imread(str(path.with_suffix(".jpg")))
     assert thumb is not None and thumb.shape == (288, 512, 3)
     assert thumb.std() > 10  # a drawn diagram, not a blank
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
+def test_nodes_without_a_picture_are_stored_no_taller_than_their_widgets(path, classes):
+    """ComfyUI grows a node to fit its widgets but never shrinks it: a stored height above what the widgets need is
+    an empty area (Set Camera had 82 px of it). Only nodes that show an image or a video keep a taller size."""
+    import make_example_workflows as maker
+
+    for node in json.loads(path.read_text())["nodes"]:
+        if node["type"] in VIRTUAL | PICTURE_NODES:
+            continue
+        assert node["size"][1] <= maker.node_height(classes[node["type"]]), f"node {node['id']} ({node['type']})"
 
 
 # ------------------------------------------------------------------------------------------------ running them
