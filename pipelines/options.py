@@ -14,6 +14,8 @@ POSE_SMOOTHING = ("none", "one-euro", "savitzky-golay")  # align.smooth_first_pe
 MEMORY_MODES = ("keep_loaded", "offload_after_run", "sequential_offload")  # loading.load_motion_model
 FUSION_WEIGHT_SHAPES = ("triangle", "flat")  # tiles.tile_weights
 NOISE_MODES = ("periodic", "independent")  # sampler.SamplerOptions
+NOISE_DEVICES = ("cpu", "model")  # sampler.SamplerOptions
+ARITHMETIC_MODES = ("reference", "precise")  # sampler.SamplerOptions
 SIGMA_SCHEDULES = ("karras", "exponential", "align_your_steps")  # schedule.make_sigmas
 
 # smpl
