@@ -254,7 +254,11 @@ class MotionGuideSmoothSMPL:
                                             "tooltip": "One-Euro speed coefficient: higher = less lag on fast moves."}),
                 "fill_gaps": ("BOOLEAN", {"default": True,
                                           "tooltip": "Interpolate frames where no person was found first."}),
-            }
+            },
+            "optional": {
+                "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model of the motion: with betas=median it keeps the "
+                                                         "pelvis where it was estimated (root compensation)."}),
+            },
         }
 
     RETURN_TYPES = (S.SMPL_SEQUENCE,)
@@ -265,10 +269,10 @@ class MotionGuideSmoothSMPL:
     DESCRIPTION = "Removes per-frame jitter from an SMPL motion and fills frames without a person."
 
     def smooth(self, motion, betas, rotation_window, rotation_space, translation_filter, translation_window,
-               one_euro_min_cutoff, one_euro_beta, fill_gaps):
+               one_euro_min_cutoff, one_euro_beta, fill_gaps, smpl_model=None):
         from ..pipelines.smpl.smoothing import smooth_sequence
 
-        seq = smooth_sequence(_check_motion(motion, "motion"), betas=betas, rotation_window=rotation_window,
+        seq = smooth_sequence(_check_motion(motion, "motion"), model=smpl_model, betas=betas, rotation_window=rotation_window,
                               rotation_space=rotation_space, translation_filter=translation_filter,
                               translation_window=translation_window, one_euro_min_cutoff=one_euro_min_cutoff,
                               one_euro_beta=one_euro_beta, fill_gaps=fill_gaps)
@@ -286,17 +290,23 @@ class MotionGuideTransferShape:
                                                               "frame gives body shape, camera, box and ground)."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model both sequences use."}),
             "orientation": (list(options.ORIENTATIONS), {
-                "default": "keep", "tooltip": "keep: driving facing; align_first: turn the motion so its first "
-                                              "frame faces like the reference."}),
+                "default": "upright", "tooltip": "upright: driving facing, the motion levelled to the reference's "
+                                                 "ground (cameras at other heights/pitch); keep: driving rotations "
+                                                 "as they are; align_first: turn the motion so its first frame "
+                                                 "faces like the reference."}),
             "trajectory": (list(options.TRAJECTORIES), {
-                "default": "relative", "tooltip": "relative: driving path from the reference spot, scaled by the "
-                                                  "height ratio; lock_root: stay in place; keep: driving positions."}),
-            "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Fit the reference body's height and feet to "
-                                                                   "the reference person box first."}),
+                "default": "relative", "tooltip": "relative: driving path (also towards/away from the camera) "
+                                                  "from the reference spot, scaled by the height ratio; lock_root: "
+                                                  "stay in place; keep: driving positions."}),
+            "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Place the reference body on the reference "
+                                                                   "keypoints first (or, without keypoints, on its "
+                                                                   "person box)."}),
             "ground": ("BOOLEAN", {"default": True, "tooltip": "Put the driving ground at the reference feet (no "
                                                                "floating or sinking; jumps kept)."}),
             "camera": (list(options.TRANSFER_CAMERAS), {"default": "reference",
-                                                  "tooltip": "Intrinsics and frame size of the result."}),
+                                                  "tooltip": "Intrinsics and frame size of the result; driving "
+                                                             "carries the reference placement into the driving "
+                                                             "frame."}),
         }}
 
     RETURN_TYPES = (S.SMPL_SEQUENCE,)
@@ -383,7 +393,8 @@ class MotionGuideSetCamera:
         return {"required": {
             "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to re-view."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model of the sequence (for the root joint pivot)."}),
-            "yaw": angle("Orbit around the body's vertical axis, degrees (90 turns a side view to a front view)."),
+            "yaw": angle("Orbit around the body's vertical axis (its up direction in the first frame), degrees "
+                         "(90 turns a side view to a front view)."),
             "pitch": angle("Raise (+) or lower (−) the camera around the body, degrees.", -89.0, 89.0),
             "dolly": factor("Camera distance factor: 2 = twice as far (the body looks smaller, perspective flatter)."),
             "zoom": factor("Focal-length factor: 2 = body twice as large in the frame."),

@@ -51,7 +51,8 @@ class MotionGuideEstimateSMPL:
                 "person_index": (INT, {"default": 0, "min": 0, "max": 63, "step": 1,
                                          "tooltip": "Which detected person to follow (0 = the first in each frame)."}),
                 "precision": (adapter.PRECISIONS, {
-                    "default": "auto", "tooltip": "Network precision; auto = fp16 on CUDA, fp32 on CPU."}),
+                    "default": "auto", "tooltip": "Network precision; auto = fp32 on every device, as 4D-Humans runs "
+                                              "HMR2 (fp16/bf16 save memory and time on a GPU)."}),
                 "batch_size": (INT, {"default": 8, "min": 1, "max": 256, "step": 1,
                                      "tooltip": "Person crops per forward pass; lower it if you run out of memory."}),
                 "fps": (FLOAT, {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
@@ -91,7 +92,7 @@ class MotionGuideEstimateSMPL:
         # 2. Load the network (cached) and put it on the compute device (through ComfyUI's manager there).
         path = adapter.resolve_model_path("hmr2", estimator)
         device = adapter.get_torch_device()
-        dtype = adapter.choose_dtype(precision, device)
+        dtype = adapter.choose_dtype("fp32" if precision == "auto" else precision, device)  # HMR2 was run in fp32
         network, handle = _load_network(path, dtype, device)
         handle.load()  # inside ComfyUI: frees other models first, and ComfyUI may unload it after this run
         progress = adapter.Progress(found, label="Estimate SMPL")

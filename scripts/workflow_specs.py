@@ -96,7 +96,8 @@ Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample
 sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
 connect the same way (frames + fps): see the SMPL example.
 
-Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_size* to 72 (as trained).
+Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* is 16 here so the demo also runs on a CPU or
+a small GPU; on a big GPU set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
 """,
     # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
@@ -114,7 +115,8 @@ Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_si
         N(8, "MotionGuideLoadModel", (1780, -260),
           {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC}, models=("svd_xt_1_1", "mimicmotion_1_1")),
         N(9, "MotionGuideSampler", (1780, 0),
-          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0},
+          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0,
+           "tile_size": 16, "tile_overlap": 6},
           "Pose-Guided Sampler"),
         N(10, "MotionGuideDecode", (2140, 0), {"model": L(8), "latent": L(9)}),
         N(11, "VHS_VideoCombine", (2500, 0), {"images": L(10, 0), "frame_rate": L(10, 1), "loop_count": 0,
@@ -192,10 +194,11 @@ SMPL_GUIDED = Spec(
    dimmer) and grafts the driving hands and face; **Draw Pose Maps** draws them.
 6. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
    reference pose.
-7. **Render SMPL Maps** shows depth, normals and body parts as previews (a geometry encoder can use them later).
+7. **Render SMPL Maps** shows depth, normals and body parts as previews only: the MimicMotion model is guided by
+   the pose maps alone.
 
-The built-in body needs no file: it builds a one-time cache (~1 min) in `models/anny/` on first use. With SMPL
-files (smpl.is.tue.mpg.de) choose `auto (by gender)` in Load Body Model and bypass Set Body Shape.
+The built-in body builds a one-time cache (~1 min) in `models/anny/` on first use. With SMPL files
+(smpl.is.tue.mpg.de) choose `auto (by gender)` in Load Body Model and bypass Set Body Shape.
 """,
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
@@ -211,7 +214,7 @@ files (smpl.is.tue.mpg.de) choose `auto (by gender)` in Load Body Model and bypa
         N(9, "MotionGuideEstimateSMPL", (1060, 360),
           {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
-        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
+        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9), "smpl_model": L(7)}),
         N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(26),
                                                         "smpl_model": L(7)}),
         N(12, "MotionGuideSMPLToPose", (2140, 160), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),

@@ -23,17 +23,12 @@ from __future__ import annotations
 
 import torch
 
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+from .joints import SMPL_PARENTS
+from .joints import SMPL_REST_JOINTS as _REST_JOINTS
+
 # SMPL's neutral T-pose joints (metres, x = body's left, y up, z forward); only their directions are used, and
 # joint 0 as the root offset.
-SMPL_REST_JOINTS = torch.tensor([
-    [0.000, -0.223, 0.028], [0.068, -0.314, 0.021], [-0.068, -0.314, 0.021], [0.000, -0.114, 0.002],
-    [0.104, -0.689, 0.030], [-0.104, -0.689, 0.030], [0.000, 0.024, 0.030], [0.088, -1.088, -0.013],
-    [-0.088, -1.088, -0.013], [0.000, 0.078, 0.030], [0.118, -1.144, 0.111], [-0.118, -1.144, 0.111],
-    [0.000, 0.288, 0.003], [0.078, 0.194, 0.008], [-0.078, 0.194, 0.008], [0.000, 0.352, 0.055],
-    [0.173, 0.227, 0.003], [-0.173, 0.227, 0.003], [0.434, 0.215, -0.020], [-0.434, 0.215, -0.020],
-    [0.684, 0.222, -0.025], [-0.684, 0.222, -0.025], [0.768, 0.214, -0.035], [-0.768, 0.214, -0.035],
-], dtype=torch.float64)
+SMPL_REST_JOINTS = torch.tensor(_REST_JOINTS, dtype=torch.float64)
 # Anny bone whose head is SMPL joint j (hand / foot joints: the middle finger / toe base).
 SMPL_JOINT_BONES = [
     "root", "upperleg01.L", "upperleg01.R", "spine03", "lowerleg01.L", "lowerleg01.R", "spine02", "foot.L",

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .joints import OPENPOSE18_FROM_SMPL45, openpose18_from_smpl  # noqa: F401  (the map is re-exported)
 from ..weights import open_npz
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)
 
-# OpenPose-18 body keypoints from smplx's 45 SMPL joints (24 skeleton joints + nose, eyes, ears, feet, tips).
-OPENPOSE18_FROM_SMPL45 = [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
 # SMPL-X joints giving the same 45-joint layout: 22 body joints, the middle-finger bases standing in for SMPL's
 # hand joints, then the 21 vertex landmarks (nose ... right pinky tip).
 SMPLX_TO_SMPL45 = list(range(22)) + [28, 43] + list(range(55, 76))
@@ -180,8 +179,6 @@ class BodyModel:
     @staticmethod
     def openpose18(joints: torch.Tensor) -> torch.Tensor:
         """OpenPose-18 3D points `(T,18,3)` from :meth:`forward`'s joints (hips pushed outward like HMR2)."""
-        from ..render.skeleton import openpose18_from_smpl
-
         return openpose18_from_smpl(joints)
 
     def rest_vertices(self, betas=None, phenotype=None) -> np.ndarray:

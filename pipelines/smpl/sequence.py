@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..output_paths import new_file
+from .pinhole import intrinsics
 from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,12 @@ WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "tra
           "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
 PHENOTYPE_LABELS = ("gender", "age", "muscle", "weight", "height", "proportions")
 MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
-HMR2_FOCAL = 5000.0 / 256.0  # HMR2 / Champ: focal = 5000/256 · max(W, H) pixels
 DEFAULT_FPS = 30.0
 
 
 def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
-    """HMR2 convention: f = 5000/256·max(W,H), principal point at the image centre. (3,3), or (T,3,3)."""
-    f = HMR2_FOCAL * max(width, height)
-    k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
-    return k if frames is None else np.repeat(k[None], frames, 0)
+    """float32 intrinsics by HMR2's rule (:func:`.pinhole.intrinsics`): (3,3), or (T,3,3)."""
+    return intrinsics((width, height), frames=frames, dtype=np.float32)
 
 
 def _first_bad_frame(values: np.ndarray) -> int | None:

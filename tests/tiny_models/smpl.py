@@ -19,13 +19,11 @@ import types
 from pathlib import Path
 
 import numpy as np
-from motionguide.pipelines.smpl.anny_retarget import SMPL_REST_JOINTS
+
+from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS
 
 NUM_VERTICES = 6890
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-# Approximate SMPL neutral rest joints (metres; x = body's left, y up, z forward), T-pose: the same table the
-# built-in body's retarget aligns to.
-REST_JOINTS = SMPL_REST_JOINTS.numpy().copy()
+REST_JOINTS = np.array(SMPL_REST_JOINTS)  # the capsule man's joints: SMPL's neutral T-pose
 # Tube radius of the bone ending at each joint (index = child joint).
 BONE_RADIUS = [0.0, 0.085, 0.085, 0.12, 0.075, 0.075, 0.13, 0.055, 0.055, 0.13, 0.042, 0.042,
                0.055, 0.06, 0.06, 0.05, 0.055, 0.055, 0.045, 0.045, 0.04, 0.04, 0.035, 0.035]
