@@ -139,8 +139,10 @@ class AnnyBody:
             return phenotype.to(device=device, dtype=torch.float32).reshape(1, -1)
         return torch.as_tensor(check_phenotype(phenotype), device=device).reshape(1, -1)
 
-    def rest(self, phenotype=None, device="cpu") -> dict[str, torch.Tensor]:
+    def rest(self, phenotype=None, device="cpu", mesh: bool = True) -> dict[str, torch.Tensor]:
         """Shaped rest body of one phenotype (cached unless it requires grad; differentiable in it otherwise).
+        ``mesh=False`` skips the rest vertices (``None``) when they are not cached already: what the keypoint
+        path needs, e.g. the shape fit's search over many phenotypes (such a rest body is not cached).
 
         Returns:
             dict with ``heads`` `(B,3)` Anny rest bone heads (Anny axes), ``poses`` `(1,B,4,4)` rest bone poses,
@@ -153,12 +155,14 @@ class AnnyBody:
             (str(device), *[round(float(v), 6) for v in pheno[0]])
         if key is not None and key in self._rest_cache:
             return self._rest_cache[key]
+        if not mesh:
+            key = None
         module = self._module_on(device)
         _, values, local, facial = module.get_tensor_inputs(None, pheno, None, None)
         coeffs = module._get_phenotype_blendshape_coefficients(values, local, facial)[0]
         heads = module.template_bone_heads + torch.einsum("a,abc->bc", coeffs, module.bone_heads_blendshapes)
         # the fit (phenotype requiring grad) needs only the vertices the keypoint regressor reads
-        vertices = None if pheno.requires_grad else \
+        vertices = None if pheno.requires_grad or not mesh else \
             module.template_vertices + torch.einsum("a,avc->vc", coeffs, module.blendshapes)
         # Posed in 'world-orient', a bone's skinning rotation is exactly the orientation we give it times the
         # inverse of its rest orientation: the rest orientations cancel, so identity ones (no Procrustes) do.
@@ -233,7 +237,7 @@ class AnnyBody:
         Differentiable in ``phenotype`` `(1,6)` and the pose: the shape fit's fast path (no full mesh).
         """
         device = global_orient.device
-        rest = self.rest(phenotype, device)
+        rest = self.rest(phenotype, device, mesh=False)
         module = self._module_on(device)
         transforms, _ = self._bone_transforms(module, rest, global_orient, body_pose, transl, None)
         coco = self._coco[2]

@@ -36,9 +36,23 @@ def _fit_frames(seq: dict, count: int) -> np.ndarray:
     return good[np.unique(np.linspace(0, len(good) - 1, min(count, len(good))).round().astype(int))]
 
 
+# The fit's first stage: a coarse grid over age × height × proportions, scored without gradients. The error
+# surface has wrong local minima (e.g. a child read as a short old adult), so descent alone from the default body
+# can end far from the truth; starting from the best few grid points finds the right basin.
+GRID = {"age": np.linspace(0.05, 0.95, 7), "height": (0.2, 0.5, 0.8), "proportions": (0.25, 0.75)}
+
+
+def _grid(start: np.ndarray, fit_idx: list[int]) -> np.ndarray:
+    mesh = np.stack(np.meshgrid(*(GRID[name] for name in FIT_LABELS), indexing="ij"), -1).reshape(-1, 3)
+    return np.concatenate([start[fit_idx][None], mesh]).astype(np.float32)  # the start is a candidate too
+
+
 def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: int = 100, prior: float = 0.0,
-                  device="cpu", callback=None) -> tuple[np.ndarray, dict]:
+                  starts: int = 2, device="cpu", callback=None) -> tuple[np.ndarray, dict]:
     """Fit ``age``, ``height`` and ``proportions`` of the Anny phenotype to the sequence's 2D keypoints.
+
+    A coarse grid (:data:`GRID`, plus ``start``) is scored first; the best ``starts`` points each take a fifth
+    of the ``iterations`` Adam steps, and the one with the lowest loss continues for the rest.
 
     Args:
         body (`AnnyBody`): the built-in body.
@@ -46,16 +60,19 @@ def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: i
         start (`array (6,)`, *optional*): starting phenotype (the body's default when None); gender, muscle and
             weight are kept from it.
         frames (`int`, defaults to 8): frames used (evenly spread over the usable ones).
-        iterations (`int`, defaults to 100): Adam steps.
+        iterations (`int`, defaults to 100): Adam steps in all.
         prior (`float`, defaults to 0): weight pulling the fitted values back to ``start`` (0 = free fit).
+        starts (`int`, defaults to 2): grid points refined (1 with no grid search: descent from ``start``).
         callback (`callable`, *optional*): ``callback(done, total)``.
 
     Returns:
-        `(phenotype (6,) float32, info)` with ``info["error_px"]`` the final mean keypoint error in pixels and
-        ``info["frames"]`` the frames used.
+        `(phenotype (6,) float32, info)` with ``info["error_px"]`` the final mean keypoint error in pixels,
+        ``info["frames"]`` the frames used and ``info["starts"]`` the phenotypes the refinement started from.
     """
     seq = validate_sequence(seq)
     start = check_phenotype(body.phenotype if start is None else start, "start phenotype")
+    if starts < 1:
+        raise ValueError(f"starts must be 1 or more, got {starts}.")
     chosen = _fit_frames(seq, frames)
     device = torch.device(device)
 
@@ -70,36 +87,62 @@ def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: i
     size = (target[..., 1].amax(1) - target[..., 1].amin(1)).clamp_min(10.0)  # person height in pixels
     fit_idx = [PHENOTYPE_LABELS.index(name) for name in FIT_LABELS]
     start_t = tensor(start)
-    logits = torch.logit(start_t[fit_idx].clamp(0.02, 0.98)).clone().requires_grad_(True)
-    shift = torch.zeros(len(chosen), 2, device=device, requires_grad=True)
-    optimiser = torch.optim.Adam([{"params": [logits], "lr": 0.05}, {"params": [shift], "lr": 0.01}])
     index = torch.tensor(fit_idx, device=device)
+    zeros = torch.zeros(len(chosen), 1, device=device)
 
-    def phenotype_of(lg):
-        return start_t.index_put((index,), torch.sigmoid(lg))[None]
+    def loss_of(values, shift):
+        """(loss, mean error in px) of the fitted ``values`` `(3,)` with sideways ``shift`` `(F,2)`."""
+        points = body.openpose_keypoints(orient, pose, transl0 + torch.cat([shift, zeros], 1),
+                                         phenotype=start_t.index_put((index,), values)[None])
+        z = points[..., 2].clamp_min(1e-3)
+        uv = torch.stack([k[:, None, 0, 0] * points[..., 0] / z + k[:, None, 0, 2],
+                          k[:, None, 1, 1] * points[..., 1] / z + k[:, None, 1, 2]], -1)
+        dist = (uv - target[..., :2]).norm(dim=-1)
+        loss = ((weight * (dist / size[:, None]) ** 2).sum(1) / weight.sum(1).clamp_min(1e-6)).mean()
+        if prior > 0:
+            loss = loss + prior * ((values - start_t[fit_idx]) ** 2).sum()
+        return loss, float((weight * dist.detach()).sum() / weight.sum().clamp_min(1e-6))
 
-    error = float("nan")
-    with torch.enable_grad():
-        for step in range(iterations):
-            optimiser.zero_grad()
-            transl = transl0 + torch.cat([shift, torch.zeros(len(chosen), 1, device=device)], 1)
-            points = body.openpose_keypoints(orient, pose, transl, phenotype=phenotype_of(logits))
-            z = points[..., 2].clamp_min(1e-3)
-            uv = torch.stack([k[:, None, 0, 0] * points[..., 0] / z + k[:, None, 0, 2],
-                              k[:, None, 1, 1] * points[..., 1] / z + k[:, None, 1, 2]], -1)
-            dist = (uv - target[..., :2]).norm(dim=-1)
-            loss = ((weight * (dist / size[:, None]) ** 2).sum(1) / weight.sum(1).clamp_min(1e-6)).mean()
-            if prior > 0:
-                loss = loss + prior * ((torch.sigmoid(logits) - start_t[fit_idx]) ** 2).sum()
-            loss.backward()
-            optimiser.step()
-            error = float((weight * dist.detach()).sum() / weight.sum().clamp_min(1e-6))
-            if callback is not None:
-                callback(step + 1, iterations)
-    phenotype = phenotype_of(logits.detach())[0].cpu().numpy().astype(np.float32)
+    candidates = _grid(start, fit_idx) if starts > 1 else start[fit_idx][None].astype(np.float32)
+    if len(candidates) > 1:
+        with torch.no_grad():
+            scores = [float(loss_of(tensor(c), zeros.expand(-1, 2))[0]) for c in candidates]
+        candidates = candidates[np.argsort(scores)[:starts]]
+    trial = min(iterations // len(candidates), max(1, iterations // 5)) if len(candidates) > 1 else 0
+    total, done = max(iterations, trial * len(candidates)), 0
+
+    def descend(state, steps):
+        nonlocal done
+        logits, shift, optimiser = state
+        loss, error = None, float("nan")
+        with torch.enable_grad():
+            for _ in range(steps):
+                optimiser.zero_grad()
+                loss, error = loss_of(torch.sigmoid(logits), shift)
+                loss.backward()
+                optimiser.step()
+                done += 1
+                if callback is not None:
+                    callback(done, total)
+        return float("inf") if loss is None else float(loss.detach()), error
+
+    def new_state(values):
+        logits = torch.logit(tensor(values).clamp(0.02, 0.98)).requires_grad_(True)
+        shift = torch.zeros(len(chosen), 2, device=device, requires_grad=True)
+        return logits, shift, torch.optim.Adam([{"params": [logits], "lr": 0.05}, {"params": [shift], "lr": 0.01}])
+
+    states, error = [new_state(c) for c in candidates], float("nan")
+    if trial:
+        results = [descend(state, trial) for state in states]
+        best = int(np.argmin([loss for loss, _ in results]))
+        states, error = [states[best]], results[best][1]
+    if total > done:
+        _, error = descend(states[0], total - done)
+    phenotype = start_t.index_put((index,), torch.sigmoid(states[0][0].detach()))
+    phenotype = phenotype.cpu().numpy().astype(np.float32)
     logger.info("Set Body Shape: fitted %s over %d frames (mean keypoint error %.1f px).",
                 ", ".join(f"{n}={phenotype[i]:.2f}" for n, i in zip(FIT_LABELS, fit_idx)), len(chosen), error)
-    return phenotype, {"error_px": error, "frames": chosen}
+    return phenotype, {"error_px": error, "frames": chosen, "starts": candidates}
 
 
 def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, **fit_options) -> dict:
