@@ -4,7 +4,7 @@ import pytest
 import torch
 from motionguide.pipelines.smpl import anny_retarget as ar
 from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.sequence import validate_sequence
+from motionguide.pipelines.smpl.sequence import PHENOTYPE_LABELS, validate_sequence
 
 FACING_CAMERA = np.array([np.pi, 0.0, 0.0])  # SMPL's +y up / +z forward → camera −y up, body facing the camera
 FRAMES = 60
@@ -152,6 +152,35 @@ def test_shape_fit_recovers_stature_within_five_percent(anny_body):
     assert abs(start - stature) / stature > 0.05  # the default body is not already right
     assert abs(fitted - stature) / stature < 0.05
     assert out["phenotype"][[0, 2, 3]].tolist() == pytest.approx([0.5, 0.5, 0.5])  # not identifiable: kept
+
+
+def test_shape_fit_reads_a_standing_child_from_one_frame(anny_body):
+    """Issue 13: descent from the default adult read this child as a short old adult (age 0.95, height 0.05,
+    14 px residual); the grid start finds the child's basin."""
+    from motionguide.pipelines.smpl.anny_shape import FIT_LABELS, fit_phenotype
+
+    child = np.array([0.5, 0.25, 0.4, 0.45, 0.4, 0.3], np.float32)  # the benchmark's child reference
+    pose = np.zeros((1, 69))
+    pose[0, 45 + 2], pose[0, 48 + 2] = -np.deg2rad(75), np.deg2rad(75)  # standing, arms down
+    orient, transl, k = FACING_CAMERA[None], np.array([[0.0, 0.4, 4.0]]), _camera(1)
+    _, joints = anny_body.forward(None, orient, pose, transl, phenotype=child)
+    op = anny_body.openpose18(joints).double().numpy()
+    uv = op[..., :2] / op[..., 2:] * 900.0 + [288, 512]
+    seq = dict(betas=np.zeros((1, 10)), global_orient=orient, body_pose=pose, transl=transl, K=k,
+               image_size=(576, 1024), keypoints=np.concatenate([uv, np.ones((1, 18, 1))], -1))
+    # the best any fit can do: the true age/height/proportions with gender, muscle, weight kept from the start
+    best = anny_body.phenotype.copy()
+    fit_idx = [PHENOTYPE_LABELS.index(name) for name in FIT_LABELS]
+    best[fit_idx] = child[fit_idx]
+    _, best_joints = anny_body.forward(None, orient, pose, transl, phenotype=best)
+    best_op = anny_body.openpose18(best_joints).double().numpy()
+    best_px = np.linalg.norm(best_op[..., :2] / best_op[..., 2:] * 900.0 + [288, 512] - uv, axis=-1).mean()
+
+    fitted, info = fit_phenotype(anny_body, seq, anny_body.phenotype, iterations=40)
+    assert abs(anny_body.phenotype[1] - child[1]) > 0.4  # the default start is far from the child
+    assert fitted[1] == pytest.approx(child[1], abs=0.08)  # age
+    assert fitted[4] == pytest.approx(child[4], abs=0.15)  # height
+    assert best_px < 1.0 and info["error_px"] < best_px + 1.0
 
 
 def test_phenotype_changes_the_body_and_is_checked(anny_body):
