@@ -1,7 +1,8 @@
 """Set Body Shape (DESIGN §7a): the Anny phenotype of a sequence, from sliders or fitted to its 2D keypoints.
 
 The fit estimates what joints can tell (age, height, proportions) by gradient descent through the Anny body and
-its COCO keypoint regressor: the sequence's estimated pose is kept, each frame's translation may slide sideways
+its COCO keypoint regressor, started from the best points of a coarse grid (mode ``fit``; ``fit_from_sliders``
+descends from the sliders): the sequence's estimated pose is kept, each frame's translation may slide sideways
 (x, y) while its depth stays as estimated, and the projected OpenPose-18 points are pulled onto the stored
 2D keypoints (``seq["keypoints"]``, weighted by their scores). Gender, muscle and weight are not identifiable
 from joints: they come from the sliders. With the depth unknown the image gives proportions, not absolute size.
@@ -167,6 +168,8 @@ def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, **fit_o
             for name in FIT_LABELS:
                 start[PHENOTYPE_LABELS.index(name)] = body.phenotype[PHENOTYPE_LABELS.index(name)]
         prior = 0.0 if mode == "fit" else fit_options.pop("prior", 0.05)
+        if mode == "fit_from_sliders":
+            fit_options.setdefault("starts", 1)  # the user's sliders are the start, not a grid point
         values, _ = fit_phenotype(body, seq, start, prior=prior, **fit_options)
     out = dict(seq)
     out["phenotype"] = values
