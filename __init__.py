@@ -20,6 +20,7 @@ NODE_TABLE = [
     ("smpl", "MotionGuideSetCamera", "Set SMPL Camera"),
     ("render", "MotionGuideRenderSMPL", "Render SMPL Maps"),
     ("render", "MotionGuideSMPLToPose", "SMPL to Pose Keypoints"),
+    ("nlf", "MotionGuideSMPLToNLF", "SMPL to NLF Poses"),
     ("sampling", "MotionGuideSampler", "Pose-Guided Sampler"),
     ("video", "MotionGuideDecode", "Decode Video"),
 ]

@@ -9,7 +9,7 @@ from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
 from motionguide.pipelines.render import maps
-from motionguide.pipelines.smpl import camera, importers, smoothing, transfer
+from motionguide.pipelines.smpl import camera, importers, nlf, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {
@@ -34,6 +34,7 @@ PIPELINE_CHOICES = {
     ("MotionGuideSetCamera", "pivot"): camera.CAMERA_PIVOTS,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToPose", "renderer"): maps.BACKENDS,
+    ("MotionGuideSMPLToNLF", "camera"): nlf.CAMERAS,
 }
 # Labels a node shows for a pipeline value (the node maps them back before calling the pipeline).
 NODE_LABELS = {("MotionGuideDetectPose", "person"): {"all (reference)": "all"}}
