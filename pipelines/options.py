@@ -7,7 +7,8 @@ Data only, with no imports, so the node layer reads it without loading numpy, to
 # dwpose
 PERSON_SELECTIONS = ("all", "largest", "most central", "index")  # tracking.pick_person
 MISSING_PERSON_MODES = ("interpolate", "empty", "keep (reference)")  # tracking.fill_missing
-POSE_STYLES = ("reference", "thick")  # draw.draw_pose_map
+POSE_STYLES = ("reference", "thick", "stableanimator", "wan_animate", "unianimate", "animate_x",
+               "steadydancer")  # draw.draw_pose_map
 POSE_SMOOTHING = ("none", "one-euro", "savitzky-golay")  # align.smooth_first_person
 
 # mimicmotion

@@ -109,3 +109,25 @@ def test_node_rejects_wrong_inputs_with_the_remedy(body):
         MotionGuideSMPLToNLF().convert({"nope": 1}, body)
     with pytest.raises(ValueError, match="camera must be one of"):
         MotionGuideSMPLToNLF().convert(motion(), body, camera="orthographic")
+
+
+def test_smpl_pose_keypoints_carry_feet_for_the_toe_styles(body):
+    from motionguide.pipelines.dwpose import draw
+    from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints
+
+    seq = motion(frames=1)
+    seq["body_pose"][:] = 0.0
+    frames = sequence_to_pose_keypoints(body, seq, backend="torch")
+    person = frames[0]["people"][0]
+    feet = np.array(person["foot_keypoints_2d"]).reshape(6, 3)
+    pose = np.array(person["pose_keypoints_2d"]).reshape(18, 3)
+    _, joints = pose_sequence(body, seq)
+    j = joints[0, 29:35].numpy()
+    K = seq["K"][0]
+    np.testing.assert_allclose(feet[:, :2], j[:, :2] / j[:, 2:] * [K[0, 0], K[1, 1]] + K[:2, 2], atol=1e-2)
+    np.testing.assert_allclose(feet[:3, 2], pose[13, 2])
+    np.testing.assert_allclose(feet[3:, 2], pose[10, 2])
+    with_toes = draw.draw_pose_map(frames[0], W, H, style="wan_animate")
+    without = draw.draw_pose_map(frames[0], W, H, style="wan_animate", feet=False)
+    toe_colour = np.array([200, 200, 0])  # Wan's left-toe joint dot
+    assert (with_toes == toe_colour).all(-1).any() and not (without == toe_colour).all(-1).any()

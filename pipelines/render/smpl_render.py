@@ -13,7 +13,7 @@ import torch
 
 from ..smpl.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
-from .skeleton import DEFAULT_FLOOR, skeleton_keypoints, to_pose_keypoint
+from .skeleton import DEFAULT_FLOOR, foot_keypoints, skeleton_keypoints, to_pose_keypoint
 
 
 def scale_intrinsics(K: np.ndarray | torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
@@ -100,4 +100,5 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     keypoints = skeleton_keypoints(joints, K, size, vertices=vertices, faces=model.faces,
                                    vertex_labels=model.part_labels, floor=occluded_confidence, backend=backend,
                                    device=device, chunk_size=chunk_size, callback=callback)
-    return to_pose_keypoint(keypoints, size, driving, rotate_hands=rotate_hands)
+    feet = foot_keypoints(joints, K, keypoints)
+    return to_pose_keypoint(keypoints, size, driving, rotate_hands=rotate_hands, feet=feet)
