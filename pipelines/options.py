@@ -29,7 +29,8 @@ TRAJECTORIES = ["relative", "lock_root", "keep"]
 TRANSFER_CAMERAS = ["reference", "driving"]
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]
-NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_to_nlf
+NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_in_camera
 
 # render
 RENDER_BACKENDS = ("auto", "torch", "pyrender")  # maps.choose_backend
+SCAIL_MASK_BACKGROUNDS = ("black", "white")  # scail.identity_mask

@@ -62,6 +62,29 @@ def sequence_joints(model, seq: dict) -> np.ndarray:
     return joints[:, :NUM_JOINTS].double().numpy()
 
 
+def sequence_in_camera(model, seq: dict, *, width: int = 0, height: int = 0, camera: str = "sequence") -> dict:
+    """The sequence framed for a ``width`` × ``height`` image in ``camera``: intrinsics rescaled to that size and,
+    for ``"nlf_fov55"``, NLF's camera with every frame's body dollied (:func:`dolly_to_camera` on the pelvis, the
+    same shift added to ``transl``), so meshes, capsules and keypoints rendered from it all agree."""
+    from ..render.smpl_render import _output_size, scale_intrinsics
+
+    if camera not in CAMERAS:
+        raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}.")
+    seq = validate_sequence(seq)
+    size = _output_size(seq, width, height)
+    out = dict(seq, image_size=size)
+    K_seq = scale_intrinsics(seq["K"], seq["image_size"], size).double().numpy()
+    if camera == "sequence":
+        out["K"] = K_seq.astype(np.float32)
+        return out
+    K = np.repeat(fov_intrinsics(*size)[None], len(K_seq), 0)
+    pelvis = sequence_joints(model, seq)[:, :1]
+    shift = dolly_to_camera(pelvis, K_seq, K)[:, 0] - pelvis[:, 0]
+    out["transl"] = (seq["transl"].astype(np.float64) + shift).astype(np.float32)
+    out["K"] = K.astype(np.float32)
+    return out
+
+
 def sequence_to_nlf(model, seq: dict, *, width: int = 0, height: int = 0, camera: str = "sequence"):
     """``(nlfpred, K (3, 3), (W, H))`` of an SMPL_SEQUENCE posed on ``model``.
 
@@ -69,21 +92,10 @@ def sequence_to_nlf(model, seq: dict, *, width: int = 0, height: int = 0, camera
     (``"nlf_fov55"``: NLF's camera). Frames without a person (``valid`` False) keep their filled-in joints, so
     every consumer sees one person per frame.
     """
-    from ..render.smpl_render import _output_size, scale_intrinsics
-
-    if camera not in CAMERAS:
-        raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}.")
-    seq = validate_sequence(seq)
-    size = _output_size(seq, width, height)
-    K_seq = scale_intrinsics(seq["K"], seq["image_size"], size).double().numpy()
-    joints = sequence_joints(model, seq)
-    if camera == "nlf_fov55":
-        K = fov_intrinsics(*size)
-        joints = dolly_to_camera(joints, K_seq, np.repeat(K[None], len(joints), 0))
-    else:
-        K = K_seq[0]
+    framed = sequence_in_camera(model, seq, width=width, height=height, camera=camera)
+    joints = sequence_joints(model, framed)
     frames = [torch.from_numpy((j * MM_PER_M).astype(np.float32))[None] for j in joints]
-    return {NLF_KEY: [frames]}, K.astype(np.float32), size
+    return {NLF_KEY: [frames]}, framed["K"][0], tuple(framed["image_size"])
 
 
 def nlf_frames(nlfpred, name: str = "nlf_poses") -> list[np.ndarray]:
