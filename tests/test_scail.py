@@ -56,21 +56,21 @@ def test_colour_remap_and_skipped_limbs():
 
 
 def test_true_occlusion_and_whole_clip_depth_fade():
-    K = fov_intrinsics(64, 64)
+    K = fov_intrinsics(256, 256)
     # Two crossing capsules in one frame: the nearer one is drawn where they overlap.
     near = np.zeros((24, 3))
-    near[12], near[15] = (0, -200, 2000), (0, 200, 2000)  # neck–head, grey, vertical, 2 m
+    near[12], near[15] = (0, -200, 1000), (0, 200, 1000)  # neck–head, grey, vertical, 1 m
     far = near.copy()
-    far[12], far[17] = (-300, 0, 3000), (300, 0, 3000)  # neck–right shoulder, red, 3 m
+    far[12], far[17] = (-300, 0, 1500), (300, 0, 1500)  # neck–right shoulder, red, 1.5 m
     far[15] = 0.0
-    image = render_capsules([np.stack([near, far])], K, (64, 64)).numpy()[0]
-    centre = image[32, 32, :3].astype(int)
+    image = render_capsules([np.stack([near, far])], K, (256, 256)).numpy()[0]
+    centre = image[128, 128, :3].astype(int)
     assert centre[0] == centre[1] == centre[2]  # grey wins at the crossing
-    # The fade is fixed over the whole clip: the same body 1 m further in another frame is darker.
-    body = near.copy()
-    moved = body.copy()
+    assert int(image[128, 100, 0]) > 2 * int(image[128, 100, 1])  # red beside it
+    # The fade is fixed over the whole clip: the same capsule 1 m further in another frame is darker.
+    moved = near.copy()
     moved[[12, 15], 2] += 1000
-    frames = render_capsules([body[None], moved[None]], K, (64, 64)).numpy()
+    frames = render_capsules([near[None], moved[None]], K, (256, 256)).numpy()
     brightness = [float(f[..., :3][f[..., 3] > 0].astype(float).mean()) for f in frames]
     assert brightness[0] > brightness[1] + 5, brightness
 
