@@ -66,7 +66,7 @@ def test_true_occlusion_and_whole_clip_depth_fade():
     image = render_capsules([np.stack([near, far])], K, (256, 256)).numpy()[0]
     centre = image[128, 128, :3].astype(int)
     assert centre[0] == centre[1] == centre[2]  # grey wins at the crossing
-    assert int(image[128, 100, 0]) > 2 * int(image[128, 100, 1])  # red beside it
+    assert int(image[128, 100, 0]) > int(image[128, 100, 1]) + 50  # red beside it
     # The fade is fixed over the whole clip: the same capsule 1 m further in another frame is darker.
     moved = near.copy()
     moved[[12, 15], 2] += 1000
