@@ -8,7 +8,8 @@ import json
 import logging
 
 from ..pipelines import options
-from .sockets import INT, NLFPRED, SMPL_MODEL, SMPL_SEQUENCE, STRING
+from . import comfy_adapter as adapter
+from .sockets import FLOAT, INT, NLFPRED, SMPL_MODEL, SMPL_SEQUENCE, STRING
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +64,61 @@ class MotionGuideSMPLToNLF:
         logger.info("SMPL to NLF: %d frames at %dx%d (%s camera)", len(nlf["joints3d_nonparam"][0]), *size, camera)
         intrinsics = json.dumps([[round(float(v), 4) for v in row] for row in K])
         return (nlf, size[0], size[1], intrinsics)
+
+
+def _parse_intrinsics(text: str):
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        K = json.loads(text)
+        if len(K) != 3 or any(len(row) != 3 for row in K):
+            raise ValueError
+        return [[float(v) for v in row] for row in K]
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"intrinsics must be JSON [[fx,0,cx],[0,fy,cy],[0,0,1]] (as SMPL to NLF Poses writes it) "
+                         f"or empty for NLF's 55° camera; got {text[:80]!r}.") from exc
+
+
+class MotionGuideNLFToSMPL:
+    DESCRIPTION = ("Fits SMPL joint rotations to NLFPRED 3D joints (from NLF Predict or another pack) with the body "
+                   "model, so a motion from the Wan-animator ecosystem can be retargeted here without HMR2.")
+    CATEGORY = CATEGORY
+    FUNCTION = "fit"
+    RETURN_TYPES = (SMPL_SEQUENCE, FLOAT)
+    RETURN_NAMES = ("smpl_sequence", "fit_error_mm")
+    OUTPUT_TOOLTIPS = ("The fitted motion (first person) in the NLF camera, ready for Transfer SMPL Shape.",
+                       "Mean distance between the fitted and the given joints, millimetres.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "nlf_poses": (NLFPRED, {"tooltip": "3D joints: NLF Predict's output (or SMPL to NLF Poses)."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model whose skeleton is fitted (Load SMPL Model)."}),
+            "width": (INT, {"default": 512, "min": 16, "max": 8192, "step": 8, "tooltip":
+                      "Width of the video NLF ran on (sets the 55° camera and the sequence's frame size)."}),
+            "height": (INT, {"default": 896, "min": 16, "max": 8192, "step": 8, "tooltip":
+                       "Height of the video NLF ran on."}),
+            "fps": (FLOAT, {"default": 16.0, "min": 1.0, "max": 240.0, "step": 0.5, "tooltip":
+                    "Frame rate of the motion."}),
+            "iterations": (INT, {"default": 150, "min": 0, "max": 5000, "step": 10, "tooltip":
+                           "Refinement steps after the direct bone-direction solve (0 = that solve only)."}),
+            "smoothness": (FLOAT, {"default": 0.001, "min": 0.0, "max": 10.0, "step": 0.001, "tooltip":
+                           "Weight of the temporal smoothness (acceleration) term; raise it for jittery input."}),
+        }, "optional": {
+            "intrinsics": (STRING, {"default": "", "tooltip": "Camera as JSON [[fx,0,cx],[0,fy,cy],[0,0,1]]; empty "
+                                                              "= NLF's 55° camera for width × height."}),
+        }}
+
+    def fit(self, nlf_poses, smpl_model, width=512, height=896, fps=16.0, iterations=150, smoothness=0.001,
+            intrinsics=""):
+        from ..pipelines.smpl.joint_fit import nlf_to_sequence
+
+        if not hasattr(smpl_model, "rest_joints"):
+            raise ValueError(f"smpl_model must come from Load SMPL Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
+        K = _parse_intrinsics(intrinsics)
+        progress = adapter.Progress(max(int(iterations), 1), "NLF to SMPL")
+        seq, error = nlf_to_sequence(smpl_model, nlf_poses, width=width, height=height, K=K, fps=fps,
+                                     iterations=int(iterations), smoothness=smoothness, callback=progress.callback)
+        logger.info("NLF to SMPL: %d frames, mean joint error %.1f mm", len(error), float(error.mean()))
+        return (seq, float(error.mean()))

@@ -131,3 +131,41 @@ def test_smpl_pose_keypoints_carry_feet_for_the_toe_styles(body):
     without = draw.draw_pose_map(frames[0], W, H, style="wan_animate", feet=False)
     toe_colour = np.array([200, 200, 0])  # Wan's left-toe joint dot
     assert (with_toes == toe_colour).all(-1).any() and not (without == toe_colour).all(-1).any()
+
+
+def test_round_trip_smpl_to_nlf_to_fit_to_nlf_within_half_a_millimetre(body):
+    from motionguide.nodes.nlf import MotionGuideNLFToSMPL
+
+    seq = motion(frames=6, seed=3)
+    nlf, width, height, intrinsics = MotionGuideSMPLToNLF().convert(seq, body, camera="sequence")
+    # This motion jumps randomly from frame to frame: the default smoothness costs a few millimetres there.
+    _, smoothed_mm = MotionGuideNLFToSMPL().fit(nlf, body, width=width, height=height, intrinsics=intrinsics)
+    assert smoothed_mm < 5.0
+    fitted, error_mm = MotionGuideNLFToSMPL().fit(nlf, body, width=width, height=height, fps=16.0,
+                                                  smoothness=0.0, intrinsics=intrinsics)
+    assert error_mm < 0.5
+    again, *_ = MotionGuideSMPLToNLF().convert(fitted, body, camera="sequence")
+    a = np.stack([f[0].numpy() for f in nlf["joints3d_nonparam"][0]])
+    b = np.stack([f[0].numpy() for f in again["joints3d_nonparam"][0]])
+    distance = np.linalg.norm(a - b, axis=-1)
+    assert distance.mean() < 0.5 and distance.max() < 2.0, (distance.mean(), distance.max())
+    np.testing.assert_allclose(fitted["K"][0], seq["K"][0], atol=1e-3)
+    assert fitted["image_size"] == (W, H) and fitted["valid"].all()
+
+
+def test_fit_keeps_hinges_and_fills_empty_frames(body):
+    from motionguide.pipelines.smpl.joint_fit import fit_joints, nlf_to_sequence
+
+    seq = motion(frames=3, seed=4)
+    nlf, *_ = MotionGuideSMPLToNLF().convert(seq, body, camera="sequence")
+    frames = list(nlf["joints3d_nonparam"][0])
+    frames[1] = torch.zeros(0, 24, 3)  # NLF found nobody
+    fitted, error = nlf_to_sequence(body, {"joints3d_nonparam": [frames]}, width=W, height=H)
+    assert fitted["valid"].tolist() == [True, False, True] and error.max() < 5.0
+    # A straight-knee target: the fit keeps the knee a hinge (no sideways rotation appears).
+    rest = body.rest_joints(np.zeros((1, 10)))[:1]
+    result = fit_joints(rest + np.array([0, 0, 3.0]), rest, iterations=50)
+    assert np.abs(result["body_pose"].reshape(-1, 23, 3)[:, [3, 4]]).max() < 1e-2
+    assert result["error_m"].max() < 1e-3
+    with pytest.raises(ValueError, match=r"\(frames, 24, 3\)"):
+        fit_joints(np.zeros((2, 17, 3)), rest)
