@@ -1,15 +1,43 @@
 #!/usr/bin/env python3
-"""MotionGuide command line: ``python cli.py {run,demo,doctor,batch} ...`` (``--help`` for each).
+"""MotionGuide command line: ``python cli.py {run,demo,doctor,models,batch} ...`` (``--help`` for each).
 
 ComfyUI imports the pack folder as a package under its path; here it is loaded as ``motionguide`` so the
 pack's relative imports work the same way without ComfyUI.
+
+Run with a Python that lacks torch (e.g. the system ``python``) while the project's virtual environment exists
+(``.venv``, made by ``scripts/setup_env.sh``, or ``$MOTIONGUIDE_VENV``), the command re-runs itself with that
+environment's Python, so the README's ``python cli.py ...`` works as written.
 """
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = "motionguide"
+# Commands that work without torch (they report what is missing or fetch files).
+TORCH_FREE_COMMANDS = ("doctor", "models", "batch", "-h", "--help")
+
+
+def venv_python() -> Path:
+    venv = Path(os.environ.get("MOTIONGUIDE_VENV") or ROOT / ".venv")
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def use_project_venv(argv: list[str]) -> None:
+    """Re-execute in the project's venv when this Python has no torch; or say how to get one (never returns
+    then). Does nothing when torch is importable here, so ComfyUI's own Python is always used as it is."""
+    if importlib.util.find_spec("torch") is not None:
+        return
+    python = venv_python()
+    inside = Path(sys.prefix).resolve() == python.parent.parent.resolve()
+    if python.exists() and not inside:
+        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+    command = next((a for a in argv if not a.startswith("-")), "")
+    if command and command not in TORCH_FREE_COMMANDS:
+        sys.exit(f"error: torch is not installed for {sys.executable}. Run `bash scripts/setup_env.sh` once (it makes "
+                 f"{python.parent.parent} with everything MotionGuide needs; `python cli.py ...` then uses it), "
+                 "or run this file with ComfyUI's Python.")
 
 
 def load_pack(name: str = PACKAGE):
@@ -28,6 +56,7 @@ def load_pack(name: str = PACKAGE):
 
 
 if __name__ == "__main__":
+    use_project_venv(sys.argv[1:])
     load_pack()
     from motionguide.headless.cli import main
 

@@ -5,10 +5,12 @@
 For each job: upload its files (``POST /upload/image``), queue the bound prompt (``POST /prompt`` with our
 ``client_id`` and ``prompt_id``; any ``node_errors`` fail the job), follow it over ``/ws`` until ``executing`` with
 ``node: null``, read ``/history/{id}`` and download every output file via ``/view`` into ``OUT/<job id>/``.
-One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``) records every job; a rerun skips
+One job runs per server at a time. ``OUT/batch_state.json`` (or ``--state``, locked for the run; changes go to an
+append-only journal beside it, see :class:`BatchState`) records every job; a rerun skips
 finished jobs and picks up a prompt an interrupted run left on a server (via ``/history`` and ``/queue``) instead
 of queuing it again. Connection failures, 5xx answers and dropped websockets are retried ``--retries`` times with
-exponential backoff; validation errors, node exceptions, interrupts and timeouts fail only their job.
+exponential backoff, paced per server by a :class:`CircuitBreaker` that takes a dead server out (and fails the
+batch fast when none is left); validation errors, node exceptions, interrupts and timeouts fail only their job.
 Exit code: 0 all jobs done, 1 some failed, 2 the workflow/job list/state could not be used.
 """
 from __future__ import annotations
@@ -25,9 +27,11 @@ import aiohttp
 
 from .jobs import (Job, JobError, WorkflowError, load_workflow, parse_bindings, parse_overrides, prepare_jobs,
                          read_job_list, rename_upload)
-from .server import ComfyServer, JobFailed, TransientError, format_execution_error, output_files
+from .server import (CircuitBreaker, ComfyServer, JobFailed, TransientError, format_execution_error, normalise_url,
+                     output_files)
 from ..pipelines.output_paths import make_readable
-from .state import DONE, FAILED, QUEUED, BatchState, publish_no_clobber, temp_path_for
+from .state import (DONE, FAILED, QUEUED, BatchState, StateLock, publish_no_clobber, remove_partial_downloads,
+                    temp_path_for)
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ComfyUI server (repeat for several; one job runs on each at a time). "
                              "Default 127.0.0.1:8188")
     parser.add_argument("--out", default="batch_outputs", help="folder for outputs, one sub-folder per job id")
-    parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json)")
+    parser.add_argument("--state", default=None, help="resumable state file (default: OUT/batch_state.json); one "
+                                                      "client at a time may use it")
     parser.add_argument("--bind", action="append", default=[], metavar="FIELD=NODE.INPUT",
                         help="send job field FIELD to NODE.INPUT (NODE: id or unique title); repeat to add targets")
     parser.add_argument("--bindings", default=None, help="JSON file {field: 'NODE.INPUT' | [..] | {targets, upload}}")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override for every job (a job's own overrides win)")
-    parser.add_argument("--retries", type=int, default=3, help="retries of transient failures per job (default 3)")
-    parser.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="retries of transient failures per job (default 3); a server failing this many times "
+                             "+ 1 in a row counts as down")
+    parser.add_argument("--backoff", type=float, default=2.0,
+                        help="first retry delay in seconds, doubled with each failure of the same server in a row")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a job may run before it is cancelled")
-    parser.add_argument("--poll", type=float, default=5.0, help="seconds of websocket silence before checking /history")
+    parser.add_argument("--poll", type=float, default=5.0,
+                        help="seconds of websocket silence before asking /queue and /history (a prompt in neither was "
+                             "deleted and is queued again)")
     parser.add_argument("--include-previews", action="store_true", help="also download temp (preview) outputs")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
@@ -137,6 +147,9 @@ class BatchRunner:
         self.attempts: dict[str, int] = collections.Counter()
         self.uploaded: dict[tuple[str, str], str] = {}
         self.results: dict[str, tuple[str, str]] = {}
+        self.breakers = {s.url: CircuitBreaker(s.url, args.retries, args.backoff) for s in servers}
+        self.reasons: dict[str, str] = {}  # server -> why it takes no jobs
+        self.finished = asyncio.Event()
         self.class_types = {n["class_type"] for n in jobs[0].prompt.values()} if jobs else set()
         for job in jobs:  # a prompt an earlier run left on a server goes back to that server first
             entry = state.job(job.id)
@@ -163,10 +176,12 @@ class BatchRunner:
             self.progress.job_finished(f"done {job.id}: {message}")
         self.remaining -= 1
         if self.remaining == 0:
+            self.finished.set()
             for _ in self.servers:
                 self.shared.put_nowait(None)
 
     async def worker(self, server: ComfyServer) -> None:
+        breaker = self.breakers[server.url]
         while self.remaining:
             job = await self._next(server)
             if job is None:
@@ -175,12 +190,21 @@ class BatchRunner:
                 if not await self._server_can_run(server, job):
                     return
                 saved = await self.execute(server, job)
+                breaker.success()
                 self._finish(job, DONE, f"{len(saved)} file(s) in {Path(self.args.out) / job.id}")
             except JobFailed as exc:
+                breaker.success()  # the server answered; the job itself failed
                 self._finish(job, FAILED, str(exc))
+            except _Lost as exc:  # the server is fine: queue the job again (it counts as one of its retries)
+                if self._retry_later(server, job, exc, self.args.backoff):
+                    await asyncio.sleep(self.args.backoff)
             except TransientError as exc:
-                delay = self._retry_later(server, job, exc)
-                if delay:
+                delay = breaker.failure(exc)
+                if breaker.open:
+                    if not self._unusable(server, job, breaker.reason()) or not await self._wait_until_back(server):
+                        return
+                    continue
+                if self._retry_later(server, job, exc, delay):
                     await asyncio.sleep(delay)  # this server cools down; another may take the job meanwhile
             except Exception as exc:  # a full disk, a bug: this job fails, the batch goes on
                 logger.exception("%s: unexpected error", job.id)
@@ -188,18 +212,65 @@ class BatchRunner:
             finally:
                 self.progress.server_status(server.url, f"{server.url}: idle")
 
-    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError) -> float | None:
-        """Hand the job back for another try (the delay this server should wait), or fail it when out of retries."""
+    def _retry_later(self, server: ComfyServer, job: Job, exc: TransientError, delay: float) -> bool:
+        """Hand the job back for another try after ``delay`` on this server, or fail it when out of retries."""
         self.attempts[job.id] += 1
         n = self.attempts[job.id]
         if n > self.args.retries:
-            self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
-            return None
-        delay = min(self.args.backoff * 2 ** (n - 1), 60.0)
+            if isinstance(exc, _Lost):
+                self._finish(job, FAILED, f"lost {n} times (--retries {self.args.retries}): {exc}")
+            else:
+                self._finish(job, FAILED, f"gave up after {n} attempts; last: {exc}")
+            return False
         logger.warning("%s on %s: %s; retry %d/%d in %.1f s", job.id, server, exc, n, self.args.retries, delay)
         self.progress.server_status(server.url, f"{server.url}: retrying in {delay:.0f}s")
         self.shared.put_nowait(job)
-        return delay
+        return True
+
+    def _unusable(self, server: ComfyServer, job: Job, reason: str) -> bool:
+        """Take ``server`` out of the batch: True when other servers take its jobs, else every job left fails now."""
+        self.alive.discard(server.url)
+        self.reasons[server.url] = reason
+        if self.alive:
+            logger.error("%s; its jobs go to the other servers", reason)
+            self.shared.put_nowait(job)
+            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
+                self.shared.put_nowait(self.own[server.url].popleft())
+            return True
+        if len(self.reasons) > 1:
+            reason = "no server left: " + "; ".join(self.reasons.values())
+        self._finish(job, FAILED, reason)
+        waiting = [self.own[s.url].popleft() for s in self.servers for _ in range(len(self.own[s.url]))]
+        while not self.shared.empty():
+            waiting.append(self.shared.get_nowait())
+        for job in waiting:
+            if job is not None:
+                self._finish(job, FAILED, reason)
+        return False
+
+    async def _wait_until_back(self, server: ComfyServer) -> bool:
+        """Probe a server whose breaker opened every cool-down; True once it answers (and it takes jobs again)."""
+        breaker = self.breakers[server.url]
+        while self.remaining and self.alive:
+            self.progress.server_status(server.url, f"{server.url}: down, next try in {breaker.cooldown:.0f}s")
+            try:
+                await asyncio.wait_for(self.finished.wait(), breaker.cooldown)
+                return False
+            except asyncio.TimeoutError:
+                pass
+            if not (self.remaining and self.alive):
+                break
+            try:
+                await server.get_json("/queue")
+            except TransientError as exc:
+                breaker.failure(exc)
+                continue
+            breaker.success()
+            self.alive.add(server.url)
+            self.reasons.pop(server.url, None)
+            logger.warning("%s answers again; it takes jobs again", server)
+            return True
+        return False
 
     async def _server_can_run(self, server: ComfyServer, job: Job) -> bool:
         """False (and the job handed on) when this server lacks node classes the workflow uses."""
@@ -212,20 +283,8 @@ class BatchRunner:
         missing = self.missing[server.url]
         if not missing:
             return True
-        text = f"{server.url} lacks node types {', '.join(sorted(missing))} (install the packs that provide them)"
-        self.alive.discard(server.url)
-        if self.alive:
-            logger.error("%s; its jobs go to the other servers", text)
-            self.shared.put_nowait(job)
-            while self.own[server.url]:  # prompts an earlier run left here: another server runs them afresh
-                self.shared.put_nowait(self.own[server.url].popleft())
-            return False
-        self._finish(job, FAILED, text)
-        while self.remaining:  # the last usable server is unusable: every job left fails with the reason
-            job = await self._next(server)
-            if job is None:
-                break
-            self._finish(job, FAILED, text)
+        self._unusable(server, job, f"{server.url} lacks node types {', '.join(sorted(missing))} "
+                                    "(install the packs that provide them)")
         return False
 
     # ----------------------------------------------------------------------------------------- one job
@@ -254,6 +313,7 @@ class BatchRunner:
                 prompt_id = str(uuid.uuid4())
                 self.state.update(job.id, status=QUEUED, server=server.url, prompt_id=prompt_id,
                                   content_hash=job.content_hash, row=job.row, error=None)
+                await self.state.sync()  # on disk before the server has it: a rerun follows it, never queues twice
                 self.progress.server_status(server.url, f"{server.url}: {job.id} queued")
                 await server.queue_prompt(job.prompt, prompt_id)
             try:
@@ -282,15 +342,20 @@ class BatchRunner:
         """Read websocket messages for our prompt until it is done; return its /history entry."""
         loop = asyncio.get_running_loop()
         drops = 0
+        check_at = loop.time() + self.args.poll
         while True:
-            left = deadline - loop.time()
-            if left <= 0:
+            now = loop.time()
+            if now >= deadline:
                 raise _Timeout()
-            msg = await socket.receive(min(self.args.poll, left))
-            if msg is None:  # quiet: maybe we missed the end (or a message); ask the history
-                hist = await server.history(prompt_id)
-                if hist is not None and hist.get("status", {}).get("completed") is not None:
+            if now >= check_at:
+                # nothing about our prompt for --poll s (other users' status messages do not count): still
+                # waiting or running, or did we miss the end, or was it deleted?
+                hist = await self._where_is(server, prompt_id)
+                if hist is not None:
                     return hist
+                check_at = loop.time() + self.args.poll
+            msg = await socket.receive(max(0.0, min(check_at, deadline) - loop.time()))
+            if msg is None:
                 continue
             if msg == "closed":
                 drops += 1
@@ -299,15 +364,12 @@ class BatchRunner:
                 logger.warning("%s: websocket to %s dropped; reconnecting", job.id, server)
                 await asyncio.sleep(min(self.args.backoff * 2 ** (drops - 1), 30.0))
                 await socket.connect()
-                if await server.in_queue(prompt_id):
-                    continue
-                hist = await server.history(prompt_id)
-                if hist is not None:
-                    return hist
-                raise _Lost(f"prompt {prompt_id} is neither finished nor queued on {server} (server restarted?)")
+                check_at = loop.time()  # ask at once what became of it meanwhile
+                continue
             kind, data = msg.get("type"), msg.get("data") or {}
             if data.get("prompt_id") != prompt_id:
                 continue
+            check_at = loop.time() + self.args.poll
             if kind == "executing":
                 if data.get("node") is None:
                     return await self._final_history(server, prompt_id)
@@ -323,6 +385,19 @@ class BatchRunner:
                     f"interrupted on {server} at node {data.get('node_id')} ({data.get('node_type')}): "
                     "someone pressed Cancel or called /interrupt"
                 )
+
+    async def _where_is(self, server: ComfyServer, prompt_id: str) -> dict | None:
+        """None while the prompt is queued or running, its history once finished; :class:`_Lost` when neither.
+
+        The queue is asked first: a prompt that finishes between the two questions is then found in the history.
+        """
+        if await server.in_queue(prompt_id):
+            return None
+        hist = await server.history(prompt_id)
+        if hist is not None:
+            return hist
+        raise _Lost(f"prompt {prompt_id} was removed from the queue of {server} before it ran to the end "
+                    "(someone cleared the queue or deleted it, or the server restarted)")
 
     async def _final_history(self, server: ComfyServer, prompt_id: str) -> dict:
         for _ in range(20):
@@ -419,12 +494,31 @@ async def run_batch(args) -> int:
         logger.error("job list %s has no jobs", args.jobs)
         return 2
     prepare_jobs(jobs, prompt, bindings, global_overrides)
-    out = Path(args.out)
-    try:
-        state = BatchState.load(Path(args.state) if args.state else out / "batch_state.json", uuid.uuid4().hex)
-    except ValueError as exc:
-        logger.error("%s", exc)
+    urls = [normalise_url(u) for u in (args.server or ["127.0.0.1:8188"])]
+    if len(set(urls)) != len(urls):
+        logger.error("the same --server is given twice: %s", ", ".join(urls))
         return 2
+    state_path = Path(args.state) if args.state else Path(args.out) / "batch_state.json"
+    lock = StateLock(state_path)
+    try:
+        lock.acquire()  # before reading: a second client must not even start from the same state
+        state = BatchState.load(state_path, uuid.uuid4().hex)
+        state.start()
+    except (ValueError, OSError) as exc:  # in use (StateInUse), wrong shape, unwritable, no locks
+        lock.release()
+        logger.error("%s", exc if isinstance(exc, ValueError) else f"state file {state_path}: {exc}")
+        return 2
+    try:
+        removed = remove_partial_downloads(Path(args.out))  # the state is ours now: no other client downloads
+        if removed:
+            logger.info("removed %d partial download(s) left by an earlier run under %s", removed, args.out)
+        return await _run_jobs(args, jobs, urls, state)
+    finally:
+        state.close()
+        lock.release()
+
+
+async def _run_jobs(args, jobs: list[Job], urls: list[str], state: BatchState) -> int:
     bad = [j for j in jobs if j.error]
     skipped = [j for j in jobs if not j.error and state.is_done(j.id, j.content_hash)]
     todo = [j for j in jobs if not j.error and not state.is_done(j.id, j.content_hash)]
@@ -434,10 +528,7 @@ async def run_batch(args) -> int:
     for job in bad:
         progress.job_finished(f"FAILED {job.id}: {job.error}")
     async with aiohttp.ClientSession() as session:
-        servers = [ComfyServer(u, session, state.client_id) for u in (args.server or ["127.0.0.1:8188"])]
-        if len({s.url for s in servers}) != len(servers):
-            logger.error("the same --server is given twice: %s", ", ".join(s.url for s in servers))
-            return 2
+        servers = [ComfyServer(u, session, state.client_id) for u in urls]
         runner = BatchRunner(args, state, servers, todo, progress)
         if progress.bar is not None:
             from tqdm.contrib.logging import logging_redirect_tqdm

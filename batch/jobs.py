@@ -361,21 +361,32 @@ def _build_prompt(job: Job, prompt: dict, bindings: dict[str, Binding], global_o
             value = upload_name(path, digests[path])
             job.uploads[name] = (path, value)
         for nid, inp in binding.targets:
-            built[nid]["inputs"][inp] = value
+            _inputs_of(built, nid, f"field {name!r} -> {nid}.{inp}")[inp] = value
     for node, inp, value in list(global_overrides) + job.overrides:
         nid = find_node(prompt, node)
-        current = built[nid]["inputs"].get(inp)
+        inputs = _inputs_of(built, nid, f"override {node}.{inp}")
+        current = inputs.get(inp)
         if isinstance(current, list) and len(current) == 2 and isinstance(current[0], str):
             raise JobError(f"override {node}.{inp}: that input is a link from node {current[0]}, not a value")
-        built[nid]["inputs"][inp] = value
+        inputs[inp] = value
     job.prompt = built
     job.content_hash = hashlib.sha256(json.dumps(built, sort_keys=True).encode()).hexdigest()
+
+
+def _inputs_of(prompt: dict, nid: str, what: str) -> dict:
+    inputs = prompt[nid].get("inputs")
+    if not isinstance(inputs, dict):
+        raise JobError(
+            f"{what}: node {nid} ({prompt[nid]['class_type']}) has no \"inputs\" object in the workflow; export it "
+            "again with Workflow > Export (API), or add \"inputs\": {} to that node"
+        )
+    return inputs
 
 
 def rename_upload(job: Job, field_name: str, server_name: str) -> None:
     """The server stored the upload under another name: point the bound inputs at it."""
     _, planned = job.uploads[field_name]
     for node in job.prompt.values():
-        for inp, val in node["inputs"].items():
+        for inp, val in node.get("inputs", {}).items():
             if val == planned:
                 node["inputs"][inp] = server_name

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import aiohttp
@@ -80,6 +81,49 @@ def output_files(outputs: dict, include_temp: bool = False) -> list[tuple[str, d
                         continue
                     files.append((nid, entry))
     return files
+
+
+class CircuitBreaker:
+    """Whether one server is worth another try: counts its transient failures in a row, whatever the job.
+
+    Each failure doubles the wait before the server's next try (``backoff``, ``2 * backoff``, ... up to 60 s); after
+    ``retries + 1`` failures in a row (the patience one job used to get on its own) the breaker opens: the server is
+    down, its jobs go elsewhere or, with no server left, fail at once. An open breaker is probed again every
+    :attr:`cooldown` seconds; any answer from the server closes it.
+    """
+
+    MAX_DELAY = 60.0
+
+    def __init__(self, url: str, retries: int, backoff: float, clock=time.monotonic):
+        self.url, self.threshold, self.backoff, self.clock = url, retries + 1, backoff, clock
+        self.failures, self.since, self.last = 0, 0.0, ""
+
+    def failure(self, exc: BaseException) -> float:
+        """Record a failure; the seconds to wait before this server's next try."""
+        if self.failures == 0:
+            self.since = self.clock()
+        self.failures += 1
+        self.last = str(exc)
+        return self._delay(self.failures)
+
+    def success(self) -> None:
+        self.failures = 0
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    @property
+    def cooldown(self) -> float:
+        return self._delay(self.failures + 1)
+
+    def _delay(self, n: int) -> float:
+        return min(self.backoff * 2 ** (n - 1), self.MAX_DELAY)
+
+    def reason(self) -> str:
+        return (f"server {self.url} is down: {self.failures} connection failures in a row over "
+                f"{self.clock() - self.since:.1f} s (last: {self.last}); start it (or fix --server) and rerun the "
+                "same command to resume")
 
 
 class ComfyServer:

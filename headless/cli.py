@@ -2,6 +2,7 @@
 
     python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
+    python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
 from .execute import execute, written_files
-from .model_files import model_report
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -59,73 +59,16 @@ def cmd_run(args) -> int:
 # doctor
 
 
-def _version(module_name: str) -> str:
-    try:
-        module = __import__(module_name)
-        return getattr(module, "__version__", "installed")
-    except Exception as exc:  # report, never crash the doctor
-        return f"NOT AVAILABLE ({type(exc).__name__}: {exc})"
-
-
-def _cuda_device_present() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
-def _opengl_backends() -> list[str]:
-    import ctypes.util
-
-    found = []
-    for name, lib in (("EGL", "EGL"), ("OSMesa", "OSMesa"), ("GLX/libGL", "GL")):
-        found.append(f"{name}: {'found' if ctypes.util.find_library(lib) else 'missing'}")
-    return found
-
-
 def cmd_doctor(args) -> int:
+    from . import doctor
+
     _apply_dirs(args)
-    import platform
+    return doctor.run()
 
-    print(f"MotionGuide doctor — Python {platform.python_version()} on {platform.platform()}")
-    try:
-        import torch
 
-        cuda = torch.cuda.is_available()
-        devices = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else "none"
-        print(f"torch {torch.__version__}; CUDA available: {cuda} (devices: {devices}; built for CUDA {torch.version.cuda})")
-    except ImportError as exc:
-        print(f"torch: NOT AVAILABLE ({exc})")
-    try:
-        import onnxruntime
-
-        providers = onnxruntime.get_available_providers()
-        print(f"onnxruntime {onnxruntime.__version__}; providers: {', '.join(providers)}")
-        if "CUDAExecutionProvider" not in providers:
-            print("  note: no CUDAExecutionProvider — DWPose runs on the CPU (install onnxruntime-gpu matching your CUDA).")
-        elif not _cuda_device_present():
-            print("  note: CUDAExecutionProvider is listed but no CUDA device is usable here — DWPose falls back to the CPU.")
-    except ImportError as exc:
-        print(f"onnxruntime: NOT AVAILABLE ({exc})")
-    print("OpenGL for pyrender: " + "; ".join(_opengl_backends())
-          + f"; PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM', '(unset)')}")
-    for name in ("diffusers", "transformers", "smplx", "trimesh", "pyrender", "cv2", "numpy", "safetensors"):
-        print(f"{name}: {_version(name)}")
-    from ..nodes.registry import UNAVAILABLE
-
-    import importlib
-
-    pack = importlib.import_module(__package__.rpartition(".")[0])
-    print(f"nodes loaded: {len(pack.NODE_CLASS_MAPPINGS)}/{len(pack.NODE_TABLE)}")
-    for node_id, reason in UNAVAILABLE.items():
-        print(f"  unavailable: {node_id}: {reason}")
-    print("model folders: " + "; ".join(f"{k}={', '.join(map(str, adapter.model_folder_paths(k)))}"
-                                        for k in [*adapter.MODEL_FOLDERS, *adapter.SHARED_FOLDERS]))
-    for model_id, present, detail in model_report():
-        print(f"  [{'ok' if present else '--'}] {model_id}: {detail}")
-    return 0
+def cmd_models(args) -> int:
+    _apply_dirs(args)
+    return args.models_handler(args)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -164,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check torch/CUDA, onnxruntime, OpenGL and the model files")
     dirs(doctor, inputs=False)
     doctor.set_defaults(handler=cmd_doctor)
+
+    models = sub.add_parser("models", help="list the model files, or download them from their official sources "
+                                           "(opt-in: nothing is ever downloaded unless you run this)")
+    from . import models_download
+
+    for command in models_download.add_arguments(models):
+        dirs(command, inputs=False)
+    models.set_defaults(handler=cmd_models)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

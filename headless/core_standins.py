@@ -153,12 +153,17 @@ class SaveImage:
     KIND = "output"
 
     def save_images(self, images, filename_prefix="MotionGuide"):
-        from ..pipelines.output_paths import unique_path
+        from functools import partial
+
+        from ..pipelines.output_paths import file_set, save_new
         from ..pipelines.video.io import to_uint8, write_image
 
         directory = adapter.directory_of_type(self.KIND)
-        entries = [_ui_entry(write_image(frame, unique_path(directory, filename_prefix, ".png")), self.KIND)
-                   for frame in to_uint8(images)]
+        with file_set() as written:  # all images or none
+            for frame in to_uint8(images):
+                written.append(save_new(directory, filename_prefix, ".png", partial(write_image, frame),
+                                        check_cancel=adapter.check_interrupt))
+        entries = [_ui_entry(path, self.KIND) for path in written]
         return {"ui": {"images": entries}, "result": ()}
 
 

@@ -79,7 +79,9 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         _banner(["SMOKE RUN: " + reason + ".",
                  "Using tiny RANDOM models in the real file layouts: the video shows noise, not an animation.",
                  "It proves the whole graph (DWPose, align, draw, SVD sampler, decode, video) runs end to end.",
-                 f"For a real animation, place the model files (python cli.py doctor) under {adapter.fallback_models_dir()}."])
+                 f"For a real animation, place the model files under {adapter.fallback_models_dir()}",
+                 "(`python cli.py doctor` checks them; `python cli.py models download --workflow "
+                 "mimicmotion_pose_video` fetches them on request)."])
         adapter.set_models_dir(build_smoke_models())
         for (node_id, name), value in SMOKE_OVERRIDES.items():
             workflow[node_id]["inputs"][name] = value

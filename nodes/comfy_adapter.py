@@ -181,6 +181,18 @@ def get_torch_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def onnx_device(choice: str) -> str:
+    """The DWPose device for a node's ``device`` choice: ``auto`` follows ComfyUI's torch device, so ComfyUI on
+    the CPU (``--cpu``, or no CUDA GPU) never asks onnxruntime for CUDA. Outside ComfyUI ``auto`` is passed on
+    (the pipeline asks torch whether a CUDA device is present)."""
+    if choice != "auto":
+        return choice
+    mm = _comfy_module("comfy.model_management")
+    if mm is None:
+        return "auto"
+    return "cuda" if mm.get_torch_device().type == "cuda" else "cpu"
+
+
 def offload_device():
     import torch
 
@@ -462,3 +474,14 @@ def input_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_input_directory())
     return Path(os.environ.get("MOTIONGUIDE_INPUT_DIR", Path.cwd() / "input"))
+
+
+def input_path(name: str | os.PathLike, what: str) -> Path:
+    """``name`` (relative to ComfyUI's input folder, or absolute inside it) with symbolic links resolved; a path
+    that leads outside the input folder (``../``, an absolute path elsewhere, a link out) is a ``ValueError``."""
+    root = input_directory().resolve()
+    path = (root / Path(name).expanduser()).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"{what} {str(name)!r} is outside ComfyUI's input folder {root}; nodes only read files "
+                         "there. Copy the file into that folder.")
+    return path

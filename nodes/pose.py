@@ -78,7 +78,9 @@ class MotionGuideDetectPose:
                                "Frames without a person: interpolate from neighbouring frames, leave empty, or "
                                "keep the reference's whole-image guess."}),
             "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
-                       "onnxruntime provider: CUDA when onnxruntime-gpu is installed (auto), or the CPU."}),
+                       "onnxruntime provider. auto: CUDA when ComfyUI runs on a CUDA GPU and the installed "
+                       "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
+                       "cpu: always the CPU."}),
         }}
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
@@ -90,9 +92,11 @@ class MotionGuideDetectPose:
         frames = _to_uint8_frames(images)
         count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
         if count == 0:
-            return ([], _to_image_tensor(np.zeros((0, height, width, 3), np.uint8)))
+            raise ValueError("images is an empty batch (0 frames): check the image or video loader before Detect "
+                             "Pose (skip_first_frames, frame_load_cap, select_every_nth).")
         det_path = adapter.resolve_model_path("dwpose", detector)
         pose_path = adapter.resolve_model_path("dwpose", pose_model)
+        device = adapter.onnx_device(device)
         key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
         detected = wholebody.DETECTIONS.get(key)
         progress = adapter.Progress(count * 2, "Detect Pose")
@@ -106,6 +110,12 @@ class MotionGuideDetectPose:
         selection = "all" if person.startswith("all") else person
         selected, found = tracking.select_people(detected, selection, person_index, keep_others)
         missing = found.count(False)
+        if missing == count:  # blank pose maps would only fail (or mislead) much later
+            if not any(tracking.real_people(frame) for frame in detected):
+                raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
+                                 "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")
+            raise ValueError(f"The person to follow ({person}, person_index {person_index}) is in none of the "
+                             f"{count} frames: pick 'largest' or 'most central', or another person_index.")
         if missing_person == "keep (reference)":
             # the reference keeps whatever the detector gave, including its whole-image guess
             selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
@@ -157,6 +167,8 @@ class MotionGuideAlignPose:
         from ..pipelines.dwpose import align, keypoints
 
         driving = keypoints.pose_keypoint_to_frames(driving_pose, "driving_pose")
+        if not driving:
+            raise ValueError("driving_pose is empty (0 frames): connect Detect Pose run on the driving video.")
         references = keypoints.pose_keypoint_to_frames(reference_pose, "reference_pose")
         if not references:
             raise ValueError("reference_pose is empty: connect Detect Pose run on the reference image.")
@@ -216,17 +228,14 @@ class MotionGuideDrawPose:
 
     def draw(self, pose_keypoint, width=576, height=1024, style="reference", body=True, hands=True, face=True,
              feet=True):
-        import numpy as np
-
         from ..pipelines.dwpose import draw, keypoints
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         if style not in STYLE_CHOICES:
             raise ValueError(f"style must be one of {STYLE_CHOICES}, got {style!r}.")
-        w = int(width) or (frames[0].width if frames else 64)
-        h = int(height) or (frames[0].height if frames else 64)
         if not frames:
-            return (_to_image_tensor(np.zeros((0, h, w, 3), np.uint8)),)
+            raise ValueError("pose_keypoint is empty (0 frames): connect Detect Pose, Align Pose or SMPL to Pose.")
+        w, h = int(width) or frames[0].width, int(height) or frames[0].height
         progress = adapter.Progress(len(frames), "Draw Pose")
         maps = draw.draw_pose_maps(frames, w, h, callback=progress.callback, body=body, hands=hands, face=face,
                                    style=style, feet=feet)
@@ -254,31 +263,44 @@ class MotionGuideSavePose:
 
     def save(self, pose_keypoint, filename_prefix="MotionGuide/pose", format=SAVE_FORMATS[0]):
         from ..pipelines.dwpose import keypoints
+        from ..pipelines.output_paths import save_new
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         data = keypoints.frames_to_pose_keypoint(frames)
-        from ..pipelines.output_paths import unique_path
-
+        prefix = filename_prefix or "pose"
         if format == SAVE_FORMATS[0]:
-            path = unique_path(adapter.output_directory(), filename_prefix or "pose", ".json")
-            _write_text(path, json.dumps(data))
+            path = save_new(adapter.output_directory(), prefix, ".json", lambda p: _write_text(p, json.dumps(data, allow_nan=False)),
+                            check_cancel=adapter.check_interrupt)
         else:
-            path = unique_path(adapter.output_directory(), filename_prefix or "pose", "")
-            path.mkdir(parents=True)
-            for i, frame in enumerate(data):
-                people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
-                openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
-                            "canvas_height": frame["canvas_height"]}
-                _write_text(path / f"{path.name}_{i:012d}_keypoints.json", json.dumps(openpose))
+            path = save_new(adapter.output_directory(), prefix, "", lambda p: _write_frame_files(p, data),
+                            check_cancel=adapter.check_interrupt)
         logger.info("Saved %d pose frames to %s", len(data), path)
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> Path:
     from ..pipelines.output_paths import new_file
 
     with new_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write_frame_files(folder: Path, data: list[dict]) -> Path:
+    """One OpenPose JSON per frame in the new ``folder``: all of them, or (on an error) no folder at all."""
+    from ..pipelines.output_paths import file_set
+
+    folder.mkdir()  # FileExistsError when another run took the name: save_new picks the next one
+    with file_set() as written:
+        written.append(folder)
+        for i, frame in enumerate(data):
+            people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
+            openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
+                        "canvas_height": frame["canvas_height"]}
+            text = json.dumps(openpose, allow_nan=False)
+            written.append(_write_text(folder / f"{folder.name}_{i:012d}_keypoints.json", text))
+            adapter.check_interrupt()
+    return folder
 
 
 def _pose_files() -> list[str]:
@@ -314,14 +336,12 @@ class MotionGuideLoadPose:
     def load(self, file):
         from ..pipelines.dwpose import keypoints
 
-        root = adapter.input_directory().resolve()
-        path = (root / file).resolve()
-        if root != path and root not in path.parents:
-            raise ValueError(f"file {file!r} points outside the input folder {root}.")
+        path = adapter.input_path(file, "Pose file")
         if not path.exists():
-            raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder {root}.")
+            raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder "
+                                    f"{adapter.input_directory()}.")
         if path.is_dir():
-            files = sorted(path.glob("*_keypoints.json"))
+            files = [adapter.input_path(p, "Pose file") for p in sorted(path.glob("*_keypoints.json"))]
             if not files:
                 raise ValueError(f"Folder '{file}' holds no OpenPose *_keypoints.json files.")
             raw = [_read_json(p) for p in files]

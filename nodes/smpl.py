@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import sockets as S
-from .comfy_adapter import (Progress, input_directory, list_model_files, model_folder_paths, output_directory,
-                            resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, input_directory, input_path, list_model_files,
+                            model_folder_paths, output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -43,11 +43,12 @@ def _motion_path(motion_file: str, path_override: str) -> Path:
     name = (path_override or "").strip() or motion_file
     if not name:
         raise FileNotFoundError(f"No motion file chosen: put one in {input_directory()} or type a path.")
-    candidate = Path(name).expanduser()
-    if not candidate.is_absolute():
-        candidate = input_directory() / candidate
+    candidate = input_path(name, "Motion file")
     if not candidate.exists():
         raise FileNotFoundError(f"Motion file or folder '{name}' not found (looked at {candidate}).")
+    if candidate.is_dir():  # a folder of per-frame files: none of them may lead out either
+        for item in candidate.glob("*.npy"):
+            input_path(item, "Motion file")
     return candidate
 
 
@@ -117,7 +118,8 @@ class MotionGuideLoadSMPLMotion:
             },
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "Instead of the list: a file or a folder of per-frame "
-                                                             "HMR2 .npy files (absolute, or relative to input/)."}),
+                                                             "HMR2 .npy files inside ComfyUI's input folder "
+                                                             "(relative to it)."}),
                 "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model for exact AMASS world→camera conversion."}),
             },
         }
@@ -135,7 +137,7 @@ class MotionGuideLoadSMPLMotion:
         try:
             target = _motion_path(motion_file, path)
             return f"{target}:{target.stat().st_mtime_ns}"
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):
             return float("nan")
 
     def load(self, motion_file, format, width, height, fps, path="", smpl_model=None):
@@ -175,16 +177,12 @@ class MotionGuideSaveSMPLMotion:
     def save(self, motion, filename_prefix, format, smpl_model=None):
         from ..pipelines.smpl.importers import save_motion_file
 
-        _check_motion(motion, "motion")
-        from ..pipelines.output_paths import unique_path
+        from ..pipelines.output_paths import save_new
 
-        while True:
-            try:
-                written = save_motion_file(motion, unique_path(output_directory(), filename_prefix or "smpl_motion",
-                                                               ".npz"), format, model=smpl_model)
-                break
-            except FileExistsError:  # another run took the name meanwhile
-                continue
+        _check_motion(motion, "motion")
+        written = save_new(output_directory(), filename_prefix or "smpl_motion", ".npz",
+                           lambda path: save_motion_file(motion, path, format, model=smpl_model),
+                           check_cancel=check_interrupt)
         logger.info("Saved SMPL motion to %s", written)
         return {"ui": {"text": [str(written)]}, "result": (str(written),)}
 

@@ -11,28 +11,44 @@ PY="$VENV/bin/python"
 PYTHON="${PYTHON:-python3}"
 
 if [ ! -x "$PY" ]; then
-  echo "[setup] creating virtual environment $VENV" >&2
-  "$PYTHON" -m venv "$VENV"
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "[setup] MotionGuide needs Python >= 3.10; '$PYTHON' is $("$PYTHON" --version 2>&1 || echo missing)." \
+         "Set PYTHON=/path/to/python3.x and run again." >&2
+    exit 1
+  fi
+  echo "[setup] creating virtual environment $VENV (first run: a few minutes, about 2 GB with a CPU torch)" >&2
+  if ! "$PYTHON" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    echo "[setup] '$PYTHON -m venv' failed: on Debian/Ubuntu install the venv module with" \
+         "\`apt-get install python3-venv\` (or python3.X-venv for your version) and run again." >&2
+    exit 1
+  fi
 fi
 pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+# Version of an installed distribution without importing it (importing torch before numpy is installed prints a
+# harmless but alarming "Failed to initialize NumPy" warning).
+installed_version() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1" 2>/dev/null; }
 
 # torch first and pinned, so nothing below can swap it for another build.
-if ! "$PY" -c "import torch" 2>/dev/null; then
+if ! TORCH_VERSION="$(installed_version torch)"; then
   echo "[setup] installing ${TORCH_SPEC:-torch==2.13.0}" >&2
   pip_install "${TORCH_SPEC:-torch==2.13.0}"
+  TORCH_VERSION="$(installed_version torch)"
 fi
 CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
-"$PY" -c "import torch; print('torch==' + torch.__version__)" > "$CONSTRAINTS"
+echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 
 STAMP="$VENV/.motionguide-requirements"
 WANT="$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[setup] installing requirements.txt and requirements-dev.txt" >&2
-  pip_install -c "$CONSTRAINTS" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
-  # pyrender 0.1.45 pins PyOpenGL==3.1.0, which has no working OSMesa; install it without that pin.
+  # pyrender's own dependencies come with the requirements; pyrender itself last and with --no-deps: it pins
+  # PyOpenGL==3.1.0, which has no working OSMesa. Installed in this order pip has nothing to complain about; a
+  # later `pip install` into this venv may still print "pyrender 0.1.45 requires PyOpenGL==3.1.0": expected.
+  pip_install -c "$CONSTRAINTS" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt" \
+    "pyglet<2" freetype-py imageio networkx six "PyOpenGL>=3.1.5"
   pip_install -c "$CONSTRAINTS" --no-deps "pyrender==0.1.45"
-  pip_install -c "$CONSTRAINTS" "pyglet<2" freetype-py imageio networkx six "PyOpenGL>=3.1.5"
   echo "$WANT" > "$STAMP"
 fi
 export MOTIONGUIDE_PY="$PY"

@@ -7,8 +7,13 @@ execution_success, execution_error, execution_interrupted, executing null), ``/h
 ``/queue``, ``/interrupt``, ``/object_info``. Prompts run one at a time, like ComfyUI's single worker.
 
 What a prompt does is chosen by its seed: ``server.behaviour[seed] = "error" | "interrupt" | "hang" |
-"drop_ws" | "slow" | "vanish"`` (the first run of that seed disappears as in a server restart). The server runs on 127.0.0.1 on a free port in a thread of its own, and stops itself after
-``lifetime`` seconds if a test forgets to.
+"drop_ws" | "slow" | "vanish" | "cleared"``. "vanish": the first run of that seed disappears as in a server restart;
+"cleared": each of its prompts is deleted from the queue right after it was queued, as another user's "Clear
+queue" would; the websocket stays open and silent (unless ``chatter`` sends everyone status messages, as a busy
+shared server does). ``pause()`` keeps queued
+prompts waiting (the server busy with someone else's job) until ``resume()``; ``delete_queued()`` deletes pending
+prompts like ComfyUI's ``POST /queue {"delete": [...]}`` / ``{"clear": true}``. The server runs on 127.0.0.1 on a
+free port in a thread of its own, and stops itself after ``lifetime`` seconds if a test forgets to.
 """
 from __future__ import annotations
 
@@ -47,11 +52,12 @@ def output_bytes(prompt_id: str, node_id: str, seed) -> bytes:
 
 class FakeComfyUI:
     def __init__(self, classes: dict | None = None, object_info: bool = True, step_delay: float = 0.005,
-                 lifetime: float = 60.0):
+                 lifetime: float = 60.0, chatter: float = 0.0):
         self.classes = dict(DEFAULT_CLASSES if classes is None else classes)
         self.serve_object_info = object_info
         self.step_delay = step_delay
         self.lifetime = lifetime
+        self.chatter = chatter  # > 0: a status message to every socket this often (other users' queue activity)
         self.behaviour: dict[int, str] = {}
         self.fail_next_prompts = 0  # answer this many /prompt calls with HTTP 500
         # records for assertions
@@ -61,6 +67,7 @@ class FakeComfyUI:
         self.max_queue_len = 0
         self.dropped: set[str] = set()
         self.vanished: set[int] = set()
+        self.cleared: list[str] = []  # prompt ids deleted from the queue before they ran
         # state
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.history: dict[str, dict] = {}
@@ -76,6 +83,7 @@ class FakeComfyUI:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner = None
         self._wakeup: asyncio.Event | None = None
+        self._paused = False
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -104,6 +112,14 @@ class FakeComfyUI:
         await self._runner.setup()
         await self._listen()
         self._worker = asyncio.ensure_future(self._work())
+        if self.chatter > 0:
+            self._chat = asyncio.ensure_future(self._chatter())
+
+    async def _chatter(self):
+        while True:
+            await asyncio.sleep(self.chatter)
+            for client_id in list(self.sockets):
+                await self._send(client_id, "status", {"status": {"exec_info": {"queue_remaining": len(self.queue)}}})
 
     async def _listen(self):
         self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
@@ -121,12 +137,36 @@ class FakeComfyUI:
     def accept_connections(self) -> None:
         self._call(self._listen())
 
+    def pause(self) -> None:
+        """Leave queued prompts pending (as while someone else's long job runs)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        async def wake():
+            self._paused = False
+            self._wakeup.set()
+        self._call(wake())
+
+    def delete_queued(self, prompt_ids=None) -> list[str]:
+        """Delete pending prompts (all when ``prompt_ids`` is None), as another user's Clear queue does."""
+        async def delete():
+            return self._delete(prompt_ids)
+        return self._call(delete())
+
+    def _delete(self, prompt_ids=None) -> list[str]:
+        gone = [p for _, p in self.queue if prompt_ids is None or p in prompt_ids]
+        self.queue = [(n, p) for n, p in self.queue if p not in gone]
+        self.cleared.extend(gone)
+        return gone
+
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
 
         async def shutdown():
             self._worker.cancel()
+            if self.chatter > 0:
+                self._chat.cancel()
             await self._runner.cleanup()
         try:
             self._call(shutdown())
@@ -189,6 +229,10 @@ class FakeComfyUI:
         self._pending = getattr(self, "_pending", {})
         self._pending[prompt_id] = (prompt, body.get("client_id"), good)
         self._wakeup.set()
+        seed = next((n["inputs"].get("seed") for n in prompt.values() if n["class_type"] == "FakeSampler"), None)
+        action = self.behaviour.get(seed)
+        if action == "cleared":
+            self._delete([prompt_id])  # before the worker can take it: it never runs, nothing is sent
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     def _validate(self, prompt: dict) -> dict:
@@ -255,10 +299,10 @@ class FakeComfyUI:
 
     async def post_queue(self, request):
         body = await request.json()
-        for pid in body.get("delete", []):
-            self.queue = [(n, p) for n, p in self.queue if p != pid]
+        if body.get("delete"):
+            self._delete(body["delete"])
         if body.get("clear"):
-            self.queue = []
+            self._delete()
         return web.Response(status=200)
 
     async def interrupt(self, request):
@@ -280,7 +324,7 @@ class FakeComfyUI:
 
     async def _work(self):
         while True:
-            while not self.queue:
+            while not self.queue or self._paused:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             number, pid = self.queue.pop(0)

@@ -11,6 +11,7 @@ import pytest
 
 from fake_comfyui import FakeComfyUI, output_bytes
 from motionguide.batch import client as batch_client
+from motionguide.batch import state as batch_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,8 @@ def run_batch(work: Path, servers, jobs: Path, *extra) -> int:
 
 
 def state(work: Path) -> dict:
-    return json.loads((work / "out" / "batch_state.json").read_text())["jobs"]
+    """The jobs as the next run would read them (snapshot + journal)."""
+    return batch_state.BatchState.load(work / "out" / "batch_state.json", "unused").data["jobs"]
 
 
 def outputs_of(work: Path, job_id: str) -> dict[str, bytes]:
@@ -165,8 +167,6 @@ def test_prompt_left_on_a_server_without_the_nodes_is_run_elsewhere(work, fake):
 
 
 def test_unexpected_error_fails_the_job_not_the_batch(work, fake, monkeypatch):
-    from motionguide.batch import state as batch_state
-
     real = batch_state.publish_no_clobber
 
     def disk_full(tmp, dest):
@@ -210,6 +210,7 @@ def test_execution_error_and_interrupt_fail_their_jobs_only(work, fake):
 
 def test_websocket_drop_mid_job_reconnects_without_requeue(work, fake):
     fake.behaviour[7] = "drop_ws"
+    fake.step_delay = 0.1  # still running after the reconnect: followed on the new socket
     jobs = write_jobs(work / "jobs.jsonl", [{"id": "d", "reference": "ref0.png", "video": "drive0.mp4", "seed": 7}])
     assert run_batch(work, [fake], jobs) == 0
     assert len(fake.prompts) == 1 and fake.dropped == {fake.prompts[0]["prompt_id"]}
@@ -305,13 +306,22 @@ def test_server_down_retries_then_fails_and_5xx_is_retried(work, fake):
     fake.fail_next_prompts = 2
     assert run_batch(work, [fake], jobs, "--retries", "3") == 0
     assert len(fake.prompts) == 1 and state(work)["r"]["status"] == "done"
+
+
+def test_only_server_dead_fails_every_job_fast_saying_it_is_down(work):
     down = FakeComfyUI()  # never started: connection refused
-    (work / "out" / "batch_state.json").unlink()
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(30)])
     t0 = time.monotonic()
-    assert run_batch(work, [down.url], jobs, "--retries", "2") == 1
-    assert time.monotonic() - t0 < 5
-    err = state(work)["r"]["error"]
-    assert err.startswith("gave up after 3 attempts; last:") and down.url in err
+    # each job spending its own retries would sleep 30 x (0.1 + 0.2) = 9 s; the server's breaker opens after 0.3 s
+    assert run_batch(work, [down.url], jobs, "--retries", "2", "--backoff", "0.1") == 1
+    assert time.monotonic() - t0 < 3
+    errors = {v["error"] for v in state(work).values()}
+    assert len(state(work)) == 30 and len(errors) == 1
+    err = errors.pop()
+    assert err.startswith(f"server {down.url} is down: 3 connection failures in a row over 0.")
+    assert "ClientConnectorError" in err
+    assert err.endswith("; start it (or fix --server) and rerun the same command to resume")
 
 
 def test_down_server_next_to_a_live_one(work, fake):
@@ -320,6 +330,23 @@ def test_down_server_next_to_a_live_one(work, fake):
     down = FakeComfyUI()
     assert run_batch(work, [down.url, fake], jobs, "--retries", "3") == 0
     assert len(fake.prompts) == 3
+
+
+def test_a_server_that_comes_back_gets_jobs_again(work, fake, fake2):
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(16)])
+    fake.step_delay = 0.04  # ~0.15 s a job on the live server: the batch outlasts the other one's cool-down
+    fake2.refuse_connections()
+    codes = []
+    client = threading.Thread(target=lambda: codes.append(run_batch(work, [fake2, fake], jobs)))
+    client.start()
+    time.sleep(0.4)  # its breaker opened (4 failures: 0.02 + 0.04 + 0.08 + 0.16 s), then it comes back
+    fake2.accept_connections()
+    client.join(30)
+    assert codes == [0] and len(fake.prompts) + len(fake2.prompts) == 16
+    assert len(fake2.prompts) >= 2  # found back by a probe after its cool-down
 
 
 def test_existing_outputs_are_never_overwritten(work, fake):
@@ -351,3 +378,106 @@ def test_cli_sub_command_wiring():
     batch_client.add_arguments(sub.add_parser("batch"))
     args = parser.parse_args(["batch", "wf.json", "jobs.csv", "--server", "h:1", "--server", "h:2", "--set", "3.steps=4"])
     assert args.server == ["h:1", "h:2"] and args.set == ["3.steps=4"] and args.retries == 3 and callable(batch_client.run)
+
+
+@pytest.mark.parametrize("text, what", [
+    ("[]", "it holds a JSON list, expected an object with version, client_id and jobs"),
+    ("null", "it holds JSON null"),
+    ('{"version": 1}', "missing 'client_id', 'jobs'"),
+    ('{"version": 1, "client_id": "c", "jobs": []}', "'jobs' is a JSON list, expected an object"),
+    ('{"version": 1, "client_id": "c", "jobs": {"a": 3}}', "job 'a' is a JSON number, expected an object"),
+    ('{"version": 1, "client_id": "c", "jobs": {"a": {"server": ["x"]}}}', "job 'a': 'server' is a JSON list"),
+])
+def test_state_file_of_the_wrong_shape_exits_2_naming_it(work, fake, caplog, text, what):
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "a", "reference": "ref0.png", "video": "drive0.mp4", "seed": 1}])
+    path = work / "out" / "batch_state.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    assert run_batch(work, [fake], jobs) == 2
+    assert f"state file {path} is not a batch state file: {what}" in caplog.text
+    assert "move it away to start afresh" in caplog.text
+    assert fake.prompts == [] and path.read_text() == text  # nothing queued, the file left as it was
+
+
+def test_a_second_client_on_the_same_state_file_exits_2_naming_the_holder(work, fake, caplog):
+    import os
+    import socket
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": f"ref{i}.png", "video": f"drive{i}.mp4", "seed": i} for i in range(4)])
+    fake.pause()  # the first client waits on its first prompt while the second one starts
+    codes = {}
+    first = threading.Thread(target=lambda: codes.setdefault("first", run_batch(work, [fake], jobs)))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not fake.prompts and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(fake.prompts) == 1
+        assert run_batch(work, [fake], jobs, "--timeout", "1") == 2  # (without a lock: its prompts time out)
+    finally:
+        fake.resume()
+        first.join(20)
+    assert codes == {"first": 0}
+    assert len(fake.prompts) == 4  # each job queued once
+    text = caplog.text
+    assert f"state file {work / 'out' / 'batch_state.json'} is in use by another batch client" in text
+    assert f"(pid {os.getpid()} on {socket.gethostname()}, started 20" in text
+    assert "wait for it to finish (or stop it), or give this batch its own --out or --state" in text
+    # the lock goes with its holder: the next run gets it
+    assert run_batch(work, [fake], jobs) == 0 and len(fake.prompts) == 4
+
+
+def test_state_file_is_written_at_start_and_end_only(work, fake, monkeypatch):
+    snapshots = []
+    real = batch_state.write_json_atomic
+    monkeypatch.setattr(batch_state, "write_json_atomic", lambda path, data: (snapshots.append(path), real(path, data)))
+    jobs = write_jobs(work / "jobs.jsonl", [
+        {"id": f"j{i}", "reference": "ref0.png", "video": "drive0.mp4", "seed": i} for i in range(12)])
+    assert run_batch(work, [fake], jobs) == 0
+    assert len(snapshots) == 2  # per job: two journal lines, not two rewrites of the whole file
+    assert all(v["status"] == "done" for v in state(work).values()) and len(state(work)) == 12
+    assert not (work / "out" / "batch_state.json.journal").exists()
+
+
+def test_prompt_deleted_from_the_queue_is_noticed_and_queued_again(work, fake):
+    import threading
+
+    jobs = write_jobs(work / "jobs.jsonl", [{"id": "c", "reference": "ref0.png", "video": "drive0.mp4", "seed": 4}])
+    fake.pause()  # our prompt waits behind someone else's job...
+    codes = []
+    client = threading.Thread(target=lambda: codes.append(run_batch(work, [fake], jobs, "--poll", "0.2",
+                                                                    "--timeout", "20")))
+    t0 = time.monotonic()
+    client.start()
+    try:
+        while not fake.prompts and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        assert fake.delete_queued() == [fake.prompts[0]["prompt_id"]]  # ...and that user presses "Clear queue"
+    finally:
+        fake.resume()
+        client.join(30)
+    assert codes == [0] and time.monotonic() - t0 < 5  # noticed at the first quiet spell, not at --timeout
+    first, second = (p["prompt_id"] for p in fake.prompts)
+    assert fake.cleared == [first] and state(work)["c"]["prompt_id"] == second
+    assert len(outputs_of(work, "c")) == 2
+
+
+@pytest.mark.parametrize("chatter", [0.0, 0.05])
+def test_prompt_deleted_every_time_fails_as_lost_after_the_retries(work, chatter):
+    # chatter: other users' status messages every 50 ms never leave our socket quiet; they must not hide the loss
+    with FakeComfyUI(chatter=chatter) as fake:
+        fake.behaviour[5] = "cleared"
+        jobs = write_jobs(work / "jobs.jsonl", [
+            {"id": "lost", "reference": "ref0.png", "video": "drive0.mp4", "seed": 5},
+            {"id": "fine", "reference": "ref1.png", "video": "drive1.mp4", "seed": 6}])
+        t0 = time.monotonic()
+        assert run_batch(work, [fake], jobs, "--poll", "0.2", "--retries", "1", "--timeout", "20") == 1
+        assert time.monotonic() - t0 < 5
+        st = state(work)
+        assert st["fine"]["status"] == "done"
+        assert len([p for p in fake.prompts if p["prompt"]["3"]["inputs"]["seed"] == 5]) == 2  # queued twice, no more
+        assert st["lost"]["error"] == (
+            f"lost 2 times (--retries 1): prompt {st['lost']['prompt_id']} was removed from the queue of {fake.url} "
+            "before it ran to the end (someone cleared the queue or deleted it, or the server restarted)")

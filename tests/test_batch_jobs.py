@@ -134,3 +134,155 @@ def test_publish_no_clobber(tmp_path):
     tmp.write_bytes(b"new")  # same bytes as o (1).png: reused, no third copy
     assert publish_no_clobber(tmp, dest) == tmp_path / "o (1).png"
     assert sorted(os.listdir(tmp_path)) == ["o (1).png", "o.png"]
+
+
+def test_override_or_binding_on_a_node_without_inputs_is_a_clear_job_error(tmp_path):
+    prompt = dict(PROMPT, **{"30": {"class_type": "Note"}})  # hand-edited: no "inputs" object at all
+    (tmp_path / "j.jsonl").write_text(json.dumps({"overrides": {"30": {"text": "x"}}}) + "\n"
+                                      + json.dumps({"strength": 2}) + "\n")
+    jobs = bj.read_job_list(tmp_path / "j.jsonl")
+    bj.prepare_jobs(jobs, prompt, bj.parse_bindings({"strength": "30.strength"}, prompt))
+    for job in jobs:
+        assert job.error.endswith("node 30 (Note) has no \"inputs\" object in the workflow; export it again with "
+                                  "Workflow > Export (API), or add \"inputs\": {} to that node")
+    assert jobs[0].error.startswith("row 1: override 30.text: ")
+    assert jobs[1].error.startswith("row 2: field 'strength' -> 30.strength: ")
+
+
+# ----------------------------------------------------------------------------------------------- state journal
+
+
+def _state_with_jobs(path, n):
+    jobs = {f"old{i}": {"status": "done", "content_hash": f"h{i}", "row": i + 1, "outputs": []} for i in range(n)}
+    path.write_text(json.dumps({"version": 1, "client_id": "cid", "jobs": jobs}))
+
+
+def test_state_update_appends_one_journal_line_off_the_calling_thread(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    from motionguide.batch import state as bs
+
+    path = tmp_path / "state.json"
+    _state_with_jobs(path, 2000)
+    state = bs.BatchState.load(path, "unused")
+    assert state.client_id == "cid" and state.is_done("old5", "h5")
+    synced_on = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced_on.append(threading.current_thread()), real_fsync(fd))[1])
+    state.start()  # writes the snapshot once, on this thread
+    synced_on.clear()
+    snap = path.stat()
+    journal = state.journal_path
+    sizes = []
+
+    async def updates():
+        for i in range(50):
+            state.update(f"new{i}", status="queued", server="http://s", prompt_id=f"p{i}", content_hash="c", row=i)
+            await state.sync()
+            sizes.append(journal.stat().st_size)
+
+    asyncio.run(updates())
+    steps = [b - a for a, b in zip(sizes, sizes[1:])]
+    assert max(steps) < 300 and min(steps) > 50  # one short line per update, whatever the number of jobs
+    assert path.stat().st_ino == snap.st_ino and path.stat().st_mtime_ns == snap.st_mtime_ns  # snapshot untouched
+    assert synced_on and threading.main_thread() not in synced_on  # the disk work happened on the writer thread
+    on_disk = bs.BatchState.load(path, "unused").data  # snapshot + journal, as a crash here would leave them
+    assert on_disk == state.data and on_disk["jobs"]["new49"]["prompt_id"] == "p49"
+    state.close()
+    assert not journal.exists()  # folded into the snapshot
+    assert json.loads(path.read_text()) == on_disk and len(on_disk["jobs"]) == 2050
+
+
+def test_state_journal_torn_last_line_is_ignored_and_a_corrupt_one_named(tmp_path):
+    from motionguide.batch import state as bs
+
+    path = tmp_path / "state.json"
+    _state_with_jobs(path, 2)
+    journal = tmp_path / "state.json.journal"
+    lines = [{"journal": 1, "client_id": "cid"},
+             {"job": "old0", "set": {"status": "failed", "error": "x"}},
+             {"job": "a", "set": {"status": "queued", "prompt_id": "p"}}]
+    good = "".join(json.dumps(line) + "\n" for line in lines)
+    journal.write_text(good + '{"job": "a", "set": {"status": "do')  # the write a crash cut short
+    jobs = bs.BatchState.load(path, "unused").data["jobs"]
+    assert jobs["old0"]["status"] == "failed" and jobs["old1"]["status"] == "done"
+    assert jobs["a"] == {"status": "queued", "prompt_id": "p"}
+    journal.write_text(good.replace('"a"', '"b"', 1) + "garbage\n" + good.splitlines(True)[2])
+    with pytest.raises(ValueError, match=f"state journal {journal} line 4 is corrupt"):
+        bs.BatchState.load(path, "unused")
+    journal.write_text(good + json.dumps({"job": "a", "set": {"row": "seven"}}) + "\n")
+    with pytest.raises(ValueError, match=f"state journal {journal} line 4: job 'a': 'row' is a JSON string"):
+        bs.BatchState.load(path, "unused")
+    journal.write_text(good.replace('"cid"', '"another"'))  # left over from a state file that was moved away
+    assert bs.BatchState.load(path, "unused").data["jobs"]["old0"]["status"] == "done"
+
+
+def test_state_journal_is_compacted_now_and_then(tmp_path, monkeypatch):
+    import asyncio
+
+    from motionguide.batch import state as bs
+
+    monkeypatch.setattr(bs, "COMPACT_MIN_LINES", 10)
+    path = tmp_path / "state.json"
+    state = bs.BatchState.load(path, "fresh")
+    state.start()
+    assert json.loads(path.read_text())["client_id"] == "fresh"  # written at start: the journal has its client id
+
+    async def updates():
+        for i in range(25):
+            state.update(f"j{i}", status="done", row=i)
+        await state.sync()
+
+    asyncio.run(updates())
+    lines = state.journal_path.read_text().splitlines()
+    assert 1 <= len(lines) <= 11  # header + fewer than COMPACT_MIN_LINES updates
+    assert len(json.loads(path.read_text())["jobs"]) >= 15  # the rest went into the snapshot
+    assert bs.BatchState.load(path, "unused").data == state.data
+    # a crash after a compaction, before the journal was emptied: replaying it again changes nothing
+    journal_before = state.journal_path.read_text()
+    state.close()
+    state.journal_path.write_text(journal_before)
+    assert bs.BatchState.load(path, "unused").data == state.data
+
+
+def test_circuit_breaker_opens_after_the_retries_and_doubles_its_delays():
+    from motionguide.batch.server import CircuitBreaker
+
+    now = [100.0]
+    breaker = CircuitBreaker("http://s", retries=3, backoff=2.0, clock=lambda: now[0])
+    delays = []
+    for _ in range(3):
+        delays.append(breaker.failure(ConnectionError("refused")))
+        now[0] += delays[-1]
+        assert not breaker.open
+    assert delays == [2.0, 4.0, 8.0]  # the patience one job used to get, now shared by all jobs of the server
+    breaker.failure(ConnectionError("refused again"))
+    assert breaker.open and breaker.cooldown == 32.0
+    assert breaker.reason() == ("server http://s is down: 4 connection failures in a row over 14.0 s (last: refused "
+                                "again); start it (or fix --server) and rerun the same command to resume")
+    breaker.success()
+    assert not breaker.open and breaker.failure(OSError("x")) == 2.0
+    for _ in range(10):
+        breaker.failure(OSError("x"))
+    assert breaker.cooldown == 60.0  # capped
+
+
+def test_state_lock_names_its_holder_and_tells_a_missing_lock_apart(tmp_path, monkeypatch):
+    import errno
+
+    from motionguide.batch import state as bs
+
+    with bs.StateLock(tmp_path / "s.json") as held:
+        assert json.loads(held.path.read_text())["pid"] == os.getpid()
+        with pytest.raises(bs.StateInUse, match=rf"state file {tmp_path / 's.json'} is in use .*pid {os.getpid()} on "):
+            bs.StateLock(tmp_path / "s.json").acquire()
+    with bs.StateLock(tmp_path / "s.json"):  # released: free again
+        pass
+
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(bs.StateLock, "_lock", staticmethod(no_locks))
+    with pytest.raises(OSError, match="does this filesystem support file locks"):
+        bs.StateLock(tmp_path / "t.json").acquire()

@@ -1,4 +1,5 @@
 """The pack as ComfyUI sees it: import without ComfyUI, model folders, file lookup errors, tolerant loading."""
+import os
 import subprocess
 import sys
 import types
@@ -143,9 +144,33 @@ def test_progress_reports_and_cancel_interrupts():
 def test_doctor_lists_expected_model_paths(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "cli.py"), "doctor", "--models-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # no model files: nothing can run
     text = out.stdout
     assert "onnxruntime" in text and "torch" in text and "OSMesa" in text
-    assert f"missing: {tmp_path / 'mimicmotion' / 'MimicMotion_1-1.pth'}" in text
+    assert f"mimicmotion: missing: {tmp_path / 'mimicmotion' / 'MimicMotion_1-1.pth'} (3.05 GB) or " in text
     assert f"missing: {tmp_path / 'dwpose' / 'yolox_l.onnx'}" in text
-    assert "3.05 GB" in text
+    assert "missing for mimicmotion_pose_video: yolox_l.onnx (dwpose/)" in text
+    assert "models download yolox_l dwpose_ll_384 svd_xt_1_1 mimicmotion_1_1" in text
+    assert "Verdict: nothing can run yet" in text
+
+
+def _python_without_torch() -> str:
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    if not base.exists() or subprocess.run([str(base), "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without torch beside the venv (the venv's base interpreter)")
+    return str(base)
+
+
+def test_cli_reexecutes_itself_in_the_project_venv(tmp_path):
+    """README's `python cli.py ...` with a Python lacking torch: the venv's Python takes over, else a clear error."""
+    python = _python_without_torch()
+    env = {**os.environ, "MOTIONGUIDE_VENV": sys.prefix}
+    out = subprocess.run([python, str(ROOT / "cli.py"), "demo", "--help"], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "--smoke" in out.stdout
+    env["MOTIONGUIDE_VENV"] = str(tmp_path / "no-venv")
+    out = subprocess.run([python, str(ROOT / "cli.py"), "demo"], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "torch is not installed" in out.stderr and "bash scripts/setup_env.sh" in out.stderr

@@ -69,19 +69,70 @@ def test_no_person_gives_the_whole_image_box(tiny_dwpose_dir):
     assert boxes[:, :4].tolist() == [[0, 0, 70, 90]] and np.isnan(boxes[0, 4])
 
 
-def test_provider_table():
+def _never_called():
+    raise AssertionError("CUDA was probed although it is not wanted")
+
+
+def test_provider_table(monkeypatch):
     both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert runtime.choose_providers("auto", both) == both
-    assert runtime.choose_providers("cpu", both) == ["CPUExecutionProvider"]
-    assert runtime.choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    usable = lambda: None  # noqa: E731
+    assert runtime.choose_providers("cuda", both, cuda_problem=usable) == both
+    assert runtime.choose_providers("cpu", both, cuda_problem=_never_called) == ["CPUExecutionProvider"]
+    # auto follows the torch device: no CUDA device → CPU, and CUDA is not even probed (no red onnxruntime lines)
+    monkeypatch.setattr(runtime, "cuda_wanted", lambda device: device == "cuda")
+    assert runtime.choose_providers("auto", both, cuda_problem=_never_called) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(runtime, "cuda_wanted", lambda device: True)
+    assert runtime.choose_providers("auto", both, cuda_problem=usable) == both
     with pytest.raises(ValueError, match="device"):
         runtime.choose_providers("tpu", both)
 
 
-def test_cuda_request_without_cuda_warns(caplog):
+def test_cuda_request_without_cuda_warns_once(caplog, monkeypatch):
+    monkeypatch.setattr(runtime, "_warned", set())
     with caplog.at_level(logging.WARNING):
-        assert runtime.choose_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert "onnxruntime-gpu" in caplog.text
+        for _ in range(3):
+            assert runtime.choose_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert "install onnxruntime-gpu" in caplog.text
+    assert len(caplog.records) == 1
+
+
+def test_unloadable_cuda_provider_falls_back_with_one_warning(caplog, monkeypatch):
+    monkeypatch.setattr(runtime, "_warned", set())
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    problem = lambda: "onnxruntime-gpu 1.31.1 is built for CUDA 13.0 and cannot load (libcublasLt.so.13: ...)"  # noqa: E731
+    with caplog.at_level(logging.WARNING):
+        assert runtime.choose_providers("cuda", both, cuda_problem=problem) == ["CPUExecutionProvider"]
+        assert runtime.choose_providers("cuda", both, cuda_problem=problem) == ["CPUExecutionProvider"]
+    assert len(caplog.records) == 1
+    assert "DWPose runs on the CPU although a CUDA GPU is in use" in caplog.text and "CUDA 13.0" in caplog.text
+
+
+def test_cuda_probe_names_the_missing_library():
+    """On this machine's onnxruntime: None where CUDA loads (a GPU box), else the library and what to install."""
+    import onnxruntime as ort
+
+    runtime._cuda_problem.clear()
+    problem = runtime.cuda_provider_problem(ort)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert "pip install onnxruntime-gpu" in problem
+    elif problem is not None:
+        assert ".so" in problem and "onnxruntime-gpu" in problem and runtime.CUDA_DOCS in problem
+
+
+def test_node_auto_follows_comfyui_device(monkeypatch):
+    import types
+
+    from motionguide.nodes import comfy_adapter
+
+    cpu = types.SimpleNamespace(get_torch_device=lambda: types.SimpleNamespace(type="cpu"))
+    gpu = types.SimpleNamespace(get_torch_device=lambda: types.SimpleNamespace(type="cuda"))
+    monkeypatch.setattr(comfy_adapter, "_comfy_module", lambda name: cpu)  # ComfyUI started with --cpu
+    assert comfy_adapter.onnx_device("auto") == "cpu"
+    assert comfy_adapter.onnx_device("cuda") == "cuda"
+    monkeypatch.setattr(comfy_adapter, "_comfy_module", lambda name: gpu)
+    assert comfy_adapter.onnx_device("auto") == "cuda"
+    monkeypatch.setattr(comfy_adapter, "_comfy_module", lambda name: None)  # headless: the pipeline decides
+    assert comfy_adapter.onnx_device("auto") == "auto"
 
 
 def test_session_logs_provider(tiny_dwpose_dir, caplog):

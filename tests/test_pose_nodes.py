@@ -103,12 +103,23 @@ def test_progress_and_cancel(dwpose, monkeypatch):
 
 
 def test_empty_and_single_frame_batches(dwpose):
-    pose, preview = _detect(torch.zeros((0, 64, 48, 3)))
-    assert pose == [] and preview.shape == (0, 64, 48, 3)
+    # an empty batch fails where it enters, not later at the sampler (issue 11 item 11)
+    with pytest.raises(ValueError, match=r"images is an empty batch \(0 frames\)"):
+        _detect(torch.zeros((0, 64, 48, 3)))
     pose, preview = _detect(_clip()[:1])
     assert len(pose) == 1 and preview.shape[0] == 1
-    black, _ = _detect(torch.zeros((1, 64, 48, 3)))
-    assert black[0]["people"] == []
+
+
+def test_no_person_in_the_whole_video_is_an_error(dwpose):
+    with pytest.raises(ValueError, match=r"no person in any of the 3 frames"):
+        _detect(torch.zeros((3, 64, 48, 3)))
+    with pytest.raises(ValueError, match=r"no person in any of the 3 frames"):
+        _detect(torch.zeros((3, 64, 48, 3)), person="largest", missing_person="empty")
+    with pytest.raises(ValueError, match=r"person_index 7\) is in none of the 3 frames"):
+        _detect(_clip(), person="index", person_index=7)
+    # a person missing from some frames only (the clip's black frame 1) is still filled in (and logged)
+    pose, _ = _detect(_clip())
+    assert len(pose) == 3 and pose[1]["people"]
 
 
 def test_bad_model_files(dwpose):
@@ -134,8 +145,8 @@ def test_align_node_with_different_sizes(dwpose):
         nodes.MotionGuideAlignPose().align(driving, [{"people": [], "canvas_width": 8, "canvas_height": 8}])
     with pytest.raises(ValueError, match="reference_pose is empty"):
         nodes.MotionGuideAlignPose().align(driving, [])
-    (nothing,) = nodes.MotionGuideAlignPose().align([], reference)
-    assert len(nothing) == 1
+    with pytest.raises(ValueError, match="driving_pose is empty"):
+        nodes.MotionGuideAlignPose().align([], reference)
 
 
 def test_draw_node(dwpose):
@@ -150,8 +161,8 @@ def test_draw_node(dwpose):
     assert images.max() > 0
     (sized,) = nodes.MotionGuideDrawPose().draw(data, 32, 48, style="thick")
     assert sized.shape == (1, 48, 32, 3)
-    (empty,) = nodes.MotionGuideDrawPose().draw([], 32, 48)
-    assert empty.shape == (0, 48, 32, 3)
+    with pytest.raises(ValueError, match="pose_keypoint is empty"):
+        nodes.MotionGuideDrawPose().draw([], 32, 48)
 
 
 def test_save_and_load_never_overwrite(dwpose, tmp_path, monkeypatch):

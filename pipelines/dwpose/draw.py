@@ -9,6 +9,9 @@ One deliberate difference: for a limb end scoring exactly 0.3 (not < 0.3, yet no
 the coordinates of an unrelated point (its "missing" index −1 wraps to the last row); here the limb uses the
 point itself. Real float32 scores essentially never hit 0.3 exactly.
 
+Extremely thin outputs (more than 4:1) are drawn on a canvas whose long side is capped at 4 × 2160 px instead (an
+8192×8 map would otherwise need a 13 GiB canvas); every ordinary aspect ratio gets the reference canvas.
+
 The ``"thick"`` style keeps the colours and confidence rules but scales every line width and radius by the
 downscale factor, so limbs, hands and faces stay visible at the output size.
 """
@@ -20,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..options import POSE_STYLES as STYLES
+from ..size_limits import check_image_size
 from . import draw_styles
 from . import skeleton as sk
 from .keypoints import PoseFrame, openpose_to_frame
@@ -38,9 +42,13 @@ def _blend(color, alpha: float) -> list[int]:
 
 
 def canvas_size(width: int, height: int, reference_canvas: int = REFERENCE_CANVAS) -> tuple[int, int, float]:
-    """(canvas width, canvas height, scale) of the drawing canvas for an output of ``width`` × ``height``."""
-    short = min(width, height)
+    """(canvas width, canvas height, scale) of the drawing canvas for an output of ``width`` × ``height``: short
+    side ``reference_canvas``, unless that makes the long side exceed 4 × ``reference_canvas`` (then that long
+    side, never smaller than the output)."""
+    short, long = min(width, height), max(width, height)
     scale = (reference_canvas / short) if short != reference_canvas else 1
+    if long * scale > 4 * reference_canvas:
+        scale = max(4 * reference_canvas / long, 1)
     return int(width * scale), int(height * scale), scale
 
 
@@ -134,9 +142,7 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
     """
     if not isinstance(frame, PoseFrame):
         frame = openpose_to_frame(frame)
-    width, height = int(width), int(height)
-    if width < 1 or height < 1:
-        raise ValueError(f"Pose map size must be at least 1×1, got {width}×{height}.")
+    width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
     if style == "wan_animate":
@@ -167,6 +173,7 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
 
 def draw_pose_maps(frames, width: int, height: int, callback=None, **options) -> np.ndarray:
     """Draw a sequence: uint8 ``[F, height, width, 3]``; ``callback(done, total)`` after each frame."""
+    width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
     out = np.zeros((len(frames), int(height), int(width), 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
         out[i] = draw_pose_map(frame, width, height, **options)

@@ -17,6 +17,7 @@ Inside the pipeline a frame is a :class:`PoseFrame`: the 134-point whole-body la
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,10 +136,68 @@ def frames_to_pose_keypoint(frames: list[PoseFrame], body: bool = True, hands: b
 # POSE_KEYPOINT → PoseFrame
 
 
-def _part_array(values, count: int, key: str, where: str) -> np.ndarray | None:
+MAX_CANVAS = 2 ** 20  # pixels a side; sizes that are drawn or rendered are bounded further (size_limits)
+COORDINATE_SPAN = 10  # points may lie up to this many canvas sizes away (OpenPose writes 0 or -1 when missing)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _describe(value) -> str:
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return f"a nested {type(value).__name__}"  # never repr(): a deeply nested list would recurse
+    return repr(value)[:40]
+
+
+def _numbers(values, key: str, where: str) -> np.ndarray:
+    """A flat float64 array from a flat list of numbers, a list of ``[x, y, c]`` lists or a numeric array; anything
+    else (strings, deeper nesting, NaN, infinities) is a ``ValueError`` naming ``where`` and ``key``."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: '{key}' is an array of {values.dtype}, not of numbers.")
+        flat = values.astype(np.float64).reshape(-1)
+    elif isinstance(values, (list, tuple)):
+        triples = bool(values) and isinstance(values[0], (list, tuple, np.ndarray))
+        out = []
+        for i, item in enumerate(values):
+            if not triples:
+                if not _is_number(item):
+                    raise ValueError(f"{where}: '{key}' value {i} is {_describe(item)}, not a number.")
+                out.append(item)
+            elif (isinstance(item, (list, tuple, np.ndarray)) and len(item) == 3
+                  and all(_is_number(v) for v in item)):
+                out.extend(item)
+            else:
+                raise ValueError(f"{where}: '{key}' point {i} is {_describe(item)}; each point must be [x, y, c] "
+                                 "numbers (or give one flat list of numbers).")
+        flat = np.asarray(out, dtype=np.float64)
+    else:
+        raise ValueError(f"{where}: '{key}' must be a list of numbers [x, y, c, ...], got {type(values).__name__}.")
+    bad = np.flatnonzero(~np.isfinite(flat))
+    if bad.size:
+        raise ValueError(f"{where}: '{key}' value {bad[0]} ({flat[bad[0]]}) is not a finite number (NaN or "
+                         "infinite); fix or drop that frame.")
+    return flat
+
+
+def _canvas_side(value, key: str, where: str) -> int:
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+    if not _is_number(number) or not math.isfinite(number) or number != int(number) or not 1 <= number <= MAX_CANVAS:
+        raise ValueError(f"{where}: '{key}' must be a whole number of pixels, at least 1 and at most {MAX_CANVAS}; got "
+                         f"{_describe(value)}.")
+    return int(number)
+
+
+def _part_array(values, count: int, key: str, where: str, limit: float) -> np.ndarray | None:
     if values is None:
         return None
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    arr = _numbers(values, key, where)
     if key == "face_keypoints_2d" and arr.size == 3 * 70:
         arr = arr[: 3 * 68]  # OpenPose's two extra pupil points have no DWPose counterpart
     if arr.size == 0:
@@ -146,14 +205,32 @@ def _part_array(values, count: int, key: str, where: str) -> np.ndarray | None:
     if arr.size != 3 * count:
         raise ValueError(f"{where}: '{key}' has {arr.size} numbers; expected {3 * count} ([x, y, c] × {count})"
                          + (" or 210 (70 face points)" if key == "face_keypoints_2d" else "") + ".")
-    return arr.reshape(count, 3)
+    arr = arr.reshape(count, 3)
+    far = np.flatnonzero(np.abs(arr[:, :2]).reshape(-1) > limit)
+    if far.size:
+        i = far[0] // 2 * 3 + far[0] % 2
+        raise ValueError(f"{where}: '{key}' value {i} ({arr.reshape(-1)[i]:g}) is far outside the canvas (more than "
+                         f"{limit:g} pixels); fix or drop that frame.")
+    return arr
+
+
+def _box(box, where: str) -> np.ndarray | None:
+    if box is None:
+        return None
+    arr = _numbers(box, BOX_KEY, where)
+    if arr.size not in (4, 5):
+        raise ValueError(f"{where}: '{BOX_KEY}' must be [x1, y1, x2, y2] or [x1, y1, x2, y2, score], got "
+                         f"{arr.size} numbers.")
+    return arr
 
 
 def openpose_to_frame(data: dict, where: str = "POSE_KEYPOINT frame") -> PoseFrame:
-    """Parse one frame dict (ours, comfyui_controlnet_aux's, or an OpenPose JSON file's).
+    """Parse and check one frame dict (ours, comfyui_controlnet_aux's, or an OpenPose JSON file's).
 
-    Normalised 0..1 coordinates are detected (every located point inside [0, 1] on a canvas larger than 2 px)
-    and scaled to pixels.
+    Every value is checked once here, where a pose enters a node: numbers that are finite and not far off the
+    canvas, a whole-pixel canvas size, lists where lists belong; anything else is a ``ValueError`` naming ``where``
+    (input and frame) and the person. Normalised 0..1 coordinates are detected (every located point inside [0, 1]
+    on a canvas larger than 2 px) and scaled to pixels.
     """
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a dict with 'people', got {type(data).__name__}.")
@@ -161,10 +238,13 @@ def openpose_to_frame(data: dict, where: str = "POSE_KEYPOINT frame") -> PoseFra
     if width is None or height is None:
         raise ValueError(f"{where}: 'canvas_width'/'canvas_height' are missing; POSE_KEYPOINT frames must give "
                          "the pixel size of the frame they were detected on.")
-    width, height = int(width), int(height)
-    if width < 1 or height < 1:
-        raise ValueError(f"{where}: canvas size {width}×{height} must be at least 1×1.")
-    people = data.get("people") or []
+    width, height = _canvas_side(width, "canvas_width", where), _canvas_side(height, "canvas_height", where)
+    limit = COORDINATE_SPAN * max(width, height)
+    people = data.get("people")
+    if people is None:
+        people = []
+    if not isinstance(people, (list, tuple)):
+        raise ValueError(f"{where}: 'people' must be a list of person dicts, got {_describe(people)}.")
     n = len(people)
     keypoints = np.zeros((n, sk.NUM_KEYPOINTS, 2))
     scores = np.zeros((n, sk.NUM_KEYPOINTS))
@@ -175,7 +255,7 @@ def openpose_to_frame(data: dict, where: str = "POSE_KEYPOINT frame") -> PoseFra
         if not isinstance(person, dict):
             raise ValueError(f"{where}: person {p} is a {type(person).__name__}, expected a dict.")
         for key, part, count in _PART_KEYS:
-            arr = _part_array(person.get(key), count, key, f"{where}, person {p}")
+            arr = _part_array(person.get(key), count, key, f"{where}, person {p}", limit)
             if arr is None:
                 continue
             keypoints[p, part] = arr[:, :2]
@@ -186,12 +266,12 @@ def openpose_to_frame(data: dict, where: str = "POSE_KEYPOINT frame") -> PoseFra
                 hands_present[p, 0] = True
             elif key == "hand_right_keypoints_2d":
                 hands_present[p, 1] = True
-        feet = _part_array(person.get(FOOT_KEY), NUM_FOOT, FOOT_KEY, f"{where}, person {p}")
+        feet = _part_array(person.get(FOOT_KEY), NUM_FOOT, FOOT_KEY, f"{where}, person {p}", limit)
         if feet is not None:
             keypoints[p, sk.FEET] = feet[:, :2]
             scores[p, sk.FEET] = feet[:, 2]
-        box = person.get(BOX_KEY)
-        if box is not None and len(box) in (4, 5):
+        box = _box(person.get(BOX_KEY), f"{where}, person {p}")
+        if box is not None:
             boxes[p, : len(box)] = box
             if len(box) == 4:
                 boxes[p, 4] = 1.0
@@ -222,7 +302,7 @@ def pose_keypoint_to_frames(pose_keypoint, name: str = "pose_keypoint") -> list[
         pose_keypoint = [pose_keypoint]
     if not isinstance(pose_keypoint, (list, tuple)):
         raise ValueError(f"{name}: expected a POSE_KEYPOINT list of frame dicts, got {type(pose_keypoint).__name__}.")
-    return [openpose_to_frame(d, where=f"{name}[{i}]") for i, d in enumerate(pose_keypoint)]
+    return [openpose_to_frame(d, where=f"{name} frame {i}") for i, d in enumerate(pose_keypoint)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -264,7 +344,7 @@ def person_boxes(pose_keypoint_frames, person_index: int = 0, threshold: float =
     Returns:
         `np.ndarray` float64 `[F, 4]`; a row is NaN where the frame has no such person or no confident point.
     """
-    frames = [f if isinstance(f, PoseFrame) else openpose_to_frame(f, where=f"pose_keypoint[{i}]")
+    frames = [f if isinstance(f, PoseFrame) else openpose_to_frame(f, where=f"pose_keypoint frame {i}")
               for i, f in enumerate(pose_keypoint_frames)]
     out = np.full((len(frames), 4), np.nan)
     for i, frame in enumerate(frames):

@@ -1,9 +1,16 @@
 """onnxruntime sessions: provider choice from one table, and signature checks with readable errors.
 
 onnxruntime is imported inside the functions so that importing the pack stays light.
+
+CUDA is requested only when it is wanted (``cuda``, or ``auto`` with a CUDA torch device; the node layer resolves
+``auto`` from ComfyUI's device, so ``--cpu`` means CPU) *and* the installed onnxruntime can use it: its CUDA
+provider library and cuDNN must load. Asking onnxruntime for a provider it cannot load makes it print red errors
+(``Failed to load library libonnxruntime_providers_cuda.so``) and fall back to the CPU anyway; probing first keeps
+CPU runs quiet and turns a GPU machine's mismatch into one warning that says what to install.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 from pathlib import Path
 
@@ -16,21 +23,99 @@ PROVIDERS = {
     "cpu": ("CPUExecutionProvider",),
 }
 DEVICES = tuple(PROVIDERS)
+CUDA_DOCS = "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements"
+_cuda_problem: dict[str, str | None] = {}  # cached probe result, keyed by onnxruntime's package directory
+_warned: set[str] = set()
 
 
-def choose_providers(device: str = "auto", available=None) -> list[str]:
-    """Providers to request for ``device`` among those onnxruntime offers (``available``)."""
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
+def cuda_wanted(device: str) -> bool:
+    """``cuda``, or ``auto`` when torch sees a CUDA device (the node layer passes ComfyUI's choice instead)."""
+    if device == "cuda":
+        return True
+    if device != "auto":
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def cuda_provider_problem(ort=None) -> str | None:
+    """None when onnxruntime's CUDA provider can load here, else why not and what to install (probed once).
+
+    Loads the provider library and cuDNN with ``ctypes`` the way onnxruntime would, which fails silently with the
+    missing library's name instead of onnxruntime's red log lines. Libraries torch already loaded (its CUDA and
+    cuDNN wheels) count, as they do for onnxruntime.
+    """
+    if ort is None:
+        import onnxruntime as ort
+    capi = Path(ort.__file__).parent / "capi"
+    if str(capi) in _cuda_problem:
+        return _cuda_problem[str(capi)]
+    try:
+        from onnxruntime.capi import build_and_package_info as info
+
+        built_for = getattr(info, "cuda_version", "") or "?"
+    except ImportError:
+        built_for = "?"
+    problem = None
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        problem = (f"the installed onnxruntime {ort.__version__} has no CUDA provider: install the GPU build "
+                   "(`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`)")
+    else:
+        version = tuple(int(p) for p in ort.__version__.split(".")[:2] if p.isdigit())
+        cudnn = "libcudnn.so.9" if version >= (1, 19) else "libcudnn.so.8"
+        try:
+            ctypes.CDLL(str(capi / "libonnxruntime_providers_cuda.so"))
+            ctypes.CDLL(cudnn)
+        except OSError as exc:
+            problem = (f"onnxruntime-gpu {ort.__version__} is built for CUDA {built_for} and cannot load its CUDA "
+                       f"provider here ({exc}); install the CUDA {built_for} and cuDNN libraries, or the "
+                       f"onnxruntime-gpu build matching your CUDA (torch's CUDA: {_torch_cuda()}; see {CUDA_DOCS})")
+    _cuda_problem[str(capi)] = problem
+    return problem
+
+
+def _torch_cuda() -> str:
+    try:
+        import torch
+
+        return str(torch.version.cuda)
+    except ImportError:
+        return "no torch"
+
+
+def choose_providers(device: str = "auto", available=None, *, cuda_problem=None) -> list[str]:
+    """Providers to request for ``device`` among those onnxruntime offers (``available``).
+
+    Args:
+        device (`str`): ``auto`` (CUDA when a CUDA device is present and usable), ``cuda`` or ``cpu``.
+        available (`list[str]`, *optional*): onnxruntime's providers (default: asked from onnxruntime).
+        cuda_problem (`callable`, *optional*): returns None when CUDA can load, else why not
+            (default: :func:`cuda_provider_problem`); only called when CUDA is wanted.
+    """
     if device not in PROVIDERS:
         raise ValueError(f"DWPose device must be one of {DEVICES}, got {device!r}.")
-    if available is None:
+    if not cuda_wanted(device):
+        return ["CPUExecutionProvider"]
+    if available is None or cuda_problem is None:
         import onnxruntime as ort
 
-        available = ort.get_available_providers()
-    chosen = [p for p in PROVIDERS[device] if p in available]
-    if device == "cuda" and "CUDAExecutionProvider" not in chosen:
-        logger.warning("DWPose: CUDA was asked for but onnxruntime offers only %s (install onnxruntime-gpu); "
-                       "using the CPU.", ", ".join(available))
-    return chosen or ["CPUExecutionProvider"]
+        available = ort.get_available_providers() if available is None else available
+        cuda_problem = cuda_problem or (lambda: cuda_provider_problem(ort))
+    problem = ("onnxruntime offers only " + ", ".join(available) + " (install onnxruntime-gpu)"
+               if "CUDAExecutionProvider" not in available else cuda_problem())
+    if problem:
+        _warn_once(f"DWPose runs on the CPU although a CUDA GPU is in use: {problem}.")
+        return ["CPUExecutionProvider"]
+    return [p for p in PROVIDERS[device] if p in available]
 
 
 def create_session(path, device: str = "auto"):

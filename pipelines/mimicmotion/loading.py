@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..options import MEMORY_MODES
-from ..weights import load_pickle_weights_only
+from ..weights import load_pickle_weights_only, load_safetensors
 from .pose_net import POSE_NET_DOWNSAMPLING, PoseNet
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Weight file {path} does not exist.")
+    # the registry entry by file name, else the model the folder belongs to
+    model_id = "svd_xt_1_1" if {"vae", "image_encoder"} & set(path.parts) else "mimicmotion_1_1"
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    data = load_pickle_weights_only(path)
+        return load_safetensors(path, "Weight file", model_id)
+    data = load_pickle_weights_only(path, "Weight file", model_id)
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):

@@ -107,12 +107,12 @@ def convert_open_clip_visual(tensors: dict[str, torch.Tensor]) -> dict[str, torc
 def read_svd_single_file(path: str | Path, num_vae_up_blocks: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(vae, image_encoder)`` state dicts, renamed to the diffusers / transformers layouts, from a single SVD
     checkpoint; ``num_vae_up_blocks`` is ``len(block_out_channels)`` of the VAE config."""
-    from safetensors import safe_open
+    from ..weights import open_safetensors
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: a single-file SVD checkpoint must be a .safetensors file.")
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with open_safetensors(path, "SVD checkpoint", "svd_xt_1_1_single") as f:
         keys = list(f.keys())
         clip_keys = [k for k in keys if k.endswith(CLIP_MARKER)]
         vae_keys = [k for k in keys if k.startswith(VAE_PREFIX)]

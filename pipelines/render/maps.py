@@ -135,7 +135,7 @@ def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfac
         reason = unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"renderer 'pyrender' is {reason.removeprefix('pyrender ')}. Install the system "
-                               "OpenGL libraries (libosmesa6 or libegl1) or pick renderer 'torch'.")
+                               "OpenGL libraries named there, or pick renderer 'torch'.")
         return PyrenderSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces=cull_backfaces)
     return _TorchSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces, torch.device(device))
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..size_limits import check_image_size
 from ..smpl.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
 from .skeleton import DEFAULT_FLOOR, foot_keypoints, skeleton_keypoints, to_pose_keypoint
@@ -48,6 +49,22 @@ def pose_sequence(model, seq: dict, *, batch_size: int = 64):
     return vertices.float(), joints.float()
 
 
+MIN_BODY_DEPTH = 0.1  # metres: a root joint nearer than this (or behind the camera) projects nowhere sensible
+
+
+def check_in_front_of_camera(joints: torch.Tensor, seq: dict) -> None:
+    """``ValueError`` listing the frames (with a person) whose root joint is at or behind the camera: they would
+    render empty or put confident joints thousands of pixels away."""
+    depth = joints[:, 0, 2].detach().cpu().numpy()
+    valid = np.asarray(seq["valid"], bool)
+    frames = np.flatnonzero(valid & (depth < MIN_BODY_DEPTH))
+    if frames.size:
+        shown = ", ".join(str(f) for f in frames[:10]) + (", …" if frames.size > 10 else "")
+        raise ValueError(f"The SMPL body is at or behind the camera (root depth {float(depth[frames[0]]):.2f} m, "
+                         f"under {MIN_BODY_DEPTH} m) in {frames.size} frames ({shown}). Move the camera back (Set "
+                         "SMPL Camera: dolly) or check the motion's translation (z points away from the camera).")
+
+
 def _output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
     seq_w, seq_h = seq["image_size"]
     if width < 0 or height < 0:
@@ -56,7 +73,8 @@ def _output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
         height = round(seq_h * width / seq_w)
     elif height and not width:
         width = round(seq_w * height / seq_h)
-    return (int(width or seq_w), int(height or seq_h))
+    return check_image_size(width or seq_w, height or seq_h, "Render size",
+                            "set width/height on the node (0 takes the sequence's image_size).")
 
 
 def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, maps=ALL_MAPS,
@@ -70,7 +88,8 @@ def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, m
     seq = validate_sequence(seq)
     size = _output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
-    vertices, _ = pose_sequence(model, seq)
+    vertices, joints = pose_sequence(model, seq)
+    check_in_front_of_camera(joints, seq)
     return render_maps(vertices, model.faces, K, size, vertex_labels=model.part_labels, maps=maps,
                        backend=backend, device=device, chunk_size=chunk_size, depth_floor=depth_floor,
                        callback=callback)
@@ -97,6 +116,7 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     size = _output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
     vertices, joints = pose_sequence(model, seq)
+    check_in_front_of_camera(joints, seq)
     keypoints = skeleton_keypoints(joints, K, size, vertices=vertices, faces=model.faces,
                                    vertex_labels=model.part_labels, floor=occluded_confidence, backend=backend,
                                    device=device, chunk_size=chunk_size, callback=callback)

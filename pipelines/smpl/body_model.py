@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..weights import open_npz
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def read_model_arrays(path) -> dict:
         return load_smpl_pickle(path)
     if suffix == ".npz":
         arrays, skipped = {}, []
-        with np.load(path, allow_pickle=False) as data:
+        with open_npz(path, "SMPL model file", "smpl_neutral") as data:
             for key in data.files:
                 try:
                     arrays[key] = data[key]

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..weights import load_pickle_weights_only
+from ..weights import describe_load_error, load_pickle_weights_only, load_safetensors, unreadable_file
 from .estimator import ProgressCallback, assemble_sequence
 from .hmr2_geometry import (
     box_center_and_size,
@@ -97,25 +97,21 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path)), {}
+        return load_safetensors(path, "HMR2 checkpoint", "hmr2"), {}
     try:
-        with torch.serialization.safe_globals(_safe_globals_for(path)):
-            obj = load_pickle_weights_only(path)
-    except Exception as exc:
-        raise ValueError(
-            f"Could not read HMR2 checkpoint '{path}' safely ({type(exc).__name__}: {str(exc)[:300]}). "
-            "Use the public HMR2.0 .ckpt (4D-Humans hmr2_data.tar.gz, epoch=35-step=1000000.ckpt) or a "
-            ".safetensors conversion of its state_dict."
-        ) from exc
+        allowed = _safe_globals_for(path)
+    except Exception as exc:  # noqa: BLE001 - an empty or cut file fails already here
+        raise unreadable_file(path, "HMR2 checkpoint", describe_load_error(exc)[0], "hmr2") from exc
+    with torch.serialization.safe_globals(allowed):
+        obj = load_pickle_weights_only(path, "HMR2 checkpoint", "hmr2")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         meta = {k: obj[k] for k in ("hyper_parameters", CONFIG_ENTRY) if k in obj}
         return dict(obj["state_dict"]), meta
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return dict(obj), {}
-    raise ValueError(f"'{path}' is not an HMR2 checkpoint: expected a dict with a 'state_dict' entry "
-                     f"(Lightning .ckpt) or a flat dict of tensors, got {type(obj).__name__}.")
+    raise unreadable_file(path, "HMR2 checkpoint", "it is not an HMR2 checkpoint (expected a dict with a "
+                          f"'state_dict' entry (Lightning .ckpt) or a flat dict of tensors, got "
+                          f"{type(obj).__name__})", "hmr2")
 
 
 def _lookup(tree, *keys):

@@ -18,6 +18,7 @@ Formats (all read without running code from the file):
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from ..options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
 from ..options import MOTION_FORMATS as FORMATS
 from ..output_paths import new_file
+from ..weights import load_pickle_weights_only, npz_array, open_npz
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .safe_pickle import RestrictedUnpickler
 from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
@@ -301,9 +303,12 @@ def from_camera_space(data: dict, image_size=None, fps: float | None = None) -> 
 # Files
 
 
+MOTION_REMEDY = "Export the motion again (Save SMPL Motion, 4D-Humans, AMASS, WHAM/GVHMR) or download it again."
+
+
 def _read_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    with open_npz(path, "Motion file", remedy=MOTION_REMEDY) as data:
+        return {key: npz_array(data, key, path, "Motion file", remedy=MOTION_REMEDY) for key in data.files}
 
 
 def detect_format(arrays: dict) -> str:
@@ -344,9 +349,7 @@ def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None
     if suffix == ".npy":
         return from_hmr2_frames([read_npy_dict(path)], image_size, fps or DEFAULT_FPS)
     if suffix in (".pt", ".pth"):
-        import torch
-
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_pickle_weights_only(path, "Motion file", remedy=MOTION_REMEDY)
     elif suffix == ".npz":
         data = _read_npz(path)
     else:
@@ -372,7 +375,7 @@ def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, over
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}.")
     path = Path(path).with_suffix(".npz")
-    if path.exists() and not overwrite:  # before the conversion work; new_file checks again when publishing
+    if os.path.lexists(path) and not overwrite:  # before the conversion work; new_file checks again when publishing
         raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")
     if fmt == "hmr2":
         arrays = dict(_stack_hmr2(to_hmr2_frames(seq)), fps=np.float64(validate_sequence(seq)["fps"]))

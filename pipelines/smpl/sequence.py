@@ -31,6 +31,7 @@ NUM_BETAS = 10
 PER_FRAME = ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbox")
 WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
           "bbox": (4,)}
+MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
 HMR2_FOCAL = 5000.0 / 256.0  # HMR2 / Champ: focal = 5000/256 · max(W, H) pixels
 DEFAULT_FPS = 30.0
 
@@ -127,10 +128,26 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
             if bad is not None:
                 raise ValueError(f"{name}: '{key}' holds NaN or inf at frame {bad}; fix or drop that frame "
                                  "(mark frames without a person with valid=False instead).")
+    _check_intrinsics(out["K"], name)
+    huge = np.abs(out["betas"]) > MAX_ABS_BETA
+    if huge.any():
+        frame = int(np.argmax(huge.any(1)))
+        raise ValueError(f"{name}: 'betas' at frame {frame} holds {float(out['betas'][huge][0]):g}; body shape "
+                         f"coefficients must lie within ±{MAX_ABS_BETA:g} (standard deviations of the body model's "
+                         "shape space; real people lie within about ±5). Check the file or the estimator output.")
     for key, value in seq.items():  # extra entries (e.g. 'source') are kept
         if key not in out:
             out[key] = value
     return out
+
+
+def _check_intrinsics(k: np.ndarray, name: str) -> None:
+    bad = (k[:, 0, 0] <= 0) | (k[:, 1, 1] <= 0)
+    if bad.any():
+        frame = int(np.argmax(bad))
+        fx, fy = float(k[frame, 0, 0]), float(k[frame, 1, 1])
+        raise ValueError(f"{name}: 'K' at frame {frame} has fx={fx:g}, fy={fy:g}; pinhole intrinsics need fx, fy > 0 "
+                         "(focal lengths in pixels). Fix the camera in the file, or leave K out to use the default.")
 
 
 def num_frames(seq: dict) -> int:
@@ -163,11 +180,14 @@ def is_sequence_file(arrays) -> bool:
 def load_sequence(path) -> dict:
     """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
+    from ..weights import npz_array, open_npz
+
+    remedy = "Export the motion again with Save SMPL Motion."
+    with open_npz(path, "Motion file", remedy=remedy) as data:
         if not is_sequence_file(data):
             raise ValueError(f"{path} is not an SMPL_SEQUENCE file (keys {sorted(data.files)}); use an importer "
                              "format (AMASS, 4D-Humans, WHAM/GVHMR) instead.")
-        seq = {key: data[key] for key in data.files if key != "format"}
+        seq = {key: npz_array(data, key, path, "Motion file", remedy=remedy) for key in data.files if key != "format"}
     for key in ("fps", "model_type"):
         if key in seq:
             seq[key] = seq[key].item()
