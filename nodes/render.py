@@ -173,13 +173,24 @@ class MotionGuideRenderSCAIL:
                          "SCAIL-2 identity colour: 0 blue, 1 red, 2 green, 3 magenta, 4 cyan, 5 yellow."}),
             "mask_background": (MASK_BACKGROUNDS, {"default": "black", "tooltip":
                                 "SCAIL-2 mask background: black for animation, white for replacement."}),
-            "renderer": _renderer_input("the identity mask renders the body"),
+            "renderer": _renderer_input("the identity mask and the 2D layer's visibility test render the body"),
+            "overlay_2d": (BOOLEAN, {"default": True, "tooltip":
+                           "Draw SCAIL's 2D layer over the capsules, as in its training data: nose–eye–ear lines "
+                           "(from the body, hidden ones left out) and, with driving_pose, DWPose hands and face."}),
+            "driving_pose": (POSE_KEYPOINT, {"tooltip": "DWPose keypoints of the driving video (same frame count): "
+                             "its hands and face are moved onto the new wrists and head for the 2D layer."}),
         }}
 
     def render(self, smpl_sequence, smpl_model, width=512, height=896, camera="nlf_fov55", identity=0,
-               mask_background="black", renderer="auto"):
+               mask_background="black", renderer="auto", overlay_2d=True, driving_pose=None):
+        import numpy as np
+
+        from ..pipelines.dwpose.draw_styles import draw_scail_overlay
+        from ..pipelines.dwpose.keypoints import openpose_to_frame
         from ..pipelines.render.scail import half_size, identity_mask, render_capsules
-        from ..pipelines.render.smpl_render import render_sequence_maps
+        from ..pipelines.render.scail import overlay_2d as compose
+        from ..pipelines.render.skeleton import MIN_FLOOR
+        from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
         from ..pipelines.smpl.nlf import sequence_in_camera, sequence_joints
 
         _check_model(smpl_model)
@@ -190,6 +201,14 @@ class MotionGuideRenderSCAIL:
         progress = adapter.Progress(len(joints_mm) + 1, "Render SCAIL")
         rgba = render_capsules([j[None] for j in joints_mm], framed["K"], framed["image_size"],
                                device=adapter.get_torch_device(), callback=progress.callback)
+        if overlay_2d:
+            # Hidden joints get the lowest confidence (0.3), which SCAIL's drawer (score > 0.3) leaves out.
+            keypoints = sequence_to_pose_keypoints(smpl_model, framed, driving=driving_pose,
+                                                   occluded_confidence=MIN_FLOOR, backend=renderer,
+                                                   device=_device_for(renderer))
+            size = framed["image_size"]
+            layer = np.stack([draw_scail_overlay(openpose_to_frame(k), size[0], size[1]) for k in keypoints])
+            rgba = compose(rgba, layer)
         images = rgba[..., :3].float() / 255.0
         silhouettes = render_sequence_maps(smpl_model, framed, maps=("mask",), backend=renderer,
                                            device=_device_for(renderer))["mask"].cpu()

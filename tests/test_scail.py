@@ -101,11 +101,58 @@ def test_render_scail_node_on_the_synthetic_body(smpl_model_dir):
            "transl": np.tile(np.array([0.0, 0.2, 5.0], np.float32), (frames, 1)),
            "K": np.repeat(K[None], frames, 0), "image_size": (128, 224), "valid": np.ones(frames, bool),
            "fps": 16.0, "model_type": "smpl"}
-    images, half, mask, identity = MotionGuideRenderSCAIL().render(seq, body, width=64, height=112,
+    images, half, mask, identity = MotionGuideRenderSCAIL().render(seq, body, width=128, height=224,
+                                                                   renderer="torch", overlay_2d=False)
+    with_layer, _, mask_layer, _ = MotionGuideRenderSCAIL().render(seq, body, width=128, height=224,
                                                                    renderer="torch")
-    assert images.shape == (2, 112, 64, 3) and half.shape == (2, 56, 32, 3) and mask.shape == (2, 112, 64)
+    # The 2D layer (nose-eye-ear lines of the facing body) changes colours only, never SCAIL's alpha mask.
+    assert (with_layer != images).any() and torch.equal(mask_layer, mask)
+    changed = (with_layer != images).any(-1)
+    assert int(changed.sum()) < 0.05 * changed.numel()
+    assert images.shape == (2, 224, 128, 3) and half.shape == (2, 112, 64, 3) and mask.shape == (2, 224, 128)
     assert 0.01 < float(mask.mean()) < 0.5
     # The identity mask is the body's silhouette in pure blue and covers the capsules' pixels.
     blue = (identity[..., 2] == 1) & (identity[..., 0] == 0) & (identity[..., 1] == 0)
     assert set(identity.unique().tolist()) <= {0.0, 1.0}
     assert float((blue & (mask > 0)).sum()) / float((mask > 0).sum()) > 0.8
+
+
+# ``scail_overlay.npz``: the same joints with random DWPose keypoints per frame, through SCAIL-Pose's whole frame
+# path (``render_nlf_as_images`` with ``poses``: capsules + ``draw_pose_to_canvas_np`` cheek/hands/face layer +
+# its channel-wise composition), and the 2D layer alone at 608×1080 (2 px hands), keypoints run through its
+# DWPose post-processing (``_get_multi_result_from_est``).
+OVERLAY = np.load(Path(__file__).parent / "data" / "scail_overlay.npz")
+
+
+def _frames(kp, sc, size):
+    from motionguide.pipelines.dwpose.keypoints import PoseFrame
+
+    return [PoseFrame(k[None], s[None], int(size[0]), int(size[1])) for k, s in zip(kp, sc)]
+
+
+def test_2d_layer_matches_scail_pose_pixel_for_pixel():
+    from motionguide.pipelines.dwpose.draw_styles import draw_scail_overlay
+
+    width, height = (int(v) for v in OVERLAY["size2"])
+    ours = np.stack([draw_scail_overlay(f, width, height) for f in _frames(OVERLAY["kp2"], OVERLAY["sc2"],
+                                                                           OVERLAY["size2"])])
+    theirs = OVERLAY["overlay2"]
+    assert theirs.any() and int((ours != theirs).any(-1).sum()) == 0
+
+
+def test_full_frame_with_overlay_matches_scail_pose():
+    from motionguide.pipelines.dwpose.draw_styles import draw_scail_overlay
+    from motionguide.pipelines.render.scail import overlay_2d
+
+    width, height = (int(v) for v in OVERLAY["size"])
+    rgba = render_capsules([j[None] for j in OVERLAY["joints"]], fov_intrinsics(width, height), (width, height))
+    layer = np.stack([draw_scail_overlay(f, width, height) for f in _frames(OVERLAY["kp"], OVERLAY["sc"],
+                                                                            OVERLAY["size"])])
+    ours = overlay_2d(rgba, layer).numpy()
+    theirs = OVERLAY["rgba"]
+    assert (ours[..., 3] == theirs[..., 3]).mean() > 0.999
+    drawn = layer != 0  # channel by channel, as SCAIL composes
+    assert drawn.sum() > 1000
+    np.testing.assert_array_equal(ours[..., :3][drawn], theirs[..., :3][drawn])  # the 2D layer: exact
+    error = np.abs(ours[..., :3].astype(int) - theirs[..., :3].astype(int)).max(-1)
+    assert (error > 2).mean() < 0.002

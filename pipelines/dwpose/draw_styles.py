@@ -210,3 +210,58 @@ def _wan_hand(canvas, pixels, scores, line_width):
         x, y = int(x), int(y)
         if x > _EPS and y > _EPS:
             cv2.circle(canvas, (x, y), line_width, (0, 0, 255), thickness=-1)
+
+
+SCAIL_HEAD_LIMBS = range(13, 17)  # nose–eyes–ears
+SCAIL_HEAD_POINTS = (0, 14, 15, 16, 17)
+SCAIL_FACE_POINTS = tuple(range(17, 27)) + tuple(range(36, 68))  # brows, eyes, nose, mouth (no jaw line)
+SCAIL_THRESHOLD = 0.3
+
+
+def draw_scail_overlay(frame, width: int, height: int, hands: bool = True, face: bool = True) -> np.ndarray:
+    """SCAIL's 2D layer over its capsules (SCAIL-Pose ``draw_pose`` with ``show_body=False, show_cheek=True,
+    dw_hand=True``, optimised face): per person the nose–eye–ear limbs (stick 4, canvas × 0.6, dots radius 4),
+    DWPose hands with lines and dots ``clamp(⌊min(W, H)/300⌋, 1, 2)`` px, and face landmarks 17–26 and 36–67 as
+    white dots of that radius. Body points count when their score > 0.3, hand and face points when ≥ 0.3. The
+    people's canvases are added (uint8, as SCAIL sums them). uint8 ``[height, width, 3]`` RGB."""
+    final = np.zeros((height, width, 3), dtype=np.uint8)
+    thin = min(max(int(min(height, width) / 300), 1), 2)
+    size = np.array([float(frame.width), float(frame.height)])
+    for p in range(frame.num_people):
+        canvas = np.zeros((height, width, 3), dtype=np.uint8)
+        norm = frame.keypoints[p] / size
+        scores = frame.scores[p]
+        visible = scores[sk.BODY] > SCAIL_THRESHOLD
+        for i in SCAIL_HEAD_LIMBS:
+            a, b = sk.LIMBS[i]
+            if visible[a] and visible[b]:
+                _ellipse(canvas, norm[[a, b], 0] * float(width), norm[[a, b], 1] * float(height), 4, sk.COLORS[i])
+        canvas = dim_canvas(canvas)
+        for i in SCAIL_HEAD_POINTS:
+            if visible[i]:
+                cv2.circle(canvas, (int(norm[i, 0] * width), int(norm[i, 1] * height)), 4, sk.COLORS[i], thickness=-1)
+        if hands:
+            for side, part in enumerate((sk.LEFT_HAND, sk.RIGHT_HAND)):
+                if frame.hands_present[p, side]:
+                    peaks = _part_points(norm[part], scores[part] >= SCAIL_THRESHOLD)
+                    _scail_hand(canvas, peaks, width, height, thin)
+        if face and frame.face_present[p]:
+            points = _part_points(norm[sk.FACE], scores[sk.FACE] >= SCAIL_THRESHOLD)
+            for i in SCAIL_FACE_POINTS:
+                x, y = int(points[i, 0] * width), int(points[i, 1] * height)
+                if x > _EPS and y > _EPS:
+                    cv2.circle(canvas, (x, y), thin, (255, 255, 255), thickness=-1)
+        final = final + canvas
+    return final
+
+
+def _scail_hand(canvas, peaks, width, height, thin):
+    for e, (a, b) in enumerate(sk.HAND_EDGES):
+        x1, y1 = int(peaks[a, 0] * width), int(peaks[a, 1] * height)
+        x2, y2 = int(peaks[b, 0] * width), int(peaks[b, 1] * height)
+        if x1 > _EPS and y1 > _EPS and x2 > _EPS and y2 > _EPS:
+            cv2.line(canvas, (x1, y1), (x2, y2), tuple(float(c * 255) for c in HAND_EDGE_RGB[e]), thickness=thin)
+    for x, y in peaks:
+        x, y = int(x * width), int(y * height)
+        if x > _EPS and y > _EPS:
+            cv2.circle(canvas, (x, y), thin, (0, 0, 255), thickness=-1)

@@ -170,6 +170,16 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
     return out
 
 
+def overlay_2d(rgba: torch.Tensor, overlay: np.ndarray) -> torch.Tensor:
+    """SCAIL's composition: every non-zero channel of the 2D layer `(T, H, W, 3)` uint8 replaces that channel of
+    the capsule rendering `(T, H, W, 4)` (channel by channel, as SCAIL-Pose does); alpha is left as rendered."""
+    out = rgba.clone()
+    layer = torch.as_tensor(np.asarray(overlay))
+    rgb = out[..., :3]
+    out[..., :3] = torch.where(layer != 0, layer, rgb)
+    return out
+
+
 def half_size(images: torch.Tensor) -> torch.Tensor:
     """`(T, H, W, C)` float images at half size, bilinear (what SCAIL's sampler does before its VAE)."""
     nchw = images.permute(0, 3, 1, 2)
