@@ -292,6 +292,16 @@ def _retarget(resolution: int = 512):
     ]
 
 
+def _skeleton(first: int, x: int, y: int, title: str, **draw):
+    """SMPL to Pose Keypoints (ids ``first``) → Draw Pose Maps (``first + 1``) of the retargeted motion (id 11) at
+    the fitted reference's size, with Draw Pose options ``draw`` (style, face)."""
+    size = {"width": L(4, 1), "height": L(4, 2)}
+    return [
+        N(first, "MotionGuideSMPLToPose", (x, y), {"smpl_sequence": L(11), "smpl_model": L(7), **size}),
+        N(first + 1, "MotionGuideDrawPose", (x + 360, y), {"pose_keypoint": L(first), **size, **draw}, title),
+    ]
+
+
 _RETARGET_NOTE = """The motion comes from an SMPL motion file (the sample `motionguide_motion.npz`, or your own via *Load
 SMPL Motion*; or a driving video through *Estimate SMPL*, or an NLF result through *NLF Poses to SMPL*).
 **Transfer SMPL Shape** puts it on the reference person's own body in 3D (limb lengths, height, where they
@@ -351,10 +361,7 @@ text encoder and CLIP vision. Clips of 77 frames.
 """,
     nodes=[
         *_retarget(512),
-        N(12, "MotionGuideSMPLToPose", (1420, 360), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
-                                                     "height": L(4, 2)}),
-        N(13, "MotionGuideDrawPose", (1780, 360), {"pose_keypoint": L(12), "width": L(4, 1), "height": L(4, 2),
-                                                   "style": "wan_animate", "face": False}, "Draw Pose (wan_animate)"),
+        *_skeleton(12, 1420, 360, "Draw Pose (wan_animate)", style="wan_animate", face=False),
         N(14, "PreviewImage", (2140, 360), {"images": L(13)}, "pose_video"),
     ],
 )
@@ -380,10 +387,7 @@ transformer) on Wan2.1-T2V-14B with its VAE and umt5 encoder. Officially 49 fram
         *_retarget(512),
         N(12, "MotionGuideSMPLToNLF", (1420, 360), {"smpl_sequence": L(11), "smpl_model": L(7)},
           "SMPL to NLF Poses (→ MTV Crafter Encode Poses)"),
-        N(13, "MotionGuideSMPLToPose", (1420, 660), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
-                                                     "height": L(4, 2)}),
-        N(14, "MotionGuideDrawPose", (1780, 660), {"pose_keypoint": L(13), "width": L(4, 1), "height": L(4, 2)},
-          "Preview of the motion"),
+        *_skeleton(13, 1420, 660, "Preview of the motion"),
         N(15, "PreviewImage", (2140, 660), {"images": L(14)}, "Retargeted motion"),
     ],
 )
@@ -407,10 +411,7 @@ Weights: `FrancisRing/StableAnimator` (code MIT; its face path needs InsightFace
 """,
     nodes=[
         *_retarget(576),
-        N(12, "MotionGuideSMPLToPose", (1420, 360), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
-                                                     "height": L(4, 2)}),
-        N(13, "MotionGuideDrawPose", (1780, 360), {"pose_keypoint": L(12), "width": L(4, 1), "height": L(4, 2),
-                                                   "style": "stableanimator"}, "Draw Pose (stableanimator)"),
+        *_skeleton(12, 1420, 360, "Draw Pose (stableanimator)", style="stableanimator"),
         N(14, "MotionGuideDrawPose", (1420, -60), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2),
                                                    "style": "stableanimator"}, "Reference pose"),
         N(16, "ImageBatch", (2140, 160), {"image1": L(14), "image2": L(13)}, "Reference pose first"),
