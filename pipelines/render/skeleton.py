@@ -175,13 +175,14 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
 FEET_FROM_SMPL45 = [29, 30, 31, 32, 33, 34]
 
 
-def foot_keypoints(joints: torch.Tensor, K: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
-    """DWPose's six foot points `(T, 6, 3)` (pixels + confidence) from smplx's joints `(T, 45, 3)`; each foot
-    takes its ankle's confidence in ``body`` `(T, 18, 3)` (left ankle 13, right ankle 10)."""
+def foot_keypoints(feet: torch.Tensor, K: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
+    """DWPose's six foot points `(T, 6, 3)` (pixels + confidence) from the 3D foot landmarks `(T, 6, 3)`
+    (``joints[:, FEET_FROM_SMPL45]`` of smplx's 45-joint layout); each foot takes its ankle's confidence in
+    ``body`` `(T, 18, 3)` (left ankle 13, right ankle 10)."""
     K = torch.as_tensor(K, dtype=torch.float32).cpu()
     if K.ndim == 2:
-        K = K.expand(joints.shape[0], 3, 3)
-    pixels, in_front = project(joints[:, FEET_FROM_SMPL45].float().cpu(), K)
+        K = K.expand(feet.shape[0], 3, 3)
+    pixels, in_front = project(feet.float().cpu(), K)
     confidence = torch.cat([body[:, 13:14, 2].expand(-1, 3), body[:, 10:11, 2].expand(-1, 3)], 1) * in_front
     return torch.cat([pixels * in_front[..., None], confidence[..., None]], -1)
 

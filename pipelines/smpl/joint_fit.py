@@ -188,8 +188,7 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
     ``K`` defaults to NLF's 55° camera for ``width`` × ``height``. Frames without a person take the nearest
     frame's joints and are marked ``valid = False``.
     """
-    from .nlf import fov_intrinsics, nlf_frames
-    from .nlf import first_person_track
+    from .nlf import first_person_track, fov_intrinsics, nlf_frames, sequence_joints
 
     joints_mm, valid = first_person_track(nlf_frames(nlfpred))
     frames = len(joints_mm)
@@ -201,5 +200,11 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
            "body_pose": result["body_pose"], "transl": result["transl"],
            "K": np.repeat(K.astype(np.float32)[None], frames, 0), "image_size": (int(width), int(height)),
            "valid": valid, "bbox": np.zeros((frames, 4), np.float32), "fps": float(fps),
-           "model_type": getattr(model, "model_type", "smpl")}
-    return seq, result["error_m"].mean(1) * 1000.0
+           # SMPL-format motion; only an SMPL-X body model takes SMPL-X sequences (the built-in body takes "smpl").
+           "model_type": "smplx" if getattr(model, "model_type", "smpl") == "smplx" else "smpl"}
+    # Pose the body model itself: a body may turn its root about another pivot than SMPL's pelvis (the built-in
+    # body does), which only shifts every joint of a frame alike, so the least-squares translation fixes it.
+    target = joints_mm / 1000.0
+    seq["transl"] = (seq["transl"] + (target - sequence_joints(model, seq)).mean(1)).astype(np.float32)
+    error_mm = np.linalg.norm(sequence_joints(model, seq) - target, axis=-1).mean(1) * 1000.0
+    return seq, error_mm
