@@ -4,9 +4,10 @@ The Wan animators' ecosystem carries motion as 3D joints (``NLFPRED``: SMPL-24, 
 retarget such a motion with this pack, SMPL joint rotations are fitted so that the body model's skeleton
 reproduces the joints:
 
-- Forward kinematics on the body's rest joints (``model.rest_joints``: SMPL's 24-joint tree for SMPL files and
-  the built-in body alike): ``J_k = R_parent(k)·(rest_k − rest_parent(k)) + J_parent(k)``, root at the pelvis
-  plus ``transl``. It is exactly smplx's joint chain, so the fitted joints are what the body model poses.
+- Forward kinematics on the body's own skeleton (its joints posed with zero rotations: SMPL's 24-joint tree for
+  SMPL files and the built-in body alike): ``J_k = R_parent(k)·(rest_k − rest_parent(k)) + J_parent(k)``, root
+  at the pelvis plus ``transl``. It is exactly the body model's joint chain, so the fitted joints are what the
+  body model poses (the translation is finally corrected by posing the body model itself).
 - Unknowns per frame: global orientation, 23 joint rotations (axis-angle, as ``SMPL_SEQUENCE`` stores them) and
   the translation. Start: the root from a Kabsch fit of the torso joints, then down the tree each joint's swing
   that points its bone(s) along the target's; translation from the pelvis.
@@ -193,7 +194,11 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
     joints_mm, valid = first_person_track(nlf_frames(nlfpred))
     frames = len(joints_mm)
     shape = np.zeros((1, 10), np.float32) if betas is None else np.asarray(betas, np.float32).reshape(1, -1)
-    rest = np.asarray(model.rest_joints(shape), dtype=np.float64).reshape(-1, 24, 3)[:1]
+    # The skeleton the body model itself poses: its joints at zero rotation and translation (for SMPL files the
+    # regressed rest joints; for the built-in body its T-posed SMPL-layout joints, which its retarget drives).
+    _, zero_pose = model.forward(shape, np.zeros((1, 3), np.float32), np.zeros((1, 69), np.float32),
+                                 np.zeros((1, 3), np.float32))
+    rest = zero_pose[:, :24].double().cpu().numpy()
     result = fit_joints(joints_mm / 1000.0, rest, callback=callback, **fit_options)
     K = fov_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64)
     seq = {"betas": np.repeat(shape[:, :10], frames, 0), "global_orient": result["global_orient"],
