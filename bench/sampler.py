@@ -2,8 +2,9 @@
 """Sampler benchmark, measured side by side in one run (DESIGN §9).
 
 Prints: wall time per step vs the time of its UNet calls alone (overhead ratio), UNet calls per step, batched vs
-unbatched tiles speed ratio, and peak memory for N and 4N frames (GPU: ``torch.cuda.max_memory_allocated``;
-CPU: peak resident set size sampled during the run, above the level before it).
+unbatched tiles speed ratio, the PoseNet feature cache (128 channels before ``final_proj`` instead of the 320
+of its output: bytes per frame here and at 576×1024, pinned or not), and peak memory for N and 4N frames (GPU:
+``torch.cuda.max_memory_allocated``; CPU: peak resident set size sampled during the run, above the level before it).
 
     /work/main/.venv/bin/python bench/sampler.py [--frames 12] [--steps 3] [--tile 4] [--overlap 2] [--size 64]
     /work/main/.venv/bin/python bench/sampler.py --real-size   # SVD-XT sizes, random weights (needs a big GPU)
@@ -37,10 +38,11 @@ def sync(device):
 
 
 class UNetTimer:
-    """Sums the wall time of every UNet call (synchronised on GPU) with forward hooks."""
+    """Sums the wall time of every UNet call (synchronised on GPU) with forward hooks; ``spans`` keeps each call's
+    (start, end)."""
 
     def __init__(self, unet, device):
-        self.device, self.total, self.calls, self._start = device, 0.0, 0, 0.0
+        self.device, self.total, self.calls, self._start, self.spans = device, 0.0, 0, 0.0, []
         self.handles = [unet.register_forward_pre_hook(self._pre), unet.register_forward_hook(self._post)]
 
     def _pre(self, *args):
@@ -49,8 +51,10 @@ class UNetTimer:
 
     def _post(self, *args):
         sync(self.device)
-        self.total += time.perf_counter() - self._start
+        end = time.perf_counter()
+        self.total += end - self._start
         self.calls += 1
+        self.spans.append((self._start, end))
 
     def close(self):
         for h in self.handles:
@@ -150,6 +154,33 @@ def run(pipe, frames, args, options, inputs=None):
     return out, loop["s"], timer.total, timer.calls
 
 
+def pose_cache_report(pipe, frames, args):
+    """Runs one step and measures the PoseNet cache the sampler keeps: bytes per frame, channels, pinned."""
+    seen = {}
+    original = pipe._encode_pose
+
+    def record(*a, **k):
+        cache = original(*a, **k)
+        seen.update(bytes=cache.numel() * cache.element_size(), channels=cache.shape[1], frames=cache.shape[0],
+                    pinned=cache.is_pinned() if cache.device.type == "cpu" and torch.cuda.is_available() else None,
+                    device=str(cache.device))
+        return cache
+
+    pipe._encode_pose = record
+    try:
+        run(pipe, frames, argparse.Namespace(**{**vars(args), "steps": 1}), SamplerOptions())
+    finally:
+        pipe._encode_pose = original
+    out_channels = pipe.model.pose_net.final_proj.out_channels
+    per_frame = seen["bytes"] / seen["frames"]
+    real = {c: c * (1024 // 8) * (576 // 8) * 2 for c in (128, 320)}  # MimicMotion at 576×1024, fp16
+    return (f"  PoseNet cache: {seen['channels']} channels per pixel (PoseNet output: {out_channels}; the cache keeps "
+            f"the narrower of the 128 before final_proj and the output): {per_frame / 1024:.1f} KiB/frame here, on "
+            f"{seen['device']}, pinned: {seen['pinned']}. MimicMotion (320 wide) at 576×1024 fp16: "
+            f"{real[128] / 1e6:.2f} MB/frame instead of {real[320] / 1e6:.2f} MB (−{1 - 128 / 320:.0%}; a 35 s clip "
+            f"≈ 526 frames: {526 * real[128] / 1e9:.2f} GB instead of {526 * real[320] / 1e9:.2f} GB)")
+
+
 def peak_memory(pipe, frames, args):
     device = pipe.model.device
     if device.type == "cuda":
@@ -211,6 +242,7 @@ def main():
     _, loop_b, _, calls_b = run(pipe, args.frames, args, SamplerOptions(unet_batch=batch))
     print(f"  batched (unet_batch={batch}, {calls_b / args.steps:.0f} call/step) vs unbatched: "
           f"speed ratio {loop_s / loop_b:.2f}×")
+    print(pose_cache_report(pipe, args.frames, args))
     if device.type == "cuda":
         mem_n, what = peak_memory(pipe, args.frames, args)
         mem_4n, _ = peak_memory(pipe, 4 * args.frames, args)
@@ -218,7 +250,8 @@ def main():
         mem_n, what = peak_memory_fresh(args.frames, args)
         mem_4n, _ = peak_memory_fresh(4 * args.frames, args)
     latent_bytes = 3 * args.frames * 4 * (args.height // 8) * (args.width // 8) * torch.finfo(dtype).bits // 8
-    pose_bytes = 3 * args.frames * model.unet.config.block_out_channels[0] * (args.height // 8) * (args.width // 8) \
+    pose_bytes = 3 * args.frames * min(model.pose_net.feature_channels, model.pose_net.final_proj.out_channels) \
+        * (args.height // 8) * (args.width // 8) \
         * torch.finfo(dtype).bits // 8
     print(f"  peak {what}: N={args.frames}: {mem_n / 2**20:.1f} MiB; 4N={4 * args.frames}: {mem_4n / 2**20:.1f} MiB; "
           f"growth {(mem_4n - mem_n) / 2**20:.1f} MiB (extra latents {latent_bytes / 2**20:.2f} MiB, "

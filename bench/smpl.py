@@ -1,7 +1,9 @@
-"""SMPL stage throughput on a 300-frame sequence with the synthetic body model (CPU unless CUDA is present).
+"""SMPL stage throughput on a 300-frame sequence: the synthetic SMPL body and the built-in Anny body side by side.
 
 Prints frames/s for the body-model forward pass (several batch sizes), smoothing, shape transfer and the camera
-move, measured side by side in one run.
+move, then for the Anny body (13.7k vertices, retargeted from SMPL rotations): its forward pass, retarget +
+transfer + 3D-aware skeleton for 300 frames, the Set Body Shape fit, and map rendering next to SMPL's (6.9k
+vertices), all measured in one run. Needs ``anny`` and its cache (``$ANNY_CACHE_DIR`` or ``~/.cache/anny``).
 """
 import sys
 import tempfile
@@ -68,6 +70,53 @@ def main():
     base = rows[1][1]
     for name, sec in rows:
         print(f"{name:42s} {FRAMES / sec:10.1f} frames/s   {sec * 1000:8.1f} ms   {sec / base:6.2f}x forward(64)")
+    anny_rows(model, driving, reference, device, base)
+
+
+def anny_rows(smpl_model, driving, reference, device, smpl_base):
+    from motionguide.pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
+    from motionguide.pipelines.smpl.anny_cache import anny_status, load_anny_body
+    from motionguide.pipelines.smpl.anny_shape import set_body_shape
+
+    usable, reason = anny_status()
+    if not usable:
+        print(f"Anny body skipped: {reason}")
+        return
+    start = time.perf_counter()
+    body = load_anny_body()
+    print(f"\nBuilt-in Anny body ({body.num_vertices} vertices) loaded in {time.perf_counter() - start:.1f} s")
+    rows = []
+    for batch in (16, 64, 300):
+        sec = timed(lambda: body.forward(None, driving["global_orient"], driving["body_pose"], driving["transl"],
+                                         device=device, batch_size=batch))
+        rows.append((f"Anny forward (batch {batch})", sec, FRAMES))
+
+    def retarget_transfer_skeleton():
+        moved = transfer_shape(driving, reference, body, device=device)
+        sequence_to_pose_keypoints(body, moved, backend="torch", device=device)
+
+    rows.append(("retarget + transfer + skeleton (300 frames)", timed(retarget_transfer_skeleton, repeat=1), FRAMES))
+    _, joints = body.forward(None, reference["global_orient"], reference["body_pose"], reference["transl"])
+    op = body.openpose18(joints).double().numpy()
+    k = reference["K"][0]
+    uv = op[..., :2] / op[..., 2:] * k[0, 0] + k[:2, 2]
+    shaped = dict(reference, keypoints=np.concatenate([uv, np.ones((1, 18, 1))], -1))
+    rows.append(("Set Body Shape fit (100 iterations)",
+                 timed(lambda: set_body_shape(shaped, body, "fit", iterations=100), repeat=1), 1))
+    clip = {key: (value[:60] if key in ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbox")
+                  else value) for key, value in driving.items()}
+    smpl_render = timed(lambda: render_sequence_maps(smpl_model, clip, width=288, height=512, backend="torch",
+                                                     device=device, maps=("depth", "normal", "semantic", "mask")),
+                        repeat=1)
+    anny_render = timed(lambda: render_sequence_maps(body, clip, width=288, height=512, backend="torch",
+                                                     device=device, maps=("depth", "normal", "semantic", "mask")),
+                        repeat=1)
+    rows.append(("render maps 288x512, SMPL (60 frames)", smpl_render, 60))
+    rows.append(("render maps 288x512, Anny (60 frames)", anny_render, 60))
+    for name, sec, frames in rows:
+        print(f"{name:46s} {frames / sec:10.1f} frames/s   {sec * 1000:9.1f} ms   "
+              f"{sec / smpl_base:7.2f}x SMPL forward(64)")
+    print(f"Anny / SMPL render time: {anny_render / smpl_render:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Command line: run workflows headless, check the installation, run the demo, queue batches on ComfyUI servers.
 
-    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--models-dir DIR]
+    python cli.py run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--targets NODES] [--models-dir DIR]
     python cli.py doctor [--models-dir DIR]
     python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
+    python cli.py anny [--models-dir DIR]        (build once, or check, the built-in body's cache)
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
 """
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
-from .execute import execute, written_files
+from .execute import _print_progress, announce_folders, execute, node_classes, print_written, report_failure
 
 logger = logging.getLogger("motionguide.cli")
 
@@ -28,30 +29,35 @@ def _apply_dirs(args) -> None:
         os.environ["MOTIONGUIDE_INPUT_DIR"] = str(Path(args.input_dir).resolve())
     if getattr(args, "output_dir", None):
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
+    if getattr(args, "temp_dir", None):
+        os.environ["MOTIONGUIDE_TEMP_DIR"] = str(Path(args.temp_dir).resolve())
 
 
 # ------------------------------------------------------------------------------------------------------------
 # run
 
 
+RUN_FAILURES = (ValueError, RuntimeError, OSError)  # WorkflowError, NodeExecutionError, missing files, disk errors
+
+
 def cmd_run(args) -> int:
-    from .workflow_runner import NodeExecutionError, WorkflowError, load_workflow, set_input
+    from .workflow_runner import load_workflow, set_input
 
     _apply_dirs(args)
     try:
         workflow = load_workflow(args.workflow)
+        classes = node_classes()
         for assignment in args.set or []:
-            set_input(workflow, assignment)
-        result = execute(workflow, targets=args.targets.split(",") if args.targets else None)
-    except (WorkflowError, NodeExecutionError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            set_input(workflow, assignment, classes)
+        announce_folders()
+        result = execute(workflow, targets=[t for t in args.targets.split(",") if t] if args.targets else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
     except adapter.Interrupted:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"ran {len(result.order)} nodes")
-    for path in written_files(result):
-        print(f"wrote {path}")
+    print_written(result)
     return 0
 
 
@@ -71,6 +77,25 @@ def cmd_models(args) -> int:
     return args.models_handler(args)
 
 
+def cmd_anny(args) -> int:
+    """Build (once) or check the built-in body's cache."""
+    _apply_dirs(args)
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    if is_built(folder) and not args.load:
+        print(f"Anny body cache ok in {folder}")
+        return 0
+    try:
+        body = load_anny_body(adapter.model_folder_paths("anny")[0],
+                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+    except (AnnyUnavailable, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nAnny body ready: {body!r}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------------
 # demo
 
@@ -79,7 +104,13 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     _apply_dirs(args)
-    return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    try:
+        return run_demo(smoke=args.smoke, output_dir=Path(args.output_dir) if args.output_dir else None)
+    except RUN_FAILURES as exc:
+        return report_failure(exc, args.verbose)
+    except adapter.Interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -94,13 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", help="ComfyUI-style models directory (default: $MOTIONGUIDE_MODELS_DIR, "
                                             "ComfyUI/models when installed in custom_nodes, else ./models)")
         if inputs:
-            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input)")
+            p.add_argument("--input-dir", help="where input files (images, videos) are read from (default ./input); "
+                                               "a --set value may also be the path of your own file")
             p.add_argument("--output-dir", help="where outputs are written (default ./output)")
+            p.add_argument("--temp-dir", help="where previews go, emptied at the start of every run "
+                                              "(default: $MOTIONGUIDE_TEMP_DIR, else <system temp>/motionguide)")
 
     run = sub.add_parser("run", help="run an API-format workflow headless")
     run.add_argument("workflow", help="API-format workflow JSON (ComfyUI: Workflow > Export (API))")
-    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE", help="override an input (repeatable)")
-    run.add_argument("--targets", help="comma-separated node ids to compute (default: all nodes)")
+    run.add_argument("--set", action="append", metavar="NODE.INPUT=VALUE",
+                     help="override an input (repeatable); NODE is a node id or its title, e.g. "
+                          "--set \"Pose-Guided Sampler.seed=7\" or --set \"Reference image.image=/path/me.png\"")
+    run.add_argument("--targets", help="comma-separated node ids or titles to compute; only they and the nodes "
+                                       "they need are checked and run (default: all nodes)")
     dirs(run)
     run.set_defaults(handler=cmd_run)
 
@@ -115,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in models_download.add_arguments(models):
         dirs(command, inputs=False)
     models.set_defaults(handler=cmd_models)
+
+    anny = sub.add_parser("anny", help="build (once, ~1 min) or check the built-in body's cache in models/anny "
+                                       "($ANNY_CACHE_DIR when set)")
+    anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
+    dirs(anny, inputs=False)
+    anny.set_defaults(handler=cmd_anny)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

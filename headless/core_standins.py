@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
 
@@ -21,10 +22,43 @@ def _files(extensions) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix.lower() in extensions)
 
 
-def _input_path(name: str):
-    path = adapter.input_directory() / name
-    if not path.is_file():
-        raise FileNotFoundError(f"Input file '{name}' is not in {adapter.input_directory()}.")
+def _find_input(name: str) -> Path | None:
+    """A file of the input folder, or (headless only: these stand-ins never run inside ComfyUI) a path to the user's
+    own file, absolute or relative to the current folder."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    inside = adapter.input_directory() / name
+    if inside.is_file():
+        return inside
+    own = Path(name).expanduser()
+    return own.resolve() if own.is_file() else None
+
+
+def _missing_input(name, kind: str, extensions, example: str) -> str:
+    folder = adapter.input_directory()
+    present = _files(extensions)
+    listing = (f"Files there: {', '.join(present[:12])}{' ...' if len(present) > 12 else ''}." if present else
+               "That folder has no such files." if folder.is_dir() else "That folder does not exist.")
+    return (f"{kind} {name!r} was not found. Inputs are read from {folder} (change it with --input-dir), or give "
+            f"the path of your own file, e.g. --set \"NODE.{example}=/path/to/file\". {listing}")
+
+
+def _check_input(name, kind: str, extensions, example: str):
+    """VALIDATE_INPUTS verdict for a file input: True, or a message saying where inputs are read from."""
+    if name is None:  # linked from another node: checked when it runs
+        return True
+    path = _find_input(name)
+    if path is None:
+        return _missing_input(name, kind, extensions, example)
+    if path.suffix.lower() not in extensions:
+        return f"{kind} '{path}' is not one of the supported types ({', '.join(sorted(extensions))})."
+    return True
+
+
+def _input_path(name: str) -> Path:
+    path = _find_input(name)
+    if path is None:
+        raise FileNotFoundError(_missing_input(name, "Input file", (), "image"))
     return path
 
 
@@ -52,6 +86,12 @@ class LoadImage:
     RETURN_TYPES = ("IMAGE", "MASK")
     FUNCTION = "load_image"
     CATEGORY = "image"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image):
+        from ..pipelines.video.io import IMAGE_EXTENSIONS
+
+        return _check_input(image, "Image", IMAGE_EXTENSIONS, "image")
 
     def load_image(self, image):
         import torch
@@ -81,6 +121,12 @@ class VHS_LoadVideo:
     RETURN_NAMES = ("IMAGE", "frame_count", "audio", "video_info")
     FUNCTION = "load_video"
     CATEGORY = "Video Helper Suite"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return _check_input(video, "Video", VIDEO_EXTENSIONS, "video")
 
     def load_video(self, video, force_rate=0, custom_width=0, custom_height=0, frame_load_cap=0,
                    skip_first_frames=0, select_every_nth=1, format="None"):
@@ -115,7 +161,14 @@ class VHS_VideoCombine:
             "format": (["video/h264-mp4", "image/gif", "image/webp"],),
             "pingpong": ("BOOLEAN", {"default": False}),
             "save_output": ("BOOLEAN", {"default": True}),
-        }, "optional": {"audio": ("AUDIO",)}}
+        }, "optional": {
+            "audio": ("AUDIO",),
+            # video/h264-mp4's own widgets (VHS adds them for that format; ours writes through PyAV)
+            "pix_fmt": (["yuv420p"], {"default": "yuv420p"}),
+            "crf": ("INT", {"default": 19, "min": 0, "max": 51, "step": 1}),
+            "save_metadata": ("BOOLEAN", {"default": True}),
+            "trim_to_audio": ("BOOLEAN", {"default": False}),
+        }}
 
     RETURN_TYPES = ("VHS_FILENAMES",)
     RETURN_NAMES = ("Filenames",)
@@ -124,7 +177,8 @@ class VHS_VideoCombine:
     CATEGORY = "Video Helper Suite"
 
     def combine_video(self, images, frame_rate, loop_count=0, filename_prefix="MotionGuide",
-                      format="video/h264-mp4", pingpong=False, save_output=True, audio=None):
+                      format="video/h264-mp4", pingpong=False, save_output=True, audio=None, pix_fmt="yuv420p",
+                      crf=19, save_metadata=True, trim_to_audio=False):
         import numpy as np
 
         from ..pipelines.output_paths import unique_path
@@ -134,8 +188,10 @@ class VHS_VideoCombine:
         if pingpong:
             frames = np.concatenate([frames, frames[-2:0:-1]])
         extension = {"video/h264-mp4": ".mp4", "image/gif": ".gif", "image/webp": ".webp"}[format]
-        path = write_video(frames, frame_rate, unique_path(adapter.output_directory(), filename_prefix, extension))
-        logger.info("[MotionGuide] wrote %s (%d frames at %.2f fps)", path, len(frames), frame_rate)
+        path = write_video(frames, frame_rate, unique_path(adapter.output_directory(), filename_prefix, extension),
+                           crf=crf, pix_fmt=pix_fmt)
+        logger.info("[MotionGuide] wrote %s (%d frames at %.2f fps%s)", path, len(frames), frame_rate,
+                    f", H.264 crf {crf}" if extension == ".mp4" else "")
         entry = dict(_ui_entry(path), format=format, frame_rate=frame_rate)
         return {"ui": {"gifs": [entry]}, "result": ((save_output, [str(path)]),)}
 
@@ -191,6 +247,12 @@ class LoadVideo:
     FUNCTION = "load_video"
     CATEGORY = "image/video"
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, file):
+        from ..pipelines.video.io import VIDEO_EXTENSIONS
+
+        return _check_input(file, "Video", VIDEO_EXTENSIONS, "file")
+
     def load_video(self, file):
         from ..pipelines.video.io import from_uint8, read_video
 
@@ -241,8 +303,8 @@ class SaveVideo:
         from ..pipelines.output_paths import unique_path
         from ..pipelines.video.io import to_uint8, write_video
 
-        path = write_video(to_uint8(video.images), video.fps,
-                           unique_path(adapter.output_directory(), filename_prefix, ".mp4"))
+        path = write_video(to_uint8(video.images), video.fps,  # core SaveVideo: H.264 at libx264's default crf
+                           unique_path(adapter.output_directory(), filename_prefix, ".mp4"), crf=23)
         return {"ui": {"images": [_ui_entry(path)], "animated": (True,)}, "result": ()}
 
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..nodes import comfy_adapter as adapter
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ def _banner(lines: list[str]) -> None:
 
 
 def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
-    from .execute import execute, written_files
+    from .execute import announce_folders, execute, print_written
     from .workflow_runner import load_workflow
 
     missing = missing_real_models()
@@ -88,11 +90,50 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
     os.environ.setdefault("MOTIONGUIDE_INPUT_DIR", str(SAMPLE_INPUTS))
     if output_dir is not None:
         os.environ["MOTIONGUIDE_OUTPUT_DIR"] = str(output_dir.resolve())
+    announce_folders()
     started = time.perf_counter()
     result = execute(workflow)
-    files = written_files(result)
     label = "SMOKE RUN (tiny random models) " if smoke else ""
     print(f"{label}finished in {time.perf_counter() - started:.1f}s")
-    for path in files:
-        print(f"wrote {path}")
+    files = print_written(result)
+    for path in guidance_previews():
+        print(f"wrote {path} (3D guidance: pose maps | depth | normals | body parts)")
     return 0 if files else 1
+
+
+def sample_reference_keypoints() -> tuple[np.ndarray, tuple[int, int]]:
+    """OpenPose-18 keypoints of the shipped sample reference (drawn by scripts/make_sample_inputs.py from a known
+    skeleton, so they are exact) and its size."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_motionguide_samples", PACK_ROOT / "scripts" / "make_sample_inputs.py")
+    samples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(samples)
+    j = samples.skeleton(0.0, wave=0.0, step=0.0)
+    head = j["neck"] - [0, 38]
+    points = [head + [0, 6], j["neck"], j["r_shoulder"], j["r_elbow"], j["r_wrist"], j["l_shoulder"], j["l_elbow"],
+              j["l_wrist"], j["r_hip"], j["r_knee"], j["r_ankle"], j["l_hip"], j["l_knee"], j["l_ankle"],
+              head + [-10, 2], head + [10, 2], head + [-26, 4], head + [26, 4]]
+    # the drawing's "l" side is at +x (image right): a person facing the camera has their left there
+    return np.concatenate([np.array(points, np.float32), np.ones((18, 1), np.float32)], 1), (samples.W, samples.H)
+
+
+def guidance_previews() -> list[Path]:
+    """The sample motion on the built-in body shaped to the sample reference, written beside the video."""
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable
+    from ..pipelines.smpl.guidance_preview import guidance_preview, write_preview
+    from ..pipelines.smpl.sequence import load_sequence
+    from ..nodes.smpl import load_builtin_body
+
+    try:
+        body = load_builtin_body()
+    except (RuntimeError, AnnyUnavailable, PermissionError) as exc:
+        print(f"3D guidance previews skipped: {exc}", file=sys.stderr)
+        return []
+    keypoints, size = sample_reference_keypoints()
+    motion = load_sequence(SAMPLE_INPUTS / "motionguide_motion.npz")
+    started = time.perf_counter()
+    result = guidance_preview(body, motion, keypoints, size)
+    print(f"3D guidance: the sample motion on the built-in body shaped to the reference (phenotype "
+          f"{np.round(result['phenotype'], 2).tolist()}) in {time.perf_counter() - started:.1f}s")
+    return write_preview(result, adapter.output_directory(), "MotionGuide_demo_3D_guidance")

@@ -138,6 +138,23 @@ def check_nodes(report: Report) -> None:
         report.add("problem", f"unavailable: {node_id}: {reason}")
 
 
+def check_builtin_body(report: Report) -> None:
+    print("Built-in body (Anny: the default body model, no SMPL file needed)")
+    from ..pipelines.smpl.anny_cache import anny_status, cache_dir, compact_files
+
+    usable, reason = anny_status()
+    if not usable:
+        report.add("problem", f"unavailable: {reason}; SMPL files still work (Load Body Model)")
+        return
+    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    files = compact_files(folder)
+    if files:
+        report.add("ok", f"anny {_version('anny')}; cache {files[0]} ({files[0].stat().st_size / 1e6:.0f} MB)")
+    else:
+        report.add("note", f"anny {_version('anny')}; cache not built yet in {folder}: the first use builds it "
+                           "(~1 min), or run `python cli.py anny` now")
+
+
 def download_command(names: list[str]) -> str:
     """The exact command, with this pack's cli.py and the models directory in use."""
     command = ["python", str(adapter.PACK_ROOT / "cli.py"), "models", "download", *names]
@@ -194,7 +211,7 @@ def check_models(report: Report) -> None:
 
 
 CHECKS: list[Callable[[Report], None]] = [check_torch, check_onnxruntime, check_opengl, check_packages, check_nodes,
-                                          check_models]
+                                          check_builtin_body, check_models]
 
 
 def run(checks: list[Callable[[Report], None]] | None = None) -> int:

@@ -82,19 +82,51 @@ def is_link(value: Any) -> bool:
             and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
-def set_input(workflow: dict, assignment: str) -> None:
-    """Apply a ``node_id.input=value`` override; the value is parsed as JSON when it can be, else a string."""
+def find_node(workflow: Mapping, ref: str) -> str:
+    """The id of node ``ref``: a node id, or a title (``_meta.title``, as ComfyUI exports it) one node carries."""
+    ref = str(ref).strip()
+    if ref in workflow:
+        return ref
+    titled = [str(nid) for nid, node in workflow.items()
+              if isinstance(node, Mapping) and (node.get("_meta") or {}).get("title") == ref]
+    if len(titled) == 1:
+        return titled[0]
+    if titled:
+        raise ValueError(f"Node title {ref!r} is carried by nodes {', '.join(titled)}; use one of those ids.")
+    names = ", ".join(f"{nid} ({(node.get('_meta') or {}).get('title') or node.get('class_type', '?')})"
+                      for nid, node in workflow.items() if isinstance(node, Mapping))
+    raise ValueError(f"The workflow has no node with id or title {ref!r}. Nodes: {names}.")
+
+
+def input_names(cls) -> list[str]:
+    """The inputs a node class declares (required, then optional), as ``--set`` may address them."""
+    spec = cls.INPUT_TYPES()
+    return [name for section in ("required", "optional") for name in (spec.get(section) or {})]
+
+
+def set_input(workflow: dict, assignment: str, classes: Mapping[str, type] | None = None) -> str:
+    """Apply a ``NODE.INPUT=VALUE`` override and return the node id. NODE is a node id or a unique node title; the
+    value is parsed as JSON when it can be, else kept as a string. With ``classes``, an input the node does not
+    declare is an error listing the inputs it has (ComfyUI would silently ignore it)."""
     target, sep, raw = assignment.partition("=")
-    node_id, dot, input_name = target.partition(".")
-    if not sep or not dot or not input_name:
-        raise ValueError(f"--set expects NODE_ID.INPUT=VALUE, got {assignment!r}.")
-    if node_id not in workflow:
-        raise ValueError(f"--set {assignment!r}: the workflow has no node '{node_id}' (nodes: {', '.join(workflow)}).")
+    node_ref, dot, input_name = target.rpartition(".")  # titles may hold dots; input names never do
+    if not sep or not dot or not node_ref.strip() or not input_name.strip():
+        raise ValueError(f"--set expects NODE.INPUT=VALUE (NODE: a node id or title), got {assignment!r}.")
+    try:
+        node_id = find_node(workflow, node_ref)
+    except ValueError as exc:
+        raise ValueError(f"--set {assignment!r}: {exc}") from None
+    input_name = input_name.strip()
+    cls = (classes or {}).get(workflow[node_id].get("class_type"))
+    if cls is not None and input_name not in input_names(cls):
+        raise ValueError(f"--set {assignment!r}: node {node_id} ({workflow[node_id]['class_type']}) has no input "
+                         f"'{input_name}'. Its inputs: {', '.join(input_names(cls))}.")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
     workflow[node_id].setdefault("inputs", {})[input_name] = value
+    return node_id
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -282,11 +314,19 @@ def run_workflow(
     Args:
         workflow (`dict`): API-format workflow.
         classes (`dict`): node id -> node class (the pack's ``NODE_CLASS_MAPPINGS`` plus any stand-ins).
-        targets (`list[str]`, *optional*): node ids whose outputs are wanted; their ancestors run too.
+        targets (`list[str]`, *optional*): node ids (or unique titles) whose outputs are wanted; only they and their
+            ancestors are validated and run.
         on_node (`callable`, *optional*): called as ``on_node(node_id, class_type)`` before each node runs.
     """
     import torch
 
+    if targets is not None:  # validate and run only what the targets need, as ComfyUI's partial execution does
+        try:
+            targets = [find_node(workflow, t) for t in targets]
+        except ValueError as exc:
+            raise WorkflowError([Problem("-", "-", "bad_target", f"--targets: {exc}")]) from None
+        needed = execution_order(workflow, targets)
+        workflow = {node_id: workflow[node_id] for node_id in needed}
     problems = validate_workflow(workflow, classes)
     if problems:
         raise WorkflowError(problems)

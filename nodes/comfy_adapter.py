@@ -26,6 +26,7 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "mimicmotion": {".pth", ".pt", ".safetensors"},
     "smpl": {".pkl", ".npz"},
     "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
+    "anny": {".safetensors"},  # the built-in body's derived cache (built here on first use)
 }
 # Core keys the pack reads but does not own.
 SHARED_FOLDERS = ("diffusers", "checkpoints")
@@ -167,6 +168,18 @@ def resolve_model_path(key: str, name: str) -> Path:
             return path
     folders = ", ".join(str(p) for p in searched)
     raise FileNotFoundError(f"Model file '{name}' was not found in the '{key}' folder ({folders}). {_remedy(key, name)}")
+
+
+def check_model_file(key: str, name) -> bool | str:
+    """A ``VALIDATE_INPUTS`` verdict for a model-file combo: True when ``name`` is found in folder ``key``, else the
+    message naming the folders searched and where to download it (instead of ComfyUI's bare "not in list")."""
+    if name is None:  # linked from another node
+        return True
+    try:
+        resolve_model_path(key, str(name))
+    except FileNotFoundError as exc:
+        return str(exc)
+    return True
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -445,6 +458,82 @@ class Progress:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Live latent previews (ComfyUI's previewer: latent → RGB projection, or TAESD when the user enabled it)
+
+PREVIEW_EVERY_STEPS = 1
+
+
+def latent_previewer(device=None):
+    """ComfyUI's previewer for SVD's 4-channel latents (the SD1.x latent space), as ``preview(x0) -> preview
+    bytes``; ``None`` outside ComfyUI or when previews are off (``--preview-method none``)."""
+    latent_preview = _comfy_module("latent_preview")
+    formats = _comfy_module("comfy.latent_formats")
+    if latent_preview is None or formats is None:
+        return None
+    try:
+        previewer = latent_preview.get_previewer(device if device is not None else get_torch_device(), formats.SD15())
+    except Exception as exc:  # a preview must never break sampling
+        logger.info("[MotionGuide] no live preview: %s", exc)
+        return None
+    if previewer is None:
+        return None
+
+    def preview(x0):
+        """``x0``: ``[4,h,w]`` or ``[1,4,h,w]`` scaled latents of one frame."""
+        return previewer.decode_latent_to_preview_image("JPEG", x0 if x0.ndim == 4 else x0[None])
+
+    return preview
+
+
+def latent_preview_callback(progress: Progress, device=None, every: int = PREVIEW_EVERY_STEPS):
+    """An ``on_step(step, steps, x0)`` for the sampler that shows the middle frame of the fused x0 prediction on the
+    node's progress bar every ``every`` steps, the way KSampler sends its previews; ``None`` (nothing to do) outside
+    ComfyUI or with previews off."""
+    preview = latent_previewer(device)
+    if preview is None:
+        return None
+
+    def on_step(step: int, steps: int, x0) -> None:
+        if step % every and step != steps:
+            return
+        try:
+            image = preview(x0[x0.shape[0] // 2])
+        except Exception as exc:  # e.g. a TAESD decoder that does not fit: keep sampling
+            logger.info("[MotionGuide] live preview failed: %s", exc)
+            return
+        progress.set(progress.done, image)
+
+    return on_step
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Core VAE objects (Load VAE / Load Checkpoint) for Decode Video
+
+
+def core_vae_decoder(vae):
+    """``decode(z)`` for a core ``VAE`` (``comfy.sd.VAE``): raw latents ``[n,4,h,w]`` → frames ``[n,H,W,3]`` float32
+    0..1 on the CPU. ComfyUI's own ``VAE.decode`` loads the model through its memory manager; with SVD's temporal
+    VAE it decodes the ``n`` frames of a call as one clip."""
+    if not callable(getattr(vae, "decode", None)):
+        raise ValueError(f"vae must be a VAE from a core loader (Load VAE or an SVD checkpoint loader), got "
+                         f"{type(vae).__name__}.")
+    channels = getattr(vae, "latent_channels", 4)
+    if channels != 4:
+        raise ValueError(f"This VAE has {channels} latent channels; MotionGuide latents need SVD's 4-channel VAE "
+                         "(load svd_xt_1_1.safetensors or its VAE).")
+    decoder = getattr(getattr(vae, "first_stage_model", None), "decoder", None)
+    if decoder is not None and type(decoder).__name__ != "VideoDecoder":
+        logger.warning("[MotionGuide] the VAE on Decode Video has no temporal decoder (%s); frames are decoded one by "
+                       "one and may flicker. SVD's VAE (from svd_xt_1_1.safetensors) decodes them as a clip.",
+                       type(decoder).__name__)
+
+    def decode(z):
+        return vae.decode(z).float().cpu()
+
+    return decode
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Output folders (for Save nodes)
 
 def output_directory() -> Path:
@@ -454,11 +543,16 @@ def output_directory() -> Path:
     return Path(os.environ.get("MOTIONGUIDE_OUTPUT_DIR", Path.cwd() / "output"))
 
 
+def default_temp_directory() -> Path:
+    """Where previews go outside ComfyUI unless MOTIONGUIDE_TEMP_DIR says otherwise (the CLI empties it per run)."""
+    return Path(tempfile.gettempdir()) / "motionguide"
+
+
 def temp_directory() -> Path:
     folder_paths = _comfy_module("folder_paths")
     if folder_paths is not None:
         return Path(folder_paths.get_temp_directory())
-    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", Path(tempfile.gettempdir()) / "motionguide"))
+    return Path(os.environ.get("MOTIONGUIDE_TEMP_DIR", default_temp_directory()))
 
 
 def directory_of_type(kind: str) -> Path:

@@ -35,7 +35,7 @@ def _renderer_input(what: str):
 
 def _check_model(smpl_model):
     if not all(hasattr(smpl_model, name) for name in ("forward", "faces", "part_labels")):
-        raise ValueError(f"smpl_model must come from Load SMPL Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
+        raise ValueError(f"smpl_model must come from Load Body Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
 
 
 def _device_for(renderer: str):
@@ -62,7 +62,7 @@ class MotionGuideRenderSMPL:
         return {"required": {
             "smpl_sequence": (SMPL_SEQUENCE, {"tooltip": "The body motion in its camera (from Estimate SMPL, "
                                                          "Transfer Shape, Set Camera or Load SMPL Motion)."}),
-            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load SMPL Model)."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load Body Model)."}),
             **_size_inputs(),
             "renderer": _renderer_input("to render"),
             "chunk_size": (INT, {"default": 16, "min": 1, "max": 256, "step": 1, "tooltip":

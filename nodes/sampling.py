@@ -22,6 +22,8 @@ DEVICES = ["auto", "cpu"]
 FUSION_WEIGHTS = list(options.FUSION_WEIGHT_SHAPES)
 NOISE_MODES = list(options.NOISE_MODES)
 SIGMA_SCHEDULES = list(options.SIGMA_SCHEDULES)
+NOISE_DEVICES = list(options.NOISE_DEVICES)
+ARITHMETIC_MODES = list(options.ARITHMETIC_MODES)
 
 
 def svd_base_choices() -> list[str]:
@@ -109,6 +111,15 @@ def _image_batch_to_uint8(images, name: str):
     return image_to_uint8(images)
 
 
+SEED_TOOLTIP = (
+    "Seed of the single noise stream (the augmentation noise, then the latent noise). With noise_device = cpu the "
+    "noise is the same on every machine, so the same seed, inputs and settings give the same video on any device up "
+    "to float rounding: precision (fp16/bf16/fp32), the GPU model, attention kernels and unet_batch (batched kernels "
+    "round differently, ~1e-3) change the last bits, which the steps can grow into small visible differences. With "
+    "noise_device = model the noise itself depends on the device (on a GPU it matches the reference implementation's "
+    "CUDA generator).")
+
+
 class MotionGuideSampler:
     @classmethod
     def INPUT_TYPES(cls):
@@ -119,12 +130,12 @@ class MotionGuideSampler:
                 "pose_images": (sockets.IMAGE, {"tooltip": "Pose maps at the same size; frame 0 must be the reference image's own pose, then one map per output frame."}),
                 "steps": (sockets.INT, {"default": 25, "min": 1, "max": 200, "step": 1, "tooltip": "Denoising steps (reference 25). Each step runs every tile."}),
                 "cfg_min": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the first frame; it ramps linearly to cfg_max at the last frame (reference 2.0)."}),
-                "cfg_max": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the last frame. At 1 or below the unconditional pass is skipped (twice as fast, no guidance)."}),
-                "seed": (sockets.INT, {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "step": 1, "control_after_generate": True, "tooltip": "Seed of the single CPU noise stream; same seed and inputs give the same video on any device."}),
+                "cfg_max": (sockets.FLOAT, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "Guidance at the last frame. With cfg_min and cfg_max both at 1 or below the unconditional pass is skipped (twice as fast, no guidance); when either is above 1 every frame gets its own value from the ramp."}),
+                "seed": (sockets.INT, {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "step": 1, "control_after_generate": True, "tooltip": SEED_TOOLTIP}),
                 "fps": (sockets.INT, {"default": 7, "min": 1, "max": 60, "step": 1, "tooltip": "Frame rate the model is conditioned on (it sees fps - 1). MimicMotion uses 7 whatever the video's rate."}),
                 "motion_bucket": (sockets.INT, {"default": 127, "min": 0, "max": 1023, "step": 1, "tooltip": "SVD's motion amount (reference 127)."}),
                 "noise_aug": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Noise added to the reference before encoding (reference 0). More lets the video drift from the reference."}),
-                "tile_size": (sockets.INT, {"default": 16, "min": 2, "max": 128, "step": 1, "tooltip": "Frames per tile of progressive latent fusion. MimicMotion 1.1 was trained with 72 (use 72 on a GPU for best quality); 16 is fast and fits small GPUs and CPUs. Memory grows with it."}),
+                "tile_size": (sockets.INT, {"default": 72, "min": 2, "max": 128, "step": 1, "tooltip": "Frames per tile of progressive latent fusion. 72 = what MimicMotion 1.1 was trained with (reference); 16 (MimicMotion 1.0's length) is much lighter for small GPUs and CPUs but shows more artifacts with 1.1. Memory grows with it."}),
                 "tile_overlap": (sockets.INT, {"default": 6, "min": 1, "max": 127, "step": 1, "tooltip": "Frames shared by neighbouring tiles, counting frame 0 (reference 6). Must be below tile_size."}),
             },
             "optional": {
@@ -135,9 +146,10 @@ class MotionGuideSampler:
                 "pose_start": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose starts to guide."}),
                 "pose_end": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the pose stops guiding."}),
                 "reference_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the reference image's CLIP embedding (1 = reference)."}),
-                "unet_batch": (sockets.INT, {"default": 1, "min": 1, "max": 64, "step": 1, "tooltip": "UNet passes per call: 1 = reference (least memory), 2 = both guidance passes of a tile at once, more = several tiles too. Faster on big GPUs, same result."}),
+                "unet_batch": (sockets.INT, {"default": 1, "min": 1, "max": 64, "step": 1, "tooltip": "UNet passes per call: 1 = reference (least memory), 2 = both guidance passes of a tile at once, more = several tiles too. Faster on big GPUs; the same result up to float rounding (batched kernels differ at ~1e-3)."}),
                 "sigma_schedule": (SIGMA_SCHEDULES, {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
-                "extra_guidance": (sockets.IMAGE, {"tooltip": "Reserved for a geometry encoder (SMPL depth/normal maps). Checked for size; the current model has no such encoder and ignores it."}),
+                "noise_device": (NOISE_DEVICES, {"default": "cpu", "tooltip": "Where the seed's noise is drawn. cpu: the same noise on any machine (same seed → same video up to float rounding). model: the model's device; on a GPU this reproduces the reference implementation's CUDA-generator noise (but differs between devices)."}),
+                "arithmetic": (ARITHMETIC_MODES, {"default": "reference", "tooltip": "reference: noise, tile weights, fusion sums, guidance and the latents between steps in the model's precision, exactly as the reference implementation computes them. precise: all of these in fp32 (the UNet still runs in its precision) — better with bf16, where bf16 latents lose ~0.4% per step."}),
             },
         }
 
@@ -151,7 +163,7 @@ class MotionGuideSampler:
     def sample(self, model, reference_image, pose_images, steps, cfg_min, cfg_max, seed, fps, motion_bucket, noise_aug,
                tile_size, tile_overlap, video_fps=15.0, fusion_weights="triangle", noise="periodic", pose_strength=1.0,
                pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
-               extra_guidance=None):
+               noise_device="cpu", arithmetic="reference"):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
         from ..pipelines.mimicmotion.tiles import plan_tiles
 
@@ -163,15 +175,10 @@ class MotionGuideSampler:
         if poses.shape[-2:] != reference.shape[-2:]:
             raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
                              f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
-        if extra_guidance is not None:
-            guide = _image_batch_to_uint8(extra_guidance, "extra_guidance")
-            if guide.shape[0] != poses.shape[0] or guide.shape[-2:] != poses.shape[-2:]:
-                raise ValueError(f"extra_guidance must match pose_images ({poses.shape[0]} frames of "
-                                 f"{poses.shape[-1]}×{poses.shape[-2]}), got {guide.shape[0]} of {guide.shape[-1]}×{guide.shape[-2]}.")
-            logger.warning("[MotionGuide] extra_guidance is connected but this model has no geometry encoder; ignored.")
         options = SamplerOptions(fusion_weights=fusion_weights, noise=noise, pose_strength=pose_strength,
                                  pose_start=pose_start, pose_end=pose_end, reference_strength=reference_strength,
-                                 unet_batch=unet_batch, sigma_schedule=sigma_schedule)
+                                 unet_batch=unet_batch, sigma_schedule=sigma_schedule, noise_device=noise_device,
+                                 arithmetic=arithmetic)
         tiles = plan_tiles(poses.shape[0], tile_size, tile_overlap)
         checkpoint = str(getattr(model, "sources", {}).get("checkpoint") or "")
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
@@ -184,7 +191,8 @@ class MotionGuideSampler:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,
                        max_guidance_scale=cfg_max, fps=fps, motion_bucket_id=motion_bucket,
                        noise_aug_strength=noise_aug, tile_size=tile_size, tile_overlap=tile_overlap, seed=seed,
-                       options=options, callback=progress.callback)
+                       options=options, callback=progress.callback,
+                       on_step=adapter.latent_preview_callback(progress, model.device))
         except Exception as exc:
             if not adapter.is_oom(exc):
                 raise

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import sockets as S
-from .comfy_adapter import (Progress, check_interrupt, input_directory, input_path, list_model_files,
-                            model_folder_paths, output_directory, resolve_model_path)
+from .comfy_adapter import (Progress, check_interrupt, check_model_file, input_directory, input_path,
+                            list_model_files, model_folder_paths, output_directory, resolve_model_path)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -20,6 +20,7 @@ except ImportError:
 logger = logging.getLogger(__name__)
 
 CATEGORY = "MotionGuide/smpl"
+ANNY_MODEL = "anny (built-in)"
 AUTO_MODEL = "auto (by gender)"
 GENDERS = list(options.BODY_GENDERS)
 MOTION_EXTENSIONS = (".npz", ".npy", ".pt", ".pth")
@@ -59,28 +60,56 @@ def _check_motion(value, name: str) -> dict:
     return value
 
 
+_WARNED: set[str] = set()
+
+
+def _anny_importable() -> tuple[bool, str]:
+    """Cheap check for the choice list (no import of anny at graph-building time)."""
+    import importlib.util
+
+    if importlib.util.find_spec("anny") is None:
+        return False, "the 'anny' package is not installed (pip install anny==0.6.2, or scripts/setup_env.sh)"
+    return True, ""
+
+
 class MotionGuideLoadSMPLModel:
-    """Load SMPL Model: SMPL/SMPL-X from models/smpl (official .pkl read without chumpy, or .npz)."""
+    """Load Body Model: the built-in Anny body (no files) or SMPL/SMPL-X from models/smpl."""
 
     @classmethod
     def INPUT_TYPES(cls):
+        files = list_model_files("smpl")
+        usable, reason = _anny_importable()
+        if not usable and reason not in _WARNED:  # the choice stays (saved workflows keep binding to it)
+            _WARNED.add(reason)
+            logger.warning("Load Body Model: '%s' is unavailable: %s.", ANNY_MODEL, reason)
+        anny_tip = ("'anny (built-in)': a licence-free human body shipped with the anny package (Apache-2.0 code, "
+                    "CC0 assets); its one-time cache (~1 min, ~50 MB) is built in models/anny on first use "
+                    "(unavailable when the anny package is missing: python cli.py doctor tells). ")
         return {"required": {
-            "model_file": ([AUTO_MODEL] + list_model_files("smpl"), {
-                "default": AUTO_MODEL,
-                "tooltip": "Body model file in models/smpl. 'auto' picks SMPL_<GENDER>.npz or .pkl for the gender "
-                           "below. Files come from smpl.is.tue.mpg.de (MPI licence)."}),
+            "model_file": ([ANNY_MODEL, AUTO_MODEL] + files, {
+                "default": AUTO_MODEL if files else ANNY_MODEL,
+                "tooltip": anny_tip + "'auto' picks SMPL_<GENDER>.npz or .pkl in models/smpl for the gender "
+                           "below; SMPL files come from smpl.is.tue.mpg.de (MPI licence)."}),
             "gender": (GENDERS, {"default": "neutral",
-                                 "tooltip": "Which body model: HMR2 and most estimators use the neutral one."}),
+                                 "tooltip": "Which SMPL file: HMR2 and most estimators use the neutral one (the "
+                                            "Anny body's shape is set with Set Body Shape instead)."}),
         }}
 
     RETURN_TYPES = (S.SMPL_MODEL,)
     RETURN_NAMES = ("smpl_model",)
-    OUTPUT_TOOLTIPS = ("The loaded body model (mesh, joints, faces, 24 part labels).",)
+    OUTPUT_TOOLTIPS = ("The loaded body model (mesh, joints, faces, 24 part labels) that plays SMPL-format motion.",)
     FUNCTION = "load"
     CATEGORY = "MotionGuide/loaders"
-    DESCRIPTION = "Loads an SMPL or SMPL-X body model from models/smpl, reading official pickles without chumpy."
+    DESCRIPTION = ("Loads the body that performs SMPL-format motion: the built-in licence-free Anny body (default, "
+                   "no files) or an SMPL/SMPL-X file from models/smpl (official pickles read without chumpy).")
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_file):
+        return True if model_file in (AUTO_MODEL, ANNY_MODEL) else check_model_file("smpl", model_file)
 
     def load(self, model_file, gender):
+        if model_file == ANNY_MODEL:
+            return (load_builtin_body(),)
         from ..pipelines.smpl.body_model import load_body_model
 
         if model_file != AUTO_MODEL:
@@ -95,7 +124,19 @@ class MotionGuideLoadSMPLModel:
         names = f"SMPL_{gender.upper()}.pkl or SMPL_{gender.upper()}.npz"
         raise FileNotFoundError(f"No SMPL body model found: expected {names} in "
                                 f"{', '.join(str(f) for f in folders)}. Download it from {SMPL_SOURCE} and place "
-                                "it in that folder.")
+                                f"it in that folder, or choose '{ANNY_MODEL}' (no files needed).")
+
+
+def load_builtin_body():
+    """The built-in Anny body, its cache in models/anny (or $ANNY_CACHE_DIR), with a progress bar on first use."""
+    from ..pipelines.smpl.anny_cache import AnnyUnavailable, load_anny_body
+
+    folder = model_folder_paths("anny")[0]
+    progress = Progress(100, "Building the Anny body cache (once)")
+    try:
+        return load_anny_body(folder, callback=progress.callback)
+    except AnnyUnavailable as exc:
+        raise RuntimeError(f"{exc} Or choose an SMPL file in Load Body Model.") from exc
 
 
 class MotionGuideLoadSMPLMotion:
@@ -213,7 +254,11 @@ class MotionGuideSmoothSMPL:
                                             "tooltip": "One-Euro speed coefficient: higher = less lag on fast moves."}),
                 "fill_gaps": ("BOOLEAN", {"default": True,
                                           "tooltip": "Interpolate frames where no person was found first."}),
-            }
+            },
+            "optional": {
+                "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model of the motion: with betas=median it keeps the "
+                                                         "pelvis where it was estimated (root compensation)."}),
+            },
         }
 
     RETURN_TYPES = (S.SMPL_SEQUENCE,)
@@ -224,10 +269,10 @@ class MotionGuideSmoothSMPL:
     DESCRIPTION = "Removes per-frame jitter from an SMPL motion and fills frames without a person."
 
     def smooth(self, motion, betas, rotation_window, rotation_space, translation_filter, translation_window,
-               one_euro_min_cutoff, one_euro_beta, fill_gaps):
+               one_euro_min_cutoff, one_euro_beta, fill_gaps, smpl_model=None):
         from ..pipelines.smpl.smoothing import smooth_sequence
 
-        seq = smooth_sequence(_check_motion(motion, "motion"), betas=betas, rotation_window=rotation_window,
+        seq = smooth_sequence(_check_motion(motion, "motion"), model=smpl_model, betas=betas, rotation_window=rotation_window,
                               rotation_space=rotation_space, translation_filter=translation_filter,
                               translation_window=translation_window, one_euro_min_cutoff=one_euro_min_cutoff,
                               one_euro_beta=one_euro_beta, fill_gaps=fill_gaps)
@@ -245,17 +290,23 @@ class MotionGuideTransferShape:
                                                               "frame gives body shape, camera, box and ground)."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model both sequences use."}),
             "orientation": (list(options.ORIENTATIONS), {
-                "default": "keep", "tooltip": "keep: driving facing; align_first: turn the motion so its first "
-                                              "frame faces like the reference."}),
+                "default": "upright", "tooltip": "upright: driving facing, the motion levelled to the reference's "
+                                                 "ground (cameras at other heights/pitch); keep: driving rotations "
+                                                 "as they are; align_first: turn the motion so its first frame "
+                                                 "faces like the reference."}),
             "trajectory": (list(options.TRAJECTORIES), {
-                "default": "relative", "tooltip": "relative: driving path from the reference spot, scaled by the "
-                                                  "height ratio; lock_root: stay in place; keep: driving positions."}),
-            "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Fit the reference body's height and feet to "
-                                                                   "the reference person box first."}),
+                "default": "relative", "tooltip": "relative: driving path (also towards/away from the camera) "
+                                                  "from the reference spot, scaled by the height ratio; lock_root: "
+                                                  "stay in place; keep: driving positions."}),
+            "fit_to_box": ("BOOLEAN", {"default": True, "tooltip": "Place the reference body on the reference "
+                                                                   "keypoints first (or, without keypoints, on its "
+                                                                   "person box)."}),
             "ground": ("BOOLEAN", {"default": True, "tooltip": "Put the driving ground at the reference feet (no "
                                                                "floating or sinking; jumps kept)."}),
             "camera": (list(options.TRANSFER_CAMERAS), {"default": "reference",
-                                                  "tooltip": "Intrinsics and frame size of the result."}),
+                                                  "tooltip": "Intrinsics and frame size of the result; driving "
+                                                             "carries the reference placement into the driving "
+                                                             "frame."}),
         }}
 
     RETURN_TYPES = (S.SMPL_SEQUENCE,)
@@ -277,6 +328,57 @@ class MotionGuideTransferShape:
         return (seq,)
 
 
+class MotionGuideSetBodyShape:
+    """Set Body Shape: the built-in body's phenotype from sliders, or fitted to the sequence's 2D keypoints."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        def slider(tip, default=0.5):
+            return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": tip})
+
+        return {"required": {
+            "motion": (S.SMPL_SEQUENCE, {"tooltip": "The sequence to shape (typically the reference image's, from "
+                                                    "Estimate SMPL, which stores the keypoints the fit uses)."}),
+            "smpl_model": (S.SMPL_MODEL, {"tooltip": "The built-in Anny body (Load Body Model)."}),
+            "mode": (list(options.BODY_SHAPE_MODES), {
+                "default": "sliders", "tooltip": "sliders: all six values below; fit: age, height and proportions "
+                                                 "estimated from the keypoints and pose (gender, muscle, weight "
+                                                 "from the sliders); fit_from_sliders: the fit starts at and stays "
+                                                 "near the sliders."}),
+            "gender": slider("0 = male, 1 = female (not identifiable from joints: set it)."),
+            "age": slider("≈0.33 child, ≈0.67 young adult, 1 old.", 0.67),
+            "muscle": slider("Muscle mass (not identifiable from joints: set it)."),
+            "weight": slider("Body weight (not identifiable from joints: set it)."),
+            "height": slider("Stature within the age group (0.38 with age 0.67 ≈ 1.71 m).", 0.38),
+            "proportions": slider("Limb and torso proportions."),
+            "iterations": ("INT", {"default": 100, "min": 10, "max": 1000, "step": 10,
+                                   "tooltip": "Fit steps (fit modes only); more = slower, rarely better."}),
+        }}
+
+    RETURN_TYPES = (S.SMPL_SEQUENCE,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("The same motion with its body shape (phenotype) set; Transfer Shape carries the "
+                       "reference's shape to the driving motion.",)
+    FUNCTION = "set_shape"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Sets the built-in body's shape (gender, age, muscle, weight, height, proportions) from sliders, "
+                   "or fits height and proportions to the person's 2D keypoints: make the reference a child, "
+                   "taller, heavier...")
+
+    def set_shape(self, motion, smpl_model, mode, gender, age, muscle, weight, height, proportions, iterations=100):
+        from ..pipelines.smpl.anny_shape import set_body_shape
+
+        if not hasattr(smpl_model, "phenotype"):
+            raise ValueError("Set Body Shape shapes the built-in Anny body: choose 'anny (built-in)' in Load Body "
+                             "Model (SMPL bodies take their shape from betas).")
+        sliders = [gender, age, muscle, weight, height, proportions]
+        progress = Progress(iterations if mode != "sliders" else 1, "Set Body Shape")
+        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders,
+                             **({"iterations": iterations, "callback": progress.callback} if mode != "sliders"
+                                else {}))
+        return (seq,)
+
+
 class MotionGuideSetCamera:
     """Set SMPL Camera: orbit, dolly and zoom, constant or animated from start to end values."""
 
@@ -291,7 +393,8 @@ class MotionGuideSetCamera:
         return {"required": {
             "motion": (S.SMPL_SEQUENCE, {"tooltip": "The SMPL sequence to re-view."}),
             "smpl_model": (S.SMPL_MODEL, {"tooltip": "Body model of the sequence (for the root joint pivot)."}),
-            "yaw": angle("Orbit around the body's vertical axis, degrees (90 turns a side view to a front view)."),
+            "yaw": angle("Orbit around the body's vertical axis (its up direction in the first frame), degrees "
+                         "(90 turns a side view to a front view)."),
             "pitch": angle("Raise (+) or lower (−) the camera around the body, degrees.", -89.0, 89.0),
             "dolly": factor("Camera distance factor: 2 = twice as far (the body looks smaller, perspective flatter)."),
             "zoom": factor("Focal-length factor: 2 = body twice as large in the frame."),

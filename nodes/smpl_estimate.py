@@ -51,7 +51,8 @@ class MotionGuideEstimateSMPL:
                 "person_index": (INT, {"default": 0, "min": 0, "max": 63, "step": 1,
                                          "tooltip": "Which detected person to follow (0 = the first in each frame)."}),
                 "precision": (adapter.PRECISIONS, {
-                    "default": "auto", "tooltip": "Network precision; auto = fp16 on CUDA, fp32 on CPU."}),
+                    "default": "auto", "tooltip": "Network precision; auto = fp32 on every device, as 4D-Humans runs "
+                                              "HMR2 (fp16/bf16 save memory and time on a GPU)."}),
                 "batch_size": (INT, {"default": 8, "min": 1, "max": 256, "step": 1,
                                      "tooltip": "Person crops per forward pass; lower it if you run out of memory."}),
                 "fps": (FLOAT, {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
@@ -63,9 +64,13 @@ class MotionGuideEstimateSMPL:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, estimator):
+        return adapter.check_model_file("hmr2", estimator)
+
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):
-        from ..pipelines.smpl.estimator import person_boxes_for_estimation
+        from ..pipelines.smpl.estimator import body_keypoints_for_sequence, person_boxes_for_estimation
         from ..pipelines.smpl.hmr2 import HMR2Estimator
 
         # 1. Check the inputs against each other.
@@ -87,7 +92,7 @@ class MotionGuideEstimateSMPL:
         # 2. Load the network (cached) and put it on the compute device (through ComfyUI's manager there).
         path = adapter.resolve_model_path("hmr2", estimator)
         device = adapter.get_torch_device()
-        dtype = adapter.choose_dtype(precision, device)
+        dtype = adapter.choose_dtype("fp32" if precision == "auto" else precision, device)  # HMR2 was run in fp32
         network, handle = _load_network(path, dtype, device)
         handle.load()  # inside ComfyUI: frees other models first, and ComfyUI may unload it after this run
         progress = adapter.Progress(found, label="Estimate SMPL")
@@ -103,6 +108,7 @@ class MotionGuideEstimateSMPL:
         finally:
             handle.release()  # outside ComfyUI back to RAM; inside, ComfyUI's manager decides
             adapter.soft_empty_cache()
+        sequence["keypoints"] = body_keypoints_for_sequence(pose_keypoint, person_index, (width, height))
         if found < count:
             logger.info("Estimate SMPL: person %d missing in %d of %d frames (valid=False; Smooth fills them).",
                         person_index, count - found, count)

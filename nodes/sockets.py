@@ -1,6 +1,7 @@
 """Socket type names shared by the pack's nodes (DESIGN §3). Core types keep core names and payloads."""
 
 IMAGE = "IMAGE"  # float32 [F,H,W,3] in 0..1 on CPU
+VAE = "VAE"  # core VAE object (comfy.sd.VAE); Decode Video accepts SVD's
 MASK = "MASK"  # float32 [F,H,W]
 LATENT = "LATENT"  # {"samples": [F,4,H/8,W/8]} raw VAE space, plus pack keys (fps, has_reference_frame)
 INT = "INT"

@@ -46,12 +46,13 @@ class MotionGuideDecode:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (sockets.MOTIONGUIDE_MODEL, {"tooltip": "From Load Motion Model (its SVD temporal VAE decodes)."}),
                 "latent": (sockets.LATENT, {"tooltip": "From Pose-Guided Sampler."}),
                 "chunk_size": (sockets.INT, {"default": 8, "min": 1, "max": 128, "step": 1, "tooltip": "Frames decoded together (reference 8). Lower it if decoding runs out of memory."}),
                 "drop_reference_frame": (sockets.BOOLEAN, {"default": True, "tooltip": "Drop frame 0 (the reference image's own frame) when the latent says it is there, as the reference does."}),
             },
             "optional": {
+                "model": (sockets.MOTIONGUIDE_MODEL, {"tooltip": "From Load Motion Model: its SVD temporal VAE decodes. Connect this or vae."}),
+                "vae": (sockets.VAE, {"tooltip": "Or a core VAE: SVD's VAE loaded by core nodes (e.g. Image Only Checkpoint Loader with svd_xt_1_1.safetensors, or Load VAE). Used when model is not connected."}),
                 "chunk_overlap": (sockets.INT, {"default": 0, "min": 0, "max": 64, "step": 1, "tooltip": "Frames shared by neighbouring chunks and cross-faded, so chunk seams don't show (0 = reference). Must be below chunk_size."}),
             },
         }
@@ -61,9 +62,11 @@ class MotionGuideDecode:
     OUTPUT_TOOLTIPS = ("Decoded video frames.", "Frame rate of the video, from the sampler's video_fps.")
     FUNCTION = "decode"
     CATEGORY = "MotionGuide/video"
-    DESCRIPTION = "Decodes MotionGuide video latents to frames with SVD's temporal VAE, chunk by chunk."
+    DESCRIPTION = ("Decodes MotionGuide video latents to frames with SVD's temporal VAE, chunk by chunk: the Motion "
+                   "Model's VAE or a core VAE.")
 
-    def decode(self, model, latent, chunk_size, drop_reference_frame, chunk_overlap=0):
+    def decode(self, model=None, latent=None, chunk_size=8, drop_reference_frame=True, chunk_overlap=0, vae=None):
+        from ..pipelines.mimicmotion.decode import decode_in_chunks
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline
         from .sampling import manage_model_parts
 
@@ -73,15 +76,22 @@ class MotionGuideDecode:
                              f"{None if samples is None else list(samples.shape)}.")
         if chunk_overlap >= chunk_size:
             raise ValueError(f"chunk_overlap ({chunk_overlap}) must be below chunk_size ({chunk_size}).")
-        manage_model_parts(model)
-        pipe = MimicMotionPipeline(model)
+        if model is None and vae is None:
+            raise ValueError("Decode Video needs a VAE: connect model (from Load Motion Model) or vae (a core SVD VAE).")
         progress = adapter.Progress(1, "MotionGuideDecode")
         try:
-            frames = pipe.decode_latents(samples, chunk_size=chunk_size, overlap=chunk_overlap, callback=progress.callback)
+            if model is not None:
+                manage_model_parts(model)
+                frames = MimicMotionPipeline(model).decode_latents(samples, chunk_size=chunk_size, overlap=chunk_overlap,
+                                                                   callback=progress.callback)
+            else:
+                frames = decode_in_chunks(adapter.core_vae_decoder(vae), samples, chunk_size=chunk_size,
+                                          overlap=chunk_overlap, callback=progress.callback)
         except Exception as exc:
             if not adapter.is_oom(exc):
                 raise
-            model.offload_all()
+            if model is not None:
+                model.offload_all()
             adapter.soft_empty_cache()
             raise RuntimeError(f"Out of memory decoding {samples.shape[0]} frames with chunk_size {chunk_size}; "
                                "lower chunk_size (e.g. 2 or 1).") from exc

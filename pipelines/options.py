@@ -15,6 +15,8 @@ POSE_SMOOTHING = ("none", "one-euro", "savitzky-golay")  # align.smooth_first_pe
 MEMORY_MODES = ("keep_loaded", "offload_after_run", "sequential_offload")  # loading.load_motion_model
 FUSION_WEIGHT_SHAPES = ("triangle", "flat")  # tiles.tile_weights
 NOISE_MODES = ("periodic", "independent")  # sampler.SamplerOptions
+NOISE_DEVICES = ("cpu", "model")  # sampler.SamplerOptions
+ARITHMETIC_MODES = ("reference", "precise")  # sampler.SamplerOptions
 SIGMA_SCHEDULES = ("karras", "exponential", "align_your_steps")  # schedule.make_sigmas
 
 # smpl
@@ -24,9 +26,10 @@ MOTION_EXPORT_FORMATS = ["motionguide", "hmr2", "amass"]  # importers.save_motio
 BETAS_MODES = ["median", "keep"]  # smoothing.smooth_sequence
 ROTATION_SPACES = ["quaternion", "6d"]
 TRANSLATION_FILTERS = ["savgol", "one_euro", "none"]
-ORIENTATIONS = ["keep", "align_first"]  # transfer.transfer_shape
+ORIENTATIONS = ["upright", "keep", "align_first"]  # transfer.transfer_shape
 TRAJECTORIES = ["relative", "lock_root", "keep"]
 TRANSFER_CAMERAS = ["reference", "driving"]
+BODY_SHAPE_MODES = ["sliders", "fit", "fit_from_sliders"]  # anny_shape.set_body_shape
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]
 NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_in_camera

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write the example workflows from one description each: the UI-format file for ComfyUI's templates browser
-(``example_workflows/<name>.json`` + a ``.jpg`` thumbnail drawn from the graph) and its API-format twin
-(``tests/workflows_api/<name>.json``, what the runner, the CLI and the batch client execute).
+(``example_workflows/<file_name>.json`` + a ``.jpg`` thumbnail drawn from the graph; the templates browser shows
+the file name as the title) and its API-format twin (``tests/workflows_api/<name>.json``, what the runner, the CLI
+and the batch client execute; the UI file names it in ``extra.motionguide_api_twin``).
 
 The description (``workflow_specs.py``) names nodes, links, the values that differ from the node defaults,
 positions and a Markdown note; everything else is read from the nodes' own ``INPUT_TYPES``, so the files follow
@@ -23,7 +24,7 @@ from workflow_specs import WORKFLOWS, Spec  # noqa: E402
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 VIRTUAL = {"MarkdownNote", "Note"}
-NODE_SIZE = (300, 130)
+NODE_WIDTH = 300
 STAGE_COLOURS = {  # the same colours web/motionguide.js gives the pack's nodes
     "loaders": ("#2f4f6f", "#1f3347"), "pose": ("#2f6f4f", "#1f4733"), "smpl": ("#5f3f7f", "#3d2952"),
     "sampling": ("#7f5f2f", "#523d1f"), "video": ("#6f2f3f", "#471f29"),
@@ -62,6 +63,20 @@ def widget_extras(entry) -> list:
     if opts.get("image_upload") or opts.get("video_upload"):
         extras.append("image")
     return extras
+
+
+def node_height(cls) -> int:
+    """A height the frontend's ``computeSize`` never undercuts (ComfyUI's loader takes the larger of the stored and
+    the computed size): title-less body of 20 px per socket row, 24 px per widget, plus margins. Storing more would
+    leave an empty area under the widgets; nodes that show an image or video get an explicit size instead."""
+    widgets = sockets = 0
+    for _, _, entry in input_specs(cls):
+        if is_widget(entry):
+            widgets += 1 + len(widget_extras(entry))
+        else:
+            sockets += 1
+    rows = max(sockets, len(cls.RETURN_TYPES))
+    return 20 * rows + 24 * widgets + (14 if widgets else 6)
 
 
 def api_workflow(spec: Spec, classes: dict) -> dict:
@@ -123,7 +138,7 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
                 inputs.append(slot)
         category = getattr(cls, "CATEGORY", "")
         stage = category.split("/")[1] if category.startswith("MotionGuide/") else ""
-        entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size or NODE_SIZE),
+        entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size or (NODE_WIDTH, node_height(cls))),
                  "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs[node.id],
                  "properties": {"Node name for S&R": node.type}, "widgets_values": widgets}
         if node.type.startswith("VHS_"):  # VideoHelperSuite saves its widgets by name
@@ -137,36 +152,54 @@ def ui_workflow(spec: Spec, api: dict, classes: dict, models: dict) -> dict:
             entry["title"] = node.title
         if stage in STAGE_COLOURS:
             entry["color"], entry["bgcolor"] = STAGE_COLOURS[stage]
-        wanted = [models[m] for m in node.models]
+        wanted = [models[m] for m in node.models if m in models]
         if wanted:
             entry["properties"]["models"] = wanted
         nodes.append(entry)
     note_id = max(n.id for n in spec.nodes) + 1
     nodes.append({"id": note_id, "type": "MarkdownNote", "pos": list(spec.note_pos), "size": [420, 520], "flags": {},
                   "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "title": "About this workflow",
-                  "properties": {}, "widgets_values": [spec.note.strip() + "\n"], "color": "#432", "bgcolor": "#653"})
+                  "properties": {}, "widgets_values": [spec.note.strip() + "\n\n" + models_note(spec)], "color": "#432",
+                  "bgcolor": "#653"})
     return {"id": spec.uuid, "revision": 0, "last_node_id": note_id, "last_link_id": len(links), "nodes": nodes,
-            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}},
+            "links": links, "groups": [], "config": {},
+            "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}, "motionguide_api_twin": spec.name},
             "version": 0.4}
 
 
+FRONTEND_CHECKABLE = (".safetensors", ".sft")  # the only files ComfyUI's missing-models dialog can find or download
+MODEL_URLS = {  # direct file URLs, for the entries the frontend can check
+    "svd_xt_1_1_single":
+        "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1/resolve/main/svd_xt_1_1.safetensors",
+}
+
+
 def model_entries() -> dict:
-    """Registry id -> ``{name, url, directory}`` for ComfyUI's missing-models panel."""
+    """Registry id -> ``{name, url, directory}`` for ``properties.models``, only for models the frontend can verify:
+    a single ``.safetensors``/``.sft`` file with a direct Hugging Face URL. Anything else (``.pth``, ``.onnx``,
+    ``.pkl``, diffusers folders) would open a Missing Models dialog even when installed; those go in the note."""
     from motionguide.nodes import comfy_adapter as adapter
 
-    urls = {
-        "mimicmotion_1_1": "https://huggingface.co/tencent/MimicMotion/resolve/main/MimicMotion_1-1.pth",
-        "yolox_l": "https://huggingface.co/yzd-v/DWPose/resolve/main/yolox_l.onnx",
-        "dwpose_ll_384": "https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",
-        "svd_xt_1_1": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1",
-        "smpl_neutral": "https://smpl.is.tue.mpg.de",
-        "hmr2": "https://github.com/shubham-goel/4D-Humans",
-    }
     out = {}
     for entry in adapter.model_registry()["models"]:
-        if entry["id"] in urls:
-            out[entry["id"]] = {"name": entry["name"], "url": urls[entry["id"]], "directory": entry["folder"]}
+        url = MODEL_URLS.get(entry["id"])
+        if url and entry["name"].endswith(FRONTEND_CHECKABLE) and url.endswith("/" + entry["name"]):
+            out[entry["id"]] = {"name": entry["name"], "url": url, "directory": entry["folder"]}
     return out
+
+
+def models_note(spec: Spec) -> str:
+    """The note's model section: every model file the workflow's nodes read, where it goes, where it comes from."""
+    from motionguide.nodes import comfy_adapter as adapter
+
+    registry = {e["id"]: e for e in adapter.model_registry()["models"]}
+    wanted = list(dict.fromkeys(m for node in spec.nodes for m in node.models))
+    lines = ["## Model files", "", "Put them under ComfyUI's `models/` folder (`python cli.py doctor` checks them):", ""]
+    for model_id in wanted:
+        entry = registry[model_id]
+        slash = "/" if entry.get("kind") == "diffusers_folder" else ""
+        lines.append(f"* `models/{entry['folder']}/{entry['name']}{slash}`: {entry['source']}")
+    return "\n".join(lines) + "\n"
 
 
 def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
@@ -227,8 +260,8 @@ def main() -> int:
         api = api_workflow(spec, classes)
         ui = ui_workflow(spec, api, classes, models)
         (api_dir / f"{spec.name}.json").write_text(json.dumps(api, indent=1) + "\n")
-        (ui_dir / f"{spec.name}.json").write_text(json.dumps(ui, indent=1) + "\n")
-        draw_thumbnail(spec, ui, ui_dir / f"{spec.name}.jpg")
+        (ui_dir / f"{spec.file_name}.json").write_text(json.dumps(ui, indent=1) + "\n")
+        draw_thumbnail(spec, ui, ui_dir / f"{spec.file_name}.jpg")
         print(f"wrote {spec.name}: {len(api)} nodes, {len(ui['links'])} links")
     return 0
 

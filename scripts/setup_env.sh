@@ -2,6 +2,8 @@
 # Create/refresh the project's virtual environment (.venv) with everything MotionGuide and its tests need.
 # Idempotent: a second run installs only what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
 #   MOTIONGUIDE_VENV   where the venv lives (default: <repo>/.venv)
+#   ANNY_CACHE_DIR     where the built-in body's one-time cache is built (default: ComfyUI's models/anny, or
+#                      ./models/anny outside ComfyUI); MOTIONGUIDE_SKIP_ANNY=1 skips building it
 #   TORCH_SPEC         torch requirement when torch is missing (default torch==2.13.0; on a CUDA machine you may
 #                      prefer the wheel matching your driver, e.g. from the PyTorch index)
 set -euo pipefail
@@ -52,3 +54,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 export MOTIONGUIDE_PY="$PY"
+# The built-in Anny body's one-time cache (~1 min on 2 cores, ~50 MB kept): built here so the first workflow
+# does not wait for it. A second run only checks it.
+if [ "${MOTIONGUIDE_SKIP_ANNY:-0}" != "1" ]; then
+  "$PY" "$REPO/cli.py" anny >&2 || echo "[setup] warning: the built-in Anny body cache could not be built" >&2
+fi

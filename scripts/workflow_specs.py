@@ -10,6 +10,7 @@ SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
 HMR2 = "hmr2_epoch_35.ckpt"
 SMPL = "SMPL_NEUTRAL.pkl"
+BODY = "anny (built-in)"  # the licence-free built-in body: no model file
 VHS_MP4 = {"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}  # h264-mp4's own widgets
 
 
@@ -27,9 +28,10 @@ class N:
 
 @dataclass
 class Spec:
-    name: str
+    name: str  # id: the API twin tests/workflows_api/<name>.json, the demo, the docs
     uuid: str
-    title: str
+    title: str  # on the thumbnail
+    file_name: str  # example_workflows/<file_name>.json: ComfyUI's templates browser shows it as the title
     note: str
     nodes: list[N]
     note_pos: tuple[int, int] = (-480, 0)
@@ -58,7 +60,7 @@ def _generate(first: int, reference: int, poses: int, fps_src, x: int, y: int = 
         N(model, "MotionGuideLoadModel", (x, y - 260),
           {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC, **sampler.pop("model", {})},
           models=("svd_xt_1_1", "mimicmotion_1_1")),
-        N(sample, "MotionGuideSampler", (x, y), sampler_inputs, size=(320, 420)),
+        N(sample, "MotionGuideSampler", (x, y), sampler_inputs),
         N(decode, "MotionGuideDecode", (x + 360, y),
           {"model": L(model), "latent": L(sample), **sampler.pop("decode", {})}),
         N(create, "CreateVideo", (x + 360, y + 220), {"images": L(decode, 0), "fps": L(decode, 1)}),
@@ -75,6 +77,7 @@ MIMICMOTION = Spec(
     name="mimicmotion_pose_video",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000001",
     title="MimicMotion: reference image + driving video",
+    file_name="MimicMotion, animate an image with a driving video",
     note="""
 # MimicMotion: animate a picture with a video's motion
 
@@ -89,14 +92,12 @@ MIMICMOTION = Spec(
 4. **Pose-Guided Sampler** runs SVD-XT 1.1 with MimicMotion's PoseNet over overlapping tiles of frames
    (progressive latent fusion), so any length works. **Decode Video** → **Save Video**.
 
-Models (see the missing-models panel): `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/`,
-`models/mimicmotion/MimicMotion_1-1.pth`, `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`.
-
 Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample into 12 fps; set the
 sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
 connect the same way (frames + fps): see the SMPL example.
 
-Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_size* to 72 (as trained).
+Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* is 16 here so the demo also runs on a CPU or
+a small GPU; on a big GPU set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
 """,
     # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
@@ -114,8 +115,9 @@ Tips: 25 steps and cfg 2.0 are the reference settings. On a big GPU set *tile_si
         N(8, "MotionGuideLoadModel", (1780, -260),
           {"svd_base": SVD, "mimicmotion_checkpoint": MIMIC}, models=("svd_xt_1_1", "mimicmotion_1_1")),
         N(9, "MotionGuideSampler", (1780, 0),
-          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0},
-          "Pose-Guided Sampler", size=(320, 420)),
+          {"model": L(8), "reference_image": L(3), "pose_images": L(7), "seed": 42, "video_fps": 12.0,
+           "tile_size": 16, "tile_overlap": 6},
+          "Pose-Guided Sampler"),
         N(10, "MotionGuideDecode", (2140, 0), {"model": L(8), "latent": L(9)}),
         N(11, "VHS_VideoCombine", (2500, 0), {"images": L(10, 0), "frame_rate": L(10, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide_demo", "format": "video/h264-mp4",
@@ -128,6 +130,7 @@ LONG_VIDEO = Spec(
     name="long_video_12gb",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000004",
     title="Long video on a 12-16 GB GPU",
+    file_name="Long videos on a 12 to 16 GB GPU",
     note="""
 # Long videos on a 12–16 GB GPU
 
@@ -161,7 +164,7 @@ and closer to how the model was trained. Needs ComfyUI-VideoHelperSuite for the 
           models=("svd_xt_1_1", "mimicmotion_1_1")),
         N(11, "MotionGuideSampler", (1780, 0),
           {"model": L(10), "reference_image": L(4), "pose_images": L(8), "seed": 42, "tile_size": 16,
-           "tile_overlap": 6, "video_fps": 15.0, "unet_batch": 1}, size=(320, 420)),
+           "tile_overlap": 6, "video_fps": 15.0, "unet_batch": 1}),
         N(12, "MotionGuideDecode", (2140, 0), {"model": L(10), "latent": L(11), "chunk_size": 4, "chunk_overlap": 2}),
         N(13, "VHS_VideoCombine", (2500, 0), {"images": L(12, 0), "frame_rate": L(12, 1), "loop_count": 0,
                                               "filename_prefix": "MotionGuide/long", "format": "video/h264-mp4",
@@ -174,6 +177,7 @@ SMPL_GUIDED = Spec(
     name="smpl_guided_video",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000002",
     title="SMPL 3D guidance: reference image + driving video",
+    file_name="SMPL 3D guidance, image and driving video",
     note="""
 # SMPL-guided animation: the driving motion on the reference person's own body
 
@@ -182,16 +186,19 @@ SMPL_GUIDED = Spec(
 
 1. **Detect Pose** on the reference and on every driving frame (person boxes + keypoints for the estimator).
 2. **Estimate SMPL (HMR2)** on both; **Smooth SMPL Motion** removes jitter from the driving estimate.
-3. **Transfer SMPL Shape**: the driving joint rotations with the *reference* body shape, placed in the
+3. **Load Body Model** uses the built-in Anny body (no files, no licence); **Set Body Shape** fits its height
+   and proportions to the reference person's keypoints (set gender, build and weight with its sliders).
+4. **Transfer SMPL Shape**: the driving joint rotations on the *reference* body shape, placed in the
    reference camera, feet on the reference ground.
-4. **SMPL to Pose Keypoints** projects the joints (hidden joints get a lower confidence, so they are drawn
+5. **SMPL to Pose Keypoints** projects the joints (hidden joints get a lower confidence, so they are drawn
    dimmer) and grafts the driving hands and face; **Draw Pose Maps** draws them.
-5. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
+6. **Batch Images** puts the reference image's own pose map first: the sampler expects frame 0 to be the
    reference pose.
-6. **Render SMPL Maps** shows depth, normals and body parts as previews (a geometry encoder can use them later).
+7. **Render SMPL Maps** shows depth, normals and body parts as previews only: the MimicMotion model is guided by
+   the pose maps alone.
 
-Models: as the MimicMotion example, plus `models/smpl/SMPL_NEUTRAL.pkl` (free registration at
-smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4D-Humans, MIT).
+The built-in body builds a one-time cache (~1 min) in `models/anny/` on first use. With SMPL files
+(smpl.is.tue.mpg.de) choose `auto (by gender)` in Load Body Model and bypass Set Body Shape.
 """,
     nodes=[
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
@@ -199,15 +206,16 @@ smpl.is.tue.mpg.de; never redistributed) and `models/hmr2/hmr2_epoch_35.ckpt` (4
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
         _dwpose(6, L(3), 700, 360, "Detect Pose (driving)"),
-        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": SMPL, "gender": "neutral"},
-          models=("smpl_neutral",)),
+        N(7, "MotionGuideLoadSMPLModel", (700, 760), {"model_file": BODY, "gender": "neutral"}),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
         N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
           "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideEstimateSMPL", (1060, 360),
           {"images": L(3), "pose_keypoint": L(6), "fps": L(3, 2), "estimator": HMR2},
           "Estimate SMPL (driving)", models=("hmr2",)),
-        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9)}),
-        N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(8),
+        N(10, "MotionGuideSmoothSMPL", (1420, 360), {"motion": L(9), "smpl_model": L(7)}),
+        N(11, "MotionGuideTransferShape", (1780, 160), {"driving_motion": L(10), "reference_motion": L(26),
                                                         "smpl_model": L(7)}),
         N(12, "MotionGuideSMPLToPose", (2140, 160), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
                                                      "height": L(4, 2), "driving_pose": L(6)}),
@@ -230,13 +238,15 @@ SMPL_MOTION_ORBIT = Spec(
     name="smpl_motion_camera_orbit",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000003",
     title="Reference image + SMPL motion file + camera orbit",
+    file_name="SMPL motion file and a camera orbit",
     note="""
 # Animate from a 3D motion file, with a moving camera
 
 No driving video at all: the motion comes from an SMPL motion file (`.npz` saved by *Save SMPL Motion*, or
 AMASS / 4D-Humans / WHAM / GVHMR results via *Load SMPL Motion*'s formats) and the camera is yours.
 
-1. **Estimate SMPL** on the reference image gives the person's body shape and camera.
+1. **Estimate SMPL** on the reference image gives the person's pose and camera; **Set Body Shape** fits the
+   built-in body (Load Body Model: `anny (built-in)`, no files) to the person's keypoints.
 2. **Load SMPL Motion** reads the motion (the sample `motionguide_motion.npz`: walking on the spot and waving).
 3. **Transfer SMPL Shape** puts the motion on the reference body, standing where the reference stands.
 4. **Set SMPL Camera** with *animate* on orbits the camera from *yaw* 0° to *yaw_end* 60° (eased), so the
@@ -250,16 +260,18 @@ reference image only shows from the front: expect the model to invent it.
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": 576}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
         N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
           "Estimate SMPL (reference)", models=("hmr2",)),
         N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
-        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(8),
+        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
                                                         "smpl_model": L(7), "trajectory": "lock_root"}),
         N(12, "MotionGuideSetCamera", (1420, 360), {"motion": L(11), "smpl_model": L(7), "animate": True,
                                                     "yaw": 0.0, "yaw_end": 60.0, "easing": "ease_in_out"},
-          "Camera orbit", size=(300, 400)),
+          "Camera orbit"),
         N(13, "MotionGuideSMPLToPose", (1780, 360), {"smpl_sequence": L(12), "smpl_model": L(7), "width": L(4, 1),
                                                      "height": L(4, 2)}),
         N(14, "MotionGuideDrawPose", (2140, 360), {"pose_keypoint": L(13), "width": L(4, 1), "height": L(4, 2)},
@@ -272,21 +284,22 @@ reference image only shows from the front: expect the model to invent it.
     ],
 )
 
-
-
 def _retarget(resolution: int = 512):
-    """Reference image + SMPL motion file → Transfer SMPL Shape (ids 1–11): the 3D retarget every animator
-    template starts from (the motion on the reference person's body, in the reference camera)."""
+    """Reference image + SMPL motion file → Transfer SMPL Shape (ids 1–11, 26): the 3D retarget every animator
+    template starts from (the motion on the reference person's body, fitted on the built-in body, in the
+    reference camera)."""
     return [
         N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": resolution}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
-        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": SMPL, "gender": "neutral"}, models=("smpl_neutral",)),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
         N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
           "Estimate SMPL (reference)", models=("hmr2",)),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
         N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
-        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(8),
+        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
                                                         "smpl_model": L(7), "trajectory": "lock_root"},
           "Retarget in 3D (Transfer SMPL Shape)"),
     ]
@@ -307,13 +320,15 @@ SMPL Motion*; or a driving video through *Estimate SMPL*, or an NLF result throu
 **Transfer SMPL Shape** puts it on the reference person's own body in 3D (limb lengths, height, where they
 stand), so a child can dance an adult's dance without stretched limbs; **Set SMPL Camera** can move the camera.
 
-This pack's models: `models/smpl/SMPL_NEUTRAL.pkl` (smpl.is.tue.mpg.de, free registration, never
-redistributed), `models/hmr2/hmr2_epoch_35.ckpt`, `models/dwpose/yolox_l.onnx` + `dw-ll_ucoco_384.onnx`."""
+The body is the built-in one (*Load Body Model*: `anny (built-in)`, no files; a one-time cache of ~1 min in
+`models/anny/`), shaped to the reference person by *Set Body Shape*; SMPL files work too. This pack's models:
+`models/hmr2/hmr2_epoch_35.ckpt`, `models/dwpose/yolox_l.onnx` + `dw-ll_ucoco_384.onnx`."""
 
 SCAIL = Spec(
     name="animator_scail",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000005",
     title="SCAIL / SCAIL-2: 3D-retargeted capsule guidance",
+    file_name="SCAIL and SCAIL-2 guidance from a 3D retarget",
     note=f"""
 # SCAIL / SCAIL-2 guidance from a 3D-retargeted motion
 
@@ -343,6 +358,7 @@ WAN_ANIMATE = Spec(
     name="animator_wan_animate",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000006",
     title="Wan2.2-Animate: 3D-retargeted pose video",
+    file_name="Wan2.2-Animate pose video from a 3D retarget",
     note=f"""
 # Wan2.2-Animate pose video from a 3D-retargeted motion
 
@@ -370,6 +386,7 @@ MTVCRAFTER = Spec(
     name="animator_mtvcrafter",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000007",
     title="MTVCrafter: 3D-retargeted NLF joints",
+    file_name="MTVCrafter joints from a 3D retarget",
     note=f"""
 # MTVCrafter motion from a 3D-retargeted motion
 
@@ -396,6 +413,7 @@ STABLEANIMATOR = Spec(
     name="animator_stableanimator",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000008",
     title="StableAnimator: 3D-retargeted pose images",
+    file_name="StableAnimator pose images from a 3D retarget",
     note=f"""
 # StableAnimator pose images from a 3D-retargeted motion
 
@@ -419,4 +437,5 @@ Weights: `FrancisRing/StableAnimator` (code MIT; its face path needs InsightFace
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO, SCAIL, WAN_ANIMATE, MTVCRAFTER, STABLEANIMATOR]
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO, SCAIL, WAN_ANIMATE, MTVCRAFTER,
+             STABLEANIMATOR]  # the templates browser's order

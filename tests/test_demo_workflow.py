@@ -67,3 +67,26 @@ def test_demo_reports_missing_real_weights(tmp_path):
     finally:
         comfy_adapter.set_models_dir(None)
     assert missing == ["svd_xt_1_1 or svd_xt_1_1_single", "mimicmotion_1_1", "yolox_l", "dwpose_ll_384"]
+
+
+def test_demo_writes_3d_guidance_previews_of_the_sample_motion(anny_body, tmp_path, monkeypatch):
+    """The smoke run's 3D previews: the sample motion on the built-in body shaped to the sample reference."""
+    from motionguide.pipelines.smpl.guidance_preview import guidance_preview, write_preview
+    from motionguide.pipelines.smpl.sequence import load_sequence, slice_sequence
+
+    keypoints, size = demo.sample_reference_keypoints()
+    assert size == (288, 512) and keypoints.shape == (18, 3)
+    assert keypoints[5, 0] > keypoints[2, 0]  # facing the camera: the left shoulder on the image's right
+    motion = slice_sequence(load_sequence(demo.SAMPLE_INPUTS / "motionguide_motion.npz"), 0, 3)
+    result = guidance_preview(anny_body, motion, keypoints, size, fit_iterations=15)
+    frames = result["frames"]
+    assert frames.shape == (3, 512, 4 * 288, 3) and frames.dtype == np.uint8
+    panels = [frames[:, :, i * 288:(i + 1) * 288] for i in range(4)]
+    assert all((p.max(-1) > 0).mean() > 0.002 for p in panels)  # pose (thin lines), depth, normal, parts drawn
+    body_pixels = (panels[1].max(-1) > 0).mean()
+    assert 0.05 < body_pixels < 0.5  # a person, not an empty or full frame
+    # standing where the reference stands: feet near the reference's ankles, head near its head
+    rows = np.flatnonzero((panels[1][0].max(-1) > 0).any(1))
+    assert abs(rows.max() - keypoints[[10, 13], 1].max()) < 30 and rows.min() < keypoints[0, 1]
+    written = write_preview(result, tmp_path, "MotionGuide_demo_3D_guidance")
+    assert [p.suffix for p in written] == [".mp4", ".png"] and all(p.is_file() for p in written)

@@ -271,3 +271,38 @@ def test_bf16_network_gives_float32_outputs_close_to_fp32(hmr2_tiny_checkpoint, 
     assert half["transl"].dtype == np.float32
     np.testing.assert_allclose(half["global_orient"], full["global_orient"], atol=0.05)
     np.testing.assert_allclose(half["transl"], full["transl"], rtol=0.05)
+
+
+def test_degenerate_boxes_are_skipped(estimator):
+    # zero width (or zero height) is no box, even when the other side is long
+    frames = _frames(3)
+    seq = estimator.estimate(frames, [np.array([40.0, 10, 40, 110]), np.array([40.0, 50, 100, 50]),
+                                      np.array([40.0, 10, 100, 110])])
+    assert seq["valid"].tolist() == [False, False, True]
+
+
+def test_auto_precision_runs_hmr2_in_fp32_like_4d_humans(use_models_dir, hmr2_tiny_checkpoint, monkeypatch):
+    from motionguide.nodes import smpl_estimate
+
+    seen = []
+
+    def fake_load(path, dtype, device):
+        seen.append(dtype)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(smpl_estimate, "_load_network", fake_load)
+    monkeypatch.setattr(comfy_adapter, "get_torch_device", lambda: torch.device("cuda"))
+    for precision in ("auto", "fp16"):
+        with pytest.raises(RuntimeError, match="stop here"):
+            _node().estimate(images=torch.rand(1, HEIGHT, WIDTH, 3), pose_keypoint=_pose([BOXES[0]]),
+                             estimator="hmr2_tiny.ckpt", precision=precision)
+    assert seen == [torch.float32, torch.float16]
+
+
+def test_estimate_keeps_the_keypoints_it_came_from(use_models_dir, hmr2_tiny_checkpoint):
+    (seq,) = _node().estimate(images=torch.rand(2, HEIGHT, WIDTH, 3),
+                              pose_keypoint=_pose([BOXES[0], None], canvas=(WIDTH * 2, HEIGHT * 2)),
+                              estimator="hmr2_tiny.ckpt")
+    assert seq["keypoints"].shape == (2, 18, 3)
+    np.testing.assert_allclose(seq["keypoints"][0, 10], [BOXES[0][2] / 2, BOXES[0][3] / 2, 0.9], rtol=1e-6)
+    assert not seq["keypoints"][1].any()  # no person: zeros

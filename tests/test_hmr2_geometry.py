@@ -191,3 +191,13 @@ def test_cam_crop_to_full_projects_the_root_where_the_crop_camera_did():
     np.testing.assert_allclose(projected, expected, atol=1e-6)
     # Apparent size: f/tz pixels per metre = b·s/2.
     np.testing.assert_allclose(focal / transl[:, 2], sizes * cams[:, 0] / 2, rtol=1e-9)
+
+
+def test_one_6d_layout_for_the_head_and_the_smoothing():
+    from motionguide.pipelines.smpl.rotations import matrix_to_6d, sixd_to_matrix
+
+    mats = Rotation.from_rotvec([[0.3, -0.2, 0.1], [0.0, 2.5, 0.0], [-1.0, 1.0, 1.0]]).as_matrix()
+    six = matrix_to_6d(mats)  # what Smooth SMPL Motion filters
+    np.testing.assert_allclose(six[:, :3], mats[:, :, 0])  # first column, then the second (HMR2's layout)
+    np.testing.assert_allclose(rot6d_to_rotmat(torch.from_numpy(six)).numpy(), mats, atol=1e-12)
+    np.testing.assert_allclose(sixd_to_matrix(six), mats, atol=1e-12)

@@ -9,7 +9,7 @@ from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
 from motionguide.pipelines.render import maps, scail
-from motionguide.pipelines.smpl import camera, importers, nlf, smoothing, transfer
+from motionguide.pipelines.smpl import anny_shape, camera, importers, nlf, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {
@@ -21,6 +21,8 @@ PIPELINE_CHOICES = {
     ("MotionGuideSampler", "fusion_weights"): tiles.WEIGHT_SHAPES,
     ("MotionGuideSampler", "noise"): sampler.NOISE_MODES,
     ("MotionGuideSampler", "sigma_schedule"): schedule.SIGMA_SCHEDULES,
+    ("MotionGuideSampler", "noise_device"): sampler.NOISE_DEVICES,
+    ("MotionGuideSampler", "arithmetic"): sampler.ARITHMETIC_MODES,
     ("MotionGuideLoadSMPLModel", "gender"): options.BODY_GENDERS,
     ("MotionGuideLoadSMPLMotion", "format"): importers.FORMATS,
     ("MotionGuideSaveSMPLMotion", "format"): importers.EXPORT_FORMATS,
@@ -32,6 +34,7 @@ PIPELINE_CHOICES = {
     ("MotionGuideTransferShape", "camera"): transfer.TRANSFER_CAMERAS,
     ("MotionGuideSetCamera", "easing"): camera.EASINGS,
     ("MotionGuideSetCamera", "pivot"): camera.CAMERA_PIVOTS,
+    ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToPose", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToNLF", "camera"): nlf.CAMERAS,
@@ -81,6 +84,7 @@ def test_pipelines_check_against_the_shared_constants():
     assert draw.STYLES is options.POSE_STYLES and align.SMOOTHING is options.POSE_SMOOTHING
     assert loading.MEMORY_MODES is options.MEMORY_MODES and tiles.WEIGHT_SHAPES is options.FUSION_WEIGHT_SHAPES
     assert sampler.NOISE_MODES is options.NOISE_MODES and schedule.SIGMA_SCHEDULES is options.SIGMA_SCHEDULES
+    assert sampler.NOISE_DEVICES is options.NOISE_DEVICES and sampler.ARITHMETIC_MODES is options.ARITHMETIC_MODES
     assert importers.FORMATS is options.MOTION_FORMATS and importers.EXPORT_FORMATS is options.MOTION_EXPORT_FORMATS
     assert camera.EASINGS is options.CAMERA_EASINGS and maps.BACKENDS is options.RENDER_BACKENDS
 

@@ -179,7 +179,7 @@ def test_smpl_to_pose_node_with_driving_hands(body):
 
 
 def test_nodes_reject_wrong_inputs(body):
-    with pytest.raises(ValueError, match="Load SMPL Model"):
+    with pytest.raises(ValueError, match="Load Body Model"):
         MotionGuideRenderSMPL().render(sequence(), object(), renderer="torch")
     with pytest.raises(ValueError, match="model_type|body model"):
         seq = sequence()

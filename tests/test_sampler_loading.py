@@ -77,6 +77,17 @@ def test_scheduler_that_is_not_svd_fails(tmp_path, tiny_svd_dir, tiny_mimicmotio
         _load(copy, tiny_mimicmotion_path)
 
 
+def test_scheduler_fields_the_sampler_ignores_are_warned(caplog):
+    svd = json.loads((loading.BUNDLED_SVD_CONFIG / "scheduler" / "scheduler_config.json").read_text())
+    with caplog.at_level("WARNING"):
+        loading.check_scheduler_config(svd, "bundled")
+    assert not caplog.records  # SVD's own config: nothing to say
+    with caplog.at_level("WARNING"):
+        loading.check_scheduler_config({**svd, "use_karras_sigmas": False, "timestep_spacing": "trailing"}, "mine")
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "mine" in text and "use_karras_sigmas" in text and "timestep_spacing" in text and "ignored" in text
+
+
 def test_missing_vae_weights_name_the_folder(tmp_path, tiny_svd_dir, tiny_mimicmotion_path):
     copy = shutil.copytree(tiny_svd_dir, tmp_path / "svd")
     (copy / "vae" / "diffusion_pytorch_model.fp16.safetensors").unlink()

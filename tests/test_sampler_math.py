@@ -7,7 +7,7 @@ import torch
 
 from motionguide.pipelines.mimicmotion import schedule as sched
 from motionguide.pipelines.mimicmotion.decode import chunk_blend_weights, plan_decode_chunks
-from motionguide.pipelines.mimicmotion.preprocess import (antialias_resize, cover_resize_crop, fp16_round_trip,
+from motionguide.pipelines.mimicmotion.preprocess import (antialias_resize, cover_resize_crop, uint8_round_trip,
                                                           reference_size)
 from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline
 from motionguide.pipelines.mimicmotion.tiles import fusion_shares, plan_tiles, tile_weights
@@ -68,7 +68,7 @@ def test_karras_sigmas_and_timesteps_25_steps():
     t = sched.sigma_to_timestep(sigmas)
     assert t.shape == (25,)
     assert float(t[0]) == pytest.approx(1.6378, abs=1e-4) and float(t[-1]) == pytest.approx(-1.5537, abs=1e-4)
-    assert sched.initial_noise_scale(700.0) == pytest.approx(700.0007143, abs=1e-6)
+    assert sched.initial_noise_scale(700.0) == pytest.approx(700.0007143, abs=3e-5)  # float32, like diffusers
     assert sched.input_scale(1.0) == pytest.approx(1 / math.sqrt(2))
 
 
@@ -83,14 +83,19 @@ def test_schedule_matches_diffusers_svd_scheduler():
         ours = sched.karras_sigmas(steps)
         torch.testing.assert_close(scheduler.sigmas, ours, rtol=0, atol=0)
         torch.testing.assert_close(scheduler.timesteps.float(), sched.sigma_to_timestep(ours), rtol=0, atol=0)
-        assert float(scheduler.init_noise_sigma) == pytest.approx(sched.initial_noise_scale(float(ours[0])), rel=1e-7)
-    # one Euler v step equals diffusers' step
-    scheduler.set_timesteps(3)
+        assert float(scheduler.init_noise_sigma) == sched.initial_noise_scale(float(ours[0]))
+    # one Euler v step equals diffusers' step bit for bit, in float32 and (the reference's fp16 path) float16
     g = torch.Generator().manual_seed(0)
-    x, v = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
-    expected = scheduler.step(v, scheduler.timesteps[1], x).prev_sample
-    got = sched.euler_v_step(x, v, float(scheduler.sigmas[1]), float(scheduler.sigmas[2]))
-    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    x, v = torch.randn(2, 4, 3, 3, generator=g) * 30, torch.randn(2, 4, 3, 3, generator=g)
+    for dtype in (torch.float32, torch.float16):
+        scheduler.set_timesteps(3)
+        scaled = scheduler.scale_model_input(x.to(dtype), scheduler.timesteps[0])
+        torch.testing.assert_close(x.to(dtype) / sched.input_divisor(float(scheduler.sigmas[0])), scaled, rtol=0, atol=0)
+        scheduler.step(v.to(dtype), scheduler.timesteps[0], x.to(dtype))  # step index 0 → 1
+        expected = scheduler.step(v.to(dtype), scheduler.timesteps[1], x.to(dtype)).prev_sample
+        got = sched.euler_v_step(x.to(dtype), v.to(dtype), float(scheduler.sigmas[1]), float(scheduler.sigmas[2]))
+        assert got.dtype == expected.dtype == dtype
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 def test_euler_step_to_zero_gives_x0():
@@ -141,11 +146,15 @@ def test_cover_resize_crop_exact_pixels():
     assert up.shape == (1, 3, 2, 4) and up[0, 0, 0].tolist() == [0, 25, 75, 100]
 
 
-def test_fp16_round_trip_drops_20_values():
+def test_round_trip_in_the_model_precision():
     values = torch.arange(256, dtype=torch.uint8)
-    changed = torch.nonzero(fp16_round_trip(values) != values).flatten().tolist()
+    fp16 = uint8_round_trip(values, torch.float16)
+    changed = torch.nonzero(fp16 != values).flatten().tolist()
     assert changed == [1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 36, 37, 38, 39, 40, 41, 42, 43]
-    assert (values.int() - fp16_round_trip(values).int()).max() == 1
+    assert (values.int() - fp16.int()).max() == 1 and (values.int() - fp16.int()).min() == 0
+    fp32 = uint8_round_trip(values, torch.float32)  # the reference's --no_use_float16 path: 1..63 drop by one
+    assert torch.nonzero(fp32 != values).flatten().tolist() == list(range(1, 64))
+    assert (values.int() - fp32.int()).max() == 1 and (values.int() - fp32.int()).min() == 0
 
 
 def test_antialias_resize_matches_svd():

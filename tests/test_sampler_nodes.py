@@ -57,10 +57,54 @@ def test_sampler_node_rejects_bad_input(node_model):
         sampler.sample(node_model, images(1, 0), images(6, 1)[:0], seed=0, **SAMPLER_ARGS)
     with pytest.raises(ValueError, match="multiples of 16"):
         sampler.sample(node_model, images(1, 0, w=72), images(6, 1, w=72), seed=0, **SAMPLER_ARGS)
-    with pytest.raises(ValueError, match="extra_guidance must match"):
-        sampler.sample(node_model, images(1, 0), images(6, 1), seed=0, extra_guidance=images(3, 2), **SAMPLER_ARGS)
+    with pytest.raises(TypeError, match="extra_guidance"):  # the stub is gone: no model uses geometry maps yet
+        sampler.sample(node_model, images(1, 0), images(6, 1), seed=0, extra_guidance=images(6, 2), **SAMPLER_ARGS)
+    with pytest.raises(ValueError, match="arithmetic"):
+        sampler.sample(node_model, images(1, 0), images(6, 1), seed=0, arithmetic="fast", **SAMPLER_ARGS)
     with pytest.raises(ValueError, match="latent must hold"):
         MotionGuideDecode().decode(node_model, {"samples": torch.zeros(2, 3, 8, 8)}, 4, True)
+    with pytest.raises(ValueError, match="connect model .* or vae"):
+        MotionGuideDecode().decode(latent={"samples": torch.zeros(2, 4, 8, 8)}, chunk_size=4, drop_reference_frame=True)
+
+
+class CoreVAE:
+    """Stands in for comfy.sd.VAE: ``decode(raw latents [n,4,h,w]) -> [n,H,W,3]`` in 0..1 (SVD's VAE inside)."""
+
+    latent_channels = 4
+
+    def __init__(self, vae):
+        self.vae, self.calls = vae, []
+
+    def decode(self, samples):
+        self.calls.append(samples.shape[0])
+        with torch.no_grad():
+            pixels = self.vae.decode(samples.float(), num_frames=samples.shape[0]).sample
+        return (pixels / 2 + 0.5).clamp(0, 1).movedim(1, -1)
+
+
+def test_decode_accepts_a_core_vae(node_model):
+    (latent,) = MotionGuideSampler().sample(node_model, images(1, 0), images(7, 1), seed=3, **SAMPLER_ARGS)
+    decoder = MotionGuideDecode()
+    expected, fps = decoder.decode(node_model, latent, chunk_size=3, drop_reference_frame=True, chunk_overlap=1)
+    core = CoreVAE(node_model.vae)
+    got, fps2 = decoder.decode(latent=latent, chunk_size=3, drop_reference_frame=True, chunk_overlap=1, vae=core)
+    assert core.calls == [3, 3, 3]  # chunks (0-3), (2-5), (4-7): one temporal decode per chunk, overlap cross-faded
+    assert got.shape == expected.shape == (6, 64, 64, 3) and fps2 == fps
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    bad = CoreVAE(node_model.vae)
+    bad.latent_channels = 16
+    with pytest.raises(ValueError, match="16 latent channels"):
+        decoder.decode(latent=latent, chunk_size=3, drop_reference_frame=True, vae=bad)
+
+
+def test_sampler_defaults_and_tooltips_say_what_is_true():
+    optional = MotionGuideSampler.INPUT_TYPES()["optional"]
+    assert "extra_guidance" not in optional
+    assert optional["noise_device"][1]["default"] == "cpu" and optional["arithmetic"][1]["default"] == "reference"
+    required = MotionGuideSampler.INPUT_TYPES()["required"]
+    assert required["tile_size"][1]["default"] == 72  # what MimicMotion 1.1 was trained with
+    assert "up to float rounding" in optional["unet_batch"][1]["tooltip"]
+    assert "precision" in required["seed"][1]["tooltip"] and "unet_batch" in required["seed"][1]["tooltip"]
 
 
 def test_out_of_memory_gives_advice_and_next_run_works(node_model, monkeypatch):
@@ -112,3 +156,46 @@ def test_node_metadata_is_complete():
         assert cls.CATEGORY.startswith("MotionGuide/") and cls.DESCRIPTION.endswith(".")
         assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
     assert MotionGuideSampler.INPUT_TYPES()["required"]["seed"][1]["control_after_generate"] is True
+
+
+def test_live_preview_goes_through_comfys_previewer_and_is_a_no_op_outside(monkeypatch):
+    import sys
+    import types
+
+    from motionguide.nodes import comfy_adapter as adapter
+
+    assert adapter.latent_preview_callback(adapter.Progress(4)) is None  # outside ComfyUI: nothing to do
+    sent, seen = [], []
+
+    class Bar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            sent.append((value, total, preview))
+
+    class Previewer:
+        def decode_latent_to_preview_image(self, fmt, x0):
+            seen.append((fmt, tuple(x0.shape), float(x0.sum())))
+            return ("JPEG", f"image{len(seen)}", 512)
+
+    comfy = types.ModuleType("comfy")
+    utils = types.ModuleType("comfy.utils")
+    utils.ProgressBar = Bar
+    formats = types.ModuleType("comfy.latent_formats")
+    formats.SD15 = type("SD15", (), {"latent_channels": 4})
+    preview_mod = types.ModuleType("latent_preview")
+    preview_mod.get_previewer = lambda device, fmt: Previewer() if isinstance(fmt, formats.SD15) else None
+    for name, mod in (("comfy", comfy), ("comfy.utils", utils), ("comfy.latent_formats", formats),
+                      ("latent_preview", preview_mod)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delenv("MOTIONGUIDE_NO_COMFY", raising=False)
+    progress = adapter.Progress(6)
+    progress.set(2)
+    on_step = adapter.latent_preview_callback(progress, torch.device("cpu"))
+    x0 = torch.arange(5 * 4 * 2 * 3, dtype=torch.float32).view(5, 4, 2, 3)
+    on_step(1, 3, x0)
+    assert seen == [("JPEG", (1, 4, 2, 3), float(x0[2].sum()))]  # the middle frame, as a batch of one
+    assert sent[-1] == (2, 6, ("JPEG", "image1", 512))  # same progress, with the preview attached
+    preview_mod.get_previewer = lambda device, fmt: None  # --preview-method none
+    assert adapter.latent_preview_callback(progress) is None

@@ -124,3 +124,34 @@ def test_gap_filling_interpolates_invalid_frames():
     none = dict(seq, valid=np.zeros(10, bool))
     with pytest.raises(ValueError, match="no valid frame"):
         sm.fill_invalid_frames(none)
+
+
+def test_median_betas_keep_the_root_joint_in_place(model):
+    # per-frame shape jitter of an estimator, with the root joint standing still: one median body must not move it
+    seq, _, _ = noisy_sequence(frames=20, noise=0.0)
+    rng = np.random.default_rng(1)
+    seq["betas"] = (rng.normal(size=(20, 10)) * 0.8).astype(np.float32)
+    root = np.array([0.2, 0.1, 6.0])
+    seq["transl"] = (root - model.rest_joints(seq["betas"])[:, 0]).astype(np.float32)
+    kwargs = dict(rotation_window=1, translation_filter="none")
+    out = sm.smooth_sequence(seq, model=model, **kwargs)
+    roots = out["transl"] + model.rest_joints(out["betas"])[:, 0]
+    np.testing.assert_allclose(roots, np.broadcast_to(root, (20, 3)), atol=1e-5)
+    # without the body model the pelvis jitters by the change of J0 (what the node did before)
+    blind = sm.smooth_sequence(seq, **kwargs)
+    assert np.abs(blind["transl"] + model.rest_joints(blind["betas"])[:, 0] - root).max() > 0.01
+
+
+def test_yaw_turns_about_the_body_vertical_axis(model):
+    # a body seen from 40° above (its up axis tilted towards the camera): yaw must keep that axis, and the pivot
+    tilted = standing(rotation_about_axis("x", 40.0) @ UPRIGHT)
+    turned = cam.set_camera(tilted, model, yaw=70.0)
+    down = cam.body_down_axis(tilted["global_orient"][0])
+    np.testing.assert_allclose(cam.body_down_axis(turned["global_orient"][0]), down, atol=1e-6)
+    # and it really turned by 70° about that axis
+    delta = axis_angle_to_matrix(turned["global_orient"][0]) @ axis_angle_to_matrix(tilted["global_orient"][0]).T
+    np.testing.assert_allclose(matrix_to_axis_angle(delta), np.deg2rad(70.0) * down, atol=1e-6)
+    # an upright body turns about camera y exactly as before
+    upright = standing(UPRIGHT)
+    np.testing.assert_allclose(axis_angle_to_matrix(cam.set_camera(upright, model, yaw=30.0)["global_orient"][0]),
+                               rotation_about_axis("y", 30.0) @ UPRIGHT, atol=1e-6)

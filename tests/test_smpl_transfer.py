@@ -138,7 +138,7 @@ def test_feet_on_reference_ground_and_jumps_kept(model):
     assert np.all(lowest[[12, 13, 14]] - ref_ground > 0.2 * scale)
 
 
-def test_relative_trajectory_scaled_by_height_and_depth_ratio(model):
+def test_relative_trajectory_scaled_by_height_ratio_in_all_three_axes(model):
     ref = reference_seq(model, np.eye(10)[0] * -1.0, depth=16.0)
     drv = walking(frames=10, betas=np.eye(10)[0] * 1.0)
     out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
@@ -147,7 +147,8 @@ def test_relative_trajectory_scaled_by_height_and_depth_ratio(model):
     root_ref = ref["transl"][0] + model.rest_joints(ref["betas"])[0, 0]
     s = tr.rest_height(model, ref["betas"][:1])[0] / tr.rest_height(model, drv["betas"][:1])[0]
     np.testing.assert_allclose(root_out[:, 0] - root_ref[0], s * (root_drv[:, 0] - root_drv[0, 0]), atol=1e-5)
-    np.testing.assert_allclose(root_out[:, 2] / root_ref[2], root_drv[:, 2] / root_drv[0, 2], atol=1e-6)
+    # a smaller body makes smaller steps towards / away from the camera too (metres, like x and y)
+    np.testing.assert_allclose(root_out - root_ref, s * (root_drv - root_drv[0]), atol=1e-5)
     locked = tr.transfer_shape(drv, ref, model, trajectory="lock_root", fit_box=False, ground=False)
     np.testing.assert_allclose(locked["transl"] + model.rest_joints(locked["betas"])[:, 0],
                                np.repeat(root_ref[None], 10, 0), atol=1e-5)
@@ -182,3 +183,79 @@ def test_frames_without_person_are_filled_not_used(model):
     out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
     assert not out["valid"][3]
     np.testing.assert_allclose(out["transl"][3], (out["transl"][2] + out["transl"][4]) / 2, atol=1e-4)
+
+
+def _keypoints_of(model, seq, frame=0):
+    """What a perfect detector sees: the body's projected OpenPose-18 joints, score 0.9."""
+    _, joints = model.forward(seq["betas"][frame:frame + 1], seq["global_orient"][frame:frame + 1],
+                              seq["body_pose"][frame:frame + 1], seq["transl"][frame:frame + 1])
+    uv = tr.project(tr.openpose_points(model, joints.double().numpy()), seq["K"][frame:frame + 1])[0]
+    uv[1] = (uv[2] + uv[5]) / 2
+    return np.concatenate([uv, np.full((18, 1), 0.9)], 1)
+
+
+def test_reference_body_is_fitted_to_its_keypoints_not_to_a_tight_box(model):
+    # the true reference stands at 12 m; its estimate says 20 m and carries the tight keypoint box (eyes to
+    # ankles, as controlnet_aux or Load Pose JSON give it) and the keypoints themselves
+    truth = reference_seq(model, np.eye(10)[0] * 1.0, depth=12.0)
+    kp = _keypoints_of(model, truth)
+    tight = [kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]
+    estimate = reference_seq(model, np.eye(10)[0] * 1.0, box=tight, depth=20.0)
+    drv = walking(frames=4, betas=np.zeros(10))
+    drv["body_pose"][:] = truth["body_pose"][0]
+    drv["transl"][:] = drv["transl"][0]
+    boxed = tr.transfer_shape(drv, estimate, model, ground=False)
+    with_kp = tr.transfer_shape(drv, dict(estimate, keypoints=kp[None]), model, ground=False)
+    root = lambda s: s["transl"][0] + model.rest_joints(s["betas"][:1])[0, 0]  # noqa: E731
+    # the keypoint fit finds the true placement (sub-millimetre); the tight box made the body ~8 % small
+    np.testing.assert_allclose(root(with_kp), root(truth), atol=1e-3)
+    assert root(boxed)[2] / root(truth)[2] > 1.05
+    np.testing.assert_allclose(_keypoints_of(model, with_kp)[:, :2], kp[:, :2], atol=0.05)
+    assert "keypoints" not in with_kp  # the reference's keypoints are not the result's
+
+
+def test_driving_camera_places_the_body_for_the_driving_frame(model):
+    ref = reference_seq(model, np.eye(10)[0] * 0.5, depth=40.0)  # 512×768, HMR2 focal
+    drv = walking(frames=5, betas=np.zeros(10))  # 576×1024
+    drv["K"][:] = default_intrinsics(1024, 576)
+    drv["image_size"] = (1024, 576)  # a landscape driving video with another focal length
+    for trajectory in ("relative", "lock_root"):
+        ref_out = tr.transfer_shape(drv, ref, model, trajectory=trajectory, fit_box=False, ground=False)
+        drv_out = tr.transfer_shape(drv, ref, model, trajectory=trajectory, fit_box=False, ground=False,
+                                    camera="driving")
+        assert drv_out["image_size"] == (1024, 576)
+        # the body starts at the same spot of the frame, fills the same share of its height and moves by the same
+        # share of it in both cameras
+        centre = lambda s: (s["bbox"][:, 0] + s["bbox"][:, 2]) / 2  # noqa: E731
+        assert centre(drv_out)[0] / 1024 == pytest.approx(centre(ref_out)[0] / 512, abs=2e-3)
+        np.testing.assert_allclose((centre(drv_out) - centre(drv_out)[0]) / 576,
+                                   (centre(ref_out) - centre(ref_out)[0]) / 768, atol=2e-3)
+        np.testing.assert_allclose(drv_out["bbox"][:, [1, 3]] / 576, ref_out["bbox"][:, [1, 3]] / 768, atol=2e-3)
+        np.testing.assert_allclose((drv_out["bbox"][:, 2] - drv_out["bbox"][:, 0]) / 576,
+                                   (ref_out["bbox"][:, 2] - ref_out["bbox"][:, 0]) / 768, atol=2e-3)
+
+
+def test_upright_levels_a_motion_filmed_from_above(model):
+    # the driving camera looked 25° down on an upright walker; the reference camera is level
+    drv = walking(frames=8, betas=np.zeros(10))
+    tilt = rotation_about_axis("x", -25.0)
+    drv["global_orient"] = matrix_to_axis_angle(tilt @ tr.axis_angle_to_matrix(drv["global_orient"]))
+    drv["transl"] = ((drv["transl"] + model.rest_joints(drv["betas"])[:, 0]) @ tilt.T
+                     - model.rest_joints(drv["betas"])[:, 0]).astype(np.float32)
+    ref = reference_seq(model, np.zeros(10))
+    up_ref = tr.axis_angle_to_matrix(ref["global_orient"][0]) @ [0.0, 1.0, 0.0]
+    out = tr.transfer_shape(drv, ref, model, fit_box=False, ground=False)
+    ups = tr.axis_angle_to_matrix(out["global_orient"]) @ [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(ups, np.broadcast_to(up_ref, (8, 3)), atol=1e-5)  # upright again
+    kept = tr.transfer_shape(drv, ref, model, orientation="keep", fit_box=False, ground=False)
+    assert np.degrees(np.arccos(np.clip(tr.axis_angle_to_matrix(kept["global_orient"][0]) @ [0, 1.0, 0] @ up_ref,
+                                        -1, 1))) == pytest.approx(25.0, abs=0.01)
+    # the walk's path is levelled with it: no depth change from the tilt, only the walk's own
+    root = out["transl"] + model.rest_joints(out["betas"])[:, 0]
+    walk = walking(frames=8, betas=np.zeros(10))["transl"]
+    np.testing.assert_allclose(root - root[0], walk - walk[0], atol=1e-5)
+    # a body lying down is no camera pitch: left as it is
+    lying = dict(drv, global_orient=matrix_to_axis_angle(rotation_about_axis("x", 90.0) @ tr.axis_angle_to_matrix(
+        walking(frames=8)["global_orient"])))
+    flat = tr.transfer_shape(lying, ref, model, fit_box=False, ground=False)
+    np.testing.assert_allclose(flat["global_orient"], lying["global_orient"], atol=1e-6)

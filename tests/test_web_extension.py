@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ needs_node = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not inst
 # The extension imports ../../scripts/app.js as ComfyUI serves it from /extensions/<pack>/; mirror that layout.
 HARNESS = r"""
 import { registered } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 import * as ext from "./motionguide.js";
 
 const out = {};
@@ -62,10 +64,21 @@ fromPack.onExecuted(four); fromCore.onExecuted(four);
 out.preview = [fromPack.motionguideFrames, fromPack.imageIndex, fromCore.motionguideTimer ?? null,
                fromCore.imageIndex ?? null, fromPack.coreSawOutput === true, fromPack.color ?? null];
 fromPack.onRemoved();
+
+// Templates browser order: the pack's list sorted by TEMPLATE_ORDER, other packs untouched, the API wrapped once
+out.templateOrder = ext.TEMPLATE_ORDER;
+const shuffled = [...ext.TEMPLATE_ORDER].reverse().concat(["zz extra"]);
+const client = { calls: 0, async getWorkflowTemplates() { this.calls += 1; return { other: ["b", "a"], pack: [...shuffled] }; } };
+await registered[0].setup?.();
+ext.orderPackTemplates(client); ext.orderPackTemplates(client);
+out.orderedTemplates = await client.getWorkflowTemplates();
+out.templateCalls = client.calls;
+out.apiWrapped = api.getWorkflowTemplates.motionguideOrdered === true;
 console.log(JSON.stringify(out));
 """
 
 APP_STUB = "export const registered = []; export const app = { registerExtension(e) { registered.push(e); } };\n"
+API_STUB = "export const api = { async getWorkflowTemplates() { return {}; } };\n"
 
 
 @needs_node
@@ -81,6 +94,7 @@ def test_extension_hooks_with_stub_app(tmp_path):
     (tmp_path / "package.json").write_text('{"type": "module"}')
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "app.js").write_text(APP_STUB)
+    (tmp_path / "scripts" / "api.js").write_text(API_STUB)
     ext_dir = tmp_path / "extensions" / "motionguide"
     ext_dir.mkdir(parents=True)
     shutil.copy(EXTENSION, ext_dir / "motionguide.js")
@@ -99,3 +113,9 @@ def test_extension_hooks_with_stub_app(tmp_path):
     assert out["timerRunning"] is True and out["timerAfterRemove"] is None and out["singleFrameTimer"] is None
     # [frames, index] when fed by the pack; core-fed previews untouched (no timer, grid view); core hook still runs
     assert out["preview"] == [4, 0, None, None, True, None]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from workflow_specs import WORKFLOWS
+
+    assert out["templateOrder"] == [spec.file_name for spec in WORKFLOWS]  # the main MimicMotion template first
+    assert out["orderedTemplates"] == {"other": ["b", "a"], "pack": [*out["templateOrder"], "zz extra"]}
+    assert out["templateCalls"] == 1 and out["apiWrapped"] is True

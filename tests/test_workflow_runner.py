@@ -119,9 +119,17 @@ def test_runs_in_dependency_order_with_hidden_inputs_and_inference_mode():
     assert Scale.calls == [("2", True), ("3", True)]
 
 
-def test_targets_run_only_ancestors():
+def test_targets_run_and_validate_only_ancestors():
     result = run_workflow(good_workflow(), CLASSES, targets=["2"])
     assert result.order == ["1", "2"]
+    workflow = good_workflow()
+    workflow["3"]["inputs"]["factor"] = "not a number"  # broken, but not needed for target 2
+    workflow["2"]["_meta"] = {"title": "Scale it"}
+    assert run_workflow(workflow, CLASSES, targets=["Scale it"]).order == ["1", "2"]
+    with pytest.raises(WorkflowError, match="'factor'"):
+        run_workflow(workflow, CLASSES)
+    with pytest.raises(WorkflowError, match="--targets: The workflow has no node with id or title 'nine'"):
+        run_workflow(workflow, CLASSES, targets=["nine"])
 
 
 @pytest.mark.parametrize(
@@ -207,10 +215,18 @@ def test_set_input_parses_json_and_rejects_unknown_nodes():
     set_input(workflow, "2.factor=0.25")
     assert workflow["1"]["inputs"]["width"] == 32 and workflow["1"]["inputs"]["channel"] == "blue"
     assert workflow["2"]["inputs"]["factor"] == 0.25
-    with pytest.raises(ValueError, match="no node '7'"):
+    with pytest.raises(ValueError, match="no node with id or title '7'. Nodes: 1 \\(SolidImage\\)"):
         set_input(workflow, "7.width=1")
-    with pytest.raises(ValueError, match="NODE_ID.INPUT=VALUE"):
+    with pytest.raises(ValueError, match="NODE.INPUT=VALUE"):
         set_input(workflow, "width=1")
+    # Titles (ComfyUI's _meta.title, dots allowed) address nodes; with the classes, unknown inputs are errors.
+    workflow["2"]["_meta"] = {"title": "Half v1.5"}
+    assert set_input(workflow, "Half v1.5.factor=0.75", CLASSES) == "2" and workflow["2"]["inputs"]["factor"] == 0.75
+    with pytest.raises(ValueError, match="node 2 \\(Scale\\) has no input 'fcator'. Its inputs: image, factor"):
+        set_input(workflow, "2.fcator=1", CLASSES)
+    workflow["3"]["_meta"] = {"title": "Half v1.5"}
+    with pytest.raises(ValueError, match="carried by nodes 2, 3"):
+        set_input(workflow, "Half v1.5.factor=1")
 
 
 def test_load_workflow_rejects_ui_format(tmp_path):
@@ -265,5 +281,5 @@ def test_standins_load_and_save_files(tmp_path, monkeypatch):
     assert (outputs / "t" / "clip_00002.mp4").is_file() and (outputs / "ref_00002.png").is_file()
     # A missing input file is a clear validation error (not in the combo list).
     workflow["1"]["inputs"]["image"] = "missing.png"
-    with pytest.raises(WorkflowError, match="'missing.png' is not one of"):
+    with pytest.raises(WorkflowError, match="'missing.png' was not found. Inputs are read from .*Files there: ref.png"):
         run_workflow(workflow, STANDIN_CLASSES)

@@ -3,6 +3,7 @@
 // time, instead of a grid of hundreds of thumbnails: on the pack's own nodes, and on Preview/Save Image nodes
 // whose images come straight from a MotionGuide node (other previews keep ComfyUI's behaviour).
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 
 export const NODE_PREFIX = "MotionGuide";
 export const DEFAULT_FPS = 8;
@@ -75,8 +76,46 @@ function chain(proto, name, after) {
   };
 }
 
+// ComfyUI's templates browser lists a pack's templates in the server's file-system order (os.scandir) and shows
+// each file name as its title. Ours are shown in this order, the main MimicMotion template first
+// (scripts/workflow_specs.py WORKFLOWS; tests/test_web_extension.py keeps the two in step).
+export const TEMPLATE_ORDER = [
+  "MimicMotion, animate an image with a driving video",
+  "SMPL 3D guidance, image and driving video",
+  "SMPL motion file and a camera orbit",
+  "Long videos on a 12 to 16 GB GPU",
+];
+
+// Reorder the pack's entry of a /workflow_templates answer ({module: [names]}); other packs are left alone.
+export function orderTemplates(all) {
+  const rank = (name) => {
+    const i = TEMPLATE_ORDER.indexOf(name);
+    return i < 0 ? TEMPLATE_ORDER.length : i;
+  };
+  for (const [module, names] of Object.entries(all || {})) {
+    if (Array.isArray(names) && names.includes(TEMPLATE_ORDER[0])) {
+      all[module] = [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    }
+  }
+  return all;
+}
+
+export function orderPackTemplates(client) {
+  const original = client?.getWorkflowTemplates;
+  if (typeof original !== "function" || original.motionguideOrdered) return;
+  const ordered = async function (...args) {
+    return orderTemplates(await original.apply(this, args));
+  };
+  ordered.motionguideOrdered = true;
+  client.getWorkflowTemplates = ordered;
+}
+
 export const extension = {
   name: "MotionGuide.Previews",
+
+  setup() {
+    orderPackTemplates(api);
+  },
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const name = String(nodeData?.name || "");

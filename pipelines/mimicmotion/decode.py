@@ -43,7 +43,7 @@ def chunk_blend_weights(length: int, overlap: int, first: bool, last: bool) -> t
 @torch.no_grad()
 def decode_latents(vae, latents: torch.Tensor, *, device, dtype, chunk_size: int = 8, overlap: int = 0,
                    callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Raw-space SVD latents ``[F,4,h,w]`` → frames ``[F,H,W,3]`` float32 0..1 on the CPU.
+    """Raw-space SVD latents ``[F,4,h,w]`` → frames ``[F,H,W,3]`` float32 0..1 on the CPU, with a diffusers VAE.
 
     Args:
         vae (`AutoencoderKLTemporalDecoder`): already on ``device``.
@@ -52,15 +52,28 @@ def decode_latents(vae, latents: torch.Tensor, *, device, dtype, chunk_size: int
         overlap (`int`, *optional*, defaults to 0): frames shared by neighbouring chunks, blended linearly so chunk
             seams don't show (0 = reference).
     """
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        pixels = vae.decode(z.to(device=device, dtype=dtype), num_frames=z.shape[0]).sample  # [n,3,H,W] in [-1,1]
+        return (pixels.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
+
+    return decode_in_chunks(decode, latents, chunk_size=chunk_size, overlap=overlap, callback=callback)
+
+
+@torch.no_grad()
+def decode_in_chunks(decode: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor, *, chunk_size: int = 8,
+                     overlap: int = 0, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Run ``decode(z) -> [n,H,W,3]`` (0..1, CPU) on consecutive chunks of ``latents`` ``[F,4,h,w]`` and cross-fade
+    the ``overlap`` frames neighbouring chunks share. Frames leave the device chunk by chunk."""
     num_frames = latents.shape[0]
     chunks = plan_decode_chunks(num_frames, chunk_size, overlap)
     out: torch.Tensor | None = None
     weight_sum = torch.zeros(num_frames, dtype=torch.float32)
     for i, (start, end) in enumerate(chunks):
-        z = latents[start:end].to(device=device, dtype=dtype)
-        pixels = vae.decode(z, num_frames=end - start).sample  # [n,3,H,W] in [-1,1]
-        frames = (pixels.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()  # [n,H,W,3]
-        del pixels, z
+        frames = decode(latents[start:end]).float().cpu()
+        if frames.ndim != 4 or frames.shape[0] != end - start or frames.shape[-1] != 3:
+            raise ValueError(f"The VAE returned {list(frames.shape)} for {end - start} latent frames; expected "
+                             f"[{end - start}, H, W, 3]. Is it SVD's VAE?")
         if out is None:
             out = torch.zeros((num_frames, *frames.shape[1:]), dtype=torch.float32)
         w = chunk_blend_weights(end - start, overlap, first=i == 0, last=i == len(chunks) - 1)

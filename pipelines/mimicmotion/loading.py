@@ -125,14 +125,26 @@ def read_component_config(folder: Path | None, component: str, file_name: str) -
     return _read_json(BUNDLED_SVD_CONFIG / component / file_name)
 
 
+# Fields of SVD's scheduler config the sampler does not read: it always samples Karras sigmas (or the schedule chosen
+# on the node) with continuous timesteps and "leading" spacing.
+SVD_SCHEDULER_FIXED = {"use_karras_sigmas": True, "timestep_type": "continuous", "timestep_spacing": "leading",
+                       "interpolation_type": "linear"}
+
+
 def check_scheduler_config(config: dict, source: str) -> dict:
-    """The sampler implements SVD's Euler v-prediction schedule; refuse any other scheduler config."""
+    """The sampler implements SVD's Euler v-prediction schedule; refuse any other scheduler config, and warn about
+    fields that differ from SVD's but are ignored (only ``sigma_min`` / ``sigma_max`` are read)."""
     cls = config.get("_class_name", "EulerDiscreteScheduler")
     prediction = config.get("prediction_type", "epsilon")
     if cls != "EulerDiscreteScheduler" or prediction != "v_prediction":
         raise ValueError(f"{source}: scheduler config is not SVD's (_class_name={cls!r}, prediction_type={prediction!r}); "
                          "expected EulerDiscreteScheduler with prediction_type 'v_prediction'. Use the "
                          "stable-video-diffusion-img2vid-xt-1-1 scheduler folder.")
+    ignored = {k: config[k] for k, v in SVD_SCHEDULER_FIXED.items() if k in config and config[k] != v}
+    if ignored:
+        logger.warning("[MotionGuide] %s: scheduler fields %s differ from SVD's %s and are ignored: the sampler always "
+                       "uses the node's sigma_schedule (karras = SVD) with continuous timesteps.", source, ignored,
+                       {k: SVD_SCHEDULER_FIXED[k] for k in ignored})
     return config
 
 

@@ -51,8 +51,21 @@ class PoseNet(nn.Module):
             nn.init.zeros_(self.final_proj.weight)
             nn.init.zeros_(self.final_proj.bias)
 
+    @property
+    def feature_channels(self) -> int:
+        """Channels before ``final_proj`` (128): what the sampler caches per frame."""
+        return self.final_proj.in_channels
+
+    def features(self, pose: torch.Tensor) -> torch.Tensor:
+        """The 8 convolutions only: ``[F,128,H/8,W/8]``."""
+        return self.conv_layers(pose)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """``final_proj`` (1×1, per pixel) times ``scale``: ``[F,C,H/8,W/8]`` added to ``conv_in``'s output."""
+        return self.final_proj(features) * self.scale
+
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
-        return self.final_proj(self.conv_layers(pose)) * self.scale
+        return self.project(self.features(pose))
 
 
 class ConvInResidual(contextlib.AbstractContextManager):

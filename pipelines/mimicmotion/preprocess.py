@@ -38,9 +38,11 @@ def cover_resize_crop(image_u8: torch.Tensor, width: int, height: int) -> torch.
     return resized[..., top:top + height, left:left + width]
 
 
-def fp16_round_trip(image_u8: torch.Tensor) -> torch.Tensor:
-    """The reference's uint8 → [-1,1] (fp16) → uint8 trip before CLIP and VAE; truncation drops 20 of 256 values by 1."""
-    x = image_u8.to(torch.float16) / 127.5 - 1.0
+def uint8_round_trip(image_u8: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The reference's uint8 → [-1,1] → uint8 trip before CLIP and VAE, in ``dtype`` (the precision the model runs in;
+    the reference does it in its default dtype). Truncation lowers some values by 1: 20 of 256 in fp16 (1–8, 18–21,
+    36–43), 1–63 in fp32."""
+    x = image_u8.to(dtype) / 127.5 - 1.0
     return ((x + 1.0) * 127.5).to(torch.uint8)
 
 

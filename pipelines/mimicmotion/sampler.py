@@ -3,24 +3,25 @@
 Default options reproduce the MimicMotion reference: CLIP + VAE conditioning of the reference image, added time
 ids ``[fps-1, motion_bucket, aug]``, Karras/Euler v-prediction, tiles that all contain frame 0, triangular fusion
 of the tiles' v-predictions, per-frame linear CFG with separate unconditional (zero CLIP, zero reference latent,
-no pose) and conditional (pose added after ``conv_in``) passes, and periodic noise from one CPU generator stream.
+no pose) and conditional (pose added after ``conv_in``) passes, periodic noise from one generator stream, and the
+reference's arithmetic: on its fp16 path the round trip of the reference image, the noise, tile weights,
+accumulators, guidance and the latents between steps are all float16 (``arithmetic="precise"`` keeps them float32).
 """
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from ..options import NOISE_MODES
+from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
 from .pose_net import ConvInResidual
-from .preprocess import clip_input, fp16_round_trip, to_unit_range
-from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights
+from .preprocess import clip_input, to_unit_range, uint8_round_trip
+from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,17 @@ class SamplerOptions:
         unet_batch (`int`, defaults to 1): passes per UNet call. 1 = the reference's separate passes (least
             memory); 2 = both CFG passes of a tile together; more also batches tiles. Faster on big GPUs.
         sigma_schedule (`str`, defaults to "karras"): "karras" (reference), "exponential" or "align_your_steps".
-        pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features live: "device", "cpu",
-            or "auto" (the device when the video is one tile, else the CPU, so device memory grows only with the
-            latents; each UNet call then copies one tile's features over).
+        pose_cache (`str`, defaults to "auto"): where the once-per-run PoseNet features (for MimicMotion's UNet the
+            128 channels before ``final_proj``, not its 320-channel output) live: "device", "cpu", or "auto" (the device when the video is one tile, else pinned CPU
+            memory, so device memory grows only with the latents; each UNet call then copies one tile's features over
+            and projects them to the UNet's width).
+        noise_device (`str`, defaults to "cpu"): where the seed's generator runs. "cpu": the same noise (so the same
+            video, up to float rounding) on any device; "model": the model's device, which on a GPU reproduces the
+            reference implementation's CUDA-generator numbers.
+        arithmetic (`str`, defaults to "reference"): "reference" draws the latent noise, builds the tile weights and
+            guidance, accumulates the fused prediction and keeps the latents between steps in the model's dtype, as
+            the reference does on its fp16 path; "precise" keeps all of these in float32 (the model still runs in its
+            dtype): better for bf16, where latents stored in bf16 lose ~0.4% per step.
     """
 
     fusion_weights: str = "triangle"
@@ -56,6 +65,8 @@ class SamplerOptions:
     unet_batch: int = 1
     sigma_schedule: str = "karras"
     pose_cache: str = "auto"
+    noise_device: str = "cpu"
+    arithmetic: str = "reference"
 
     def validate(self) -> None:
         if self.fusion_weights not in WEIGHT_SHAPES:
@@ -64,6 +75,10 @@ class SamplerOptions:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
         if self.sigma_schedule not in sched.SIGMA_SCHEDULES:
             raise ValueError(f"sigma_schedule must be one of {sched.SIGMA_SCHEDULES}, got {self.sigma_schedule!r}.")
+        if self.noise_device not in NOISE_DEVICES:
+            raise ValueError(f"noise_device must be one of {NOISE_DEVICES}, got {self.noise_device!r}.")
+        if self.arithmetic not in ARITHMETIC_MODES:
+            raise ValueError(f"arithmetic must be one of {ARITHMETIC_MODES}, got {self.arithmetic!r}.")
         if self.pose_cache not in POSE_CACHE_PLACES:
             raise ValueError(f"pose_cache must be one of {POSE_CACHE_PLACES}, got {self.pose_cache!r}.")
         if not 0.0 <= self.pose_start <= self.pose_end <= 1.0:
@@ -91,8 +106,6 @@ class _Pass:
 
 class MimicMotionPipeline:
     """Runs a :class:`~.loading.MotionModel`; one method per stage, ``__call__`` in numbered sections."""
-
-    model_cpu_offload_seq = "image_encoder->vae->pose_net->unet->vae"
 
     def __init__(self, model: MotionModel):
         self.model = model
@@ -139,17 +152,26 @@ class MimicMotionPipeline:
             return m.vae.encode(image.to(m.device, m.dtype)).latent_dist.mode()
 
     @torch.no_grad()
-    def _encode_pose(self, poses: torch.Tensor, place: str, chunk: int = 16) -> torch.Tensor:
-        """PoseNet features of every frame, ``[F,C,h,w]``, computed once per run (PoseNet is frame-wise, so a tile's
-        features are rows of this)."""
+    def _encode_pose(self, poses: torch.Tensor, place: torch.device, chunk: int = 16) -> torch.Tensor:
+        """PoseNet on every frame, once per run, ``[F,C,h,w]`` in the model dtype (PoseNet is frame-wise, so a tile's
+        features are rows of this). The cache keeps whichever is narrower: the 128 channels before ``final_proj``
+        (MimicMotion's 320-channel UNet: 2.5× less memory; the 1×1 projection then runs per UNet call, on the
+        device) or the projected output. A CPU cache is pinned for fast copies to the GPU."""
         m = self.model
+        project_now = m.pose_net.final_proj.out_channels <= m.pose_net.feature_channels
         features = []
         with m.use("pose_net"):
             for start in range(0, poses.shape[0], chunk):
                 # reference: uint8 / 127.5 - 1 in the working precision
                 x = poses[start:start + chunk].to(m.device).to(m.dtype) / 127.5 - 1.0
-                features.append(m.pose_net(x).to(place))
-        return torch.cat(features)
+                features.append((m.pose_net(x) if project_now else m.pose_net.features(x)).to(place))
+        cache = torch.cat(features)
+        if place.type == "cpu" and m.device.type == "cuda":
+            try:
+                cache = cache.pin_memory()
+            except RuntimeError as exc:  # no pinnable memory left: pageable copies still work
+                logger.info("[MotionGuide] PoseNet cache not pinned (%s); copies will be slower.", exc)
+        return cache
 
     def _get_add_time_ids(self, fps: int, motion_bucket_id: int, noise_aug_strength: float) -> torch.Tensor:
         """``[[fps-1, motion_bucket_id, noise_aug]]`` (the reference passes fps 7 → 6)."""
@@ -165,18 +187,21 @@ class MimicMotionPipeline:
 
     @staticmethod
     def prepare_latents(generator: torch.Generator, num_frames: int, period: int, latent_shape: tuple[int, int, int],
-                        init_scale: float, independent: bool = False) -> torch.Tensor:
-        """Initial latents ``[1,F,4,h,w]`` float32 on the CPU: one draw of ``period`` frames repeated over the
-        video (frame ``f`` gets draw ``f mod period``), or ``F`` independent frames; × ``init_scale``."""
+                        init_scale: float, independent: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Initial latents ``[1,F,4,h,w]`` in ``dtype`` on the generator's device: one draw of ``period`` frames
+        repeated over the video (frame ``f`` gets draw ``f mod period``), or ``F`` independent frames; × ``init_scale``
+        (the reference draws in its default dtype and multiplies by a float32 scalar, staying in that dtype)."""
         count = num_frames if independent else period
-        draw = torch.randn((1, count, *latent_shape), generator=generator, dtype=torch.float32)
-        index = torch.arange(num_frames) % count
+        draw = torch.randn((1, count, *latent_shape), generator=generator, dtype=dtype, device=generator.device)
+        index = torch.arange(num_frames, device=generator.device) % count
         return draw[:, index] * init_scale
 
     @staticmethod
-    def guidance_per_frame(num_frames: int, min_guidance: float, max_guidance: float) -> torch.Tensor:
-        """Per-frame guidance scale ``linspace(min, max, F)`` over the whole video, float32 ``[F]``."""
-        return torch.linspace(min_guidance, max_guidance, num_frames, dtype=torch.float32)
+    def guidance_per_frame(num_frames: int, min_guidance: float, max_guidance: float,
+                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Per-frame guidance scale ``linspace(min, max, F)`` over the whole video, ``[F]`` in ``dtype`` (the reference
+        builds it in its default dtype)."""
+        return torch.linspace(min_guidance, max_guidance, num_frames, dtype=dtype)
 
     def decode_latents(self, latents: torch.Tensor, chunk_size: int = 8, overlap: int = 0,
                        callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
@@ -194,9 +219,10 @@ class MimicMotionPipeline:
     @torch.no_grad()
     def __call__(self, reference: torch.Tensor, poses: torch.Tensor, *, num_inference_steps: int = 25,
                  min_guidance_scale: float = 2.0, max_guidance_scale: float = 2.0, fps: int = 7,
-                 motion_bucket_id: int = 127, noise_aug_strength: float = 0.0, tile_size: int = 16,
+                 motion_bucket_id: int = 127, noise_aug_strength: float = 0.0, tile_size: int = 72,
                  tile_overlap: int = 6, seed: int = 42, options: SamplerOptions | None = None,
-                 callback: Callable[[int, int], None] | None = None) -> SamplerOutput:
+                 callback: Callable[[int, int], None] | None = None,
+                 on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> SamplerOutput:
         """Sample a video latent.
 
         Args:
@@ -204,14 +230,19 @@ class MimicMotionPipeline:
             poses (`torch.Tensor`): uint8 ``[F,3,H,W]`` pose maps; frame 0 is the reference image's pose.
             num_inference_steps (`int`, defaults to 25): Euler steps; each runs every tile.
             min_guidance_scale / max_guidance_scale (`float`, defaults to 2.0): per-frame CFG ramps linearly from min
-                (first frame) to max (last). With max <= 1 the unconditional pass is skipped (pure conditional).
+                (first frame) to max (last). Guidance runs when either is above 1 (frames at g <= 1 then get the
+                conditional prediction plus g-1 times the guidance term); with both <= 1 the unconditional pass is
+                skipped (pure conditional).
             fps (`int`, defaults to 7): conditioning fps; the UNet sees ``fps - 1``.
             motion_bucket_id (`int`, defaults to 127): SVD's motion amount.
             noise_aug_strength (`float`, defaults to 0.0): noise added to the reference before VAE encoding.
-            tile_size / tile_overlap (`int`, defaults to 16 / 6): progressive fusion tiles (72 for MimicMotion 1.1).
-                Bigger tiles need more memory; fewer frames than a tile gives one shorter tile.
-            seed (`int`): seeds the single CPU generator (aug noise first, then the latent noise).
+            tile_size / tile_overlap (`int`, defaults to 72 / 6): progressive fusion tiles (MimicMotion 1.1 was
+                trained with 72; 1.0 with 16). Bigger tiles need more memory; fewer frames than a tile gives one
+                shorter tile.
+            seed (`int`): seeds the single generator (aug noise first, then the latent noise).
             callback (`Callable[[int, int], None]`, *optional*): ``(tiles done, steps × tiles)``; may raise to cancel.
+            on_step (`Callable[[int, int, torch.Tensor], None]`, *optional*): ``(steps done, steps, x0)`` after each
+                step, with the fused prediction of the clean latents ``[F,4,h,w]`` (scaled latent space), for previews.
         """
         m = self.model
         options = options or SamplerOptions()
@@ -221,38 +252,43 @@ class MimicMotionPipeline:
         height, width = reference.shape[-2:]
         tiles = plan_tiles(num_frames, tile_size, tile_overlap)
         period = len(tiles[0])
-        do_cfg = max_guidance_scale > 1.0
+        # the reference decides on max(linspace) > 1; guidance above 1 anywhere in the video needs both passes
+        do_cfg = max(min_guidance_scale, max_guidance_scale) > 1.0
+        work = m.dtype if options.arithmetic == "reference" else torch.float32
         try:
-            # 2. the reference image: the reference's uint8 → fp16 → uint8 trip, then CLIP and VAE
-            reference = fp16_round_trip(reference)
+            # 2. the reference image: the reference's uint8 → [-1,1] → uint8 trip in the model's precision, then CLIP
+            # and VAE
+            reference = uint8_round_trip(reference, m.dtype)
             image_embeds = self._encode_image(reference) * options.reference_strength
-            generator = torch.Generator(device="cpu").manual_seed(int(seed))
-            aug_noise = torch.randn(reference.shape, generator=generator, dtype=torch.float32)
-            ref_latent = self._encode_vae_image(reference, aug_noise, noise_aug_strength)  # [1,4,h,w]
+            noise_device = torch.device("cpu") if options.noise_device == "cpu" else m.device
+            generator = torch.Generator(device=noise_device).manual_seed(int(seed))
+            aug_noise = torch.randn(reference.shape, generator=generator, dtype=torch.float32, device=noise_device)
+            ref_latent = self._encode_vae_image(reference, aug_noise.cpu(), noise_aug_strength)  # [1,4,h,w]
             # 3. added time ids
             added_time_ids = self._get_add_time_ids(fps, motion_bucket_id, noise_aug_strength)
-            # 4. sigmas and timesteps
+            # 4. sigmas and timesteps (the reference rounds timesteps to its default dtype)
             sigmas = sched.make_sigmas(num_inference_steps, options.sigma_schedule,
                                        float(m.scheduler_config.get("sigma_min", 0.002)),
                                        float(m.scheduler_config.get("sigma_max", 700.0)))
-            t_dtype = torch.float16 if m.dtype == torch.float16 else torch.float32
-            timesteps = sched.sigma_to_timestep(sigmas).to(t_dtype)
+            timesteps = sched.sigma_to_timestep(sigmas).to(work)
             # 5. initial latents from the same generator stream
             latent_shape = (4, height // m.vae_scale_factor, width // m.vae_scale_factor)
             latents = self.prepare_latents(generator, num_frames, period, latent_shape,
-                                           sched.initial_noise_scale(float(sigmas[0])), options.noise == "independent")
-            latents = latents.to(m.device, m.dtype)
+                                           sched.initial_noise_scale(float(sigmas[0])), options.noise == "independent",
+                                           dtype=work)
+            latents = latents[0].to(m.device)  # [F,4,h,w]
             # 6. per-frame guidance and tile weights
-            guidance = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale).to(m.device)
-            weights = torch.from_numpy(tile_weights(period, options.fusion_weights)).float().to(m.device)
+            guidance = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale, work).to(m.device)
+            weights = tile_weights_tensor(period, options.fusion_weights, work).to(m.device)
             # 7. PoseNet features, once per run
             place = self._pose_cache_place(options.pose_cache, len(tiles))
             pose_features = self._encode_pose(poses, place)
             # 8. denoising loop
-            result = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights,
-                                   guidance, sigmas, timesteps, do_cfg, options, callback)
-            latents, unet_calls = result
-            raw = (latents[0].float() / m.scaling_factor).cpu()
+            latents, unet_calls = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles,
+                                                weights, guidance, sigmas, timesteps, do_cfg, options, callback,
+                                                on_step)
+            # the reference decodes 1/scaling_factor · latents, computed in the latents' dtype
+            raw = (latents * (1.0 / m.scaling_factor)).float().cpu()
             return SamplerOutput(latents=raw, tiles=tiles, sigmas=sigmas, unet_calls=unet_calls)
         finally:
             m.end_run()
@@ -265,11 +301,24 @@ class MimicMotionPipeline:
             return torch.device("cpu")
         return m.device
 
-    def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
-                 sigmas, timesteps, do_cfg, options, callback):
+    def _pose_residual(self, pose_features: torch.Tensor, idx: torch.Tensor, strength: float) -> torch.Tensor:
+        """One tile's PoseNet output ``[T,C,h,w]`` on the device, from the cache (projected here when it holds the
+        features before ``final_proj``)."""
         m = self.model
+        cached = pose_features[idx.to(pose_features.device)].to(m.device, non_blocking=True)
+        needs_projection = cached.shape[1] != m.pose_net.final_proj.out_channels
+        projected = m.pose_net.project(cached) if needs_projection else cached
+        return projected if strength == 1.0 else projected * strength
+
+    def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
+                 sigmas, timesteps, do_cfg, options, callback, on_step=None):
+        """The reference's loop, with its arithmetic in ``weights.dtype`` (the model dtype by default): per step, per
+        tile, ``acc[tile] += out·w`` and ``count[tile] += w``; ``acc / count``; ``u + g·(c − u)``; one Euler step whose
+        result is cast back to that dtype. Passes may be batched (``unet_batch``); the sums stay in tile order."""
+        m = self.model
+        work = weights.dtype
         steps = len(timesteps)
-        num_frames = latents.shape[1]
+        num_frames = latents.shape[0]
         period = len(tiles[0])
         zeros_latent = torch.zeros_like(ref_latent)
         zeros_embeds = torch.zeros_like(image_embeds)
@@ -278,15 +327,17 @@ class MimicMotionPipeline:
         groups = [passes[i:i + options.unet_batch] for i in range(0, len(passes), options.unet_batch)]
         total = steps * len(tiles)
         unet_calls = 0
-        with m.use("unet"), ConvInResidual(m.unet) as pose_hook:
+        pose_project_needed = pose_features.shape[1] != m.pose_net.final_proj.out_channels and any(
+            options.pose_start * steps <= i < options.pose_end * steps for i in range(steps))
+        with m.use("unet", *(("pose_net",) if pose_project_needed else ())), ConvInResidual(m.unet) as pose_hook:
             for i in range(steps):
                 sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
                 pose_on = options.pose_start * steps <= i < options.pose_end * steps
-                scaled = (latents[0].float() / math.sqrt(sigma**2 + 1.0)).to(m.dtype)  # [F,4,h,w]
-                acc = {True: torch.zeros(num_frames, *latents.shape[2:], device=m.device, dtype=torch.float32)}
+                scaled = (latents / sched.input_divisor(sigma).to(m.device)).to(m.dtype)  # [F,4,h,w]
+                acc = {True: torch.zeros(latents.shape, device=m.device, dtype=work)}
                 if do_cfg:
                     acc[False] = torch.zeros_like(acc[True])
-                count = torch.zeros(num_frames, device=m.device, dtype=torch.float32)
+                count = torch.zeros(num_frames, device=m.device, dtype=work)
                 tiles_done = 0
                 for group in groups:
                     samples, embeds, residuals = [], [], []
@@ -295,11 +346,8 @@ class MimicMotionPipeline:
                         cond_latent = (ref_latent if p.cond else zeros_latent).expand(period, -1, -1, -1)
                         samples.append(torch.cat([scaled[idx], cond_latent], dim=1))  # [T,8,h,w]: [noisy | ref]
                         embeds.append(image_embeds if p.cond else zeros_embeds)
-                        if p.cond and pose_on:
-                            feature = pose_features[idx.to(pose_features.device)].to(m.device)
-                            residuals.append(feature if options.pose_strength == 1.0 else feature * options.pose_strength)
-                        else:
-                            residuals.append(None)
+                        use_pose = p.cond and pose_on
+                        residuals.append(self._pose_residual(pose_features, idx, options.pose_strength) if use_pose else None)
                     if all(r is None for r in residuals):
                         pose_hook.residual = None
                     else:
@@ -312,18 +360,20 @@ class MimicMotionPipeline:
                     unet_calls += 1
                     for j, p in enumerate(group):
                         idx = tile_index[p.tile]
-                        acc[p.cond].index_add_(0, idx, out[j].float() * weights.view(-1, 1, 1, 1))
+                        acc[p.cond][idx] += out[j].to(work) * weights.view(-1, 1, 1, 1)
                         if p.cond:
-                            count.index_add_(0, idx, weights)
+                            count[idx] += weights
                             tiles_done += 1
                     pose_hook.residual = None
                     if callback is not None:
                         callback(i * len(tiles) + tiles_done, total)
                 # fuse, guide, step
                 norm = count.view(-1, 1, 1, 1)
-                v_pred = acc[True] / norm
+                v_pred = acc[True].div_(norm)
                 if do_cfg:
-                    v_uncond = acc[False] / norm
+                    v_uncond = acc[False].div_(norm)
                     v_pred = v_uncond + guidance.view(-1, 1, 1, 1) * (v_pred - v_uncond)
-                latents = sched.euler_v_step(latents[0], v_pred, sigma, sigma_next).to(m.dtype).unsqueeze(0)
+                if on_step is not None:
+                    on_step(i + 1, steps, sched.predicted_x0(latents, v_pred, sigma))
+                latents = sched.euler_v_step(latents, v_pred, sigma, sigma_next)
         return latents, unet_calls

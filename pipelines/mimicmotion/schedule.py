@@ -66,8 +66,9 @@ def sigma_to_timestep(sigmas: torch.Tensor) -> torch.Tensor:
 
 
 def initial_noise_scale(sigma_max: float) -> float:
-    """``sqrt(σ_max² + 1)``: what unit noise is multiplied by (diffusers' ``init_noise_sigma`` for "leading")."""
-    return math.sqrt(float(sigma_max) ** 2 + 1.0)
+    """``sqrt(σ_max² + 1)``: what unit noise is multiplied by (diffusers' ``init_noise_sigma`` for "leading"),
+    computed on a float32 σ the way diffusers does."""
+    return float((torch.tensor(float(sigma_max), dtype=torch.float32) ** 2 + 1) ** 0.5)
 
 
 def input_scale(sigma: float) -> float:
@@ -75,14 +76,28 @@ def input_scale(sigma: float) -> float:
     return 1.0 / math.sqrt(float(sigma) ** 2 + 1.0)
 
 
-def euler_v_step(sample: torch.Tensor, v_pred: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
-    """One Euler step from a v-prediction, in float32 like diffusers; returns float32.
+def input_divisor(sigma: float) -> torch.Tensor:
+    """``sqrt(σ² + 1)`` as a float32 scalar tensor: diffusers' ``scale_model_input`` divides by it, and a 0-dim
+    float32 tensor keeps a float16 sample in float16 (one rounding), as in the reference."""
+    return (torch.tensor(float(sigma), dtype=torch.float32) ** 2 + 1) ** 0.5
 
-    ``x0 = v·(−σ/sqrt(σ²+1)) + x/(σ²+1)``; ``x_next = x + (x − x0)/σ · (σ_next − σ)``.
+
+def predicted_x0(sample: torch.Tensor, v_pred: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x0 = v·(−σ/sqrt(σ²+1)) + x/(σ²+1)`` with diffusers' dtypes: the ``v`` term in ``v_pred``'s dtype (a 0-dim
+    float32 factor does not promote it), the sum in float32."""
+    s = torch.tensor(float(sigma), dtype=torch.float32)
+    return v_pred * (-s / (s**2 + 1) ** 0.5).to(v_pred.device) + sample.float() / (s**2 + 1).to(sample.device)
+
+
+def euler_v_step(sample: torch.Tensor, v_pred: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """One Euler step from a v-prediction exactly as diffusers' ``EulerDiscreteScheduler.step`` computes it.
+
+    ``x0 = v·(−σ/sqrt(σ²+1)) + x/(σ²+1)`` (see :func:`predicted_x0`); ``x_next = x + (x − x0)/σ · (σ_next − σ)`` in
+    float32; the result is cast to ``v_pred``'s dtype (float16 latents between steps on the reference's fp16 path).
     """
-    sigma = torch.tensor(float(sigma), dtype=torch.float32)
-    sigma_next = torch.tensor(float(sigma_next), dtype=torch.float32)
+    s = torch.tensor(float(sigma), dtype=torch.float32).to(sample.device)
+    s_next = torch.tensor(float(sigma_next), dtype=torch.float32).to(sample.device)
     x = sample.float()
-    x0 = v_pred.float() * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
-    derivative = (x - x0) / sigma
-    return x + derivative * (sigma_next - sigma)
+    x0 = predicted_x0(x, v_pred, sigma)
+    derivative = (x - x0) / s
+    return (x + derivative * (s_next - s)).to(v_pred.dtype)

@@ -7,6 +7,7 @@ reference. Each step, the v-predictions of all tiles are averaged per frame with
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..options import FUSION_WEIGHT_SHAPES as WEIGHT_SHAPES
 
@@ -53,6 +54,17 @@ def tile_weights(tile_size: int, shape: str = "triangle") -> np.ndarray:
         return np.ones(tile_size, dtype=np.float64)
     ramp = (2.0 * np.arange(tile_size) + 1.0) / tile_size
     return np.minimum(ramp, 2.0 - ramp)
+
+
+def tile_weights_tensor(tile_size: int, shape: str = "triangle", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """:func:`tile_weights` computed in ``dtype`` with the reference's operations (``(k + 0.5)·2/T``, then
+    ``min(w, 2 − w)``, each rounded to ``dtype``), so the fp16 weights are the reference's fp16 weights."""
+    if shape not in WEIGHT_SHAPES:
+        raise ValueError(f"Fusion weight shape must be one of {WEIGHT_SHAPES}, got {shape!r}.")
+    if shape == "flat":
+        return torch.ones(tile_size, dtype=dtype)
+    ramp = (torch.arange(tile_size, dtype=dtype) + 0.5) * 2.0 / tile_size
+    return torch.minimum(ramp, 2 - ramp)
 
 
 def fusion_shares(num_frames: int, tiles: list[list[int]], shape: str = "triangle") -> np.ndarray:

@@ -21,19 +21,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ..smpl.joints import HIP_OUTWARD, HIP_TO_PELVIS, OPENPOSE18_FROM_SMPL45, SMPL_PARENTS, openpose18_from_smpl
+from ..smpl.pinhole import project as pinhole_project
 from .maps import surface_renderer
 from .surface import face_labels
 
-# smplx's 45 SMPL joints → OpenPose-18 (nose, neck, R shoulder/elbow/wrist, L shoulder/elbow/wrist, R hip/knee/
-# ankle, L hip/knee/ankle, R eye, L eye, R ear, L ear). Index 1 (SMPL neck) is replaced by the shoulder midpoint.
-OPENPOSE18_FROM_SMPL45 = [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-OPENPOSE18_NAMES = ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-                    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-                    "right_eye", "left_eye", "right_ear", "left_ear")
 SURFACE_JOINTS = (0, 14, 15, 16, 17)  # OpenPose ids that are SMPL mesh vertices (face landmarks)
-HIP_OUTWARD = 0.25
-HIP_TO_PELVIS = 0.5
 DEFAULT_FLOOR = 0.5
 MIN_FLOOR = 0.3  # the reference drawer skips a limb when an end is below 0.3
 
@@ -49,28 +42,9 @@ def own_parts(openpose_id: int) -> tuple[int, ...]:
     return tuple(sorted({joint, SMPL_PARENTS[joint], *children} - {-1}))
 
 
-def openpose18_from_smpl(joints: torch.Tensor, *, hip_outward: float = HIP_OUTWARD,
-                         hip_to_pelvis: float = HIP_TO_PELVIS) -> torch.Tensor:
-    """OpenPose-18 3D points `(T, 18, 3)` from smplx's joints `(T, 45, 3)` (neck = 3D shoulder midpoint)."""
-    if joints.ndim != 3 or joints.shape[1] < 29:
-        raise ValueError(f"joints must be [T,45,3] (smplx SMPL joints), got {tuple(joints.shape)}.")
-    op = joints[:, OPENPOSE18_FROM_SMPL45].clone()
-    right, left = op[:, 8].clone(), op[:, 11].clone()
-    towards_pelvis = hip_to_pelvis * (joints[:, 0] - 0.5 * (right + left))
-    op[:, 8] = right + hip_outward * (right - left) + towards_pelvis
-    op[:, 11] = left + hip_outward * (left - right) + towards_pelvis
-    op[:, 1] = 0.5 * (op[:, 2] + op[:, 5])
-    return op
-
-
 def project(points: torch.Tensor, K: torch.Tensor, znear: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
     """Pinhole projection. points `(T, N, 3)`, K `(T, 3, 3)` → pixels `(T, N, 2)`, in_front `(T, N)` bool."""
-    z = points[..., 2]
-    in_front = z > znear
-    z_safe = torch.where(in_front, z, torch.ones_like(z))
-    u = K[:, None, 0, 0] * points[..., 0] / z_safe + K[:, None, 0, 2]
-    v = K[:, None, 1, 1] * points[..., 1] / z_safe + K[:, None, 1, 2]
-    return torch.stack([u, v], -1), in_front
+    return pinhole_project(points, K, znear), points[..., 2] > znear
 
 
 def visible_fraction(points: torch.Tensor, pixels: torch.Tensor, depth: torch.Tensor, label: torch.Tensor, *,
@@ -115,7 +89,8 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
     """OpenPose-18 keypoints `(T, 18, 3)` = (x, y, confidence) in pixels of a ``size`` = (W, H) canvas.
 
     Args:
-        joints (`(T, 45, 3)`): smplx SMPL joints in OpenCV camera space (metres).
+        joints (`(T, 45, 3)`): smplx SMPL joints in OpenCV camera space (metres), or `(T, 18, 3)` OpenPose-18
+            points already (a body model's ``openpose18``).
         K (`(3, 3)` or `(T, 3, 3)`): intrinsics for ``size``.
         vertices (`(T, V, 3)`), faces (`(F, 3)`), vertex_labels (`(V,)`): the body mesh for the visibility test;
             without it every joint in front of the camera gets confidence 1.
@@ -130,7 +105,10 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
     K = torch.as_tensor(K, dtype=torch.float32).cpu()
     if K.ndim == 2:
         K = K.expand(frames, 3, 3)
-    points = openpose18_from_smpl(joints.float().cpu(), hip_outward=hip_outward, hip_to_pelvis=hip_to_pelvis)
+    if joints.shape[1] == 18:  # already OpenPose-18 (a body model's own regressor)
+        points = joints.float().cpu().clone()
+    else:
+        points = openpose18_from_smpl(joints.float().cpu(), hip_outward=hip_outward, hip_to_pelvis=hip_to_pelvis)
     pixels, in_front = project(points, K)
     # DWPose's neck is the 2D midpoint of the projected shoulders; keep that exactly.
     pixels[:, 1] = 0.5 * (pixels[:, 2] + pixels[:, 5])

@@ -35,17 +35,17 @@ def scale_intrinsics(K: np.ndarray | torch.Tensor, from_size: tuple[int, int], t
 
 
 def pose_sequence(model, seq: dict, *, batch_size: int = 64):
-    """Camera-space vertices `(T, V, 3)` and smplx joints `(T, 45, 3)` of a validated sequence, on CPU.
+    """Camera-space vertices `(T, V, 3)` and the model's joints (smplx `(T, 45, 3)`, Anny `(T, 63, 3)`), on CPU.
 
     The whole sequence's vertices stay on the CPU (25 MB for 300 SMPL frames); renderers move one chunk at a
     time to their device.
     """
-    model_type = getattr(model, "model_type", seq.get("model_type", "smpl"))
-    if seq.get("model_type", model_type) != model_type:
-        raise ValueError(f"The SMPL sequence is {seq['model_type']!r} but the body model is {model_type!r}; load "
-                         "the matching body model (Load SMPL Model) for this sequence.")
+    from ..smpl.sequence import body_kwargs
+    from ..smpl.transfer import check_motion_type
+
+    check_motion_type(model, seq)
     vertices, joints = model.forward(seq["betas"], seq["global_orient"], seq["body_pose"], seq["transl"],
-                                     device="cpu", batch_size=batch_size)
+                                     device="cpu", batch_size=batch_size, **body_kwargs(seq))
     return vertices.float(), joints.float()
 
 
@@ -118,6 +118,9 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     vertices, joints = pose_sequence(model, seq)
     feet_3d = joints[:, FEET_FROM_SMPL45]  # smplx's 45-joint layout (the built-in body keeps it for 0..44)
     check_in_front_of_camera(joints, seq)
+    openpose18 = getattr(model, "openpose18", None)
+    if openpose18 is not None:  # the model's own OpenPose-18 (SMPL: hip push; Anny: COCO regressor)
+        joints = openpose18(joints)
     keypoints = skeleton_keypoints(joints, K, size, vertices=vertices, faces=model.faces,
                                    vertex_labels=model.part_labels, floor=occluded_confidence, backend=backend,
                                    device=device, chunk_size=chunk_size, callback=callback)

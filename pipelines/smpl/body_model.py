@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .joints import OPENPOSE18_FROM_SMPL45, openpose18_from_smpl  # noqa: F401  (the map is re-exported)
 from ..weights import open_npz
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)
 
-# OpenPose-18 body keypoints from smplx's 45 SMPL joints (24 skeleton joints + nose, eyes, ears, feet, tips).
-OPENPOSE18_FROM_SMPL45 = [24, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28]
 # SMPL-X joints giving the same 45-joint layout: 22 body joints, the middle-finger bases standing in for SMPL's
 # hand joints, then the 21 vertex landmarks (nose ... right pinky tip).
 SMPLX_TO_SMPL45 = list(range(22)) + [28, 43] + list(range(55, 76))
@@ -58,8 +57,12 @@ class BodyModel:
         parents (`np.ndarray`): (J,) kinematic parents, -1 for the root.
     """
 
+    has_hands = False  # SMPL-X: True (set in __init__)
+
     def __init__(self, arrays: dict, model_type: str = "smpl", gender: str = "neutral", source: str = "arrays"):
         self.model_type = model_type
+        self.motion_types = (model_type,)
+        self.has_hands = model_type == "smplx"
         self.gender = gender
         self.source = source
         self.arrays = check_model_arrays(arrays, model_type, source)
@@ -117,7 +120,8 @@ class BodyModel:
 
     # ----------------------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def forward(self, betas, global_orient, body_pose, transl=None, *, device=None, batch_size: int = 64):
+    def forward(self, betas, global_orient, body_pose, transl=None, *, phenotype=None, hand_pose=None, device=None,
+                batch_size: int = 64):
         """Posed vertices and joints.
 
         Args:
@@ -144,6 +148,12 @@ class BodyModel:
         if pose.shape[0] != frames or shape.shape[0] != frames or trans.shape[0] != frames:
             raise ValueError(f"frame counts differ: betas {shape.shape[0]}, global_orient {frames}, "
                              f"body_pose {pose.shape[0]}, transl {trans.shape[0]}.")
+        hands = None
+        if hand_pose is not None and self.model_type == "smplx":
+            hands = _as_tensor(hand_pose, "hand_pose", device, 90)
+        elif hand_pose is not None:
+            logger.info("The sequence carries SMPL-H/X finger poses but the %s body has no finger joints: hands "
+                        "dropped (load an SMPL-X file or the built-in Anny body to use them).", self.model_type)
         module = self._smplx_module(device)
         verts, joints = [], []
         for start in range(0, frames, max(int(batch_size), 1)):
@@ -154,8 +164,9 @@ class BodyModel:
             else:
                 n = orient[sl].shape[0]
                 zeros3, zeros45 = torch.zeros(n, 3, device=device), torch.zeros(n, 45, device=device)
+                left, right = (zeros45, zeros45) if hands is None else (hands[sl, :45], hands[sl, 45:])
                 out = module(betas=shape[sl], global_orient=orient[sl], body_pose=pose[sl, :63], transl=trans[sl],
-                             left_hand_pose=zeros45, right_hand_pose=zeros45, jaw_pose=zeros3, leye_pose=zeros3,
+                             left_hand_pose=left, right_hand_pose=right, jaw_pose=zeros3, leye_pose=zeros3,
                              reye_pose=zeros3, expression=torch.zeros(n, 10, device=device))
                 joints.append(out.joints[:, SMPLX_TO_SMPL45])
             verts.append(out.vertices)
@@ -165,7 +176,26 @@ class BodyModel:
 
     __call__ = forward
 
-    def rest_joints(self, betas) -> np.ndarray:
+    @staticmethod
+    def openpose18(joints: torch.Tensor) -> torch.Tensor:
+        """OpenPose-18 3D points `(T,18,3)` from :meth:`forward`'s joints (hips pushed outward like HMR2)."""
+        return openpose18_from_smpl(joints)
+
+    def rest_vertices(self, betas=None, phenotype=None) -> np.ndarray:
+        """(V,3) float64 template shaped by ``betas`` (first row; zeros when None)."""
+        b = np.zeros((1, self.num_betas)) if betas is None else np.atleast_2d(np.asarray(betas, np.float64))
+        b = b[:1, : self.num_betas]
+        dirs = self.arrays["shapedirs"][:, :, : b.shape[1]].astype(np.float64)
+        return self.arrays["v_template"].astype(np.float64) + np.einsum("vcb,b->vc", dirs, b[0])
+
+    def rest_height(self, betas, phenotype=None) -> np.ndarray:
+        """(T,) standing height in metres: vertical extent of the shaped rest mesh (SMPL's y is up)."""
+        b = np.atleast_2d(np.asarray(betas, dtype=np.float64))[:, : self.num_betas]
+        dirs = self.arrays["shapedirs"][:, :, : b.shape[1]].astype(np.float64)
+        v = self.arrays["v_template"][None].astype(np.float64) + np.einsum("vcb,tb->tvc", dirs, b)
+        return v[..., 1].max(1) - v[..., 1].min(1)
+
+    def rest_joints(self, betas, phenotype=None) -> np.ndarray:
         """(T,24,3) float64 joints regressed from the shaped rest template (no pose, no translation)."""
         b = np.asarray(betas.detach().cpu() if torch.is_tensor(betas) else betas, dtype=np.float64)
         b = np.atleast_2d(b)

@@ -107,6 +107,22 @@ def person_boxes_for_estimation(pose_keypoint, person_index: int, image_size: tu
     return boxes, padding
 
 
+def body_keypoints_for_sequence(pose_keypoint, person_index: int, image_size: tuple[int, int]) -> np.ndarray:
+    """(T,18,3) OpenPose-18 body keypoints (pixels of ``image_size``, score) of person ``person_index``; zeros in
+    frames without that person. Stored in the sequence so Set Body Shape can fit the body to them."""
+    from ..dwpose.keypoints import pose_keypoint_to_frames
+
+    frames = pose_keypoint_to_frames(pose_keypoint)
+    out = np.zeros((len(frames), 18, 3), np.float32)
+    for t, frame in enumerate(frames):
+        if person_index >= frame.num_people:
+            continue
+        scale = np.array([image_size[0] / frame.width, image_size[1] / frame.height])
+        out[t, :, :2] = frame.keypoints[person_index, :18] * scale
+        out[t, :, 2] = frame.scores[person_index, :18]
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Sequence assembly
 

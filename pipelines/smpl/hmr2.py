@@ -279,7 +279,7 @@ class HMR2Estimator:
             if box is None:
                 continue
             box = np.asarray(box, np.float64).reshape(4)
-            if not np.isfinite(box).all() or box[2] <= box[0] and box[3] <= box[1]:
+            if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:  # empty in x or in y
                 continue
             centers[i], sizes[i] = box_center_and_size(box, rescale[i], cfg.bbox_shape)
             valid[i] = sizes[i] >= 1.0

@@ -10,7 +10,9 @@ import math
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .pinhole import hmr2_focal, intrinsics  # noqa: F401  (re-exported for the estimator)
+from .rotations import sixd_to_matrix
 
 # HMR2's ViT sees a 256×192 (H×W) window of the square 256 crop; boxes are grown to that aspect first.
 DEFAULT_BBOX_SHAPE = (192, 256)  # (width, height), as MODEL.BBOX_SHAPE in the reference config
@@ -22,21 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Rotations
 
 
-def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
-    """6D rotations (Zhou et al. 2019) → rotation matrices by Gram–Schmidt.
-
-    Args:
-        x (`torch.Tensor` of shape `[..., 6]`): the first three numbers are the first column of the matrix,
-            the next three the (not yet orthogonal) second column, as HMR2's head emits them.
-
-    Returns:
-        `torch.Tensor` of shape `[..., 3, 3]` with columns (b1, b2, b1 × b2).
-    """
-    a1, a2 = x[..., 0:3], x[..., 3:6]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.linalg.cross(b1, b2, dim=-1)
-    return torch.stack((b1, b2, b3), dim=-1)
+rot6d_to_rotmat = sixd_to_matrix  # HMR2's head emits the pack's 6D layout (rotations.py)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,16 +147,7 @@ def to_uint8_frames(images) -> np.ndarray:
 # Camera
 
 
-def full_image_focal(image_size: tuple[int, int], focal_length: float = 5000.0, crop_size: int = 256) -> float:
-    """HMR2's full-image focal length in pixels: ``focal_length / crop_size · max(W, H)``."""
-    width, height = image_size
-    return float(focal_length) / float(crop_size) * float(max(width, height))
-
-
-def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
-    """3×3 pinhole matrix with square pixels and the principal point at (W/2, H/2), as HMR2 renders."""
-    width, height = image_size
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+full_image_focal = hmr2_focal  # the intrinsics rule and matrix live in pinhole.py
 
 
 def cam_crop_to_full(cam, center, size, image_size: tuple[int, int], focal: float) -> np.ndarray:

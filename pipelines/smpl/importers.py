@@ -198,8 +198,8 @@ def read_npy_dict(path) -> dict:
 # AMASS (z-up world)
 
 
-def _root_offset(model, betas) -> np.ndarray:
-    return APPROX_ROOT[None] if model is None else model.rest_joints(np.atleast_2d(betas))[:, 0]
+def _root_offset(model, betas, phenotype=None) -> np.ndarray:
+    return APPROX_ROOT[None] if model is None else model.rest_joints(np.atleast_2d(betas), phenotype=phenotype)[:, 0]
 
 
 def default_amass_camera(orient0, root0, height: float, image_size) -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +227,7 @@ def from_amass(arrays: dict, image_size=(576, 1024), fps: float | None = None, m
     if poses.ndim != 2 or poses.shape[1] not in (72, 156, 165) or trans.shape != (count, 3):
         raise ValueError(f"AMASS 'poses' must be (T,72|156|165) and 'trans' (T,3); got {poses.shape}, {trans.shape}.")
     body = poses[:, 3:72] if poses.shape[1] == 72 else np.concatenate([poses[:, 3:66], np.zeros((count, 6))], 1)
+    hands = None if poses.shape[1] == 72 else poses[:, -90:]  # SMPL-H (66:156) / SMPL-X (75:165) fingers
     betas = np.zeros(10)
     if "betas" in arrays:
         raw = _np(arrays["betas"]).astype(np.float64)
@@ -250,7 +251,7 @@ def from_amass(arrays: dict, image_size=(576, 1024), fps: float | None = None, m
     transl = (root_world - centre) @ rotation.T - j0
     seq = validate_sequence(dict(betas=betas, global_orient=orient, body_pose=body, transl=transl,
                                  image_size=tuple(int(v) for v in image_size), fps=fps, model_type="smpl",
-                                 source="amass"), "AMASS motion")
+                                 source="amass", hand_pose=hands), "AMASS motion")
     seq["camera_rotation"], seq["camera_position"] = rotation, centre
     return seq
 
@@ -262,10 +263,10 @@ def to_amass(seq: dict, model=None) -> dict:
     centre = np.asarray(seq.get("camera_position", np.zeros(3)), np.float64)
     seq = validate_sequence(seq)
     betas = np.median(seq["betas"], 0)
-    j0 = _root_offset(model, seq["betas"])
+    j0 = _root_offset(model, seq["betas"], seq.get("phenotype"))
     root_world = (seq["transl"] + j0) @ rotation + centre  # rotation is orthonormal: inverse = transpose
     orient = matrix_to_axis_angle(rotation.T[None] @ axis_angle_to_matrix(seq["global_orient"]))
-    j0_world = _root_offset(model, betas)[0]
+    j0_world = _root_offset(model, betas, seq.get("phenotype"))[0]
     return {"poses": np.concatenate([orient, seq["body_pose"]], 1).astype(np.float32),
             "trans": (root_world - j0_world).astype(np.float32), "betas": betas.astype(np.float32),
             "mocap_framerate": np.float64(seq["fps"]), "gender": np.str_("neutral"),

@@ -1,7 +1,7 @@
 """Rotation conversions (numpy, float64, any leading shape): axis-angle ↔ matrix ↔ quaternion ↔ 6D.
 
-Quaternions are (w, x, y, z). The 6D representation (Zhou et al. 2019) is the first two matrix columns,
-flattened as (c0x, c1x, c0y, c1y, c0z, c1z), i.e. ``R[..., :, :2].reshape(..., 6)``.
+Quaternions are (w, x, y, z). The 6D representation (Zhou et al. 2019) is the first two matrix columns one
+after the other, (c0x, c0y, c0z, c1x, c1y, c1z): the layout HMR2's head emits, the one layout of the pack.
 """
 from __future__ import annotations
 
@@ -79,14 +79,26 @@ def matrix_to_axis_angle(m) -> np.ndarray:
 
 
 def matrix_to_6d(m) -> np.ndarray:
+    """(...,3,3) → (...,6): the first column, then the second."""
     m = np.asarray(m, dtype=np.float64)
-    return m[..., :, :2].reshape(m.shape[:-2] + (6,))
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], -1)
 
 
-def sixd_to_matrix(d6) -> np.ndarray:
-    """(...,6) → (...,3,3) by Gram–Schmidt on the two stored columns."""
-    d6 = np.asarray(d6, dtype=np.float64).reshape(np.shape(d6)[:-1] + (3, 2))
-    a, b = d6[..., 0], d6[..., 1]
+def sixd_to_matrix(d6):
+    """(...,6) → (...,3,3) with columns (b1, b2, b1 × b2), by Gram–Schmidt on the two stored columns.
+
+    Takes numpy (float64 result) or torch (same dtype/device; this is HMR2's ``rot6d_to_rotmat``).
+    """
+    if not isinstance(d6, np.ndarray) and hasattr(d6, "detach"):
+        import torch
+        import torch.nn.functional as F
+
+        b1 = F.normalize(d6[..., 0:3], dim=-1)
+        a2 = d6[..., 3:6]
+        b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+        return torch.stack((b1, b2, torch.linalg.cross(b1, b2, dim=-1)), dim=-1)
+    d6 = np.asarray(d6, dtype=np.float64)
+    a, b = d6[..., 0:3], d6[..., 3:6]
     c0 = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), _EPS)
     b = b - np.sum(c0 * b, -1, keepdims=True) * c0
     c1 = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), _EPS)

@@ -13,7 +13,10 @@ A sequence is a dict:
 | ``valid`` | bool (T,): False where no person was found (parameters there are filled in) |
 | ``bbox`` | float32 (T,4) person box x0,y0,x1,y1 in pixels (zeros = unknown) |
 | ``fps`` | float |
-| ``model_type`` | ``"smpl"`` or ``"smplx"`` |
+| ``model_type`` | ``"smpl"`` or ``"smplx"`` (the rotation layout; the built-in Anny body plays both) |
+| ``phenotype`` | optional float32 (6,) Anny body shape in 0..1: gender, age, muscle, weight, height, proportions |
+| ``keypoints`` | optional float32 (T,18,3) OpenPose-18 2D body keypoints the estimate came from (pixels, score) |
+| ``hand_pose`` | optional float32 (T,90) SMPL-H/X finger rotations, axis-angle (left 15 joints, then right 15) |
 """
 from __future__ import annotations
 
@@ -23,24 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from ..output_paths import new_file
+from .pinhole import intrinsics
 from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
 
 NUM_BETAS = 10
 PER_FRAME = ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbox")
+OPTIONAL_PER_FRAME = ("keypoints", "hand_pose")
 WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
-          "bbox": (4,)}
+          "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
+PHENOTYPE_LABELS = ("gender", "age", "muscle", "weight", "height", "proportions")
 MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
-HMR2_FOCAL = 5000.0 / 256.0  # HMR2 / Champ: focal = 5000/256 · max(W, H) pixels
 DEFAULT_FPS = 30.0
 
 
 def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
-    """HMR2 convention: f = 5000/256·max(W,H), principal point at the image centre. (3,3), or (T,3,3)."""
-    f = HMR2_FOCAL * max(width, height)
-    k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
-    return k if frames is None else np.repeat(k[None], frames, 0)
+    """float32 intrinsics by HMR2's rule (:func:`.pinhole.intrinsics`): (3,3), or (T,3,3)."""
+    return intrinsics((width, height), frames=frames, dtype=np.float32)
 
 
 def _first_bad_frame(values: np.ndarray) -> int | None:
@@ -118,7 +121,14 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
         raise ValueError(f"{name}: model_type must be 'smpl' or 'smplx', got {model_type!r}.")
     out["model_type"] = model_type
 
-    for key in PER_FRAME:
+    if seq.get("phenotype") is not None:
+        out["phenotype"] = check_phenotype(seq["phenotype"], f"{name}: phenotype")
+    for key in OPTIONAL_PER_FRAME:
+        if seq.get(key) is not None:
+            value = np.asarray(seq[key], dtype=np.float32)
+            out[key] = value.reshape(value.shape[0], *WIDTHS[key]) if value.ndim >= 2 and \
+                value.size == value.shape[0] * int(np.prod(WIDTHS[key])) else value
+    for key in PER_FRAME + tuple(k for k in OPTIONAL_PER_FRAME if k in out):
         value = out[key]
         expected = (frames,) + WIDTHS.get(key, ())
         if value.shape != expected:
@@ -136,9 +146,40 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
                          f"coefficients must lie within ±{MAX_ABS_BETA:g} (standard deviations of the body model's "
                          "shape space; real people lie within about ±5). Check the file or the estimator output.")
     for key, value in seq.items():  # extra entries (e.g. 'source') are kept
-        if key not in out:
+        if key not in out and key not in OPTIONAL_PER_FRAME + ("phenotype",):
             out[key] = value
     return out
+
+
+def check_phenotype(values, name: str = "phenotype") -> np.ndarray:
+    """(6,) float32 Anny phenotype in 0..1 (a dict by label, or per-frame copies, are accepted).
+
+    Raises:
+        `ValueError` naming the values outside 0..1 or the wrong shape.
+    """
+    if isinstance(values, dict):
+        unknown = set(values) - set(PHENOTYPE_LABELS)
+        if unknown:
+            raise ValueError(f"{name}: unknown keys {sorted(unknown)}; use {list(PHENOTYPE_LABELS)}.")
+        missing = [k for k in PHENOTYPE_LABELS if k not in values]
+        if missing:
+            raise ValueError(f"{name}: missing {missing}.")
+        values = [values[k] for k in PHENOTYPE_LABELS]
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim == 2 and arr.shape[0] >= 1:
+        arr = arr[0]
+    if arr.shape != (len(PHENOTYPE_LABELS),):
+        raise ValueError(f"{name} must hold {len(PHENOTYPE_LABELS)} values {list(PHENOTYPE_LABELS)}, "
+                         f"got shape {arr.shape}.")
+    bad = [f"{k}={float(v):g}" for k, v in zip(PHENOTYPE_LABELS, arr) if not 0.0 <= float(v) <= 1.0]
+    if bad:
+        raise ValueError(f"{name} values must lie in 0..1; got {', '.join(bad)}. Set them between 0 and 1.")
+    return arr
+
+
+def body_kwargs(seq: dict) -> dict:
+    """What a body model's ``forward`` needs besides betas and rotations: ``phenotype`` and ``hand_pose``."""
+    return {"phenotype": seq.get("phenotype"), "hand_pose": seq.get("hand_pose")}
 
 
 def _check_intrinsics(k: np.ndarray, name: str) -> None:
@@ -164,7 +205,7 @@ def save_sequence(seq: dict, path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         path = path.with_suffix(".npz")
-    arrays = {key: seq[key] for key in PER_FRAME}
+    arrays = {key: seq[key] for key in PER_FRAME + OPTIONAL_PER_FRAME + ("phenotype",) if key in seq}
     arrays.update(image_size=np.asarray(seq["image_size"], np.int64), fps=np.float64(seq["fps"]),
                   model_type=np.str_(seq["model_type"]), format=np.str_("motionguide_smpl_sequence_v1"))
     with new_file(path, overwrite) as tmp:
@@ -203,7 +244,7 @@ def slice_sequence(seq: dict, start: int = 0, stop: int | None = None, step: int
     seq = validate_sequence(seq)
     sl = slice(start, stop, step)
     out = dict(seq)
-    for key in PER_FRAME:
+    for key in PER_FRAME + tuple(k for k in OPTIONAL_PER_FRAME if k in seq):
         out[key] = seq[key][sl].copy()
     if len(out["valid"]) == 0:
         raise ValueError(f"slice {start}:{stop}:{step} of a {num_frames(seq)}-frame sequence is empty.")
@@ -235,6 +276,13 @@ def resample_sequence(seq: dict, fps: float | None = None, frames: int | None = 
     out = dict(seq)
     for key in ("betas", "transl", "bbox"):
         out[key] = ((1 - frac) * seq[key][lo] + frac * seq[key][hi]).astype(np.float32)
+    if "keypoints" in seq:
+        f3 = frac[:, :, None]
+        out["keypoints"] = ((1 - f3) * seq["keypoints"][lo] + f3 * seq["keypoints"][hi]).astype(np.float32)
+    if "hand_pose" in seq:
+        hq = continuous_quaternions(axis_angle_to_quaternion(seq["hand_pose"].reshape(count, 30, 3)))
+        out["hand_pose"] = quaternion_to_axis_angle(slerp(hq[lo], hq[hi], frac[:, :, None])).reshape(
+            frames, 90).astype(np.float32)
     out["K"] = ((1 - frac[:, :, None]) * seq["K"][lo] + frac[:, :, None] * seq["K"][hi]).astype(np.float32)
     rot = np.concatenate([seq["global_orient"], seq["body_pose"]], 1).reshape(count, 24, 3)
     quat = continuous_quaternions(axis_angle_to_quaternion(rot))

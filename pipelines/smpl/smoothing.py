@@ -72,12 +72,15 @@ def smooth_rotations(rot: np.ndarray, window: int, space: str = "quaternion", or
     raise ValueError(f"rotation space must be one of {ROTATION_SPACES}, got {space!r}.")
 
 
-def smooth_sequence(seq: dict, *, betas: str = "median", rotation_window: int = 9, rotation_space: str = "quaternion",
+def smooth_sequence(seq: dict, *, model=None, betas: str = "median", rotation_window: int = 9, rotation_space: str = "quaternion",
                     translation_filter: str = "savgol", translation_window: int = 9, one_euro_min_cutoff: float = 1.0,
                     one_euro_beta: float = 0.05, fill_gaps: bool = True) -> dict:
     """Fill gaps, then fix the body shape and smooth rotations and translations.
 
     Args:
+        model (`BodyModel`, *optional*): the sequence's body model. With it, ``betas="median"`` keeps every
+            frame's root joint where it was estimated (T' = T + J0(β_t) − J0(β_median)): without that root
+            compensation the pelvis jumps by the frame-to-frame change of J0 (centimetres of jitter).
         betas (`str`, defaults to ``"median"``): ``"median"`` over valid frames (one body for the whole clip) or
             ``"keep"``.
         rotation_window (`int`, defaults to 9): Savitzky–Golay window in frames (order 2); ≤ 2 turns it off.
@@ -90,14 +93,19 @@ def smooth_sequence(seq: dict, *, betas: str = "median", rotation_window: int = 
     """
     seq = fill_invalid_frames(seq) if fill_gaps else validate_sequence(seq)
     out = dict(seq)
+    transl = seq["transl"].astype(np.float64)
     if betas == "median":
         pool = seq["betas"][seq["valid"]] if seq["valid"].any() else seq["betas"]
         out["betas"] = np.repeat(np.median(pool, 0, keepdims=True), num_frames(seq), 0).astype(np.float32)
+        if model is not None:  # root compensation before the path is filtered
+            transl = transl + model.rest_joints(seq["betas"])[:, 0] - model.rest_joints(out["betas"])[:, 0]
+        elif np.ptp(seq["betas"], axis=0).max() > 0:
+            logger.warning("Smooth SMPL Motion: betas=median without a body model moves the pelvis by the change "
+                           "of its shape-dependent root joint; connect smpl_model to keep the root in place.")
     elif betas != "keep":
         raise ValueError(f"betas must be one of {BETAS_MODES}, got {betas!r}.")
     if rotation_window > 2:
         _set_rotations(out, smooth_rotations(_rotations(seq), rotation_window, rotation_space))
-    transl = seq["transl"].astype(np.float64)
     if translation_filter == "savgol":
         transl = savgol(transl, translation_window)
     elif translation_filter == "one_euro":

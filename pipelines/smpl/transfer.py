@@ -2,15 +2,24 @@
 
 Steps, for driving sequence D and reference sequence R (its first valid frame is the reference image):
 
-1. Shape: β := β_R (median over the reference's valid frames) for every frame; the driving joint rotations stay.
+1. Shape: β := β_R (median over the reference's valid frames) for every frame, and on the Anny body the
+   reference's phenotype (its default shape when the reference has none); the driving joint rotations stay.
 2. Root compensation: SMPL rotates about the root joint J0(β), which moves with β, so a translation written for
    β_D is rewritten as T' = T + J0(β_D) − J0(β_R): the root joint stays exactly where it was.
-3. Orientation: kept, or aligned to the reference's first-frame facing (G'_t = G_R · G_D,0⁻¹ · G_D,t; the
-   trajectory is turned by the same rotation).
-4. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y with s the body-height
-   ratio, and the depth ratio kept (z'_t = z_R·(1 + Δz_t / z_D,0)); or the root locked at the reference; or kept.
-5. Fit: the reference body is first placed so its projection has the reference box's height, bottom and centre
-   (a few fixed-point steps, since projected height goes as 1/z).
+3. Orientation: ``upright`` (default) keeps the driving facing but turns the motion so the driving body's mean
+   up direction becomes the reference body's up (driving and reference cameras at different heights or pitch:
+   the motion stays upright on the reference's ground); ``keep`` copies the driving rotations as they are;
+   ``align_first`` turns the first frame to the reference's facing (G'_t = G_R · G_D,0⁻¹ · G_D,t). The
+   trajectory is turned by the same rotation.
+4. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y and z with s the
+   body-height ratio (a smaller person makes smaller steps, also towards the camera); or the root locked at the
+   reference; or kept.
+5. Fit: the reference body is first placed so its projected OpenPose-18 joints land on the reference's own 2D
+   keypoints (least squares over the translation, when the reference sequence carries ``keypoints``); without
+   keypoints, so that its projected mesh has the reference box's height, bottom and centre (a detector box of
+   the whole person; a tight keypoint box would make the body ~6-10 % small with the soles at the ankles).
+   With ``camera="driving"`` the placement is then carried into the driving frame (same spot and same share of
+   the frame height), so the body is placed for the camera it is projected with.
 6. Ground: a constant shift along the reference "up" axis puts the driving ground (a low percentile of the
    per-frame lowest foot point) at the reference feet: no sliding or floating, jumps keep their height.
 """
@@ -19,42 +28,44 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from ..options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
+from .joints import openpose18_from_smpl
+from .pinhole import project
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
 
+MAX_LEVELLING_DEG = 40.0  # "upright" turns the motion by at most this (a camera pitch), never a lying body up
 FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
 GROUND_PERCENTILE = 10.0
 
 
-def shaped_rest_vertices(model, betas) -> np.ndarray:
-    """(T,V,3) float64 template vertices shaped by ``betas`` (no pose, no translation)."""
-    b = np.atleast_2d(np.asarray(betas, dtype=np.float64))[:, : model.num_betas]
-    dirs = model.arrays["shapedirs"][:, :, : b.shape[1]].astype(np.float64)
-    return model.arrays["v_template"][None].astype(np.float64) + np.einsum("vcb,tb->tvc", dirs, b)
+def rest_height(model, betas, phenotype=None) -> np.ndarray:
+    """(T,) standing height in metres of the body shaped by ``betas`` (SMPL) or ``phenotype`` (Anny)."""
+    return model.rest_height(np.atleast_2d(np.asarray(betas, dtype=np.float64)), phenotype=phenotype)
 
 
-def rest_height(model, betas) -> np.ndarray:
-    """(T,) standing height in metres: vertical extent of the shaped rest mesh (SMPL's y is up)."""
-    v = shaped_rest_vertices(model, betas)
-    return v[..., 1].max(1) - v[..., 1].min(1)
+def motion_types(model) -> tuple[str, ...]:
+    """Sequence ``model_type`` values the body model can play (Anny: SMPL and SMPL-X rotations)."""
+    return tuple(getattr(model, "motion_types", (model.model_type,)))
 
 
-def root_compensation(model, transl, betas_from, betas_to) -> np.ndarray:
-    """T' = T + J0(β_from) − J0(β_to): the translation that keeps the root joint in place when β changes."""
-    j_from = model.rest_joints(np.atleast_2d(betas_from))[:, 0]
-    j_to = model.rest_joints(np.atleast_2d(betas_to))[:, 0]
+def check_motion_type(model, *seqs) -> None:
+    types = motion_types(model)
+    bad = [seq["model_type"] for seq in seqs if seq.get("model_type", "smpl") not in types]
+    if bad:
+        raise ValueError(f"the sequence is {bad[0]!r} but the body model is {model.model_type!r} (it plays "
+                         f"{', '.join(types)}); load the matching body model (Load Body Model).")
+
+
+def root_compensation(model, transl, betas_from, betas_to, phenotype_from=None, phenotype_to=None) -> np.ndarray:
+    """T' = T + J0(from) − J0(to): the translation that keeps the root joint in place when the shape changes."""
+    j_from = model.rest_joints(np.atleast_2d(betas_from), phenotype=phenotype_from)[:, 0]
+    j_to = model.rest_joints(np.atleast_2d(betas_to), phenotype=phenotype_to)[:, 0]
     return np.asarray(transl, np.float64) + j_from - j_to
-
-
-def project(points, k) -> np.ndarray:
-    """Pinhole projection of (T,N,3) camera points with (T,3,3) intrinsics → (T,N,2) pixels."""
-    points, k = np.asarray(points, np.float64), np.asarray(k, np.float64)
-    uvw = np.matmul(points, np.swapaxes(k, -1, -2))
-    return uvw[..., :2] / uvw[..., 2:3]
 
 
 def fit_translation_to_box(local_vertices, transl, k, box, iterations: int = 4) -> np.ndarray:
@@ -86,6 +97,69 @@ def fit_translation_to_box(local_vertices, transl, k, box, iterations: int = 4) 
     return t
 
 
+def fit_translation_to_keypoints(points, transl, k, keypoints, threshold: float = 0.3,
+                                 iterations: int = 12) -> np.ndarray | None:
+    """Translation whose projection of ``points`` best matches the confident 2D ``keypoints`` (Gauss–Newton on
+    the squared pixel error; the depth follows from the keypoints' spread).
+
+    Args:
+        points (`array (18,3)`): the body's OpenPose-18 joints, posed, without translation.
+        transl (`array (3,)`): starting translation (depth > 0).
+        k (`array (3,3)`): intrinsics; keypoints (`array (18,3)`): x, y pixels and score.
+
+    Returns:
+        `(3,)` float64, or None when fewer than 4 keypoints are confident or they span no height.
+    """
+    points = np.asarray(points, np.float64)
+    kp = np.asarray(keypoints, np.float64)
+    ok = kp[:, 2] > threshold
+    if ok.sum() < 4 or np.ptp(kp[ok, 1]) < 2.0:
+        return None
+    p, target = points[ok], kp[ok, :2]
+    k = np.asarray(k, np.float64)
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    t = np.asarray(transl, np.float64).copy()
+    # start at the depth where the body's projected height matches the keypoints' height
+    height_m = np.ptp(p[:, 1])
+    if height_m > 1e-6:
+        t[2] = max(fy * height_m / np.ptp(target[:, 1]) - p[:, 2].mean(), 1e-3 - p[:, 2].min())
+    for _ in range(iterations):
+        x, y, z = (p + t).T
+        z = np.maximum(z, 1e-3)
+        residual = np.concatenate([fx * x / z + cx - target[:, 0], fy * y / z + cy - target[:, 1]])
+        zeros = np.zeros_like(z)
+        jac = np.concatenate([np.stack([fx / z, zeros, -fx * x / z ** 2], 1),
+                              np.stack([zeros, fy / z, -fy * y / z ** 2], 1)])
+        step = np.linalg.lstsq(jac, -residual, rcond=None)[0]
+        t += step
+        t[2] = max(t[2], 1e-3 - p[:, 2].min())
+        if np.abs(step).max() < 1e-9:
+            break
+    return t
+
+
+def carry_to_camera(point, k_from, size_from, k_to, size_to) -> np.ndarray:
+    """A camera-space point moved to the same spot of another camera's frame: the same fraction of the width and
+    height, at the depth where a body keeps the same share of the frame height."""
+    point = np.asarray(point, np.float64)
+    uv = project(point[None, None], np.asarray(k_from, np.float64)[None])[0, 0]
+    uv = uv / np.asarray(size_from, np.float64) * np.asarray(size_to, np.float64)
+    k_to = np.asarray(k_to, np.float64)
+    depth = point[2] * (k_to[1, 1] / float(k_from[1, 1])) * (float(size_from[1]) / float(size_to[1]))
+    x = ((uv[0] - k_to[0, 2]) - k_to[0, 1] * (uv[1] - k_to[1, 2]) / k_to[1, 1]) * depth / k_to[0, 0]
+    y = (uv[1] - k_to[1, 2]) * depth / k_to[1, 1]
+    return np.array([x, y, depth])
+
+
+def openpose_points(model, joints) -> np.ndarray:
+    """The body model's OpenPose-18 3D points `(T,18,3)` float64 from its ``forward`` joints (the model's own
+    ``openpose18``: SMPL's hips pushed like HMR2, Anny's COCO regressor)."""
+    own = getattr(model, "openpose18", None)
+    if own is None:
+        return openpose18_from_smpl(np.asarray(joints, np.float64))
+    return own(torch.as_tensor(np.asarray(joints, np.float64))).numpy()
+
+
 def _first_valid(seq: dict) -> int:
     good = np.flatnonzero(seq["valid"])
     if len(good) == 0:
@@ -93,12 +167,33 @@ def _first_valid(seq: dict) -> int:
     return int(good[0])
 
 
-def _forward_local(model, betas, orient, pose, device, batch_size=64):
-    verts, joints = model.forward(betas, orient, pose, None, device=device, batch_size=batch_size)
+def _forward_local(model, betas, orient, pose, device, batch_size=64, **shape):
+    verts, joints = model.forward(betas, orient, pose, None, device=device, batch_size=batch_size, **shape)
     return verts.cpu().numpy().astype(np.float64), joints.cpu().numpy().astype(np.float64)
 
 
-def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "keep",
+def upright_rotation(driving_rotations, valid, reference_rotation) -> np.ndarray:
+    """The smallest rotation taking the driving body's mean up direction (SMPL's +y through each frame's root
+    rotation, averaged over valid frames) to the reference body's up; identity beyond
+    :data:`MAX_LEVELLING_DEG` (a body lying down or upside down is not a camera pitch)."""
+    ups = np.asarray(driving_rotations)[np.asarray(valid, bool)] @ np.array([0.0, 1.0, 0.0])
+    up_d = ups.mean(0)
+    up_r = np.asarray(reference_rotation) @ np.array([0.0, 1.0, 0.0])
+    if np.linalg.norm(up_d) < 1e-6:
+        return np.eye(3)
+    up_d = up_d / np.linalg.norm(up_d)
+    axis = np.cross(up_d, up_r)
+    angle = np.arctan2(np.linalg.norm(axis), float(up_d @ up_r))
+    if np.degrees(angle) > MAX_LEVELLING_DEG:
+        logger.info("Transfer Shape: the driving body's mean up direction is %.0f° from the reference's; the motion "
+                    "is not levelled (more than %.0f° is no camera pitch).", np.degrees(angle), MAX_LEVELLING_DEG)
+        return np.eye(3)
+    if angle < 1e-9:
+        return np.eye(3)
+    return axis_angle_to_matrix(axis / np.linalg.norm(axis) * angle)
+
+
+def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "upright",
                    trajectory: str = "relative", fit_box: bool = True, ground: bool = True,
                    camera: str = "reference", device=None, callback=None) -> dict:
     """The driving motion with the reference body and camera (see the module docstring for the steps).
@@ -107,13 +202,15 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         driving (`dict`): SMPL_SEQUENCE of the driving motion.
         reference (`dict`): SMPL_SEQUENCE of the reference person; its first valid frame is used.
         model (`BodyModel`): the body model both were estimated with.
-        orientation (`str`, defaults to ``"keep"``): ``"keep"`` or ``"align_first"``.
+        orientation (`str`, defaults to ``"upright"``): ``"upright"``, ``"keep"`` or ``"align_first"``.
         trajectory (`str`, defaults to ``"relative"``): ``"relative"``, ``"lock_root"`` or ``"keep"`` (the root
             stays exactly where the driving root was: root compensation only).
-        fit_box (`bool`, defaults to True): place the reference body in its box first (needs a known bbox).
+        fit_box (`bool`, defaults to True): place the reference body on its 2D keypoints (``keypoints`` of the
+            reference sequence), else in its box (needs a known bbox), first.
         ground (`bool`, defaults to True): put the driving ground at the reference feet.
         camera (`str`, defaults to ``"reference"``): intrinsics and image size of the output
-            (``"reference"`` or ``"driving"``).
+            (``"reference"`` or ``"driving"``). With ``"driving"`` and a relative or locked trajectory, the
+            reference placement is carried into the driving frame (:func:`carry_to_camera`).
         callback (`callable`, *optional*): ``callback(done, total)`` progress.
     """
     if orientation not in ORIENTATIONS:
@@ -128,9 +225,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
 
         drv = fill_invalid_frames(drv)
     ref = validate_sequence(reference, "reference SMPL sequence")
-    if drv["model_type"] != model.model_type or ref["model_type"] != model.model_type:
-        raise ValueError(f"sequences are {drv['model_type']}/{ref['model_type']} but the body model is "
-                         f"{model.model_type}; load the matching body model.")
+    check_motion_type(model, drv, ref)
     frames = num_frames(drv)
     r0 = _first_valid(ref)
     d0 = _first_valid(drv)
@@ -147,19 +242,32 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     beta_r = np.median(ref["betas"][ref["valid"]], 0).astype(np.float64)
     beta_d = drv["betas"].astype(np.float64)
     betas_out = np.repeat(beta_r[None], frames, 0)
-    j0_r = model.rest_joints(beta_r[None])[0, 0]
+    pheno_r, pheno_d = ref.get("phenotype"), drv.get("phenotype")
+    if pheno_r is None and getattr(model, "phenotype", None) is not None:
+        pheno_r = np.asarray(model.phenotype, np.float32)  # the Anny body's default shape
+    j0_r = model.rest_joints(beta_r[None], phenotype=pheno_r)[0, 0]
     # 2. driving roots in camera space (root compensation: these points are what the output keeps or moves)
-    root_d = drv["transl"].astype(np.float64) + model.rest_joints(beta_d)[:, 0]
+    root_d = drv["transl"].astype(np.float64) + model.rest_joints(beta_d, phenotype=pheno_d)[:, 0]
     # reference placement (5. fitted to its box)
     k_ref = ref["K"][r0].astype(np.float64)
     ref_orient, ref_pose = ref["global_orient"][r0:r0 + 1], ref["body_pose"][r0:r0 + 1]
-    ref_local, _ = _forward_local(model, beta_r[None], ref_orient, ref_pose, device)
+    ref_hands = None if ref.get("hand_pose") is None else ref["hand_pose"][r0:r0 + 1]
+    ref_local, ref_joints = _forward_local(model, beta_r[None], ref_orient, ref_pose, device, phenotype=pheno_r,
+                                           hand_pose=ref_hands)
     t_ref = ref["transl"][r0].astype(np.float64)
     box = ref["bbox"][r0]
-    if fit_box and (box[2] - box[0]) > 1 and (box[3] - box[1]) > 1:
+    fitted = None
+    if fit_box and ref.get("keypoints") is not None:
+        fitted = fit_translation_to_keypoints(openpose_points(model, ref_joints)[0], t_ref, k_ref,
+                                              ref["keypoints"][r0])
+    if fitted is not None:
+        t_ref = fitted
+    elif fit_box and (box[2] - box[0]) > 1 and (box[3] - box[1]) > 1:
         t_ref = fit_translation_to_box(ref_local[0], t_ref, k_ref, box)
     elif fit_box:
-        logger.info("Reference box unknown; the reference body keeps its estimated placement.")
+        logger.info("Reference keypoints and box unknown; the reference body keeps its estimated placement.")
+    if camera == "driving" and trajectory != "keep":
+        t_ref = carry_to_camera(t_ref + j0_r, k_ref, ref["image_size"], drv["K"][d0], drv["image_size"]) - j0_r
     root_r = t_ref + j0_r
     progress()
 
@@ -168,6 +276,10 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     if orientation == "align_first":
         delta = axis_angle_to_matrix(ref_orient[0]) @ rot_d[d0].T
         orient_out = matrix_to_axis_angle(delta[None] @ rot_d)
+    elif orientation == "upright":
+        delta = upright_rotation(rot_d, drv["valid"], axis_angle_to_matrix(ref_orient[0]))
+        orient_out = matrix_to_axis_angle(delta[None] @ rot_d) if not np.allclose(delta, np.eye(3)) else \
+            drv["global_orient"].astype(np.float64)
     else:
         delta = np.eye(3)
         orient_out = drv["global_orient"].astype(np.float64)  # copied, not round-tripped (π is ambiguous)
@@ -181,15 +293,15 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         if root_d[d0, 2] <= 0:
             raise ValueError(f"driving root depth at frame {d0} is {root_d[d0, 2]:.3f} m; the person must be in "
                              "front of the camera (z > 0) for the relative trajectory.")
-        scale = float(rest_height(model, beta_r[None])[0] / rest_height(model, np.median(beta_d, 0)[None])[0])
+        scale = float(rest_height(model, beta_r[None], pheno_r)[0]
+                      / rest_height(model, np.median(beta_d, 0)[None], pheno_d)[0])
         moved = (root_d - root_d[d0]) @ delta.T
-        root_out = np.empty_like(root_d)
-        root_out[:, :2] = root_r[:2] + scale * moved[:, :2]
-        root_out[:, 2] = root_r[2] * (1.0 + moved[:, 2] / root_d[d0, 2])
+        root_out = root_r + scale * moved
     transl_out = root_out - j0_r
     progress()
 
-    local, _ = _forward_local(model, betas_out, orient_out, drv["body_pose"], device)
+    local, _ = _forward_local(model, betas_out, orient_out, drv["body_pose"], device, phenotype=pheno_r,
+                              hand_pose=drv.get("hand_pose"))
     progress()
 
     # 6. ground at the reference feet
@@ -205,6 +317,9 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     out = dict(drv)
     out.update(betas=betas_out.astype(np.float32), global_orient=orient_out.astype(np.float32),
                transl=transl_out.astype(np.float32))
+    if pheno_r is not None:
+        out["phenotype"] = np.asarray(pheno_r, np.float32)
+    out.pop("keypoints", None)  # the driving image's 2D keypoints no longer match this body and camera
     if camera == "reference":
         out["K"] = np.repeat(ref["K"][r0:r0 + 1], frames, 0)
         out["image_size"] = ref["image_size"]

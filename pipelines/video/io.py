@@ -1,4 +1,4 @@
-"""Reading and writing frames: uint8 RGB arrays ``[F,H,W,3]`` in, files out, never overwriting."""
+"""Reading and writing frames: uint8 RGB arrays ``[F,H,W,3]`` in, files out (verified, atomic, never overwriting)."""
 from __future__ import annotations
 
 import os
@@ -51,33 +51,16 @@ def read_video(path: str | os.PathLike, *, frame_load_cap: int = 0, skip_first_f
     return np.stack(frames), (fps / max(select_every_nth, 1) if fps else 0.0)
 
 
-def write_video(frames: np.ndarray, fps: float, path: str | os.PathLike) -> Path:
-    """Write RGB uint8 ``[F,H,W,3]`` as mp4 (or .gif / .webp / .png sequence by extension), atomically.
+def write_video(frames: np.ndarray, fps: float, path: str | os.PathLike, *, crf: int | None = None,
+                pix_fmt: str = "yuv420p") -> Path:
+    """Write RGB uint8 ``[F,H,W,3]`` as an H.264 ``.mp4`` (or ``.gif`` / ``.webp`` by extension): atomic, never
+    overwriting, re-opened and checked before it appears under ``path`` (see ``encode.write_video_file``)."""
+    from .encode import DEFAULT_CRF, write_video_file
 
-    The file appears complete or not at all; an existing file is never replaced.
-    """
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"Expected frames [F,H,W,3] with F > 0, got shape {tuple(frames.shape)}.")
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
-    path = Path(path)
-    with new_file(path) as tmp:
-        if path.suffix.lower() in {".gif", ".webp"}:
-            from PIL import Image
-
-            images = [Image.fromarray(f) for f in frames]
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / max(fps, 1e-3)),
-                           loop=0, **({"lossless": True} if path.suffix.lower() == ".webp" else {}))
-        else:
-            import cv2
-
-            h, w = frames.shape[1:3]
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(max(fps, 1e-3)), (w, h))
-            if not writer.isOpened():
-                raise RuntimeError(f"OpenCV cannot write '{path.suffix}' video here; use a .gif or .webp name.")
-            for frame in frames:
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            writer.release()
-    return path
+    return write_video_file(frames, fps, path, crf=DEFAULT_CRF if crf is None else crf, pix_fmt=pix_fmt)
 
 
 def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:

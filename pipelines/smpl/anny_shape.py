@@ -1,0 +1,130 @@
+"""Set Body Shape (DESIGN §7a): the Anny phenotype of a sequence, from sliders or fitted to its 2D keypoints.
+
+The fit estimates what joints can tell (age, height, proportions) by gradient descent through the Anny body and
+its COCO keypoint regressor: the sequence's estimated pose is kept, each frame's translation may slide sideways
+(x, y) while its depth stays as estimated, and the projected OpenPose-18 points are pulled onto the stored
+2D keypoints (``seq["keypoints"]``, weighted by their scores). Gender, muscle and weight are not identifiable
+from joints: they come from the sliders. With the depth unknown the image gives proportions, not absolute size.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..options import BODY_SHAPE_MODES
+from .sequence import PHENOTYPE_LABELS, check_phenotype, validate_sequence
+
+logger = logging.getLogger(__name__)
+
+MODES = BODY_SHAPE_MODES
+FIT_LABELS = ("age", "height", "proportions")
+MIN_SCORE = 0.3
+MIN_POINTS = 6
+
+
+def _fit_frames(seq: dict, count: int) -> np.ndarray:
+    kp = seq.get("keypoints")
+    if kp is None:
+        raise ValueError("The sequence has no 2D keypoints to fit the body shape to: use the output of Estimate "
+                         "SMPL (it stores the keypoints it used) or choose mode 'sliders'.")
+    good = np.flatnonzero(seq["valid"] & ((kp[:, :, 2] > MIN_SCORE).sum(1) >= MIN_POINTS))
+    if len(good) == 0:
+        raise ValueError(f"No frame has {MIN_POINTS}+ body keypoints with a score above {MIN_SCORE}: the shape "
+                         "cannot be fitted; choose mode 'sliders'.")
+    return good[np.unique(np.linspace(0, len(good) - 1, min(count, len(good))).round().astype(int))]
+
+
+def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: int = 100, prior: float = 0.0,
+                  device="cpu", callback=None) -> tuple[np.ndarray, dict]:
+    """Fit ``age``, ``height`` and ``proportions`` of the Anny phenotype to the sequence's 2D keypoints.
+
+    Args:
+        body (`AnnyBody`): the built-in body.
+        seq (`dict`): SMPL_SEQUENCE with ``keypoints`` `(T,18,3)` (pixels, score).
+        start (`array (6,)`, *optional*): starting phenotype (the body's default when None); gender, muscle and
+            weight are kept from it.
+        frames (`int`, defaults to 8): frames used (evenly spread over the usable ones).
+        iterations (`int`, defaults to 100): Adam steps.
+        prior (`float`, defaults to 0): weight pulling the fitted values back to ``start`` (0 = free fit).
+        callback (`callable`, *optional*): ``callback(done, total)``.
+
+    Returns:
+        `(phenotype (6,) float32, info)` with ``info["error_px"]`` the final mean keypoint error in pixels and
+        ``info["frames"]`` the frames used.
+    """
+    seq = validate_sequence(seq)
+    start = check_phenotype(body.phenotype if start is None else start, "start phenotype")
+    chosen = _fit_frames(seq, frames)
+    device = torch.device(device)
+
+    def tensor(x):
+        return torch.as_tensor(np.asarray(x, np.float32), device=device)
+
+    orient, pose = tensor(seq["global_orient"][chosen]), tensor(seq["body_pose"][chosen])
+    transl0 = tensor(seq["transl"][chosen])
+    k = tensor(seq["K"][chosen])
+    target = tensor(seq["keypoints"][chosen])
+    weight = torch.where(target[..., 2] > MIN_SCORE, target[..., 2], torch.zeros_like(target[..., 2]))
+    size = (target[..., 1].amax(1) - target[..., 1].amin(1)).clamp_min(10.0)  # person height in pixels
+    fit_idx = [PHENOTYPE_LABELS.index(name) for name in FIT_LABELS]
+    start_t = tensor(start)
+    logits = torch.logit(start_t[fit_idx].clamp(0.02, 0.98)).clone().requires_grad_(True)
+    shift = torch.zeros(len(chosen), 2, device=device, requires_grad=True)
+    optimiser = torch.optim.Adam([{"params": [logits], "lr": 0.05}, {"params": [shift], "lr": 0.01}])
+    index = torch.tensor(fit_idx, device=device)
+
+    def phenotype_of(lg):
+        return start_t.index_put((index,), torch.sigmoid(lg))[None]
+
+    error = float("nan")
+    with torch.enable_grad():
+        for step in range(iterations):
+            optimiser.zero_grad()
+            transl = transl0 + torch.cat([shift, torch.zeros(len(chosen), 1, device=device)], 1)
+            points = body.openpose_keypoints(orient, pose, transl, phenotype=phenotype_of(logits))
+            z = points[..., 2].clamp_min(1e-3)
+            uv = torch.stack([k[:, None, 0, 0] * points[..., 0] / z + k[:, None, 0, 2],
+                              k[:, None, 1, 1] * points[..., 1] / z + k[:, None, 1, 2]], -1)
+            dist = (uv - target[..., :2]).norm(dim=-1)
+            loss = ((weight * (dist / size[:, None]) ** 2).sum(1) / weight.sum(1).clamp_min(1e-6)).mean()
+            if prior > 0:
+                loss = loss + prior * ((torch.sigmoid(logits) - start_t[fit_idx]) ** 2).sum()
+            loss.backward()
+            optimiser.step()
+            error = float((weight * dist.detach()).sum() / weight.sum().clamp_min(1e-6))
+            if callback is not None:
+                callback(step + 1, iterations)
+    phenotype = phenotype_of(logits.detach())[0].cpu().numpy().astype(np.float32)
+    logger.info("Set Body Shape: fitted %s over %d frames (mean keypoint error %.1f px).",
+                ", ".join(f"{n}={phenotype[i]:.2f}" for n, i in zip(FIT_LABELS, fit_idx)), len(chosen), error)
+    return phenotype, {"error_px": error, "frames": chosen}
+
+
+def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, **fit_options) -> dict:
+    """The sequence with ``phenotype`` set from the sliders, or fitted (``"fit"``: age, height and proportions
+    from the keypoints, the rest from the sliders; ``"fit_from_sliders"``: the same, starting from the sliders
+    and held near them).
+
+    Raises:
+        `ValueError` for an unknown mode, slider values outside 0..1, a body without a phenotype (SMPL) in a fit
+        mode, or a sequence without usable keypoints.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    seq = validate_sequence(seq)
+    values = check_phenotype(body.phenotype if sliders is None else sliders, "body shape sliders")
+    if mode != "sliders":
+        if not hasattr(body, "openpose_keypoints"):
+            raise ValueError("Fitting the body shape needs the built-in Anny body (Load Body Model → "
+                             "'anny (built-in)'); SMPL bodies take their shape from betas.")
+        start = values.copy()
+        if mode == "fit":
+            for name in FIT_LABELS:
+                start[PHENOTYPE_LABELS.index(name)] = body.phenotype[PHENOTYPE_LABELS.index(name)]
+        prior = 0.0 if mode == "fit" else fit_options.pop("prior", 0.05)
+        values, _ = fit_phenotype(body, seq, start, prior=prior, **fit_options)
+    out = dict(seq)
+    out["phenotype"] = values
+    return out
