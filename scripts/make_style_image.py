@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
 """Draw docs/images/animator_styles.png: one 3D-retargeted motion frame in three animators' guidance styles.
 
-The sample motion (example_workflows/inputs/motionguide_motion.npz) is put on a shorter, broader body than it
-was made for (Transfer SMPL Shape with the synthetic SMPL-format test body, betas −1.5 / +1) and seen with the
-camera turned 30° (Set SMPL Camera), then rendered as SCAIL's capsules (Render SCAIL Pose), Wan2.2-Animate's
+The sample motion (example_workflows/inputs/motionguide_motion.npz, an adult) is put on a child's body (Transfer
+SMPL Shape on the built-in Anny body with a child's phenotype; ANNY_CACHE_DIR must hold its cache) and seen with
+the camera turned 30° (Set SMPL Camera), then rendered as SCAIL's capsules (Render SCAIL Pose), Wan2.2-Animate's
 pose image and UniAnimate-DiT's (Draw Pose Maps styles), side by side. Rerun after changing a style:
 
     python scripts/make_style_image.py
 """
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +23,26 @@ import cv2  # noqa: E402
 from motionguide.nodes.render import MotionGuideRenderSCAIL  # noqa: E402
 from motionguide.pipelines.dwpose.draw import draw_pose_map  # noqa: E402
 from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints  # noqa: E402
-from motionguide.pipelines.smpl.body_model import load_body_model  # noqa: E402
+from motionguide.pipelines.smpl.anny_cache import load_anny_body  # noqa: E402
 from motionguide.pipelines.smpl.camera import set_camera  # noqa: E402
 from motionguide.pipelines.smpl.nlf import sequence_in_camera  # noqa: E402
 from motionguide.pipelines.smpl.sequence import load_sequence, slice_sequence  # noqa: E402
 from motionguide.pipelines.smpl.transfer import transfer_shape  # noqa: E402
-from tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 FRAME = 20
 W, H = 288, 512
+CHILD = {"gender": 0.5, "age": 0.3, "muscle": 0.5, "weight": 0.5, "height": 0.3, "proportions": 0.5}
 
 
 def main():
-    body = load_body_model(build_synthetic_smpl(Path(tempfile.mkdtemp())), "neutral", "smpl")
+    body = load_anny_body()
     motion = slice_sequence(load_sequence(ROOT / "example_workflows" / "inputs" / "motionguide_motion.npz"),
                             FRAME, FRAME + 1)
     reference = dict(slice_sequence(motion, 0, 1))
-    reference["betas"] = reference["betas"].copy()
-    reference["betas"][:, :2] = (-1.5, 1.0)
+    reference["phenotype"] = CHILD
     reference["image_size"] = (W, H)
     reference["K"] = np.array([[[420.0, 0, W / 2], [0, 420.0, H / 2], [0, 0, 1]]], np.float32)
-    reference["transl"] = np.array([[0.0, 0.15, 2.1]], np.float32)
+    reference["transl"] = np.array([[0.0, 0.05, 1.5]], np.float32)
     reference["bbox"] = np.zeros((1, 4), np.float32)
     moved = transfer_shape(motion, reference, body)
     turned = set_camera(moved, body, yaw=30.0)
