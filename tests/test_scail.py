@@ -156,3 +156,17 @@ def test_full_frame_with_overlay_matches_scail_pose():
     np.testing.assert_array_equal(ours[..., :3][drawn], theirs[..., :3][drawn])  # the 2D layer: exact
     error = np.abs(ours[..., :3].astype(int) - theirs[..., :3].astype(int)).max(-1)
     assert (error > 2).mean() < 0.002
+
+
+def test_screen_window_culling_loses_no_pixel(monkeypatch):
+    from motionguide.pipelines.render import scail
+
+    K = fov_intrinsics(96, 96)
+    corner = np.zeros((24, 3))
+    corner[12], corner[17] = (-700, -690, 1400), (-600, -650, 1300)  # off-axis, near the image corner
+    corner[15] = (-720, -780, 1450)
+    culled = render_capsules([corner[None], DATA["joints"][0][None]], K, (96, 96)).numpy()
+    monkeypatch.setattr(scail, "_screen_window", lambda s, e, k, w, h, r: (0, 0, w, h))
+    full = render_capsules([corner[None], DATA["joints"][0][None]], K, (96, 96)).numpy()
+    assert full[0, ..., 3].any()
+    np.testing.assert_array_equal(culled, full)

@@ -5,8 +5,8 @@ renderer. This module computes the same images analytically (no ray marching, no
 
 - Joints: SMPL-24 in millimetres, OpenCV camera axes (``NLFPRED``), mapped to OpenPose slots (nose ← head 15,
   neck ← 12, right shoulder/elbow/wrist ← 17/19/21, left ← 16/18/20, right hip/knee/ankle ← 2/5/8, left ←
-  1/4/7 — SCAIL's table, which swaps SMPL's left and right). 13 capsules of radius 21.5 mm; a limb with an end
-  at exactly (0, 0, 0) (a missing joint) is skipped.
+  1/4/7 — SCAIL's table, which swaps SMPL's left and right). 13 capsules of radius 21.5 mm; a limb is skipped
+  when an end's coordinates sum to exactly 0 (SCAIL's test for a missing joint, kept as is).
 - Colour per limb (:data:`LIMB_COLORS`), remapped ``c/300 + 0.15``, alpha 0.8.
 - Each pixel ``(x, y)`` casts the ray through ``((x − cx)/fx, (y − cy)/fy, 1)`` (integer pixel coordinates, as
   SCAIL does); the nearest capsule surface wins (true occlusion). Shading: ``colour·(0.3 + 0.7·max(−n_z, 0))``
@@ -57,7 +57,7 @@ def capsule_segments(joints_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
         for slot, joint in OPENPOSE_FROM_SMPL24.items():
             slots[slot] = person[joint]
         for i, (a, b) in enumerate(LIMBS):
-            if np.sum(slots[a]) == 0 or np.sum(slots[b]) == 0:  # a missing joint, as SCAIL tests it
+            if np.sum(slots[a]) == 0 or np.sum(slots[b]) == 0:  # SCAIL's missing-joint test (sum, not norm)
                 continue
             starts.append(slots[a])
             ends.append(slots[b])
@@ -103,6 +103,26 @@ def _ray_capsules(rd: torch.Tensor, a: torch.Tensor, b: torch.Tensor, radius: fl
 NORMAL_STEP_MM = 1e-3
 
 
+def _screen_window(starts, ends, K, width: int, height: int, radius: float):
+    """Pixel box ``(x0, y0, x1, y1)`` that holds every capsule of a frame (all of the image when one comes
+    within a few radii of the camera plane); rays outside it cannot hit, so they are not cast."""
+    points = np.concatenate([starts, ends])
+    z = points[:, 2]
+    if z.min() <= 4 * radius:
+        return 0, 0, width, height
+    u = K[0, 0] * points[:, 0] / z + K[0, 2]
+    v = K[1, 1] * points[:, 1] / z + K[1, 2]
+    # A sphere of radius r at depth z projects within f·r/(z − r) of its centre's image on the axis, stretched by
+    # up to 1 + tan²θ off it: twice that covers fields of view up to 90° (plus 2 px of slack).
+    margin_x = 2 * K[0, 0] * radius / (z.min() - radius) + 2
+    margin_y = 2 * K[1, 1] * radius / (z.min() - radius) + 2
+    x0 = int(np.clip(np.floor(u.min() - margin_x), 0, width))
+    x1 = int(np.clip(np.ceil(u.max() + margin_x) + 1, 0, width))
+    y0 = int(np.clip(np.floor(v.min() - margin_y), 0, height))
+    y1 = int(np.clip(np.ceil(v.max() + margin_y) + 1, 0, height))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
 def _reference_normal(normal: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """The normal SCAIL-Pose's renderer ends up with: central differences of the distance field with a 1e-3 mm
     step taken in float32, where ``p ± 1e-3`` rounds to the float32 grid (at z ≈ 3 m the z step is 2.3 % short,
@@ -134,17 +154,19 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
     march_limit = max(min(z_max, MARCH_MAX_MM), MARCH_MIN_MM)
     palette = torch.tensor([limb_color(i) for i in range(len(LIMBS))], dtype=torch.float64, device=device)
     out = torch.zeros(len(frames), height, width, 4, dtype=torch.uint8)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                            indexing="ij")
-    xs, ys = xs.reshape(-1).to(device), ys.reshape(-1).to(device)
     for f, (starts, ends, ids) in enumerate(frames):
-        if len(ids):
+        window = _screen_window(starts, ends, K[f], width, height, radius) if len(ids) else None
+        if window is not None:
+            x0, y0, x1, y1 = window
             fx, fy, cx, cy = K[f, 0, 0], K[f, 1, 1], K[f, 0, 2], K[f, 1, 2]
+            ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float64),
+                                    torch.arange(x0, x1, dtype=torch.float64), indexing="ij")
+            xs, ys = xs.reshape(-1).to(device), ys.reshape(-1).to(device)
             a = torch.as_tensor(starts, dtype=torch.float64, device=device)
             b = torch.as_tensor(ends, dtype=torch.float64, device=device)
             colors = palette[torch.as_tensor(ids, device=device)]
-            flat = torch.zeros(height * width, 4, dtype=torch.float64, device=device)
-            for start in range(0, height * width, chunk_pixels):
+            flat = torch.zeros(len(xs), 4, dtype=torch.float64, device=device)
+            for start in range(0, len(xs), chunk_pixels):
                 sl = slice(start, start + chunk_pixels)
                 rd = torch.stack([(xs[sl] - cx) / fx, (ys[sl] - cy) / fy, torch.ones_like(xs[sl])], -1)
                 rd = rd / rd.norm(dim=-1, keepdim=True)
@@ -164,7 +186,8 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
                 rgb = colors[which] * ((0.3 + 0.7 * diffuse) * fade)[:, None] + (0.5 * spec * fade)[:, None]
                 rgba = torch.cat([rgb, torch.full_like(rgb[:, :1], ALPHA)], -1)
                 flat[sl] = torch.where(hit[:, None], rgba, torch.zeros_like(rgba))
-            out[f] = (flat.clamp(0, 1) * 255).to(torch.uint8).reshape(height, width, 4).cpu()
+            tile = (flat.clamp(0, 1) * 255).to(torch.uint8).reshape(y1 - y0, x1 - x0, 4).cpu()
+            out[f, y0:y1, x0:x1] = tile
         if callback is not None:
             callback(f + 1, len(frames))
     return out
