@@ -23,7 +23,7 @@ def _check_inputs(smpl_sequence, smpl_model):
         raise ValueError("smpl_sequence must be an SMPL_SEQUENCE (from Transfer SMPL Shape, Set SMPL Camera or Load "
                          f"SMPL Motion), got {type(smpl_sequence).__name__}.")
     if not hasattr(smpl_model, "forward"):
-        raise ValueError(f"smpl_model must come from Load SMPL Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
+        raise ValueError(f"smpl_model must come from Load Body Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
 
 
 class MotionGuideSMPLToNLF:
@@ -45,7 +45,7 @@ class MotionGuideSMPLToNLF:
         return {"required": {
             "smpl_sequence": (SMPL_SEQUENCE, {"tooltip": "The (retargeted) body motion in its camera, e.g. from "
                                                          "Transfer SMPL Shape or Set SMPL Camera."}),
-            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load SMPL Model)."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load Body Model)."}),
             "width": (INT, {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip":
                       "Image width the joints are framed for; 0 = the sequence's frame size (SCAIL: 512 or 896)."}),
             "height": (INT, {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip":
@@ -94,7 +94,7 @@ class MotionGuideNLFToSMPL:
     def INPUT_TYPES(cls):
         return {"required": {
             "nlf_poses": (NLFPRED, {"tooltip": "3D joints: NLF Predict's output (or SMPL to NLF Poses)."}),
-            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model whose skeleton is fitted (Load SMPL Model)."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model whose skeleton is fitted (Load Body Model)."}),
             "width": (INT, {"default": 512, "min": 16, "max": 8192, "step": 8, "tooltip":
                       "Width of the video NLF ran on (sets the 55° camera and the sequence's frame size)."}),
             "height": (INT, {"default": 896, "min": 16, "max": 8192, "step": 8, "tooltip":
@@ -115,7 +115,7 @@ class MotionGuideNLFToSMPL:
         from ..pipelines.smpl.joint_fit import nlf_to_sequence
 
         if not hasattr(smpl_model, "rest_joints"):
-            raise ValueError(f"smpl_model must come from Load SMPL Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
+            raise ValueError(f"smpl_model must come from Load Body Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
         K = _parse_intrinsics(intrinsics)
         progress = adapter.Progress(max(int(iterations), 1), "NLF to SMPL")
         seq, error = nlf_to_sequence(smpl_model, nlf_poses, width=width, height=height, K=K, fps=fps,

@@ -160,7 +160,7 @@ class MotionGuideRenderSCAIL:
     def INPUT_TYPES(cls):
         return {"required": {
             "smpl_sequence": (SMPL_SEQUENCE, {"tooltip": "The (retargeted) body motion in its camera."}),
-            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load SMPL Model)."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load Body Model)."}),
             "width": (INT, {"default": 512, "min": 16, "max": MAX_SIZE, "step": 16, "tooltip":
                       "Output width; SCAIL renders 512 wide (portrait) or 896 (landscape)."}),
             "height": (INT, {"default": 896, "min": 16, "max": MAX_SIZE, "step": 16, "tooltip":
