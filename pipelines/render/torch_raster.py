@@ -309,7 +309,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
 
 def sample_nearest(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int],
                    columns: torch.Tensor, rows: torch.Tensor, *, cull_backfaces: bool = True, znear: float = 1e-3,
-                   frames_at_once: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+                   frames_at_once: int = 16, stats: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """What :func:`rasterize` puts at a few query pixels, without rasterising the rest of the image.
 
     The queries come in groups of nearby pixels (e.g. a joint's neighbourhood). Per frame and group, only the
@@ -323,6 +323,8 @@ def sample_nearest(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
         columns, rows (`torch.LongTensor` of shape `(B, G, S)`): query pixels, G groups of S; pixels outside
             the image find nothing.
         frames_at_once (`int`): frames whose (group, face) box tests are held in memory at once.
+        stats (`dict`, *optional*): ``stats["pairs"]`` is increased by the (frame, group, face) candidates
+            tested, the measure of the work (tests pin that it does not grow with the image).
 
     Returns:
         (face `(B, G, S)` int64, -1 where nothing covers the pixel; depth `(B, G, S)` metres, 0 there).
@@ -333,6 +335,8 @@ def sample_nearest(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     batch, groups, samples = columns.shape
     K = _as_batched_intrinsics(K, batch, device, torch.float32)
     per_vertex = _project_vertices(vertices, K, znear)
+    num_vertices = vertices.shape[1]
+    flat_vertex = [values.reshape(-1) for values in per_vertex]
     corners = faces.t().contiguous()
     u_corner = [per_vertex[4][:, corners[k]] for k in range(3)]
     v_corner = [per_vertex[5][:, corners[k]] for k in range(3)]
@@ -352,10 +356,13 @@ def sample_nearest(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
         near &= v_min[chunk, None] <= r_max[chunk]
         near &= v_max[chunk, None] >= r_min[chunk]
         frame, group, face = near.nonzero(as_tuple=True)
+        if stats is not None:
+            stats["pairs"] = stats.get("pairs", 0) + len(face)
         if len(face) == 0:
             continue
         frame = frame + start
-        x, y, z, iz, u, v = ([values[frame, faces[face, k]] for k in range(3)] for values in per_vertex)
+        index = [frame * num_vertices + faces[face, k] for k in range(3)]  # flat (frame, vertex) per corner
+        x, y, z, iz, u, v = ([flat[i] for i in index] for flat in flat_vertex)
         table = _corner_coefficients(x, y, z, iz, u, v, size, cull_backfaces, znear)
         lx = columns[frame, group] - table["x0"][:, None]  # (N, S)
         row = rows[frame, group] - table["y0"][:, None]
