@@ -226,7 +226,7 @@ def test_sampled_visibility_matches_full_buffers_on_posed_body(which, request):
     default reduced resolution and at full canvas resolution. Tolerance: no confidence may differ by more than
     one sample of nine (float rounding at a face edge may move one sample), on average < 0.5 %."""
     model = request.getfixturevalue("body" if which == "smpl" else "anny_body")
-    vertices, joints, K = _posed(model)
+    vertices, joints, K = _posed(model, frames=2)
     common = dict(vertices=vertices, faces=model.faces, vertex_labels=model.part_labels, floor=0.3)
     for long_side in (192, 0):  # 192 < 384: a scaled-down camera; 0: the canvas itself
         fast = skeleton_keypoints(joints, K, (W, H), visibility_long_side=long_side, **common)
