@@ -21,6 +21,9 @@ NODE_TABLE = [
     ("smpl", "MotionGuideSetCamera", "Set SMPL Camera"),
     ("render", "MotionGuideRenderSMPL", "Render SMPL Maps"),
     ("render", "MotionGuideSMPLToPose", "SMPL to Pose Keypoints"),
+    ("nlf", "MotionGuideSMPLToNLF", "SMPL to NLF Poses"),
+    ("nlf", "MotionGuideNLFToSMPL", "NLF Poses to SMPL (IK fit)"),
+    ("render", "MotionGuideRenderSCAIL", "Render SCAIL Pose"),
     ("sampling", "MotionGuideSampler", "Pose-Guided Sampler"),
     ("video", "MotionGuideDecode", "Decode Video"),
 ]

@@ -191,7 +191,9 @@ class MotionGuideAlignPose:
 
 
 class MotionGuideDrawPose:
-    DESCRIPTION = "Draws pose keypoints as confidence-aware pose maps (MimicMotion's reference style by default)."
+    DESCRIPTION = ("Draws pose keypoints as pose maps in the exact style a model was trained on: MimicMotion's "
+                   "confidence-aware maps (default), StableAnimator, Wan2.2-Animate, UniAnimate-DiT, Animate-X, "
+                   "SteadyDancer.")
     CATEGORY = CATEGORY
     FUNCTION = "draw"
     RETURN_TYPES = (IMAGE,)
@@ -209,13 +211,23 @@ class MotionGuideDrawPose:
                              "tooltip": "Output height in pixels (0 = the keypoints' own canvas height)."}),
             "style": (STYLE_CHOICES, {"default": "reference", "tooltip":
                       "reference: MimicMotion's exact pixels (what its PoseNet was trained on); thick: the same "
-                      "colours with line widths that stay visible after the downscale."}),
+                      "colours with line widths that stay visible after the downscale; stableanimator: MimicMotion's "
+                      "drawing with red/blue as StableAnimator saw them; wan_animate: Wan2.2-Animate (toes, widths "
+                      "from the image size, hands, no face); unianimate / animate_x: plain DWPose with toes, red/blue "
+                      "swapped as in their data (turn face off); steadydancer: plain DWPose, red/blue swapped "
+                      "(turn face off)."}),
             "body": (BOOLEAN, {"default": True, "tooltip": "Draw the body."}),
             "hands": (BOOLEAN, {"default": True, "tooltip": "Draw the hands."}),
-            "face": (BOOLEAN, {"default": True, "tooltip": "Draw the face."}),
+            "face": (BOOLEAN, {"default": True, "tooltip": "Draw the face (wan_animate never draws one; UniAnimate, "
+                                                           "Animate-X and SteadyDancer were trained without)."}),
+        }, "optional": {
+            "feet": (BOOLEAN, {"default": True, "tooltip": "Draw the toes in the styles that have them (wan_animate, "
+                                                           "unianimate, animate_x); needs foot keypoints (Detect "
+                                                           "Pose or SMPL to Pose Keypoints)."}),
         }}
 
-    def draw(self, pose_keypoint, width=576, height=1024, style="reference", body=True, hands=True, face=True):
+    def draw(self, pose_keypoint, width=576, height=1024, style="reference", body=True, hands=True, face=True,
+             feet=True):
         from ..pipelines.dwpose import draw, keypoints
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
@@ -226,7 +238,7 @@ class MotionGuideDrawPose:
         w, h = int(width) or frames[0].width, int(height) or frames[0].height
         progress = adapter.Progress(len(frames), "Draw Pose")
         maps = draw.draw_pose_maps(frames, w, h, callback=progress.callback, body=body, hands=hands, face=face,
-                                   style=style)
+                                   style=style, feet=feet)
         return (_to_image_tensor(maps),)
 
 

@@ -135,3 +135,83 @@ class MotionGuideSMPLToPose:
                                           rotate_hands=rotate_hands, backend=renderer,
                                           device=_device_for(renderer), callback=progress.callback)
         return (pose,)
+
+
+SCAIL_CAMERAS = list(options.NLF_CAMERAS)
+MASK_BACKGROUNDS = list(options.SCAIL_MASK_BACKGROUNDS)
+
+
+class MotionGuideRenderSCAIL:
+    DESCRIPTION = ("Renders an SMPL motion as SCAIL's pose guidance (13 shaded 3D capsules, SCAIL-Pose's exact "
+                   "colours and lighting) plus SCAIL-2's identity mask, for Wan SCAIL / SCAIL-2 nodes.")
+    CATEGORY = CATEGORY
+    FUNCTION = "render"
+    RETURN_TYPES = (IMAGE, IMAGE, MASK, IMAGE)
+    RETURN_NAMES = ("pose_images", "pose_images_half", "mask", "identity_mask")
+    OUTPUT_TOOLTIPS = (
+        "The capsule rendering at width × height (SCAIL trains at 512×896 or 896×512); core WanSCAILToVideo "
+        "halves it itself.",
+        "The same at half size (bilinear), for kijai's WanVideoAddSCAILPoseEmbeds, which encodes images as given.",
+        "Where a capsule was drawn (SCAIL's alpha > 0.5).",
+        "SCAIL-2 pose_video_mask: the body silhouette in the identity's pure palette colour on black or white.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "smpl_sequence": (SMPL_SEQUENCE, {"tooltip": "The (retargeted) body motion in its camera."}),
+            "smpl_model": (SMPL_MODEL, {"tooltip": "The body model the sequence was made for (Load Body Model)."}),
+            "width": (INT, {"default": 512, "min": 16, "max": MAX_SIZE, "step": 16, "tooltip":
+                      "Output width; SCAIL renders 512 wide (portrait) or 896 (landscape)."}),
+            "height": (INT, {"default": 896, "min": 16, "max": MAX_SIZE, "step": 16, "tooltip":
+                       "Output height; SCAIL renders 896 high (portrait) or 512 (landscape)."}),
+            "camera": (SCAIL_CAMERAS, {"default": "nlf_fov55", "tooltip":
+                       "'nlf_fov55': SCAIL's own camera (55° on the longer side, as in its training data), the body "
+                       "dollied so it keeps its place and size in the frame; 'sequence': the sequence's camera."}),
+        }, "optional": {
+            "identity": (INT, {"default": 0, "min": 0, "max": 5, "step": 1, "tooltip":
+                         "SCAIL-2 identity colour: 0 blue, 1 red, 2 green, 3 magenta, 4 cyan, 5 yellow."}),
+            "mask_background": (MASK_BACKGROUNDS, {"default": "black", "tooltip":
+                                "SCAIL-2 mask background: black for animation, white for replacement."}),
+            "renderer": _renderer_input("the identity mask and the 2D layer's visibility test render the body"),
+            "overlay_2d": (BOOLEAN, {"default": True, "tooltip":
+                           "Draw SCAIL's 2D layer over the capsules, as in its training data: nose–eye–ear lines "
+                           "(from the body, hidden ones left out) and, with driving_pose, DWPose hands and face."}),
+            "driving_pose": (POSE_KEYPOINT, {"tooltip": "DWPose keypoints of the driving video (same frame count): "
+                             "its hands and face are moved onto the new wrists and head for the 2D layer."}),
+        }}
+
+    def render(self, smpl_sequence, smpl_model, width=512, height=896, camera="nlf_fov55", identity=0,
+               mask_background="black", renderer="auto", overlay_2d=True, driving_pose=None):
+        import numpy as np
+
+        from ..pipelines.dwpose.draw_styles import draw_scail_overlay
+        from ..pipelines.dwpose.keypoints import openpose_to_frame
+        from ..pipelines.render.scail import half_size, identity_mask, render_capsules
+        from ..pipelines.render.scail import overlay_2d as compose
+        from ..pipelines.render.skeleton import MIN_FLOOR
+        from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
+        from ..pipelines.smpl.nlf import sequence_in_camera, sequence_joints
+
+        _check_model(smpl_model)
+        if mask_background not in MASK_BACKGROUNDS:
+            raise ValueError(f"mask_background must be one of {MASK_BACKGROUNDS}, got {mask_background!r}.")
+        framed = sequence_in_camera(smpl_model, smpl_sequence, width=width, height=height, camera=camera)
+        joints_mm = sequence_joints(smpl_model, framed) * 1000.0
+        progress = adapter.Progress(len(joints_mm) + 1, "Render SCAIL")
+        rgba = render_capsules([j[None] for j in joints_mm], framed["K"], framed["image_size"],
+                               device=adapter.get_torch_device(), callback=progress.callback)
+        if overlay_2d:
+            # Hidden joints get the lowest confidence (0.3), which SCAIL's drawer (score > 0.3) leaves out.
+            keypoints = sequence_to_pose_keypoints(smpl_model, framed, driving=driving_pose,
+                                                   occluded_confidence=MIN_FLOOR, backend=renderer,
+                                                   device=_device_for(renderer))
+            size = framed["image_size"]
+            layer = np.stack([draw_scail_overlay(openpose_to_frame(k), size[0], size[1]) for k in keypoints])
+            rgba = compose(rgba, layer)
+        images = rgba[..., :3].float() / 255.0
+        silhouettes = render_sequence_maps(smpl_model, framed, maps=("mask",), backend=renderer,
+                                           device=_device_for(renderer))["mask"].cpu()
+        progress.set(len(joints_mm) + 1)
+        return (images, half_size(images), (rgba[..., 3] > 127).float(),
+                identity_mask(silhouettes, identity, mask_background))

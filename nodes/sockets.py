@@ -13,6 +13,8 @@ POSE_KEYPOINT = "POSE_KEYPOINT"  # list of per-frame OpenPose dicts, comfyui_con
 MOTIONGUIDE_MODEL = "MOTIONGUIDE_MODEL"  # loaded SVD/MimicMotion modules + device/dtype policy
 SMPL_MODEL = "SMPL_MODEL"  # loaded body model, faces, part labels
 SMPL_SEQUENCE = "SMPL_SEQUENCE"  # dict of float32 arrays (betas, global_orient, body_pose, transl, K, ...)
+# The Wan animators' 3D joints (kijai NLFPredict): {"joints3d_nonparam": [[tensor(persons, 24, 3) mm per frame]]}
+NLFPRED = "NLFPRED"
 
 # Hidden inputs ComfyUI fills in.
 HIDDEN_UNIQUE_ID = "UNIQUE_ID"

@@ -7,7 +7,8 @@ Data only, with no imports, so the node layer reads it without loading numpy, to
 # dwpose
 PERSON_SELECTIONS = ("all", "largest", "most central", "index")  # tracking.pick_person
 MISSING_PERSON_MODES = ("interpolate", "empty", "keep (reference)")  # tracking.fill_missing
-POSE_STYLES = ("reference", "thick")  # draw.draw_pose_map
+POSE_STYLES = ("reference", "thick", "stableanimator", "wan_animate", "unianimate", "animate_x",
+               "steadydancer")  # draw.draw_pose_map
 POSE_SMOOTHING = ("none", "one-euro", "savitzky-golay")  # align.smooth_first_person
 
 # mimicmotion
@@ -31,6 +32,8 @@ TRANSFER_CAMERAS = ["reference", "driving"]
 BODY_SHAPE_MODES = ["sliders", "fit", "fit_from_sliders"]  # anny_shape.set_body_shape
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]
+NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_in_camera
 
 # render
 RENDER_BACKENDS = ("auto", "torch", "pyrender")  # maps.choose_backend
+SCAIL_MASK_BACKGROUNDS = ("black", "white")  # scail.identity_mask

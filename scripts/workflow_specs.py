@@ -284,4 +284,158 @@ reference image only shows from the front: expect the model to invent it.
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO]  # the templates browser's order
+def _retarget(resolution: int = 512):
+    """Reference image + SMPL motion file → Transfer SMPL Shape (ids 1–11, 26): the 3D retarget every animator
+    template starts from (the motion on the reference person's body, fitted on the built-in body, in the
+    reference camera)."""
+    return [
+        N(1, "LoadImage", (0, 0), {"image": REFERENCE}, "Reference image", size=(300, 330)),
+        N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": resolution}),
+        _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
+        N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
+        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
+          "Estimate SMPL (reference)", models=("hmr2",)),
+        N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
+          "Set Body Shape (reference)"),
+        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
+                                                       "height": L(4, 2), "smpl_model": L(7)}),
+        N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
+                                                        "smpl_model": L(7), "trajectory": "lock_root"},
+          "Retarget in 3D (Transfer SMPL Shape)"),
+    ]
+
+
+def _skeleton(first: int, x: int, y: int, title: str, **draw):
+    """SMPL to Pose Keypoints (ids ``first``) → Draw Pose Maps (``first + 1``) of the retargeted motion (id 11) at
+    the fitted reference's size, with Draw Pose options ``draw`` (style, face)."""
+    size = {"width": L(4, 1), "height": L(4, 2)}
+    return [
+        N(first, "MotionGuideSMPLToPose", (x, y), {"smpl_sequence": L(11), "smpl_model": L(7), **size}),
+        N(first + 1, "MotionGuideDrawPose", (x + 360, y), {"pose_keypoint": L(first), **size, **draw}, title),
+    ]
+
+
+_RETARGET_NOTE = """The motion comes from an SMPL motion file (the sample `motionguide_motion.npz`, or your own via *Load
+SMPL Motion*; or a driving video through *Estimate SMPL*, or an NLF result through *NLF Poses to SMPL*).
+**Transfer SMPL Shape** puts it on the reference person's own body in 3D (limb lengths, height, where they
+stand), so a child can dance an adult's dance without stretched limbs; **Set SMPL Camera** can move the camera.
+
+The body is the built-in one (*Load Body Model*: `anny (built-in)`, no files; a one-time cache of ~1 min in
+`models/anny/`), shaped to the reference person by *Set Body Shape*; SMPL files work too. This pack's models:
+`models/hmr2/hmr2_epoch_35.ckpt`, `models/dwpose/yolox_l.onnx` + `dw-ll_ucoco_384.onnx`."""
+
+SCAIL = Spec(
+    name="animator_scail",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000005",
+    title="SCAIL / SCAIL-2: 3D-retargeted capsule guidance",
+    file_name="SCAIL and SCAIL-2 guidance from a 3D retarget",
+    note=f"""
+# SCAIL / SCAIL-2 guidance from a 3D-retargeted motion
+
+{_RETARGET_NOTE}
+
+**Render SCAIL Pose** draws SCAIL-Pose's 13 shaded capsules with its exact colours and lighting, in SCAIL's own
+camera (55° FOV), at 512×896. Then connect (the other pack's nodes are not part of this template):
+- **ComfyUI core** (`WanSCAILToVideo`): *pose_images* → `pose_video` (it halves it itself); SCAIL-2's
+  `pose_video_mask` ← *identity_mask* (blue on black; white background for replacement).
+- **kijai WanVideoWrapper** (`WanVideoAddSCAILPoseEmbeds`): *pose_images_half* → `pose_images`.
+- Or send the joints to kijai's own renderer: **SMPL to NLF Poses** → `Render NLF Poses` (ComfyUI-SCAIL-Pose).
+
+Weights: `zai-org/SCAIL-Preview` (Wan2.1-14B based) or `zai-org/SCAIL-2` (ComfyUI repack `Comfy-Org/SCAIL-2`),
+plus their Wan VAE, umt5 text encoder and CLIP vision, in the Wan pack's model folders. 16 fps, 512×896.
+""",
+    nodes=[
+        *_retarget(512),
+        N(12, "MotionGuideRenderSCAIL", (1420, 360), {"smpl_sequence": L(11), "smpl_model": L(7)}, size=(320, 260)),
+        N(13, "PreviewImage", (1780, 160), {"images": L(12, 0)}, "pose_video (full size)"),
+        N(14, "PreviewImage", (1780, 520), {"images": L(12, 3)}, "SCAIL-2 identity mask"),
+        N(15, "MotionGuideSMPLToNLF", (1420, 760), {"smpl_sequence": L(11), "smpl_model": L(7), "width": 512,
+                                                    "height": 896}, "NLFPRED for Render NLF Poses"),
+    ],
+)
+
+WAN_ANIMATE = Spec(
+    name="animator_wan_animate",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000006",
+    title="Wan2.2-Animate: 3D-retargeted pose video",
+    file_name="Wan2.2-Animate pose video from a 3D retarget",
+    note=f"""
+# Wan2.2-Animate pose video from a 3D-retargeted motion
+
+{_RETARGET_NOTE}
+
+**SMPL to Pose Keypoints** projects the retargeted body (toes included); **Draw Pose Maps** in the
+`wan_animate` style draws them exactly as Wan's preprocessing does (20 points with toes, widths from the image
+size, hands, no face, threshold 0.5). Draw at the generation size (multiples of 16; Wan's default 1280×720
+area). Then connect:
+- **ComfyUI core** (`WanAnimateToVideo`): *pose maps* → `pose_video`; `face_video` wants 512×512 face crops of
+  the driving video (the face is not retargeted).
+- **kijai WanVideoWrapper** (`WanVideoAnimateEmbeds`): → `pose_images` (and `face_images`).
+
+Weights: `Wan-AI/Wan2.2-Animate-14B` (Apache-2.0; ComfyUI repack under Comfy-Org), with the Wan2.1 VAE, umt5
+text encoder and CLIP vision. Clips of 77 frames.
+""",
+    nodes=[
+        *_retarget(512),
+        *_skeleton(12, 1420, 360, "Draw Pose (wan_animate)", style="wan_animate", face=False),
+        N(14, "PreviewImage", (2140, 360), {"images": L(13)}, "pose_video"),
+    ],
+)
+
+MTVCRAFTER = Spec(
+    name="animator_mtvcrafter",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000007",
+    title="MTVCrafter: 3D-retargeted NLF joints",
+    file_name="MTVCrafter joints from a 3D retarget",
+    note=f"""
+# MTVCrafter motion from a 3D-retargeted motion
+
+{_RETARGET_NOTE}
+
+MTVCrafter reads 3D joints, not images: **SMPL to NLF Poses** writes the retargeted SMPL-24 joints as `NLFPRED`
+(millimetres, NLF's camera), exactly what NLF Predict would give. Connect *nlf_poses* to kijai WanVideoWrapper's
+**MTV Crafter Encode Poses** (`poses`), then **WanVideo Add MTV Motion**. (It runs only once connected; the
+preview below shows the motion on the reference body.)
+
+Weights: `yanboding/MTVCrafter` (Apache-2.0: the 4DMoT VQ-VAE `.safetensors` for Load VQVAE and the MTV
+transformer) on Wan2.1-T2V-14B with its VAE and umt5 encoder. Officially 49 frames at 512×512.
+""",
+    nodes=[
+        *_retarget(512),
+        N(12, "MotionGuideSMPLToNLF", (1420, 360), {"smpl_sequence": L(11), "smpl_model": L(7)},
+          "SMPL to NLF Poses (→ MTV Crafter Encode Poses)"),
+        *_skeleton(13, 1420, 660, "Preview of the motion"),
+        N(15, "PreviewImage", (2140, 660), {"images": L(14)}, "Retargeted motion"),
+    ],
+)
+
+STABLEANIMATOR = Spec(
+    name="animator_stableanimator",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000008",
+    title="StableAnimator: 3D-retargeted pose images",
+    file_name="StableAnimator pose images from a 3D retarget",
+    note=f"""
+# StableAnimator pose images from a 3D-retargeted motion
+
+{_RETARGET_NOTE}
+
+**SMPL to Pose Keypoints** (hidden joints get lower confidence) → **Draw Pose Maps** in the `stableanimator`
+style: MimicMotion's confidence-aware drawing with red and blue as StableAnimator's training images have them.
+StableAnimator works at 512×512 or 576×1024 (Fit Reference at 576 gives 576×1024). Then connect the pose maps
+to a StableAnimator pack's pose input (e.g. HJH-AILab's `StableAnimatorNode`, `pose_images`) with the
+reference image.
+
+Weights: `FrancisRing/StableAnimator` (code MIT; its face path needs InsightFace antelopev2) on SVD-XT 1.1.
+""",
+    nodes=[
+        *_retarget(576),
+        *_skeleton(12, 1420, 360, "Draw Pose (stableanimator)", style="stableanimator"),
+        N(14, "MotionGuideDrawPose", (1420, -60), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2),
+                                                   "style": "stableanimator"}, "Reference pose"),
+        N(16, "ImageBatch", (2140, 160), {"image1": L(14), "image2": L(13)}, "Reference pose first"),
+        N(17, "PreviewImage", (2500, 160), {"images": L(16)}, "pose_images"),
+    ],
+)
+
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO, SCAIL, WAN_ANIMATE, MTVCRAFTER,
+             STABLEANIMATOR]  # the templates browser's order

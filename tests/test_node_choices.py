@@ -8,8 +8,8 @@ import motionguide
 from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
-from motionguide.pipelines.render import maps
-from motionguide.pipelines.smpl import anny_shape, camera, importers, smoothing, transfer
+from motionguide.pipelines.render import maps, scail
+from motionguide.pipelines.smpl import anny_shape, camera, importers, nlf, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {
@@ -37,6 +37,10 @@ PIPELINE_CHOICES = {
     ("MotionGuideSetBodyShape", "mode"): anny_shape.MODES,
     ("MotionGuideRenderSMPL", "renderer"): maps.BACKENDS,
     ("MotionGuideSMPLToPose", "renderer"): maps.BACKENDS,
+    ("MotionGuideSMPLToNLF", "camera"): nlf.CAMERAS,
+    ("MotionGuideRenderSCAIL", "camera"): nlf.CAMERAS,
+    ("MotionGuideRenderSCAIL", "renderer"): maps.BACKENDS,
+    ("MotionGuideRenderSCAIL", "mask_background"): scail.MASK_BACKGROUNDS,
 }
 # Labels a node shows for a pipeline value (the node maps them back before calling the pipeline).
 NODE_LABELS = {("MotionGuideDetectPose", "person"): {"all (reference)": "all"}}

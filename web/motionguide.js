@@ -84,6 +84,10 @@ export const TEMPLATE_ORDER = [
   "SMPL 3D guidance, image and driving video",
   "SMPL motion file and a camera orbit",
   "Long videos on a 12 to 16 GB GPU",
+  "SCAIL and SCAIL-2 guidance from a 3D retarget",
+  "Wan2.2-Animate pose video from a 3D retarget",
+  "MTVCrafter joints from a 3D retarget",
+  "StableAnimator pose images from a 3D retarget",
 ];
 
 // Reorder the pack's entry of a /workflow_templates answer ({module: [names]}); other packs are left alone.

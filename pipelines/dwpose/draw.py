@@ -24,6 +24,7 @@ import numpy as np
 
 from ..options import POSE_STYLES as STYLES
 from ..size_limits import check_image_size
+from . import draw_styles
 from . import skeleton as sk
 from .keypoints import PoseFrame, openpose_to_frame
 
@@ -31,23 +32,9 @@ REFERENCE_CANVAS = 2160
 _EPS = 0.01  # hands/face are drawn only where the integer pixel x and y exceed this (i.e. ≥ 1)
 
 
-def _hsv_to_rgb_full(h: float) -> tuple[float, float, float]:
-    """HSV(h, 1, 1) → RGB in 0..1, the same arithmetic as matplotlib's ``hsv_to_rgb`` for s = v = 1."""
-    i = int(h * 6.0)
-    f = h * 6.0 - i
-    q, t = 1.0 - f, f
-    return [(1.0, t, 0.0), (q, 1.0, 0.0), (0.0, 1.0, t), (0.0, q, 1.0), (t, 0.0, 1.0), (1.0, 0.0, q)][i % 6]
-
-
-HAND_EDGE_RGB = tuple(_hsv_to_rgb_full(e / float(len(sk.HAND_EDGES))) for e in range(len(sk.HAND_EDGES)))
-
-
-# (canvas * 0.6).astype(uint8) as a lookup table: the same truncated values without a float64 copy of the canvas.
-_DIM_LUT = (np.arange(256) * 0.6).astype(np.uint8)
-
-
-def _dim(canvas: np.ndarray) -> np.ndarray:
-    return cv2.LUT(canvas, _DIM_LUT)
+# Shared with the plain styles of draw_styles (one definition of the hand palette and of the × 0.6 dimming).
+HAND_EDGE_RGB = draw_styles.HAND_EDGE_RGB
+_dim = draw_styles.dim_canvas
 
 
 def _blend(color, alpha: float) -> list[int]:
@@ -124,7 +111,7 @@ def _draw_face(canvas, faces, scores, widths):
 
 def _widths(style: str, scale: float) -> dict:
     base = {"stick": 4, "joint": 4, "hand_line": 2, "hand_point": 4, "face_point": 3}
-    if style == "reference":
+    if style in ("reference", "stableanimator"):
         return base
     if style == "thick":
         k = max(float(scale), 1.0)
@@ -133,7 +120,7 @@ def _widths(style: str, scale: float) -> dict:
 
 
 def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool = True, face: bool = True,
-                  style: str = "reference", reference_canvas: int = REFERENCE_CANVAS) -> np.ndarray:
+                  style: str = "reference", reference_canvas: int = REFERENCE_CANVAS, feet: bool = True) -> np.ndarray:
     """Draw one frame's people as a pose map.
 
     Args:
@@ -141,16 +128,27 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
             dict is accepted. Coordinates are normalised by that canvas, so any output size works.
         width, height (`int`): output size in pixels.
         body, hands, face (`bool`, *optional*, default True): which parts to draw.
-        style (`str`, *optional*, defaults to ``"reference"``): ``"reference"`` (MimicMotion's pixels) or
-            ``"thick"`` (line widths scaled so they survive the downscale).
+        style (`str`, *optional*, defaults to ``"reference"``): ``"reference"`` (MimicMotion's pixels),
+            ``"thick"`` (line widths scaled so they survive the downscale), ``"stableanimator"`` (MimicMotion's
+            drawing without the final red/blue swap, as StableAnimator saved it), or one of the plain styles of
+            :mod:`.draw_styles` (``"wan_animate"``, ``"unianimate"``, ``"animate_x"``, ``"steadydancer"``).
         reference_canvas (`int`, *optional*, defaults to 2160): short side of the drawing canvas.
+        feet (`bool`, *optional*, defaults to True): draw the toes in the styles that have them
+            (``wan_animate``, ``unianimate``, ``animate_x``; needs ``foot_keypoints_2d``).
 
     Returns:
-        `np.ndarray` uint8 `[height, width, 3]`, RGB after the reference's BGR→RGB swap.
+        `np.ndarray` uint8 `[height, width, 3]` RGB as the chosen model saw it (``reference``: after
+        MimicMotion's BGR→RGB swap).
     """
     if not isinstance(frame, PoseFrame):
         frame = openpose_to_frame(frame)
     width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
+    if style == "wan_animate":
+        return draw_styles.draw_wan_animate(frame, width, height, body=body, hands=hands, feet=feet)
+    if style in draw_styles.PLAIN_STYLES:
+        return draw_styles.draw_plain(frame, width, height, style, body=body, hands=hands, face=face, feet=feet)
     cw, ch, scale = canvas_size(width, height, reference_canvas)
     widths = _widths(style, scale)
     canvas = np.zeros((ch, cw, 3), dtype=np.uint8)
@@ -170,7 +168,7 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
         present = frame.face_present
         canvas = _draw_face(canvas, norm[present][:, sk.FACE], scores[present][:, sk.FACE], widths)
     small = cv2.resize(canvas, (width, height)) if (cw, ch) != (width, height) else canvas
-    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    return small if style == "stableanimator" else cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
 
 def draw_pose_maps(frames, width: int, height: int, callback=None, **options) -> np.ndarray:

@@ -6,6 +6,7 @@
                  "face_keypoints_2d": [x, y, c] * 68 or None,     # 70 (OpenPose pupils) accepted on input
                  "hand_left_keypoints_2d": [x, y, c] * 21 or None,
                  "hand_right_keypoints_2d": [x, y, c] * 21 or None,
+                 "foot_keypoints_2d": [x, y, c] * 6,               # optional: DWPose's toes and heels
                  "person_box_xyxy": [x1, y1, x2, y2, score]}],   # optional, our detector's box
      "canvas_width": W, "canvas_height": H}
 
@@ -30,6 +31,10 @@ _PART_KEYS = (
     ("hand_right_keypoints_2d", sk.RIGHT_HAND, sk.NUM_HAND),
 )
 BOX_KEY = "person_box_xyxy"
+# DWPose's six foot points (left big toe, left small toe, left heel, right big toe, right small toe, right heel), as
+# other DWPose packs name them; written only when some foot point was found.
+FOOT_KEY = "foot_keypoints_2d"
+NUM_FOOT = 6
 
 
 @dataclass
@@ -114,6 +119,8 @@ def frame_to_openpose(frame: PoseFrame, body: bool = True, hands: bool = True, f
                 person[key] = [0.0] * (3 * count)
             else:
                 person[key] = _flat(kp[part], sc[part])
+        if body and np.any(sc[sk.FEET] > 0):
+            person[FOOT_KEY] = _flat(kp[sk.FEET], sc[sk.FEET])
         if np.all(np.isfinite(frame.boxes[p])):
             person[BOX_KEY] = frame.boxes[p].astype(float).tolist()
         people.append(person)
@@ -259,6 +266,10 @@ def openpose_to_frame(data: dict, where: str = "POSE_KEYPOINT frame") -> PoseFra
                 hands_present[p, 0] = True
             elif key == "hand_right_keypoints_2d":
                 hands_present[p, 1] = True
+        feet = _part_array(person.get(FOOT_KEY), NUM_FOOT, FOOT_KEY, f"{where}, person {p}", limit)
+        if feet is not None:
+            keypoints[p, sk.FEET] = feet[:, :2]
+            scores[p, sk.FEET] = feet[:, 2]
         box = _box(person.get(BOX_KEY), f"{where}, person {p}")
         if box is not None:
             boxes[p, : len(box)] = box

@@ -192,6 +192,22 @@ def skeleton_keypoints(joints: torch.Tensor, K: torch.Tensor, size: tuple[int, i
     return torch.cat([pixels, confidence[..., None]], -1)
 
 
+# smplx's foot landmarks (left big toe, small toe, heel, right big toe, small toe, heel): DWPose's six foot points.
+FEET_FROM_SMPL45 = [29, 30, 31, 32, 33, 34]
+
+
+def foot_keypoints(feet: torch.Tensor, K: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
+    """DWPose's six foot points `(T, 6, 3)` (pixels + confidence) from the 3D foot landmarks `(T, 6, 3)`
+    (``joints[:, FEET_FROM_SMPL45]`` of smplx's 45-joint layout); each foot takes its ankle's confidence in
+    ``body`` `(T, 18, 3)` (left ankle 13, right ankle 10)."""
+    K = torch.as_tensor(K, dtype=torch.float32).cpu()
+    if K.ndim == 2:
+        K = K.expand(feet.shape[0], 3, 3)
+    pixels, in_front = project(feet.float().cpu(), K)
+    confidence = torch.cat([body[:, 13:14, 2].expand(-1, 3), body[:, 10:11, 2].expand(-1, 3)], 1) * in_front
+    return torch.cat([pixels * in_front[..., None], confidence[..., None]], -1)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Hands and face from the driving keypoints
 
@@ -263,13 +279,16 @@ def graft_hands_and_face(body: torch.Tensor, driving_person: dict | None, *, rot
 
 
 def to_pose_keypoint(keypoints: torch.Tensor, size: tuple[int, int], driving: list | None = None, *,
-                     rotate_hands: bool = True) -> list[dict]:
-    """POSE_KEYPOINT frames (DESIGN §3) from `(T, 18, 3)` keypoints; hands/face from ``driving`` frames."""
+                     rotate_hands: bool = True, feet: torch.Tensor | None = None) -> list[dict]:
+    """POSE_KEYPOINT frames (DESIGN §3) from `(T, 18, 3)` keypoints; hands/face from ``driving`` frames; optional
+    ``feet`` `(T, 6, 3)` become ``foot_keypoints_2d`` (the toes of the Wan-Animate / UniAnimate styles)."""
     width, height = int(size[0]), int(size[1])
     frames = []
     for t in range(keypoints.shape[0]):
         body = keypoints[t]
         person = {"pose_keypoints_2d": [round(float(x), 3) for x in body.flatten()]}
+        if feet is not None:
+            person["foot_keypoints_2d"] = [round(float(x), 3) for x in feet[t].flatten()]
         driving_person = None
         if driving is not None:
             people = (driving[t] or {}).get("people") or []

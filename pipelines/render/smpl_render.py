@@ -14,7 +14,7 @@ import torch
 from ..size_limits import check_image_size
 from ..smpl.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
-from .skeleton import DEFAULT_FLOOR, skeleton_keypoints, to_pose_keypoint
+from .skeleton import DEFAULT_FLOOR, FEET_FROM_SMPL45, foot_keypoints, skeleton_keypoints, to_pose_keypoint
 
 
 def scale_intrinsics(K: np.ndarray | torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
@@ -118,6 +118,7 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     size = _output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
     vertices, joints = pose_sequence(model, seq)
+    feet_3d = joints[:, FEET_FROM_SMPL45]  # smplx's 45-joint layout (the built-in body keeps it for 0..44)
     check_in_front_of_camera(joints, seq)
     openpose18 = getattr(model, "openpose18", None)
     if openpose18 is not None:  # the model's own OpenPose-18 (SMPL: hip push; Anny: COCO regressor)
@@ -126,4 +127,5 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
                                    vertex_labels=model.part_labels, floor=occluded_confidence, backend=backend,
                                    device=device, chunk_size=chunk_size, dense_visibility=dense_visibility,
                                    callback=callback)
-    return to_pose_keypoint(keypoints, size, driving, rotate_hands=rotate_hands)
+    feet = foot_keypoints(feet_3d, K, keypoints)
+    return to_pose_keypoint(keypoints, size, driving, rotate_hands=rotate_hands, feet=feet)
