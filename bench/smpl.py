@@ -74,6 +74,7 @@ def main():
 
 
 def anny_rows(smpl_model, driving, reference, device, smpl_base):
+    from motionguide.pipelines.render.skeleton import skeleton_keypoints
     from motionguide.pipelines.render.smpl_render import (
         pose_sequence,
         render_sequence_maps,
@@ -111,6 +112,20 @@ def anny_rows(smpl_model, driving, reference, device, smpl_base):
     moved = transfer_shape(driving, reference, body, device=device)
     rows.append(("  of which posing the body (vertices + joints)",
                  timed(lambda: pose_sequence(body, moved), repeat=1), FRAMES))
+    # The visibility step alone on the posed body, both paths alternated (best of 3): the load on a shared
+    # machine swings more than the whole-pipeline rows above can average out.
+    size = (int(moved["image_size"][0]), int(moved["image_size"][1]))
+    vertices, joints = pose_sequence(body, moved)
+    joints = body.openpose18(joints)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(3):
+        for dense in (False, True):
+            start = time.perf_counter()
+            skeleton_keypoints(joints, moved["K"], size, vertices=vertices, faces=body.faces,
+                               vertex_labels=body.part_labels, dense_visibility=dense)
+            best[dense] = min(best[dense], time.perf_counter() - start)
+    rows.append(("  Anny skeleton alone, joints-only visibility", best[False], FRAMES))
+    rows.append(("  Anny skeleton alone, dense visibility buffers", best[True], FRAMES))
     _, joints = body.forward(None, reference["global_orient"], reference["body_pose"], reference["transl"])
     op = body.openpose18(joints).double().numpy()
     k = reference["K"][0]
