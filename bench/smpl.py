@@ -74,7 +74,12 @@ def main():
 
 
 def anny_rows(smpl_model, driving, reference, device, smpl_base):
-    from motionguide.pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
+    from motionguide.pipelines.render.skeleton import skeleton_keypoints
+    from motionguide.pipelines.render.smpl_render import (
+        pose_sequence,
+        render_sequence_maps,
+        sequence_to_pose_keypoints,
+    )
     from motionguide.pipelines.smpl.anny_cache import anny_status, load_anny_body
     from motionguide.pipelines.smpl.anny_shape import set_body_shape
 
@@ -91,14 +96,36 @@ def anny_rows(smpl_model, driving, reference, device, smpl_base):
                                          device=device, batch_size=batch))
         rows.append((f"Anny forward (batch {batch})", sec, FRAMES))
 
-    def transfer_skeleton(model):
+    def transfer_skeleton(model, dense=False):
         moved = transfer_shape(driving, reference, model, device=device)
-        sequence_to_pose_keypoints(model, moved, backend="torch", device=device)
+        sequence_to_pose_keypoints(model, moved, backend="torch", device=device, dense_visibility=dense)
 
     rows.append(("SMPL transfer + skeleton (300 frames)", timed(lambda: transfer_skeleton(smpl_model), repeat=1),
                  FRAMES))
+    rows.append(("  same, dense visibility buffers (reference)",
+                 timed(lambda: transfer_skeleton(smpl_model, dense=True), repeat=1), FRAMES))
     rows.append(("Anny retarget + transfer + skeleton (300 frames)", timed(lambda: transfer_skeleton(body), repeat=1),
                  FRAMES))
+    # The same with whole visibility buffers rendered (the path before the joints-only sampling).
+    rows.append(("  same, dense visibility buffers (reference)",
+                 timed(lambda: transfer_skeleton(body, dense=True), repeat=1), FRAMES))
+    moved = transfer_shape(driving, reference, body, device=device)
+    rows.append(("  of which posing the body (vertices + joints)",
+                 timed(lambda: pose_sequence(body, moved), repeat=1), FRAMES))
+    # The visibility step alone on the posed body, both paths alternated (best of 3): the load on a shared
+    # machine swings more than the whole-pipeline rows above can average out.
+    size = (int(moved["image_size"][0]), int(moved["image_size"][1]))
+    vertices, joints = pose_sequence(body, moved)
+    joints = body.openpose18(joints)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(3):
+        for dense in (False, True):
+            start = time.perf_counter()
+            skeleton_keypoints(joints, moved["K"], size, vertices=vertices, faces=body.faces,
+                               vertex_labels=body.part_labels, dense_visibility=dense)
+            best[dense] = min(best[dense], time.perf_counter() - start)
+    rows.append(("  Anny skeleton alone, joints-only visibility", best[False], FRAMES))
+    rows.append(("  Anny skeleton alone, dense visibility buffers", best[True], FRAMES))
     _, joints = body.forward(None, reference["global_orient"], reference["body_pose"], reference["transl"])
     op = body.openpose18(joints).double().numpy()
     k = reference["K"][0]

@@ -202,3 +202,61 @@ def test_driving_frame_count_must_match(body):
                                    backend="torch")
     with pytest.raises(ValueError, match="floor"):
         sequence_to_pose_keypoints(body, seq, occluded_confidence=0.1, backend="torch")
+
+
+def _posed(model, frames=4):
+    """A body mid-stride with crossed, raised arms, turning from front to side: limbs occlude each other."""
+    pose = np.zeros((frames, 69), np.float32)
+    pose[:, 0], pose[:, 3] = 0.5, -0.4  # hips: one leg forward, one back
+    pose[:, 45], pose[:, 48] = 0.9, -0.9  # shoulders swing the arms across the chest (z)
+    pose[:, 51 + 1], pose[:, 54 + 1] = -1.2, 1.2  # elbows bent
+    orients = [Rotation.from_euler("y", angle, degrees=True) * FRONT for angle in np.linspace(0, 100, frames)]
+    seq = body_sequence(orients, transl=(0.0, 0.2, 2.5))
+    seq["body_pose"] = pose
+    vertices, joints = pose_sequence(model, seq)
+    openpose18 = getattr(model, "openpose18", None)
+    if openpose18 is not None:
+        joints = openpose18(joints)
+    return vertices, joints, torch.as_tensor(seq["K"])
+
+
+@pytest.mark.parametrize("which", ["smpl", "anny"])
+def test_sampled_visibility_matches_full_buffers_on_posed_body(which, request):
+    """The joints-only rasterisation finds the same surface per sample as rendering whole buffers, at the
+    default reduced resolution and at full canvas resolution. Tolerance: no confidence may differ by more than
+    one sample of nine (float rounding at a face edge may move one sample), on average < 0.5 %."""
+    model = request.getfixturevalue("body" if which == "smpl" else "anny_body")
+    vertices, joints, K = _posed(model, frames=2)
+    common = dict(vertices=vertices, faces=model.faces, vertex_labels=model.part_labels, floor=0.3)
+    for long_side in (192, 0):  # 192 < 384: a scaled-down camera; 0: the canvas itself
+        fast = skeleton_keypoints(joints, K, (W, H), visibility_long_side=long_side, **common)
+        full = skeleton_keypoints(joints, K, (W, H), visibility_long_side=long_side, dense_visibility=True, **common)
+        assert torch.equal(fast[..., :2], full[..., :2])
+        diff = (fast[..., 2] - full[..., 2]).abs()
+        assert float(diff.max()) <= 0.7 / 9 + 1e-6 and float(diff.mean()) < 0.005
+        assert float(full[..., 2].min()) < 0.6  # the pose really hides joints (the comparison is not vacuous)
+
+
+def test_sampled_visibility_work_does_not_grow_with_the_image(body):
+    """The faces tested per joint shrink (never grow) with a finer pixel grid, grow linearly with frames, and
+    stay a small share of the mesh: no step scales with the image area or the whole mesh per joint."""
+    from motionguide.pipelines.render.skeleton import neighbourhood
+    from motionguide.pipelines.render.torch_raster import sample_nearest
+
+    vertices, joints, K = _posed(body, frames=2)
+    faces = torch.as_tensor(body.faces, dtype=torch.int64)
+    pairs = {}
+    for scale in (1, 8):
+        K_s = K.clone()
+        K_s[:, :2] *= scale
+        pixels, _ = project(joints, K_s)
+        col, row = neighbourhood(pixels)
+        for frames in (slice(0, 1), slice(1, 2), slice(0, 2)):
+            stats = {}
+            face, _ = sample_nearest(vertices[frames], faces, K_s[frames], (W * scale, H * scale), col[frames],
+                                     row[frames], stats=stats)
+            assert (face >= 0).any()
+            pairs[scale, frames.start, frames.stop] = stats["pairs"]
+    assert pairs[8, 0, 1] <= pairs[1, 0, 1] and pairs[8, 1, 2] <= pairs[1, 1, 2]
+    assert pairs[1, 0, 2] == pairs[1, 0, 1] + pairs[1, 1, 2]  # frames are independent: linear in frames
+    assert pairs[1, 0, 1] < 0.02 * 18 * len(faces)  # a few faces per joint, not the mesh

@@ -98,10 +98,12 @@ def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, m
 def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int = 0, driving: list | None = None,
                                occluded_confidence: float = DEFAULT_FLOOR, rotate_hands: bool = True,
                                backend: str = "auto", device="cpu", chunk_size: int = 16,
+                               dense_visibility: bool = False,
                                callback: Callable[[int, int], None] | None = None) -> list[dict]:
     """POSE_KEYPOINT frames of the sequence's projected, visibility-weighted OpenPose-18 skeleton.
 
     ``driving`` (POSE_KEYPOINT with as many frames) supplies hands and face, grafted at the new wrists/nose.
+    ``dense_visibility``: see :func:`~.skeleton.skeleton_keypoints` (the slower reference path).
     """
     seq = validate_sequence(seq)
     frames = len(seq["global_orient"])
@@ -123,6 +125,7 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
         joints = openpose18(joints)
     keypoints = skeleton_keypoints(joints, K, size, vertices=vertices, faces=model.faces,
                                    vertex_labels=model.part_labels, floor=occluded_confidence, backend=backend,
-                                   device=device, chunk_size=chunk_size, callback=callback)
+                                   device=device, chunk_size=chunk_size, dense_visibility=dense_visibility,
+                                   callback=callback)
     feet = foot_keypoints(feet_3d, K, keypoints)
     return to_pose_keypoint(keypoints, size, driving, rotate_hands=rotate_hands, feet=feet)

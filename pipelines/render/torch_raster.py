@@ -122,32 +122,21 @@ class _FaceTable:
         return weighted / inv_z[:, None], 1.0 / inv_z
 
 
-def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int], *,
-               cull_backfaces: bool = True, znear: float = 1e-3) -> _FaceTable:
-    """Screen-space coefficients of every face of every frame.
-
-    Args:
-        vertices (`torch.Tensor` of shape `(B, V, 3)`): camera-space vertices.
-        faces (`torch.LongTensor` of shape `(F, 3)`).
-        K (`torch.Tensor` of shape `(B, 3, 3)`).
-        size (`tuple[int, int]`): (width, height).
-
-    Returns:
-        `_FaceTable` with B·F rows, frame-major; faces that cannot cover a pixel (behind the camera, culled,
-        degenerate, off screen) have an empty box.
-    """
-    width, height = size
-    batch, num_faces = vertices.shape[0], faces.shape[0]
+def _project_vertices(vertices: torch.Tensor, K: torch.Tensor, znear: float):
+    """Per vertex `(B, V)` each: x, y, z, 1/z (1 where z ≤ znear), u, v (pixels)."""
     coords = vertices.transpose(1, 2).contiguous()  # (B, 3, V): one contiguous row per coordinate
-    corners = faces.t().contiguous()
-    x = [coords[:, 0][:, corners[k]] for k in range(3)]  # 3 × (B, F)
-    y = [coords[:, 1][:, corners[k]] for k in range(3)]
-    z = [coords[:, 2][:, corners[k]] for k in range(3)]
+    x, y, z = coords[:, 0], coords[:, 1], coords[:, 2]
     fx, fy, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
+    iz = 1.0 / torch.where(z > znear, z, torch.ones_like(z))
+    return x, y, z, iz, fx * x * iz + cx, fy * y * iz + cy
+
+
+def _corner_coefficients(x, y, z, iz, u, v, size: tuple[int, int], cull_backfaces: bool, znear: float) -> dict:
+    """The :class:`_FaceTable` columns (but offset and face) from each face's three corners (lists of 3 tensors
+    of one shape: camera x, y, z, 1/z and pixels u, v); element-wise, so any subset of faces gives the same
+    numbers as the whole mesh."""
+    width, height = size
     keep = (z[0] > znear) & (z[1] > znear) & (z[2] > znear)
-    iz = [1.0 / torch.where(zk > znear, zk, torch.ones_like(zk)) for zk in z]
-    u = [fx * x[k] * iz[k] + cx for k in range(3)]
-    v = [fy * y[k] * iz[k] + cy for k in range(3)]
     if cull_backfaces:
         # (v1 − v0) × (v2 − v0) · v0 = det[v0, v1, v2] < 0: the normal points towards the camera.
         det = (x[0] * (y[1] * z[2] - z[1] * y[2]) - y[0] * (x[1] * z[2] - z[1] * x[2])
@@ -171,13 +160,37 @@ def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, siz
     x0, x1, y0, y1 = (t.nan_to_num(0.0, 0.0, 0.0) for t in (x0, x1, y0, y1))
     y1 = torch.where(keep, y1, y0 - 1)
     du, dv = x0 - u[2], y0 - v[2]  # box origin relative to corner 2, which lies on both edges
-    frame = torch.arange(batch, device=vertices.device)[:, None].expand(batch, num_faces)
-    columns = {
+    return {
         "l0o": a0 * du + b0 * dv, "a0": a0, "b0": b0, "l1o": a1 * du + b1 * dv, "a1": a1, "b1": b1,
         "iz2": iz[2], "dz0": iz[0] - iz[2], "dz1": iz[1] - iz[2],
         "x0": x0.to(torch.int64), "y0": y0.to(torch.int64), "width": (x1 - x0 + 1).to(torch.int64),
-        "height": (y1 - y0 + 1).to(torch.int64), "offset": frame * (width * height),
-        "face": torch.arange(num_faces, device=vertices.device).expand(batch, num_faces)}
+        "height": (y1 - y0 + 1).to(torch.int64)}
+
+
+def face_setup(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int], *,
+               cull_backfaces: bool = True, znear: float = 1e-3) -> _FaceTable:
+    """Screen-space coefficients of every face of every frame.
+
+    Args:
+        vertices (`torch.Tensor` of shape `(B, V, 3)`): camera-space vertices.
+        faces (`torch.LongTensor` of shape `(F, 3)`).
+        K (`torch.Tensor` of shape `(B, 3, 3)`).
+        size (`tuple[int, int]`): (width, height).
+
+    Returns:
+        `_FaceTable` with B·F rows, frame-major; faces that cannot cover a pixel (behind the camera, culled,
+        degenerate, off screen) have an empty box.
+    """
+    width, height = size
+    batch, num_faces = vertices.shape[0], faces.shape[0]
+    corners = faces.t().contiguous()
+    # Projected once per vertex, then gathered per corner (element-wise the same numbers as per corner).
+    per_vertex = _project_vertices(vertices, K, znear)
+    x, y, z, iz, u, v = ([values[:, corners[k]] for k in range(3)] for values in per_vertex)  # 3 × (B, F) each
+    columns = _corner_coefficients(x, y, z, iz, u, v, size, cull_backfaces, znear)
+    frame = torch.arange(batch, device=vertices.device)[:, None].expand(batch, num_faces)
+    columns["offset"] = frame * (width * height)
+    columns["face"] = torch.arange(num_faces, device=vertices.device).expand(batch, num_faces)
     return _FaceTable(**{name: value.reshape(-1).contiguous() for name, value in columns.items()})
 
 
@@ -292,3 +305,80 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size
     py = torch.div(rem, width, rounding_mode="floor")
     bary, depth = table.perspective_barycentrics(frame * num_faces + face, rem - py * width, py)
     return Fragments(shape=(batch, height, width), pixel=pixel, face=face, depth=depth, bary=bary)
+
+
+def sample_nearest(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int],
+                   columns: torch.Tensor, rows: torch.Tensor, *, cull_backfaces: bool = True, znear: float = 1e-3,
+                   frames_at_once: int = 16, stats: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`rasterize` puts at a few query pixels, without rasterising the rest of the image.
+
+    The queries come in groups of nearby pixels (e.g. a joint's neighbourhood). Per frame and group, only the
+    faces whose screen box meets the group's pixel box are set up and tested, with the same coefficients and
+    the same per-pixel test as :func:`rasterize` (nearest depth wins, ties to the lower face index), so the work
+    grows with the faces near the queries, not with the image area or the whole mesh.
+
+    Args:
+        vertices (`(B, V, 3)`), faces (`(F, 3)`), K (`(3, 3)` or `(B, 3, 3)`), size (`(width, height)`): as
+            :func:`rasterize`.
+        columns, rows (`torch.LongTensor` of shape `(B, G, S)`): query pixels, G groups of S; pixels outside
+            the image find nothing.
+        frames_at_once (`int`): frames whose (group, face) box tests are held in memory at once.
+        stats (`dict`, *optional*): ``stats["pairs"]`` is increased by the (frame, group, face) candidates
+            tested, the measure of the work (tests pin that it does not grow with the image).
+
+    Returns:
+        (face `(B, G, S)` int64, -1 where nothing covers the pixel; depth `(B, G, S)` metres, 0 there).
+    """
+    device = vertices.device
+    vertices = vertices.float()
+    faces = torch.as_tensor(faces, device=device, dtype=torch.int64)
+    batch, groups, samples = columns.shape
+    K = _as_batched_intrinsics(K, batch, device, torch.float32)
+    per_vertex = _project_vertices(vertices, K, znear)
+    num_vertices = vertices.shape[1]
+    flat_vertex = [values.reshape(-1) for values in per_vertex]
+    corners = faces.t().contiguous()
+    u_corner = [per_vertex[4][:, corners[k]] for k in range(3)]
+    v_corner = [per_vertex[5][:, corners[k]] for k in range(3)]
+    u_min = torch.minimum(torch.minimum(u_corner[0], u_corner[1]), u_corner[2])  # (B, F)
+    u_max = torch.maximum(torch.maximum(u_corner[0], u_corner[1]), u_corner[2])
+    v_min = torch.minimum(torch.minimum(v_corner[0], v_corner[1]), v_corner[2])
+    v_max = torch.maximum(torch.maximum(v_corner[0], v_corner[1]), v_corner[2])
+    columns, rows = columns.to(device), rows.to(device)
+    c_min, c_max = columns.amin(-1, keepdim=True).float(), columns.amax(-1, keepdim=True).float()  # (B, G, 1)
+    r_min, r_max = rows.amin(-1, keepdim=True).float(), rows.amax(-1, keepdim=True).float()
+    keys = torch.full((batch * groups * samples,), _EMPTY_KEY, dtype=torch.int64, device=device)
+    for start in range(0, batch, frames_at_once):
+        chunk = slice(start, min(start + frames_at_once, batch))
+        # A face can cover integer column c only if u_min ≤ c ≤ u_max (its box is [ceil u_min, floor u_max]).
+        near = u_min[chunk, None] <= c_max[chunk]
+        near &= u_max[chunk, None] >= c_min[chunk]
+        near &= v_min[chunk, None] <= r_max[chunk]
+        near &= v_max[chunk, None] >= r_min[chunk]
+        frame, group, face = near.nonzero(as_tuple=True)
+        if stats is not None:
+            stats["pairs"] = stats.get("pairs", 0) + len(face)
+        if len(face) == 0:
+            continue
+        frame = frame + start
+        index = [frame * num_vertices + faces[face, k] for k in range(3)]  # flat (frame, vertex) per corner
+        x, y, z, iz, u, v = ([flat[i] for i in index] for flat in flat_vertex)
+        table = _corner_coefficients(x, y, z, iz, u, v, size, cull_backfaces, znear)
+        lx = columns[frame, group] - table["x0"][:, None]  # (N, S)
+        row = rows[frame, group] - table["y0"][:, None]
+        inside = (lx >= 0) & (lx < table["width"][:, None]) & (row >= 0) & (row < table["height"][:, None])
+        lxf, rf = lx.float(), row.float()
+        l0 = table["a0"][:, None] * lxf + (table["l0o"][:, None] + table["b0"][:, None] * rf)
+        l1 = table["a1"][:, None] * lxf + (table["l1o"][:, None] + table["b1"][:, None] * rf)
+        inside &= (l0 >= 0) & (l1 >= 0) & ((l0 + l1) <= 1)
+        inv_z = table["dz0"][:, None] * l0 + table["dz1"][:, None] * l1 + table["iz2"][:, None]
+        inside &= inv_z > 0
+        key = inv_z.reciprocal().view(torch.int32).to(torch.int64).bitwise_left_shift(32) | face[:, None]
+        key.masked_fill_(~inside, _EMPTY_KEY)
+        target = (frame * groups + group)[:, None] * samples + torch.arange(samples, device=device)
+        keys.scatter_reduce_(0, target.reshape(-1), key.reshape(-1), reduce="amin", include_self=True)
+    hit = keys != _EMPTY_KEY
+    face = torch.where(hit, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
+    bits = torch.where(hit, keys, torch.zeros_like(keys)).bitwise_right_shift(32).to(torch.int32)
+    depth = bits.view(torch.float32)
+    return face.view(batch, groups, samples), depth.view(batch, groups, samples)
