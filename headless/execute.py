@@ -24,12 +24,21 @@ def node_classes() -> dict[str, type]:
     return {**STANDIN_CLASSES, **pack.NODE_CLASS_MAPPINGS}
 
 
+_LAST_TENTH: dict[str, int] = {}
+
+
 def _print_progress(done: int, total: int, label: str) -> None:
     width = 30
     filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
-    if done >= total:
-        sys.stderr.write("\n")
+    bar = f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
+    if not sys.stderr.isatty():  # a log file (CI, nohup): one line per tenth, not one per update
+        tenth = 10 * done // max(total, 1)
+        if _LAST_TENTH.get(label) == tenth and done < total:
+            return
+        _LAST_TENTH[label] = tenth
+        sys.stderr.write(bar + "\n")
+    else:
+        sys.stderr.write("\r" + bar + ("\n" if done >= total else ""))
     sys.stderr.flush()
 
 

@@ -167,3 +167,16 @@ def test_demo_reports_a_broken_model_file_without_a_traceback(tmp_path, monkeypa
     assert "error: Node 4 (MotionGuideDetectPose) failed" in err and "Traceback" not in err
     assert "cli.py doctor" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_progress_in_a_log_file_is_one_line_per_tenth(capsys):
+    """Outside a terminal (CI logs, nohup) a bar is printed once per tenth, never once per update."""
+    from motionguide.headless.execute import _print_progress
+
+    for run in range(2):  # the same label twice (two Detect Pose nodes) prints both runs
+        for done in range(301):
+            _print_progress(done, 300, "Anny cache")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 * 11
+    assert lines[0].endswith("0/300 Anny cache") and lines[10].endswith("300/300 Anny cache")
+    assert all("\r" not in line for line in lines)
