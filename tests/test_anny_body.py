@@ -213,3 +213,29 @@ def test_batched_float32_and_devices(anny_body):
     if torch.cuda.is_available():
         v_gpu, _ = anny_body.forward(None, seq["global_orient"], seq["body_pose"], seq["transl"], device="cuda")
         assert torch.allclose(v_gpu.cpu(), v_all, atol=1e-4)
+
+
+def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
+    """ComfyUI runs every node under torch.inference_mode(): Load Body Model builds the body there and Set Body
+    Shape / NLF Poses to SMPL fit there (a real ComfyUI run failed with 'element 0 of tensors does not require
+    grad')."""
+    from motionguide.pipelines.smpl import anny_cache
+    from motionguide.pipelines.smpl.anny_shape import fit_phenotype
+    from motionguide.pipelines.smpl.joint_fit import fit_joints
+
+    monkeypatch.setattr(anny_cache, "_BODIES", {})  # load afresh, as the node does in a new ComfyUI process
+    pose = np.zeros((1, 69))
+    orient, transl, k = FACING_CAMERA[None], np.array([[0.0, 0.4, 4.0]]), _camera(1)
+    with torch.inference_mode():
+        body = anny_cache.load_anny_body()
+        assert body is not anny_body
+        _, joints = body.forward(None, orient, pose, transl)
+        op = body.openpose18(joints).double().numpy()
+        uv = op[..., :2] / op[..., 2:] * 900.0 + [288, 512]
+        seq = dict(betas=np.zeros((1, 10)), global_orient=orient, body_pose=pose, transl=transl, K=k,
+                   image_size=(576, 1024), keypoints=np.concatenate([uv, np.ones((1, 18, 1))], -1))
+        fitted, info = fit_phenotype(body, seq, body.phenotype, iterations=4, starts=1)
+        rest = joints[:, :24].double().numpy()
+        fit = fit_joints(rest + 0.01, rest, iterations=3)
+    assert np.isfinite(info["error_px"]) and fitted.shape == (6,)
+    assert all(np.isfinite(np.asarray(v)).all() for v in fit.values() if isinstance(v, np.ndarray))

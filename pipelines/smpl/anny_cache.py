@@ -139,10 +139,13 @@ def load_anny_body(directory: str | os.PathLike | None = None, *,
         started = time.monotonic()
         try:
             import anny
+            import torch
 
             from .anny_body import AnnyBody
 
-            with _anny_cache_path(folder):
+            # normal tensors even when a node loads it inside ComfyUI's inference mode: the shape fit needs
+            # autograd through these buffers later
+            with _anny_cache_path(folder), torch.inference_mode(False):
                 module = anny.Anny(rig="anny", topology="anny", local_changes="none", facial_actions="none",
                                    phenotypes="default")
         finally:
@@ -155,7 +158,8 @@ def load_anny_body(directory: str | os.PathLike | None = None, *,
                            time.monotonic() - started, ", ".join(p.name for p in compact_files(folder)), freed / 1e6)
             if callback is not None:
                 callback(100, 100)
-        body = AnnyBody(module, source=f"anny {getattr(anny, '__version__', '?')} (cache {folder})")
+        with torch.inference_mode(False):
+            body = AnnyBody(module, source=f"anny {getattr(anny, '__version__', '?')} (cache {folder})")
         _BODIES[key] = body
         logger.info("Loaded %r", body)
         return body

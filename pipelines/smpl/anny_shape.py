@@ -48,6 +48,9 @@ def _grid(start: np.ndarray, fit_idx: list[int]) -> np.ndarray:
     return np.concatenate([start[fit_idx][None], mesh]).astype(np.float32)  # the start is a candidate too
 
 
+# ComfyUI runs nodes under torch.inference_mode(), where no graph is recorded even with enable_grad(): the fits
+# leave it for their own work (the body's buffers are normal tensors, see anny_cache.load_anny_body).
+@torch.inference_mode(False)
 def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: int = 100, prior: float = 0.0,
                   starts: int = 2, device="cpu", callback=None) -> tuple[np.ndarray, dict]:
     """Fit ``age``, ``height`` and ``proportions`` of the Anny phenotype to the sequence's 2D keypoints.

@@ -119,6 +119,8 @@ def initial_pose(target: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.n
     return orient, pose
 
 
+@torch.inference_mode(False)  # ComfyUI runs nodes in inference mode, which records no graph
+@torch.enable_grad()
 def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int = DEFAULTS["iterations"],
                learning_rate: float = DEFAULTS["learning_rate"], smoothness: float = DEFAULTS["smoothness"],
                limits: float = DEFAULTS["limits"], rest_prior: float = DEFAULTS["rest_prior"],
