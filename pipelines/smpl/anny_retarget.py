@@ -25,6 +25,7 @@ import torch
 
 from .joints import SMPL_PARENTS
 from .joints import SMPL_REST_JOINTS as _REST_JOINTS
+from .rotations import axis_angle_to_matrix_torch
 
 # SMPL's neutral T-pose joints (metres, x = body's left, y up, z forward); only their directions are used, and
 # joint 0 as the root offset.
@@ -53,19 +54,6 @@ NUM_HAND_JOINTS = 15
 AXIS_CHANGE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 
 
-def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    """(...,3) axis-angle → (...,3,3) (Rodrigues; differentiable, exact at zero)."""
-    angle = aa.norm(dim=-1, keepdim=True)
-    small = angle < 1e-8
-    axis = aa / torch.where(small, torch.ones_like(angle), angle)
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(aa.shape[:-1] + (3, 3))
-    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(k)
-    return eye + s * k + (1 - c) * (k @ k)
-
-
 def smpl_global_rotations(global_orient: torch.Tensor, body_pose: torch.Tensor,
                           hand_pose: torch.Tensor | None = None) -> torch.Tensor:
     """SMPL's world rotations of its joints, the local ones chained down the tree.
@@ -79,12 +67,12 @@ def smpl_global_rotations(global_orient: torch.Tensor, body_pose: torch.Tensor,
         previous knuckle of the same finger).
     """
     frames = global_orient.shape[0]
-    local = axis_angle_to_matrix(torch.cat([global_orient, body_pose], 1).reshape(frames, 24, 3))
+    local = axis_angle_to_matrix_torch(torch.cat([global_orient, body_pose], 1).reshape(frames, 24, 3))
     world = [local[:, 0]]
     for j in range(1, 24):
         world.append(world[SMPL_PARENTS[j]] @ local[:, j])
     if hand_pose is not None:
-        fingers = axis_angle_to_matrix(hand_pose.reshape(frames, 2 * NUM_HAND_JOINTS, 3))
+        fingers = axis_angle_to_matrix_torch(hand_pose.reshape(frames, 2 * NUM_HAND_JOINTS, 3))
         for side, wrist in ((0, 20), (1, 21)):
             for j in range(NUM_HAND_JOINTS):
                 parent = world[wrist] if j % 3 == 0 else world[-1]
@@ -228,5 +216,6 @@ class Retarget:
                                   local[:, 1, 0] - local[:, 0, 1]], -1)
             trace = local[:, 0, 0] + local[:, 1, 1] + local[:, 2, 2]
             half = torch.atan2(vector @ axis, 1 + trace)  # half the twist angle about the axis
-            rotations[:, bone] = world[:, elbow] @ axis_angle_to_matrix(axis[None] * half[:, None]) @ alignment[bone]
+            twist = axis_angle_to_matrix_torch(axis[None] * half[:, None])
+            rotations[:, bone] = world[:, elbow] @ twist @ alignment[bone]
         return rotations

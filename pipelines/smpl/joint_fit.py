@@ -24,25 +24,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+from .joints import SMPL_PARENTS
+from .rotations import axis_angle_to_matrix, axis_angle_to_matrix_torch
+
 TORSO = (0, 1, 2, 3, 6, 9, 12, 13, 14, 16, 17)  # pelvis, hips, spine, neck, collars, shoulders
 KNEES, ELBOWS = (4, 5), (18, 19)
 MAX_ANGLE = 2.6  # radians, soft bound on any joint rotation
 DEFAULTS = {"iterations": 150, "learning_rate": 0.005, "smoothness": 0.001, "limits": 0.01, "rest_prior": 1e-4}
-
-
-def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    """Rodrigues `(..., 3)` → `(..., 3, 3)`, differentiable at 0."""
-    angle2 = (aa * aa).sum(-1, keepdim=True)
-    angle = torch.sqrt(angle2 + 1e-12)
-    small = angle2 < 1e-8
-    sin_over = torch.where(small, 1 - angle2 / 6, torch.sin(angle) / angle)
-    cos_term = torch.where(small, 0.5 - angle2 / 24, (1 - torch.cos(angle)) / (angle2 + 1e-12))
-    x, y, z = aa.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*aa.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(skew)
-    return eye + sin_over[..., None] * skew + cos_term[..., None] * (skew @ skew)
 
 
 def forward_kinematics(rotations: torch.Tensor, rest: torch.Tensor, transl: torch.Tensor) -> torch.Tensor:
@@ -84,12 +72,8 @@ def _align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
             return np.eye(3)
         other = np.array([1.0, 0, 0]) if abs(a[0]) < 0.9 else np.array([0, 1.0, 0])
         axis = np.cross(a, other)
-        return _rodrigues_np(axis / np.linalg.norm(axis) * np.pi)
-    return _rodrigues_np(axis / sin * np.arctan2(sin, cos))
-
-
-def _rodrigues_np(aa: np.ndarray) -> np.ndarray:
-    return axis_angle_to_matrix(torch.as_tensor(aa, dtype=torch.float64)).numpy()
+        return axis_angle_to_matrix(axis / np.linalg.norm(axis) * np.pi)
+    return axis_angle_to_matrix(axis / sin * np.arctan2(sin, cos))
 
 
 def initial_pose(target: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +137,7 @@ def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int =
         hinge_off_axis[k - 1, [0, 2]] = 1.0  # elbows bend about y only
 
     def total_loss():
-        rotations = axis_angle_to_matrix(torch.cat([orient[:, None], pose], 1))
+        rotations = axis_angle_to_matrix_torch(torch.cat([orient[:, None], pose], 1))
         posed = forward_kinematics(rotations, rest, transl)
         data = ((posed - target) ** 2).sum(-1).mean()
         loss = data

@@ -1,4 +1,5 @@
-"""Rotation conversions (numpy, float64, any leading shape): axis-angle ↔ matrix ↔ quaternion ↔ 6D.
+"""Rotation conversions (numpy, float64, any leading shape): axis-angle ↔ matrix ↔ quaternion ↔ 6D; plus the
+one torch axis-angle → matrix used by the differentiable code (Anny retarget, IK fit).
 
 Quaternions are (w, x, y, z). The 6D representation (Zhou et al. 2019) is the first two matrix columns one
 after the other, (c0x, c0y, c0z, c1x, c1y, c1z): the layout HMR2's head emits, the one layout of the pack.
@@ -6,6 +7,7 @@ after the other, (c0x, c0y, c0z, c1x, c1y, c1z): the layout HMR2's head emits, t
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _EPS = 1e-12
 
@@ -145,3 +147,18 @@ def rotation_about_axis(axis: str, degrees: float) -> np.ndarray:
     return {"x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
             "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
             "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
+
+
+def axis_angle_to_matrix_torch(aa: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`axis_angle_to_matrix`: `(..., 3)` → `(..., 3, 3)`, exact and differentiable at 0
+    (the IK fit starts there), on any device and dtype."""
+    angle2 = (aa * aa).sum(-1, keepdim=True)
+    angle = torch.sqrt(angle2 + 1e-12)
+    small = angle2 < 1e-8
+    sin_over = torch.where(small, 1 - angle2 / 6, torch.sin(angle) / angle)
+    cos_term = torch.where(small, 0.5 - angle2 / 24, (1 - torch.cos(angle)) / (angle2 + 1e-12))
+    x, y, z = aa.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*aa.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(skew)
+    return eye + sin_over[..., None] * skew + cos_term[..., None] * (skew @ skew)
