@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..options import SCAIL_MASK_BACKGROUNDS as MASK_BACKGROUNDS
+from ..smpl.pinhole import project
 
 RADIUS_MM = 21.5
 # OpenPose slot ← SMPL joint, as SCAIL-Pose's process_data_to_COCO_format maps NLF's SMPL-24 joints.
@@ -110,8 +111,7 @@ def _screen_window(starts, ends, K, width: int, height: int, radius: float):
     z = points[:, 2]
     if z.min() <= 4 * radius:
         return 0, 0, width, height
-    u = K[0, 0] * points[:, 0] / z + K[0, 2]
-    v = K[1, 1] * points[:, 1] / z + K[1, 2]
+    u, v = project(points, K).T
     # A sphere of radius r at depth z projects within f·r/(z − r) of its centre's image on the axis, stretched by
     # up to 1 + tan²θ off it: twice that covers fields of view up to 90° (plus 2 px of slack).
     margin_x = 2 * K[0, 0] * radius / (z.min() - radius) + 2
