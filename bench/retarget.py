@@ -21,10 +21,15 @@ stands ``distance_m`` in front of that spot with its optical centre ``height_m``
 horizontally, then tilted by ``pitch_deg`` (negative looks down). The motion file's rotations and root path are
 read in its own (level) camera axes, which are the world's.
 
-- Ground truth: :func:`forward_kinematics` — the reference body's rest joints and OpenPose-18 points (each point
-  carried rigidly by its nearest joint), the motion's rotations, the root placed at the reference's standing
-  spot and moved by the motion's root path times the body-height ratio; projected with the reference camera.
-  It never calls the pack's transfer code.
+- Ground truth: the reference body performing the motion's rotations, its root placed at the reference's
+  standing spot and moved by the motion's root path times the body-height ratio, projected with the reference
+  camera. Its skeleton is :func:`forward_kinematics` (plain SMPL-tree kinematics on the reference's rest joints);
+  its OpenPose-18 points are the body's own surface landmarks at that skeleton (:func:`body_points`: the posed
+  mesh read by the body's COCO regressor, as a detector would find them on the person), and every frame's
+  joints are checked against the plain kinematics (:data:`SKELETON_TOLERANCE_M`). It never calls the pack's
+  transfer code. The driving video and the reference image are made the same way. (Carrying each landmark
+  rigidly with one joint instead gave even the exact answer a 2.1% bone error on "towards camera": skin around
+  the shoulders and elbows follows the neighbouring bones too.)
 - 2D path: the driving body's projected keypoints (a perfect detector) aligned onto the reference image's
   keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (DESIGN §6).
 - 3D path: the pack's chain as a workflow runs it: the driving motion as an estimator would give it (optionally
@@ -66,7 +71,7 @@ from motionguide.pipelines.smpl.sequence import (PHENOTYPE_LABELS, load_sequence
 SMPL_PELVIS = np.array(SMPL_REST_JOINTS[0])  # where SMPL-format motion puts the root: transl + this
 FACING_CAMERA = np.diag([1.0, -1.0, -1.0])  # an upright SMPL body (y up, facing +z) facing the cameras
 NEUTRAL_ARMS_DEG = 75.0  # the reference image: standing, arms down along the body
-SHOULDER_CARRIERS = {16: 13, 17: 14, 13: 13, 14: 14}  # SMPL shoulder → collar
+SKELETON_TOLERANCE_M = 1e-3  # the posed body's joints against plain forward kinematics
 LR_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13))
 LR_MARGIN = 0.02  # of the body height: a mirrored labelling must fit this much better to count as a swap
 LIMBS = sk.LIMBS[:sk.DRAWN_LIMBS]
@@ -185,18 +190,14 @@ def ensure_motion(path: Path) -> Path:
 
 
 class RestBody:
-    """What forward kinematics needs of a body: SMPL-layout rest joints, OpenPose-18 rest points and the joint
-    carrying each point, standing pelvis height and stature (SMPL axes: y up, metres)."""
+    """A case body at rest: the model and phenotype, SMPL-layout rest joints, standing pelvis height and stature
+    (SMPL axes: y up, metres)."""
 
     def __init__(self, model, phenotype):
-        zeros = np.zeros((1, 3))
+        self.model, self.phenotype = model, phenotype
+        zeros = np.zeros((1, 3))  # SMPL's rest pose (a T-pose), which the motion's rotations start from
         _, joints = model.forward(None, zeros, np.zeros((1, 69)), zeros, phenotype=phenotype)
         self.joints = joints[0, :24].double().numpy()
-        self.points = model.openpose18(joints)[0].double().numpy()
-        distance = np.linalg.norm(self.points[:, None] - self.joints[None], axis=-1)
-        self.carrier = np.argmin(distance, 1)
-        # shoulder points sit on the torso's skin: the collars carry them (the upper arms turn under them)
-        self.carrier[[2, 5]] = [SHOULDER_CARRIERS[int(j)] for j in self.carrier[[2, 5]]]
         verts = model.rest_vertices(phenotype=phenotype)
         self.height = float(verts[:, 1].max() - verts[:, 1].min())
         self.pelvis_height = float(self.joints[0, 1] - verts[:, 1].min())
@@ -207,26 +208,41 @@ def local_rotations(body_pose, frames):
 
 
 def forward_kinematics(rest: RestBody, global_rot, body_rot, root):
-    """World OpenPose-18 points `(T,18,3)`: joints chained from the root, each point moved rigidly with its joint.
+    """World joint positions `(T,24,3)`: SMPL's tree chained from the root with the rest body's bone offsets.
 
     Args:
         global_rot (`(T,3,3)`): root rotation (SMPL body axes → world); body_rot (`(T,23,3,3)`): local rotations.
         root (`(T,3)`): world position of the root joint.
     """
-    frames = len(root)
     world = [global_rot]
     pos = [np.asarray(root, np.float64)]
     for j in range(1, 24):
         parent = SMPL_PARENTS[j]
         world.append(world[parent] @ body_rot[:, j - 1])
         pos.append(pos[parent] + np.einsum("tij,j->ti", world[parent], rest.joints[j] - rest.joints[parent]))
-    world, pos = np.stack(world, 1), np.stack(pos, 1)
-    carrier = rest.carrier
-    offsets = rest.points - rest.joints[carrier]
-    points = pos[:, carrier] + np.einsum("tkij,kj->tki", world[:, carrier], offsets)
-    points[:, 1] = 0.5 * (points[:, 2] + points[:, 5])
-    assert points.shape == (frames, 18, 3)
-    return points
+    return np.stack(pos, 1)
+
+
+def body_points(rest: RestBody, global_rot, body_pose, root):
+    """World OpenPose-18 points `(T,18,3)` of the body doing the motion: its posed surface's landmarks.
+
+    The body's skeleton must agree with :func:`forward_kinematics` to :data:`SKELETON_TOLERANCE_M` in every
+    frame, so the posing is checked independently and only the surface (where skin and landmarks sit around the
+    joints) comes from the body model.
+    """
+    frames = len(root)
+    body_pose = np.asarray(body_pose, np.float64).reshape(frames, 69)
+    _, joints = rest.model.forward(None, matrix_to_axis_angle(global_rot), body_pose, np.zeros((frames, 3)),
+                                   phenotype=rest.phenotype)
+    points = rest.model.openpose18(joints).double().numpy()
+    joints = joints[:, :24].double().numpy()
+    shift = np.asarray(root, np.float64)[:, None] - joints[:, :1]
+    fk = forward_kinematics(rest, global_rot, local_rotations(body_pose, frames), root)
+    worst = float(np.abs(joints + shift - fk).max())
+    if worst > SKELETON_TOLERANCE_M:
+        raise RuntimeError(f"the body model's skeleton is {worst * 1000:.2f} mm from plain forward kinematics "
+                           f"(allowed {SKELETON_TOLERANCE_M * 1000:.1f} mm): the ground truth would be wrong.")
+    return points + shift
 
 
 def standing_root(rest: RestBody) -> np.ndarray:
@@ -368,21 +384,19 @@ def run_case(case: dict, base_dir: Path | None = None) -> dict:
     model_r, pheno_r = load_body(case["reference_body"])
     cam_d, cam_r = Camera(case["driving_camera"]), Camera(case["reference_camera"])
     rest_d, rest_r = RestBody(model, pheno_d), RestBody(model_r, pheno_r)
-    body_rot = local_rotations(motion["body_pose"], frames)
 
     # driving video: the driving body performs the motion from its standing spot
     root_d = standing_root(rest_d) + motion["delta"]
-    driving_kp = keypoints_2d(cam_d, forward_kinematics(rest_d, motion["global"], body_rot, root_d))
+    driving_kp = keypoints_2d(cam_d, body_points(rest_d, motion["global"], motion["body_pose"], root_d))
     # reference image: the reference body standing, arms down, facing the cameras
     neutral = neutral_pose()
     ref_global = FACING_CAMERA[None]
     ref_root = standing_root(rest_r)[None]
-    reference_kp = keypoints_2d(cam_r, forward_kinematics(rest_r, ref_global, local_rotations(neutral, 1),
-                                                          ref_root))[0]
+    reference_kp = keypoints_2d(cam_r, body_points(rest_r, ref_global, neutral, ref_root))[0]
     # ground truth: the reference body performs the motion, its path scaled by the height ratio
     scale = rest_r.height / rest_d.height
     root_gt = standing_root(rest_r) + scale * motion["delta"]
-    gt_world = forward_kinematics(rest_r, motion["global"], body_rot, root_gt)
+    gt_world = body_points(rest_r, motion["global"], motion["body_pose"], root_gt)
     gt = keypoints_2d(cam_r, gt_world)
     body_px = cam_r.K[1, 1] * rest_r.height / cam_r.to_camera(root_gt)[:, 2]
 
