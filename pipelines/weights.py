@@ -119,12 +119,16 @@ def open_npz(path: str | os.PathLike, what: str, model_id: str | None = None,
         yield data
 
 
-def npz_array(data, key: str, path, what: str, model_id: str | None = None, remedy: str | None = None):
-    """One array of an open ``.npz``; an entry holding pickled objects is refused (``ValueError``)."""
+def npz_array(data, key: str, path, what: str, model_id: str | None = None, remedy: str | None = None,
+              skip_objects: bool = False):
+    """One array of an open ``.npz``; an entry holding pickled objects is refused (``ValueError``), or ``None``
+    with ``skip_objects``; a damaged entry is a ``ValueError`` naming the file."""
     try:
         return data[key]
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            if skip_objects:
+                return None
             raise unreadable_file(path, what, f"its entry '{key}' holds pickled Python objects, which are not "
                                   "read (they could run code); store plain numeric arrays", model_id, remedy,
                                   refused=True) from exc

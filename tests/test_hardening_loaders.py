@@ -130,3 +130,45 @@ def test_motion_npz_empty_or_with_objects(tmp_path):
     np.savez(objects, poses=np.array([{"a": 1}], dtype=object), trans=np.zeros((1, 3)))
     with pytest.raises(ValueError, match=r"objects\.npz' .*refused.*'poses' holds pickled Python objects"):
         load_motion_file(objects)
+
+
+def _damage_first_entry(path):
+    """Flip bytes inside the first stored array of an uncompressed .npz (its zip directory stays intact)."""
+    data = bytearray(path.read_bytes())
+    start = data.index(b"\x93NUMPY") + 200  # past the .npy header, inside the array bytes
+    data[start:start + 16] = bytes(b ^ 0xFF for b in data[start:start + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_array_inside_an_smpl_npz(tmp_path):
+    path = tmp_path / "SMPL_NEUTRAL.npz"
+    np.savez(path, v_template=np.ones((6890, 3)), kintree_table=np.zeros((2, 24), np.int64),
+             names=np.array([{"a": 1}], dtype=object))
+    assert set(read_model_arrays(path)) == {"v_template", "kintree_table"}  # the object entry is skipped
+    _damage_first_entry(path)
+    with pytest.raises(ValueError) as info:
+        read_model_arrays(path)
+    _check(info, path, SMPL)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x07garbage that is no ONNX protobuf" * 4, "cut"])
+def test_unreadable_dwpose_onnx(tmp_path, content):
+    from motionguide.pipelines.dwpose.runtime import create_session
+
+    path = tmp_path / "dw-ll_ucoco_384.onnx"
+    if content == "cut":
+        import onnx
+        from onnx import TensorProto, helper
+
+        weight = helper.make_tensor("w", TensorProto.FLOAT, [64, 64], np.ones(64 * 64, np.float32))
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], [weight])
+        blob = helper.make_model(graph).SerializeToString()
+        onnx.checker.check_model(onnx.load_from_string(blob))
+        content = blob[: len(blob) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        create_session(path, "cpu")
+    _check(info, path, "huggingface.co/yzd-v/DWPose")
+    assert "ONNXRuntimeError" not in str(info.value) and ".cc:" not in str(info.value), str(info.value)

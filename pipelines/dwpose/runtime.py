@@ -130,11 +130,25 @@ def create_session(path, device: str = "auto"):
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        raise ValueError(f"DWPose model file '{path}' could not be loaded by onnxruntime ({exc}). "
-                         "Replace it with the original ONNX file.") from exc
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for unreadable files
+        from ..weights import unreadable_file
+
+        raise unreadable_file(path, "DWPose model file", onnx_load_reason(exc)) from exc
     logger.info("DWPose running on %s (%s)", session.get_providers()[0], path.name)
     return session
+
+
+def onnx_load_reason(exc: BaseException) -> str:
+    """A short reason for onnxruntime refusing a model file, without its status codes and path."""
+    text = str(exc)
+    for code, reason in (("INVALID_PROTOBUF", "it is not a readable ONNX model (cut short, or another kind of file)"),
+                         ("No graph was found", "it holds no model graph (empty, or another kind of file)"),
+                         ("NOT_IMPLEMENTED", "it uses an operator or opset this onnxruntime does not support "
+                                             "(upgrade onnxruntime)")):
+        if code in text:
+            return reason
+    detail = text.split(" failed:", 1)[-1].strip().rstrip(".") or "no reason given"
+    return f"onnxruntime cannot load it ({detail.splitlines()[0][:200]})"
 
 
 def describe_signature(session) -> str:

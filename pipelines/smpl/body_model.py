@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .joints import OPENPOSE18_FROM_SMPL45, openpose18_from_smpl  # noqa: F401  (the map is re-exported)
-from ..weights import open_npz
+from ..weights import npz_array, open_npz
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)
@@ -258,10 +258,12 @@ def read_model_arrays(path) -> dict:
         arrays, skipped = {}, []
         with open_npz(path, "SMPL model file", "smpl_neutral") as data:
             for key in data.files:
-                try:
-                    arrays[key] = data[key]
-                except ValueError:  # object arrays (e.g. SMPL-X 'joint2num' dicts) would need pickle: not read
+                # object arrays (e.g. SMPL-X 'joint2num' dicts) would need pickle: skipped; a damaged entry: error
+                value = npz_array(data, key, path, "SMPL model file", "smpl_neutral", skip_objects=True)
+                if value is None:
                     skipped.append(key)
+                else:
+                    arrays[key] = value
         if skipped:
             logger.info("%s: skipped non-array entries %s", path.name, skipped)
         return arrays
