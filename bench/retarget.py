@@ -32,6 +32,8 @@ read in its own (level) camera axes, which are the world's.
   the shoulders and elbows follows the neighbouring bones too.)
 - 2D path: the driving body's projected keypoints (a perfect detector) aligned onto the reference image's
   keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (DESIGN §6).
+- 2D+bones: the same alignment followed by the pack's ``retarget_bones`` option (each limb given the
+  reference's length), reported beside it.
 - 3D path: the pack's chain as a workflow runs it: the driving motion as an estimator would give it (optionally
   with rotation / translation noise) → Smooth SMPL Motion → Transfer SMPL Shape to the reference's estimate
   (shape known, or Set Body Shape's fit to the reference keypoints) → SMPL to Pose Keypoints.
@@ -281,10 +283,12 @@ def _pose_frames(keypoints, size):
     return frames
 
 
-def path_2d(driving_kp, driving_size, reference_kp, reference_size):
-    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6)."""
-    aligned, _ = align_poses(_pose_frames(driving_kp, driving_size), _pose_frames(reference_kp[None],
-                                                                                 reference_size)[0])
+def path_2d(driving_kp, driving_size, reference_kp, reference_size, retarget: bool = False):
+    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6);
+    ``retarget``: then the pack's option that gives each limb the reference's length (Align Pose's
+    ``retarget_bones``)."""
+    aligned, _ = align_poses(_pose_frames(driving_kp, driving_size),
+                             _pose_frames(reference_kp[None], reference_size)[0], retarget=retarget)
     return np.stack([np.concatenate([f.keypoints[0, :18], f.scores[0, :18, None]], 1) for f in aligned])
 
 
@@ -401,12 +405,14 @@ def run_case(case: dict, base_dir: Path | None = None) -> dict:
     body_px = cam_r.K[1, 1] * rest_r.height / cam_r.to_camera(root_gt)[:, 2]
 
     pred_2d = path_2d(driving_kp, cam_d.size, reference_kp, cam_r.size)
+    pred_2d_bones = path_2d(driving_kp, cam_d.size, reference_kp, cam_r.size, retarget=True)
     driving_seq = add_noise(estimate(cam_d, motion["global"], motion["body_pose"], root_d, pheno_d, driving_kp,
                                      motion["fps"]), case.get("estimator_noise") or {})
     reference_seq = estimate(cam_r, ref_global, neutral, ref_root, pheno_r, reference_kp[None], motion["fps"])
     pred_3d, used_pheno = path_3d(model_r, driving_seq, reference_seq, case.get("reference_shape", "known"))
     return {"name": case.get("name", motion_path.stem), "frames": frames,
-            "2d": errors(pred_2d, gt, body_px), "3d": errors(pred_3d, gt, body_px),
+            "2d": errors(pred_2d, gt, body_px), "2d_retarget_bones": errors(pred_2d_bones, gt, body_px),
+            "3d": errors(pred_3d, gt, body_px),
             "height_ratio": scale, "reference_phenotype": [round(float(v), 3) for v in used_pheno],
             "seconds": time.perf_counter() - started}
 
@@ -420,14 +426,14 @@ def ratio(result: dict) -> float:
 
 
 def table(results: list[dict]) -> str:
-    head = ("| case | frames | 2D joint_err | 3D joint_err | 3D/2D | 2D bone_err | 3D bone_err | 2D lr_swaps "
-            "| 3D lr_swaps | s |")
-    lines = [head, "|" + "---|" * 10]
+    head = ("| case | frames | 2D joint_err | 2D+bones joint_err | 3D joint_err | 3D/2D | 2D bone_err "
+            "| 2D+bones bone_err | 3D bone_err | 2D lr_swaps | 3D lr_swaps | s |")
+    lines = [head, "|" + "---|" * 12]
     for r in results:
-        a, b = r["2d"], r["3d"]
-        lines.append(f"| {r['name']} | {r['frames']} | {a['joint_err']:.2%} | {b['joint_err']:.2%} | "
-                     f"{ratio(r):.2f} | {a['bone_err']:.2%} | {b['bone_err']:.2%} | {a['lr_swaps']:.0%} | "
-                     f"{b['lr_swaps']:.0%} | {r['seconds']:.1f} |")
+        a, c, b = r["2d"], r["2d_retarget_bones"], r["3d"]
+        lines.append(f"| {r['name']} | {r['frames']} | {a['joint_err']:.2%} | {c['joint_err']:.2%} | "
+                     f"{b['joint_err']:.2%} | {ratio(r):.2f} | {a['bone_err']:.2%} | {c['bone_err']:.2%} | "
+                     f"{b['bone_err']:.2%} | {a['lr_swaps']:.0%} | {b['lr_swaps']:.0%} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
 
