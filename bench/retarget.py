@@ -496,8 +496,9 @@ def main(argv=None) -> int:
         except ImportError as exc:  # e.g. Set Body Shape's fit missing from this checkout
             print(f"  {case.get('name')}: skipped ({exc})", flush=True)
             continue
-        print(f"  {results[-1]['name']}: 2D {results[-1]['2d']['joint_err']:.2%}  3D {results[-1]['3d']['joint_err']:.2%}"
-              f"  ({results[-1]['seconds']:.1f} s)", flush=True)
+        last = results[-1]
+        print(f"  {last['name']}: 2D {last['2d']['joint_err']:.2%}  3D {last['3d']['joint_err']:.2%}"
+              f"  ({last['seconds']:.1f} s)", flush=True)
     print()
     print(table(results))
     print(f"\ngeometric mean of 3D/2D joint_err ratios: {geometric_mean_ratio(results):.3f} "
