@@ -122,7 +122,7 @@ def guidance_previews() -> list[Path]:
     """The sample motion on the built-in body shaped to the sample reference, written beside the video."""
     from ..pipelines.smpl.anny_cache import AnnyUnavailable
     from ..pipelines.smpl.guidance_preview import guidance_preview, write_preview
-    from ..pipelines.smpl.sequence import load_sequence
+    from ..pipelines.smpl.sequence import PHENOTYPE_LABELS, load_sequence
     from ..nodes.smpl import load_builtin_body
 
     try:
@@ -134,6 +134,7 @@ def guidance_previews() -> list[Path]:
     motion = load_sequence(SAMPLE_INPUTS / "motionguide_motion.npz")
     started = time.perf_counter()
     result = guidance_preview(body, motion, keypoints, size)
-    print(f"3D guidance: the sample motion on the built-in body shaped to the reference (phenotype "
-          f"{np.round(result['phenotype'], 2).tolist()}) in {time.perf_counter() - started:.1f}s")
+    shape = ", ".join(f"{label} {float(v):.2f}" for label, v in zip(PHENOTYPE_LABELS, result["phenotype"]))
+    print(f"3D guidance: the sample motion on the built-in body shaped to the reference ({shape}) in "
+          f"{time.perf_counter() - started:.1f}s")
     return write_preview(result, adapter.output_directory(), "MotionGuide_demo_3D_guidance")

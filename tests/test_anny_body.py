@@ -239,3 +239,14 @@ def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
         fit = fit_joints(rest + 0.01, rest, iterations=3)
     assert np.isfinite(info["error_px"]) and fitted.shape == (6,)
     assert all(np.isfinite(np.asarray(v)).all() for v in fit.values() if isinstance(v, np.ndarray))
+
+
+def test_warp_banner_is_kept_out_of_the_console(anny_body, monkeypatch):
+    """Anny's skinning library prints a start-up banner and a line per kernel load at its INFO level."""
+    warp = pytest.importorskip("warp")
+    from motionguide.pipelines.smpl.anny_cache import _quiet_warp
+
+    assert warp.config.log_level == warp.LOG_WARNING  # set when the body was loaded
+    monkeypatch.setattr(warp.config, "log_level", warp.LOG_DEBUG)  # a level the user chose is kept
+    _quiet_warp()
+    assert warp.config.log_level == warp.LOG_DEBUG
