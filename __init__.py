@@ -9,6 +9,7 @@ NODE_TABLE = [
     ("pose", "MotionGuideDetectPose", "Detect Pose (DWPose)"),
     ("pose", "MotionGuideAlignPose", "Align Pose to Reference"),
     ("pose", "MotionGuideDrawPose", "Draw Pose Maps"),
+    ("pose", "MotionGuideFaceCrops", "Face Crops (Wan-Animate)"),
     ("pose", "MotionGuideSavePose", "Save Pose Keypoints"),
     ("pose", "MotionGuideLoadPose", "Load Pose Keypoints"),
     ("smpl", "MotionGuideLoadSMPLModel", "Load Body Model"),

@@ -244,6 +244,32 @@ class MotionGuideDrawPose:
         return (_to_image_tensor(maps),)
 
 
+class MotionGuideFaceCrops:
+    DESCRIPTION = ("512×512 crops of the driving person's face on every frame, exactly as Wan2.2-Animate's "
+                   "preprocessing makes them, for its face_video / face_images input (the face is not retargeted).")
+    CATEGORY = CATEGORY
+    FUNCTION = "crop"
+    RETURN_TYPES = (IMAGE,)
+    RETURN_NAMES = ("face_images",)
+    OUTPUT_TOOLTIPS = ("One 512×512 face crop per driving frame.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": (IMAGE, {"tooltip": "The driving video's frames."}),
+            "pose_keypoint": (POSE_KEYPOINT, {"tooltip": "Detect Pose on those same frames, with face on (the "
+                                                         "first person's 68 face landmarks place each crop)."}),
+        }}
+
+    def crop(self, images, pose_keypoint):
+        from ..pipelines.dwpose import face_crop, keypoints
+
+        frames = _to_uint8_frames(images)
+        poses = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
+        crops, _ = face_crop.face_crops(frames, poses)
+        return (_to_image_tensor(crops),)
+
+
 class MotionGuideSavePose:
     DESCRIPTION = "Saves pose keypoints as OpenPose-style JSON in the output folder (never overwrites a file)."
     CATEGORY = CATEGORY

@@ -369,8 +369,9 @@ WAN_ANIMATE = Spec(
 size, hands, no face, threshold 0.5). Draw at the generation size (multiples of 16; Wan's default 1280×720
 area). Then connect:
 - **ComfyUI core** (`WanAnimateToVideo`): *pose maps* → `pose_video`; `face_video` wants 512×512 face crops of
-  the driving video (the face is not retargeted).
-- **kijai WanVideoWrapper** (`WanVideoAnimateEmbeds`): → `pose_images` (and `face_images`).
+  the driving video (the face is not retargeted): add this pack's **Face Crops (Wan-Animate)** on the driving
+  video's frames and their *Detect Pose* (face on); it cuts them exactly as Wan's preprocessing does.
+- **kijai WanVideoWrapper** (`WanVideoAnimateEmbeds`): → `pose_images`, and Face Crops → `face_images`.
 
 Weights: `Wan-AI/Wan2.2-Animate-14B` (Apache-2.0; ComfyUI repack under Comfy-Org), with the Wan2.1 VAE, umt5
 text encoder and CLIP vision. Clips of 77 frames.
