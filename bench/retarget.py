@@ -32,8 +32,8 @@ read in its own (level) camera axes, which are the world's.
   the shoulders and elbows follows the neighbouring bones too.)
 - 2D path: the driving body's projected keypoints (a perfect detector) aligned onto the reference image's
   keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (DESIGN §6).
-- 2D+bones: the same alignment followed by the pack's ``retarget_bones`` option (each limb given the
-  reference's length), reported beside it.
+- 2D+bones: the same alignment followed by the pack's ``retarget_bones`` option (each bone scaled by its
+  reference / first-frame length ratio), reported beside it.
 - 3D path: the pack's chain as a workflow runs it: the driving motion as an estimator would give it (optionally
   with rotation / translation noise) → Smooth SMPL Motion → Transfer SMPL Shape to the reference's estimate
   (shape known, or Set Body Shape's fit to the reference keypoints) → SMPL to Pose Keypoints.
@@ -285,7 +285,7 @@ def _pose_frames(keypoints, size):
 
 def path_2d(driving_kp, driving_size, reference_kp, reference_size, retarget: bool = False):
     """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6);
-    ``retarget``: then the pack's option that gives each limb the reference's length (Align Pose's
+    ``retarget``: then the pack's option that gives the skeleton the reference's proportions (Align Pose's
     ``retarget_bones``)."""
     aligned, _ = align_poses(_pose_frames(driving_kp, driving_size),
                              _pose_frames(reference_kp[None], reference_size)[0], retarget=retarget)

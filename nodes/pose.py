@@ -157,9 +157,10 @@ class MotionGuideAlignPose:
             "one_euro_beta": (FLOAT, {"default": 0.05, "min": 0.0, "max": 10.0, "step": 0.001,
                                       "tooltip": "One-Euro speed coefficient: higher = less lag on fast moves."}),
             "retarget_bones": (BOOLEAN, {"default": False, "tooltip":
-                               "Give the driving skeleton the reference person's bone lengths (keeps directions). "
-                               "Only for a driving person facing the camera like the reference: in turns and side "
-                               "views it stretches the shoulders and hips (use the 3D path there)."}),
+                               "Give the driving skeleton the reference person's proportions: each bone scaled by "
+                               "its reference / first-frame length ratio (Wan2.2-Animate's rule, within 0.67–1.5×), "
+                               "keeping directions and foreshortening. Needs a first driving frame seen from the "
+                               "same side as the reference; for turns and side views use the 3D path."}),
             "include_reference_frame": (BOOLEAN, {"default": True, "tooltip":
                                         "Put the reference pose first, as the sampler expects (frame 0)."}),
         }}

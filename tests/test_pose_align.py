@@ -97,17 +97,29 @@ def test_driving_without_people_does_not_crash(caplog):
     assert align.align_poses([], _reference())[0] == []
 
 
-def test_retarget_sets_reference_bone_lengths():
-    ref = _person({1: (50, 20, 0.9), 2: (30, 20, 0.9), 3: (30, 50, 0.9), 0: (50, 10, 0.9)})
-    drv = _person({1: (50, 20, 0.9), 2: (45, 20, 0.9), 3: (45, 30, 0.9), 4: (45, 40, 0.9), 0: (50, 10, 0.9)})
-    drv.keypoints[0, 113:134] = (45, 42)  # right hand block near the right wrist (4)
-    out = align.retarget_bones([drv], ref)[0]
-    kp = out.keypoints[0]
-    np.testing.assert_allclose(kp[2], [30, 20])  # neck→shoulder: length 5 → 20, direction kept (−x)
-    np.testing.assert_allclose(kp[3], [30, 50])  # shoulder→elbow: 10 → 30
-    np.testing.assert_allclose(kp[4], [30, 60])  # elbow→wrist unknown on the reference: driving length 10 kept
-    np.testing.assert_allclose(kp[113], [30, 62])  # the hand follows its wrist
+def test_retarget_scales_bones_by_first_frame_ratios():
+    ref = _person({1: (50, 20, 0.9), 2: (38, 20, 0.9), 3: (38, 35, 0.9), 0: (50, 10, 0.9)})
+    drv = _person({1: (50, 20, 0.9), 2: (40, 20, 0.9), 3: (40, 30, 0.9), 4: (40, 40, 0.9), 0: (50, 10, 0.9)})
+    drv.keypoints[0, 113:134] = (40, 42)  # right hand block near the right wrist (4)
+    turned = _person({1: (50, 20, 0.9), 2: (45, 20, 0.9), 3: (45, 25, 0.9), 4: (45, 35, 0.9), 0: (50, 10, 0.9)})
+    first, second = align.retarget_bones([drv, turned], ref)
+    kp = first.keypoints[0]
+    np.testing.assert_allclose(kp[2], [38, 20])  # neck→shoulder 10 → the reference's 12, direction kept (−x)
+    np.testing.assert_allclose(kp[3], [38, 35])  # shoulder→elbow 10 → 15 (ratio 1.5)
+    np.testing.assert_allclose(kp[4], [38, 45])  # elbow→wrist unknown on the reference: driving length 10 kept
+    np.testing.assert_allclose(kp[113], [38, 47])  # the hand follows its wrist
     np.testing.assert_allclose(kp[1], [50, 20])
+    # the same factors later in the clip: a bone seen foreshortened stays foreshortened
+    np.testing.assert_allclose(second.keypoints[0, 2], [44, 20])  # 5 × 1.2
+    np.testing.assert_allclose(second.keypoints[0, 3], [44, 27.5])  # 5 × 1.5
+
+
+def test_retarget_ratio_is_clamped():
+    ref = _person({1: (50, 20, 0.9), 2: (10, 20, 0.9), 0: (50, 10, 0.9)})  # a 40 px neck→shoulder
+    side = _person({1: (50, 20, 0.9), 2: (48, 20, 0.9), 0: (50, 10, 0.9)})  # 2 px: seen from the side
+    out = align.retarget_bones([side], ref)[0]
+    low, high = align.RETARGET_RATIO_RANGE
+    np.testing.assert_allclose(out.keypoints[0, 2], [50 - 2 * high, 20])  # ×1.5, not ×20
 
 
 def test_smoothing():

@@ -174,13 +174,28 @@ def bone_lengths(frame: PoseFrame, person: int = 0) -> dict[tuple[int, int], flo
     return out
 
 
-def retarget_bones(frames: list[PoseFrame], reference: PoseFrame) -> list[PoseFrame]:
-    """Give the first person of each (aligned) frame the reference's bone lengths, keeping bone directions.
+RETARGET_RATIO_RANGE = (0.67, 1.5)  # a bone is scaled by at most this much: a first frame seen at another angle
 
-    Walks the bone tree from the neck; a bone unknown on the reference (unconfident end) or degenerate keeps
-    its driving length. Hands follow their wrists, the face its nose, the feet their ankles (rigid shifts).
+
+def retarget_bones(frames: list[PoseFrame], reference: PoseFrame) -> list[PoseFrame]:
+    """Give the first person of each (aligned) frame the reference's bone proportions, keeping bone directions
+    and foreshortening.
+
+    Each bone is scaled by one factor for the whole clip: its length on the reference over its length in the
+    first driving frame where both its ends score > 0.3 (the per-bone ratio of Wan2.2-Animate's retarget, which
+    assumes that frame and the reference show the person from the same side), clamped to
+    :data:`RETARGET_RATIO_RANGE`. Walks the bone tree from the neck; a bone unknown on the reference or in the
+    clip, or degenerate, keeps its driving length. Hands follow their wrists, the face its nose, the feet their
+    ankles (rigid shifts).
     """
     target = bone_lengths(reference)
+    factor: dict[tuple[int, int], float] = {}
+    for frame in frames:
+        if frame.num_people == 0:
+            continue
+        for bone, length in bone_lengths(frame).items():
+            if bone not in factor and bone in target and length > 1e-9:
+                factor[bone] = float(np.clip(target[bone] / length, *RETARGET_RATIO_RANGE))
     out = []
     for frame in frames:
         new = frame.copy()
@@ -190,13 +205,7 @@ def retarget_bones(frames: list[PoseFrame], reference: PoseFrame) -> list[PoseFr
         old = frame.keypoints[0]
         kp = new.keypoints[0]
         for a, b in sk.BONE_TREE:
-            vec = old[b] - old[a]
-            norm = float(np.linalg.norm(vec))
-            length = target.get((a, b))
-            if length is None or norm < 1e-9:
-                kp[b] = kp[a] + vec
-            else:
-                kp[b] = kp[a] + vec / norm * length
+            kp[b] = kp[a] + (old[b] - old[a]) * factor.get((a, b), 1.0)
         for part, joint in _HAND_WRIST + _FEET_ANKLE + ((sk.FACE, 0),):
             kp[part] = old[part] + (kp[joint] - old[joint])
         out.append(new)
