@@ -267,7 +267,8 @@ class MotionGuideFaceCrops:
 
         frames = _to_uint8_frames(images)
         poses = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
-        crops, _ = face_crop.face_crops(frames, poses)
+        progress = adapter.Progress(len(frames), "Face Crops")
+        crops, _ = face_crop.face_crops(frames, poses, callback=progress.callback)
         return (_to_image_tensor(crops),)
 
 

@@ -95,3 +95,11 @@ def test_node_errors_name_the_remedy():
     with torch.inference_mode():
         (out,) = node.crop(images, [{"people": [person], "canvas_width": 64, "canvas_height": 64}] * 2)
     assert tuple(out.shape) == (2, 512, 512, 3) and out.dtype == torch.float32
+
+
+def test_progress_reaches_every_frame():
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    face = np.stack([np.linspace(10, 40, 68), np.linspace(12, 50, 68)], 1)
+    calls = []
+    face_crops(frames, [_pose(face, 64, 64)] * 3, callback=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]

@@ -49,8 +49,9 @@ def _landmarks(frame, width: int, height: int):
     return frame.keypoints[0, sk.FACE][present] / (frame.width, frame.height) * (width, height)
 
 
-def face_crops(frames: np.ndarray, poses: list, size: int = CROP_SIZE) -> tuple[np.ndarray, int]:
-    """512×512 face crops of uint8 frames `(F, H, W, 3)` from their poses (one PoseFrame per frame).
+def face_crops(frames: np.ndarray, poses: list, size: int = CROP_SIZE, callback=None) -> tuple[np.ndarray, int]:
+    """512×512 face crops of uint8 frames `(F, H, W, 3)` from their poses (one PoseFrame per frame);
+    ``callback(done, total)`` after each crop.
 
     A frame without a usable face (no person, no face landmarks, the face outside the frame) takes the box of
     the nearest frame that has one, the earlier one first.
@@ -81,6 +82,8 @@ def face_crops(frames: np.ndarray, poses: list, size: int = CROP_SIZE) -> tuple[
         x1, x2, y1, y2 = box
         crops[i] = cv2.resize(np.ascontiguousarray(frame[y1:y2, x1:x2, :3]), (size, size),
                               interpolation=cv2.INTER_LINEAR)
+        if callback is not None:
+            callback(i + 1, len(frames))
     missing = len(frames) - len(found)
     if missing:
         logger.warning("Face Crops: %d of %d frames have no usable face; they reuse the nearest frame's box.",
