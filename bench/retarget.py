@@ -62,7 +62,7 @@ import cli  # noqa: E402
 
 cli.load_pack()
 from motionguide.pipelines.dwpose import skeleton as sk  # noqa: E402
-from motionguide.pipelines.dwpose.align import align_poses  # noqa: E402
+from motionguide.pipelines.dwpose.align import align_poses, retarget_bones  # noqa: E402
 from motionguide.pipelines.dwpose.keypoints import PoseFrame  # noqa: E402
 from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
 from motionguide.pipelines.smpl.pinhole import project  # noqa: E402
@@ -283,13 +283,17 @@ def _pose_frames(keypoints, size):
     return frames
 
 
-def path_2d(driving_kp, driving_size, reference_kp, reference_size, retarget: bool = False):
-    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6);
-    ``retarget``: then the pack's option that gives the skeleton the reference's proportions (Align Pose's
-    ``retarget_bones``)."""
-    aligned, _ = align_poses(_pose_frames(driving_kp, driving_size),
-                             _pose_frames(reference_kp[None], reference_size)[0], retarget=retarget)
-    return np.stack([np.concatenate([f.keypoints[0, :18], f.scores[0, :18, None]], 1) for f in aligned])
+def path_2d(driving_kp, driving_size, reference_kp, reference_size):
+    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6), and the
+    same alignment followed by the pack's option that gives the skeleton the reference's proportions (Align
+    Pose's ``retarget_bones``): two `(T,18,3)` arrays."""
+    reference = _pose_frames(reference_kp[None], reference_size)[0]
+    aligned, _ = align_poses(_pose_frames(driving_kp, driving_size), reference)
+
+    def keypoints(frames):
+        return np.stack([np.concatenate([f.keypoints[0, :18], f.scores[0, :18, None]], 1) for f in frames])
+
+    return keypoints(aligned), keypoints(retarget_bones(aligned, reference))
 
 
 def add_noise(seq: dict, noise: dict) -> dict:
@@ -404,8 +408,7 @@ def run_case(case: dict, base_dir: Path | None = None) -> dict:
     gt = keypoints_2d(cam_r, gt_world)
     body_px = cam_r.K[1, 1] * rest_r.height / cam_r.to_camera(root_gt)[:, 2]
 
-    pred_2d = path_2d(driving_kp, cam_d.size, reference_kp, cam_r.size)
-    pred_2d_bones = path_2d(driving_kp, cam_d.size, reference_kp, cam_r.size, retarget=True)
+    pred_2d, pred_2d_bones = path_2d(driving_kp, cam_d.size, reference_kp, cam_r.size)
     driving_seq = add_noise(estimate(cam_d, motion["global"], motion["body_pose"], root_d, pheno_d, driving_kp,
                                      motion["fps"]), case.get("estimator_noise") or {})
     reference_seq = estimate(cam_r, ref_global, neutral, ref_root, pheno_r, reference_kp[None], motion["fps"])
