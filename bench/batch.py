@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Batch client bench against the fake ComfyUI (tests/fake_comfyui.py), all in one run:
+"""Batch client bench against the fake ComfyUI (batch/fake_comfyui.py), all in one run:
 
 * speed-up from a second server when each prompt takes ~0.25 s on the server (ideal 2.0);
 * jobs/s with instant prompts at 200 and 2,000 jobs (upload, queue, websocket, history, download, state journal):
@@ -20,12 +20,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import cli  # noqa: E402
 
 cli.load_pack()
-from fake_comfyui import FakeComfyUI  # noqa: E402
+from motionguide.batch.fake_comfyui import FakeComfyUI  # noqa: E402
 from motionguide.batch import client as batch_client  # noqa: E402
 
 WORKFLOW = {
@@ -101,7 +100,7 @@ def main() -> int:
               f"(each job spending its own retries: 2,000 x 14 s = 7.8 h)")
         batch_client.logger.setLevel(logging.NOTSET)
         big = 64 << 20
-        import fake_comfyui
+        from motionguide.batch import fake_comfyui
 
         original = fake_comfyui.output_bytes
         fake_comfyui.output_bytes = lambda pid, nid, seed: b"\0" * big

@@ -15,14 +15,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import cli  # noqa: E402
 
 cli.load_pack()
 
 import numpy as np  # noqa: E402
-from tiny_models.dwpose import build_tiny_dwpose, person_image  # noqa: E402
+from motionguide.headless.tiny_models.dwpose import build_tiny_dwpose, person_image  # noqa: E402
 
 from motionguide.pipelines.dwpose import draw  # noqa: E402
 from motionguide.pipelines.dwpose.wholebody import Wholebody  # noqa: E402

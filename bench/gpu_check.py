@@ -69,7 +69,6 @@ class Rows:
 
 def _setup_pack():
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "bench"))
     import cli
 
@@ -185,7 +184,7 @@ def _build_motion_model(dtype, device, dry: bool):
     if not dry:
         model = sampler_bench.real_size_model(dtype, device)
     else:
-        from tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd
+        from motionguide.headless.tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd
 
         from motionguide.pipelines.mimicmotion.loading import load_motion_model
 
@@ -368,7 +367,7 @@ def measure_decode(rows: Rows, dry: bool, deadline: float) -> None:
 
 def measure_dwpose(rows: Rows, dry: bool, deadline: float) -> None:
     import numpy as np
-    from tiny_models.dwpose import build_tiny_dwpose, person_image
+    from motionguide.headless.tiny_models.dwpose import build_tiny_dwpose, person_image
 
     from motionguide.pipelines.dwpose.wholebody import Wholebody
 
@@ -389,14 +388,14 @@ def measure_dwpose(rows: Rows, dry: bool, deadline: float) -> None:
 
 def measure_rasteriser(rows: Rows, dry: bool, deadline: float) -> None:
     import torch
-    from tiny_models.smpl import build_synthetic_smpl
+    from motionguide.headless.tiny_models.smpl import build_synthetic_smpl
 
     import render as render_bench  # bench/render.py
 
     from motionguide.pipelines.render.maps import render_maps
     from motionguide.pipelines.render.smpl_render import pose_sequence
-    from motionguide.pipelines.smpl.body_model import load_body_model
-    from motionguide.pipelines.smpl.sequence import default_intrinsics
+    from motionguide.pipelines.smpl.body.body_model import load_body_model
+    from motionguide.pipelines.smpl.motion.sequence import default_intrinsics
 
     device = _device(dry)
     frames = 2 if dry else 32
@@ -422,9 +421,9 @@ def measure_rasteriser(rows: Rows, dry: bool, deadline: float) -> None:
 
 def measure_hmr2(rows: Rows, dry: bool, deadline: float) -> None:
     import torch
-    from tiny_models.hmr2 import TINY_CONFIG
+    from motionguide.headless.tiny_models.hmr2 import TINY_CONFIG
 
-    from motionguide.pipelines.smpl.hmr2_vit import HMR2Config, HMR2Network
+    from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network
 
     device = _device(dry)
     config = HMR2Config.from_dict(TINY_CONFIG) if dry else HMR2Config()

@@ -25,9 +25,9 @@ if str(ROOT) not in sys.path:
 import cli  # noqa: E402
 
 cli.load_pack()
-from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
-from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix  # noqa: E402
-from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle as _axis_angle  # noqa: E402
+from motionguide.pipelines.smpl.body.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix  # noqa: E402
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle as _axis_angle  # noqa: E402
 
 OUT = ROOT / "bench" / "motions"
 FPS = 30.0

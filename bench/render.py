@@ -1,6 +1,6 @@
 """SMPL render throughput at 512×768: frames/s per renderer and map set, and the pyrender/torch ratio.
 
-The synthetic 6890-vertex body (tests/tiny_models/smpl.py) turns and waves in front of an HMR2-style camera
+The synthetic 6890-vertex body (headless/tiny_models/smpl.py) turns and waves in front of an HMR2-style camera
 (f = 5000/256·768) and fills ~80 % of the frame height, like a reference person. Every renderer draws the same
 frames in one run; the body is posed once beforehand (that is the SMPL stage's cost, see bench/smpl.py).
 
@@ -18,7 +18,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 import cli  # noqa: E402
 
 cli.load_pack()
@@ -26,9 +25,9 @@ from motionguide.pipelines.render import pyrender_backend  # noqa: E402
 from motionguide.pipelines.render.maps import render_maps  # noqa: E402
 from motionguide.pipelines.render.skeleton import skeleton_keypoints  # noqa: E402
 from motionguide.pipelines.render.smpl_render import pose_sequence  # noqa: E402
-from motionguide.pipelines.smpl.body_model import load_body_model  # noqa: E402
-from motionguide.pipelines.smpl.sequence import default_intrinsics  # noqa: E402
-from tiny_models.smpl import build_synthetic_smpl  # noqa: E402
+from motionguide.pipelines.smpl.body.body_model import load_body_model  # noqa: E402
+from motionguide.pipelines.smpl.motion.sequence import default_intrinsics  # noqa: E402
+from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 WIDTH, HEIGHT = 512, 768
 MAP_SETS = {

@@ -64,10 +64,10 @@ cli.load_pack()
 from motionguide.pipelines.dwpose import skeleton as sk  # noqa: E402
 from motionguide.pipelines.dwpose.align import align_poses, retarget_bones  # noqa: E402
 from motionguide.pipelines.dwpose.keypoints import PoseFrame  # noqa: E402
-from motionguide.pipelines.smpl.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
-from motionguide.pipelines.smpl.pinhole import project  # noqa: E402
-from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
-from motionguide.pipelines.smpl.sequence import (PHENOTYPE_LABELS, load_sequence, slice_sequence,  # noqa: E402
+from motionguide.pipelines.smpl.body.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
+from motionguide.pipelines.pinhole import project  # noqa: E402
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
+from motionguide.pipelines.smpl.motion.sequence import (PHENOTYPE_LABELS, load_sequence, slice_sequence,  # noqa: E402
                                                  validate_sequence)
 
 SMPL_PELVIS = np.array(SMPL_REST_JOINTS[0])  # where SMPL-format motion puts the root: transl + this
@@ -130,7 +130,7 @@ def load_body(spec: dict):
     if kind != "anny":
         raise ValueError(f"body model {kind!r} is not supported by the benchmark (use 'anny').")
     if kind not in _BODIES:
-        from motionguide.pipelines.smpl.anny_cache import load_anny_body
+        from motionguide.pipelines.smpl.body.anny_cache import load_anny_body
 
         _BODIES[kind] = load_anny_body()
     values = spec.get("phenotype", {})
@@ -329,11 +329,11 @@ def estimate(camera: Camera, global_world, body_pose, root_world, phenotype, key
 
 def path_3d(model, driving_seq, reference_seq, reference_shape):
     from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints
-    from motionguide.pipelines.smpl.smoothing import smooth_sequence
-    from motionguide.pipelines.smpl.transfer import transfer_shape
+    from motionguide.pipelines.smpl.motion.smoothing import smooth_sequence
+    from motionguide.pipelines.smpl.motion.transfer import transfer_shape
 
     if reference_shape == "fit":
-        from motionguide.pipelines.smpl.anny_shape import set_body_shape
+        from motionguide.pipelines.smpl.motion.anny_shape import set_body_shape
 
         reference_seq = set_body_shape(dict(reference_seq, phenotype=None), model, mode="fit")
     elif reference_shape != "known":

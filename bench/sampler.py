@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import cli  # noqa: E402
 
@@ -90,7 +89,7 @@ class PeakRSS:
 
 
 def tiny_model(dtype, device):
-    from tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd
+    from motionguide.headless.tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd
 
     tmp = Path(tempfile.mkdtemp(prefix="mg_bench_"))
     svd = build_tiny_svd(tmp / "svd")

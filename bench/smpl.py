@@ -14,17 +14,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 import cli  # noqa: E402
 
 cli.load_pack()
-from motionguide.pipelines.smpl.body_model import load_body_model  # noqa: E402
-from motionguide.pipelines.smpl.camera import set_camera  # noqa: E402
-from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle, rotation_about_axis  # noqa: E402
-from motionguide.pipelines.smpl.sequence import validate_sequence  # noqa: E402
-from motionguide.pipelines.smpl.smoothing import smooth_sequence  # noqa: E402
-from motionguide.pipelines.smpl.transfer import transfer_shape  # noqa: E402
-from tiny_models.smpl import build_synthetic_smpl  # noqa: E402
+from motionguide.pipelines.smpl.body.body_model import load_body_model  # noqa: E402
+from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle, rotation_about_axis  # noqa: E402
+from motionguide.pipelines.smpl.motion.sequence import validate_sequence  # noqa: E402
+from motionguide.pipelines.smpl.motion.smoothing import smooth_sequence  # noqa: E402
+from motionguide.pipelines.smpl.motion.transfer import transfer_shape  # noqa: E402
+from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 FRAMES = 300
 
@@ -80,8 +79,8 @@ def anny_rows(smpl_model, driving, reference, device, smpl_base):
         render_sequence_maps,
         sequence_to_pose_keypoints,
     )
-    from motionguide.pipelines.smpl.anny_cache import anny_status, load_anny_body
-    from motionguide.pipelines.smpl.anny_shape import set_body_shape
+    from motionguide.pipelines.smpl.body.anny_cache import anny_status, load_anny_body
+    from motionguide.pipelines.smpl.motion.anny_shape import set_body_shape
 
     usable, reason = anny_status()
     if not usable:

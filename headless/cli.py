@@ -80,7 +80,7 @@ def cmd_models(args) -> int:
 def cmd_anny(args) -> int:
     """Build (once) or check the built-in body's cache."""
     _apply_dirs(args)
-    from ..pipelines.smpl.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
 
     folder = cache_dir(adapter.model_folder_paths("anny")[0])
     if is_built(folder) and not args.load:

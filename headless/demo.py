@@ -1,7 +1,7 @@
 """``cli.py demo``: the full MimicMotion workflow on the shipped sample, real weights when present.
 
 Without the real weights it builds tiny random models in the real file layouts (the test builders in
-``tests/tiny_models/``) and runs a loudly labelled smoke run at a small size: the video shows noise, and proves
+``headless/tiny_models/``) and runs a loudly labelled smoke run at a small size: the video shows noise, and proves
 only that every stage of the graph runs end to end.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 PACK_ROOT = adapter.PACK_ROOT
 SAMPLE_INPUTS = PACK_ROOT / "example_workflows" / "inputs"
-DEMO_WORKFLOW = PACK_ROOT / "tests" / "workflows_api" / "mimicmotion_pose_video.json"
+DEMO_WORKFLOW = PACK_ROOT / "headless" / "workflows_api" / "mimicmotion_pose_video.json"
 SMOKE_MODELS = PACK_ROOT / ".cache" / "smoke_models"
 REAL_MODELS_NEEDED = (("svd_xt_1_1", "svd_xt_1_1_single"), ("mimicmotion_1_1",), ("yolox_l",), ("dwpose_ll_384",))
 
@@ -48,11 +48,8 @@ def build_smoke_models(directory: Path = SMOKE_MODELS) -> Path:
     stamp = directory / ".complete"
     if stamp.exists():
         return directory
-    tests_dir = str(PACK_ROOT / "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    from tiny_models.dwpose import build_tiny_dwpose
-    from tiny_models.svd import MIMICMOTION_NAME, SVD_FOLDER_NAME, build_tiny_mimicmotion, build_tiny_svd
+    from .tiny_models.dwpose import build_tiny_dwpose
+    from .tiny_models.svd import MIMICMOTION_NAME, SVD_FOLDER_NAME, build_tiny_mimicmotion, build_tiny_svd
 
     build_tiny_dwpose(directory / "dwpose")
     svd = build_tiny_svd(directory / "diffusers" / SVD_FOLDER_NAME)
@@ -120,9 +117,9 @@ def sample_reference_keypoints() -> tuple[np.ndarray, tuple[int, int]]:
 
 def guidance_previews() -> list[Path]:
     """The sample motion on the built-in body shaped to the sample reference, written beside the video."""
-    from ..pipelines.smpl.anny_cache import AnnyUnavailable
-    from ..pipelines.smpl.guidance_preview import guidance_preview, write_preview
-    from ..pipelines.smpl.sequence import PHENOTYPE_LABELS, load_sequence
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable
+    from ..pipelines.render.guidance_preview import guidance_preview, write_preview
+    from ..pipelines.smpl.motion.sequence import PHENOTYPE_LABELS, load_sequence
     from ..nodes.smpl import load_builtin_body
 
     try:

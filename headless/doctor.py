@@ -140,7 +140,7 @@ def check_nodes(report: Report) -> None:
 
 def check_builtin_body(report: Report) -> None:
     print("Built-in body (Anny: the default body model, no SMPL file needed)")
-    from ..pipelines.smpl.anny_cache import anny_status, cache_dir, compact_files
+    from ..pipelines.smpl.body.anny_cache import anny_status, cache_dir, compact_files
 
     usable, reason = anny_status()
     if not usable:

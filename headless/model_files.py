@@ -25,7 +25,7 @@ MODEL_INPUTS = {
     ("MotionGuideLoadSMPLModel", "model_file"): ("smpl",),
     ("MotionGuideEstimateSMPL", "estimator"): ("hmr2",),
 }
-WORKFLOWS_DIR = adapter.PACK_ROOT / "tests" / "workflows_api"
+WORKFLOWS_DIR = adapter.PACK_ROOT / "headless" / "workflows_api"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """NLFPRED nodes: SMPL motion out to the Wan-based animators (SCAIL, MTVCrafter) and 3D joints back in (IK fit).
 
-Thin wrappers around ``pipelines/smpl/nlf.py`` and ``pipelines/smpl/joint_fit.py`` (imported inside each call).
+Thin wrappers around ``pipelines/smpl/estimate/nlf.py`` and ``pipelines/smpl/estimate/joint_fit.py`` (imported inside each call).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class MotionGuideSMPLToNLF:
         }}
 
     def convert(self, smpl_sequence, smpl_model, width=0, height=0, camera="nlf_fov55"):
-        from ..pipelines.smpl.nlf import sequence_to_nlf
+        from ..pipelines.smpl.estimate.nlf import sequence_to_nlf
 
         _check_inputs(smpl_sequence, smpl_model)
         nlf, K, size = sequence_to_nlf(smpl_model, smpl_sequence, width=width, height=height, camera=camera)
@@ -112,7 +112,7 @@ class MotionGuideNLFToSMPL:
 
     def fit(self, nlf_poses, smpl_model, width=512, height=896, fps=16.0, iterations=150, smoothness=0.001,
             intrinsics=""):
-        from ..pipelines.smpl.joint_fit import nlf_to_sequence
+        from ..pipelines.smpl.estimate.joint_fit import nlf_to_sequence
 
         if not hasattr(smpl_model, "rest_joints"):
             raise ValueError(f"smpl_model must come from Load Body Model (SMPL_MODEL), got {type(smpl_model).__name__}.")

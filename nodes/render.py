@@ -191,7 +191,7 @@ class MotionGuideRenderSCAIL:
         from ..pipelines.render.scail import overlay_2d as compose
         from ..pipelines.render.skeleton import MIN_FLOOR
         from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
-        from ..pipelines.smpl.nlf import sequence_in_camera, sequence_joints
+        from ..pipelines.smpl.estimate.nlf import sequence_in_camera, sequence_joints
 
         _check_model(smpl_model)
         if mask_background not in MASK_BACKGROUNDS:

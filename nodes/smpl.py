@@ -110,7 +110,7 @@ class MotionGuideLoadSMPLModel:
     def load(self, model_file, gender):
         if model_file == ANNY_MODEL:
             return (load_builtin_body(),)
-        from ..pipelines.smpl.body_model import load_body_model
+        from ..pipelines.smpl.body.body_model import load_body_model
 
         if model_file != AUTO_MODEL:
             return (load_body_model(resolve_model_path("smpl", model_file), gender=gender),)
@@ -129,7 +129,7 @@ class MotionGuideLoadSMPLModel:
 
 def load_builtin_body():
     """The built-in Anny body, its cache in models/anny (or $ANNY_CACHE_DIR), with a progress bar on first use."""
-    from ..pipelines.smpl.anny_cache import AnnyUnavailable, load_anny_body
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, load_anny_body
 
     folder = model_folder_paths("anny")[0]
     progress = Progress(100, "Building the Anny body cache (once)")
@@ -182,7 +182,7 @@ class MotionGuideLoadSMPLMotion:
             return float("nan")
 
     def load(self, motion_file, format, width, height, fps, path="", smpl_model=None):
-        from ..pipelines.smpl.importers import load_motion_file
+        from ..pipelines.smpl.motion.importers import load_motion_file
 
         target = _motion_path(motion_file, path)
         seq = load_motion_file(target, format, image_size=(width, height), fps=fps or None, model=smpl_model)
@@ -216,7 +216,7 @@ class MotionGuideSaveSMPLMotion:
     DESCRIPTION = "Saves an SMPL sequence as .npz (MotionGuide, 4D-Humans or AMASS layout) without overwriting."
 
     def save(self, motion, filename_prefix, format, smpl_model=None):
-        from ..pipelines.smpl.importers import save_motion_file
+        from ..pipelines.smpl.motion.importers import save_motion_file
 
         from ..pipelines.output_paths import save_new
 
@@ -270,7 +270,7 @@ class MotionGuideSmoothSMPL:
 
     def smooth(self, motion, betas, rotation_window, rotation_space, translation_filter, translation_window,
                one_euro_min_cutoff, one_euro_beta, fill_gaps, smpl_model=None):
-        from ..pipelines.smpl.smoothing import smooth_sequence
+        from ..pipelines.smpl.motion.smoothing import smooth_sequence
 
         seq = smooth_sequence(_check_motion(motion, "motion"), model=smpl_model, betas=betas, rotation_window=rotation_window,
                               rotation_space=rotation_space, translation_filter=translation_filter,
@@ -318,7 +318,7 @@ class MotionGuideTransferShape:
 
     def transfer(self, driving_motion, reference_motion, smpl_model, orientation, trajectory, fit_to_box, ground,
                  camera):
-        from ..pipelines.smpl.transfer import transfer_shape
+        from ..pipelines.smpl.motion.transfer import transfer_shape
 
         progress = Progress(4, "Transfer SMPL Shape")
         seq = transfer_shape(_check_motion(driving_motion, "driving_motion"),
@@ -366,7 +366,7 @@ class MotionGuideSetBodyShape:
                    "taller, heavier...")
 
     def set_shape(self, motion, smpl_model, mode, gender, age, muscle, weight, height, proportions, iterations=100):
-        from ..pipelines.smpl.anny_shape import set_body_shape
+        from ..pipelines.smpl.motion.anny_shape import set_body_shape
 
         if not hasattr(smpl_model, "phenotype"):
             raise ValueError("Set Body Shape shapes the built-in Anny body: choose 'anny (built-in)' in Load Body "
@@ -420,7 +420,7 @@ class MotionGuideSetCamera:
 
     def set_camera(self, motion, smpl_model, yaw, pitch, dolly, zoom, animate, yaw_end, pitch_end, dolly_end,
                    zoom_end, easing, pivot):
-        from ..pipelines.smpl.camera import set_camera
+        from ..pipelines.smpl.motion.camera import set_camera
 
         ends = dict(yaw_end=yaw_end, pitch_end=pitch_end, dolly_end=dolly_end, zoom_end=zoom_end) if animate else {}
         seq = set_camera(_check_motion(motion, "motion"), smpl_model, yaw=yaw, pitch=pitch, dolly=dolly, zoom=zoom,

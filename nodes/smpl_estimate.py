@@ -18,7 +18,7 @@ def _load_network(path, dtype, device):
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(dtype), str(device))
     cached = _NETWORK_CACHE.get(key)
     if cached is None:
-        from ..pipelines.smpl.hmr2 import load_hmr2_network
+        from ..pipelines.smpl.estimate.hmr2 import load_hmr2_network
 
         for _, old_handle in _NETWORK_CACHE.values():
             old_handle.offload()  # unregister the network this one replaces
@@ -70,8 +70,8 @@ class MotionGuideEstimateSMPL:
 
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):
-        from ..pipelines.smpl.estimator import body_keypoints_for_sequence, person_boxes_for_estimation
-        from ..pipelines.smpl.hmr2 import HMR2Estimator
+        from ..pipelines.smpl.estimate.estimator import body_keypoints_for_sequence, person_boxes_for_estimation
+        from ..pipelines.smpl.estimate.hmr2 import HMR2Estimator
 
         # 1. Check the inputs against each other.
         if images is None or images.ndim != 4 or images.shape[0] == 0:

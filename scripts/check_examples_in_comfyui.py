@@ -4,7 +4,7 @@
 For each ``example_workflows/*.json`` served by the running ComfyUI's templates endpoint: load it with
 ``app.loadGraphData`` (no Missing Models dialog may open: put the model files, tiny ones will do, on that server)
 and compare ``app.graphToPrompt()`` (ComfyUI's own UI→API converter) with the API twin
-``tests/workflows_api/<name>.json`` named in the file's ``extra.motionguide_api_twin``. Also checks that ``web/motionguide.js`` is loaded and colours/animates the
+``headless/workflows_api/<name>.json`` named in the file's ``extra.motionguide_api_twin``. Also checks that ``web/motionguide.js`` is loaded and colours/animates the
 pack's nodes, and optionally saves a canvas screenshot per workflow (the README images).
 
 Needs a ComfyUI with this pack in ``custom_nodes`` (and VideoHelperSuite for the long-video example),
@@ -116,7 +116,7 @@ async def check(url: str, screenshots: Path | None, tiny_run: bool = False) -> b
         pack = next((k for k, v in templates.items() if MAIN_TEMPLATE in v), pack)
         for ui_path in sorted((ROOT / "example_workflows").glob("*.json")):
             name = json.loads(ui_path.read_text())["extra"]["motionguide_api_twin"]
-            api_path = ROOT / "tests" / "workflows_api" / f"{name}.json"
+            api_path = ROOT / "headless" / "workflows_api" / f"{name}.json"
             ui = await page.evaluate("f => fetch(f).then(r => r.json())",
                                      f"/api/workflow_templates/{pack}/{ui_path.stem}.json")
             await page.evaluate("wf => app.loadGraphData(wf)", ui)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the example workflows from one description each: the UI-format file for ComfyUI's templates browser
 (``example_workflows/<file_name>.json`` + a ``.jpg`` thumbnail drawn from the graph; the templates browser shows
-the file name as the title) and its API-format twin (``tests/workflows_api/<name>.json``, what the runner, the CLI
+the file name as the title) and its API-format twin (``headless/workflows_api/<name>.json``, what the runner, the CLI
 and the batch client execute; the UI file names it in ``extra.motionguide_api_twin``).
 
 The description (``workflow_specs.py``) names nodes, links, the values that differ from the node defaults,
@@ -250,7 +250,7 @@ def main() -> int:
 
     classes = node_classes()
     models = model_entries()
-    ui_dir, api_dir = ROOT / "example_workflows", ROOT / "tests" / "workflows_api"
+    ui_dir, api_dir = ROOT / "example_workflows", ROOT / "headless" / "workflows_api"
     api_dir.mkdir(parents=True, exist_ok=True)
     for spec in WORKFLOWS:
         missing = sorted({n.type for n in spec.nodes} - set(classes))

@@ -48,7 +48,7 @@ def main() -> int:
     import cli
 
     cli.load_pack()
-    from motionguide.pipelines.smpl.sequence import save_sequence
+    from motionguide.pipelines.smpl.motion.sequence import save_sequence
 
     path = save_sequence(walk_and_wave(), OUT, overwrite=True)
     print(f"wrote {path} ({FRAMES} frames at {FPS:g} fps)")

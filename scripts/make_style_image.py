@@ -15,7 +15,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 import cli  # noqa: E402
 
 cli.load_pack()
@@ -23,11 +22,11 @@ import cv2  # noqa: E402
 from motionguide.nodes.render import MotionGuideRenderSCAIL  # noqa: E402
 from motionguide.pipelines.dwpose.draw import draw_pose_map  # noqa: E402
 from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints  # noqa: E402
-from motionguide.pipelines.smpl.anny_cache import load_anny_body  # noqa: E402
-from motionguide.pipelines.smpl.camera import set_camera  # noqa: E402
-from motionguide.pipelines.smpl.nlf import sequence_in_camera  # noqa: E402
-from motionguide.pipelines.smpl.sequence import load_sequence, slice_sequence  # noqa: E402
-from motionguide.pipelines.smpl.transfer import transfer_shape  # noqa: E402
+from motionguide.pipelines.smpl.body.anny_cache import load_anny_body  # noqa: E402
+from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
+from motionguide.pipelines.smpl.estimate.nlf import sequence_in_camera  # noqa: E402
+from motionguide.pipelines.smpl.motion.sequence import load_sequence, slice_sequence  # noqa: E402
+from motionguide.pipelines.smpl.motion.transfer import transfer_shape  # noqa: E402
 
 FRAME = 20
 W, H = 288, 512

@@ -28,7 +28,7 @@ class N:
 
 @dataclass
 class Spec:
-    name: str  # id: the API twin tests/workflows_api/<name>.json, the demo, the docs
+    name: str  # id: the API twin headless/workflows_api/<name>.json, the demo, the docs
     uuid: str
     title: str  # on the thumbnail
     file_name: str  # example_workflows/<file_name>.json: ComfyUI's templates browser shows it as the title

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from motionguide.pipelines.smpl import anny_retarget as ar
-from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.sequence import PHENOTYPE_LABELS, validate_sequence
+from motionguide.pipelines.smpl.body import anny_retarget as ar
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
+from motionguide.pipelines.smpl.motion.sequence import PHENOTYPE_LABELS, validate_sequence
 
 FACING_CAMERA = np.array([np.pi, 0.0, 0.0])  # SMPL's +y up / +z forward → camera −y up, body facing the camera
 FRAMES = 60
@@ -133,7 +133,7 @@ def test_parts_are_exclusive_and_sit_on_their_bones(anny_body):
 
 
 def test_shape_fit_recovers_stature_within_five_percent(anny_body):
-    from motionguide.pipelines.smpl.anny_shape import set_body_shape
+    from motionguide.pipelines.smpl.motion.anny_shape import set_body_shape
 
     true = np.array([0.5, 0.5, 0.5, 0.5, 0.85, 0.3], np.float32)
     frames, rng = 4, np.random.default_rng(1)
@@ -157,7 +157,7 @@ def test_shape_fit_recovers_stature_within_five_percent(anny_body):
 def test_shape_fit_reads_a_standing_child_from_one_frame(anny_body):
     """Issue 13: descent from the default adult read this child as a short old adult (age 0.95, height 0.05,
     14 px residual); the grid start finds the child's basin."""
-    from motionguide.pipelines.smpl.anny_shape import FIT_LABELS, fit_phenotype
+    from motionguide.pipelines.smpl.motion.anny_shape import FIT_LABELS, fit_phenotype
 
     child = np.array([0.5, 0.25, 0.4, 0.45, 0.4, 0.3], np.float32)  # the benchmark's child reference
     pose = np.zeros((1, 69))
@@ -219,9 +219,9 @@ def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
     """ComfyUI runs every node under torch.inference_mode(): Load Body Model builds the body there and Set Body
     Shape / NLF Poses to SMPL fit there (a real ComfyUI run failed with 'element 0 of tensors does not require
     grad')."""
-    from motionguide.pipelines.smpl import anny_cache
-    from motionguide.pipelines.smpl.anny_shape import fit_phenotype
-    from motionguide.pipelines.smpl.joint_fit import fit_joints
+    from motionguide.pipelines.smpl.body import anny_cache
+    from motionguide.pipelines.smpl.motion.anny_shape import fit_phenotype
+    from motionguide.pipelines.smpl.estimate.joint_fit import fit_joints
 
     monkeypatch.setattr(anny_cache, "_BODIES", {})  # load afresh, as the node does in a new ComfyUI process
     pose = np.zeros((1, 69))
@@ -244,7 +244,7 @@ def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
 def test_warp_banner_is_kept_out_of_the_console(anny_body, monkeypatch):
     """Anny's skinning library prints a start-up banner and a line per kernel load at its INFO level."""
     warp = pytest.importorskip("warp")
-    from motionguide.pipelines.smpl.anny_cache import _quiet_warp
+    from motionguide.pipelines.smpl.body.anny_cache import _quiet_warp
 
     assert warp.config.log_level == warp.LOG_WARNING  # set when the body was loaded
     monkeypatch.setattr(warp.config, "log_level", warp.LOG_DEBUG)  # a level the user chose is kept

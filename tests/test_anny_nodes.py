@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 from motionguide.nodes import smpl as smpl_nodes
-from motionguide.pipelines.smpl import anny_cache
-from motionguide.pipelines.smpl.sequence import load_sequence, resample_sequence, save_sequence, validate_sequence
+from motionguide.pipelines.smpl.body import anny_cache
+from motionguide.pipelines.smpl.motion.sequence import load_sequence, resample_sequence, save_sequence, validate_sequence
 
 from test_anny_body import walk_turn_raise
 
@@ -102,7 +102,7 @@ def test_sequence_carries_phenotype_keypoints_and_hands(tmp_path):
 
 
 def test_smpl_body_drops_finger_poses_with_a_log_line(smpl_model_dir, caplog):
-    from motionguide.pipelines.smpl.body_model import load_body_model
+    from motionguide.pipelines.smpl.body.body_model import load_body_model
 
     model = load_body_model(smpl_model_dir)
     with caplog.at_level(logging.INFO):
@@ -113,7 +113,7 @@ def test_smpl_body_drops_finger_poses_with_a_log_line(smpl_model_dir, caplog):
 
 
 def test_transfer_uses_the_reference_phenotype(anny_body):
-    from motionguide.pipelines.smpl.transfer import transfer_shape
+    from motionguide.pipelines.smpl.motion.transfer import transfer_shape
 
     driving, _ = walk_turn_raise(frames=8)
     child = np.array([0.5, 0.33, 0.5, 0.5, 0.5, 0.5], np.float32)
@@ -134,7 +134,7 @@ def test_transfer_uses_the_reference_phenotype(anny_body):
 
 
 def test_set_body_shape_node_sliders_and_errors(anny_body, smpl_model_dir):
-    from motionguide.pipelines.smpl.body_model import load_body_model
+    from motionguide.pipelines.smpl.body.body_model import load_body_model
 
     seq, _ = walk_turn_raise(frames=2)
     node = smpl_nodes.MotionGuideSetBodyShape()
@@ -151,10 +151,10 @@ def test_set_body_shape_node_sliders_and_errors(anny_body, smpl_model_dir):
 def test_every_smpl_stage_runs_unchanged_on_the_builtin_body(anny_body, tmp_path):
     """Importer round trip (AMASS), Smooth, Transfer, Set Camera, Render and SMPL to Pose with the Anny body."""
     from motionguide.pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
-    from motionguide.pipelines.smpl.camera import set_camera
-    from motionguide.pipelines.smpl.importers import load_motion_file, save_motion_file
-    from motionguide.pipelines.smpl.smoothing import smooth_sequence
-    from motionguide.pipelines.smpl.transfer import transfer_shape
+    from motionguide.pipelines.smpl.motion.camera import set_camera
+    from motionguide.pipelines.smpl.motion.importers import load_motion_file, save_motion_file
+    from motionguide.pipelines.smpl.motion.smoothing import smooth_sequence
+    from motionguide.pipelines.smpl.motion.transfer import transfer_shape
 
     motion, _ = walk_turn_raise(frames=6)
     motion = dict(motion, phenotype=np.array([0.5, 0.6, 0.5, 0.5, 0.5, 0.5], np.float32))
@@ -176,8 +176,8 @@ def test_every_smpl_stage_runs_unchanged_on_the_builtin_body(anny_body, tmp_path
 
 
 def test_new_views_drop_the_old_2d_keypoints(anny_body):
-    from motionguide.pipelines.smpl.camera import set_camera
-    from motionguide.pipelines.smpl.transfer import transfer_shape
+    from motionguide.pipelines.smpl.motion.camera import set_camera
+    from motionguide.pipelines.smpl.motion.transfer import transfer_shape
 
     motion, _ = walk_turn_raise(frames=3)
     motion = validate_sequence(dict(motion, keypoints=np.ones((3, 18, 3))))

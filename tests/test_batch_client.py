@@ -1,4 +1,4 @@
-"""The batch client against a fake ComfyUI (tests/fake_comfyui.py) on 127.0.0.1: happy path, errors, resume."""
+"""The batch client against a fake ComfyUI (batch/fake_comfyui.py) on 127.0.0.1: happy path, errors, resume."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_comfyui import FakeComfyUI, output_bytes
+from motionguide.batch.fake_comfyui import FakeComfyUI, output_bytes
 from motionguide.batch import client as batch_client
 from motionguide.batch import state as batch_state
 

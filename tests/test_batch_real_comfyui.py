@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_comfyui import free_port
+from motionguide.batch.fake_comfyui import free_port
 from real_comfyui import COMFY, SKIP_REASON, comfy_env, comfy_python, is_checkout
 from motionguide.batch import client as batch_client
 
@@ -39,8 +39,8 @@ def comfy(tmp_path_factory):
     from motionguide.headless.demo import build_smoke_models
 
     build_smoke_models(base / "models")  # tiny DWPose, SVD and MimicMotion files in the real layouts
-    from tiny_models.hmr2 import build_tiny_hmr2
-    from tiny_models.smpl import build_synthetic_smpl
+    from motionguide.headless.tiny_models.hmr2 import build_tiny_hmr2
+    from motionguide.headless.tiny_models.smpl import build_synthetic_smpl
 
     build_synthetic_smpl(base / "models" / "smpl")
     build_tiny_hmr2(base / "models" / "hmr2" / "hmr2_tiny.ckpt")
@@ -111,7 +111,7 @@ def test_real_server_runs_the_packs_smpl_example_on_tiny_models(tmp_path, comfy)
                                         "video": str(tmp_path / "driving4.mp4"), "seed": s}) + "\n" for s in (1, 2)))
     small = ["4.resolution=64", "22.steps=1", "22.tile_size=5", "22.tile_overlap=1", "21.precision=fp32",
              "8.estimator=hmr2_tiny.ckpt", "9.estimator=hmr2_tiny.ckpt", "12.renderer=torch", "16.renderer=torch"]
-    argv = [str(ROOT / "tests" / "workflows_api" / "smpl_guided_video.json"), str(jobs), "--server", url,
+    argv = [str(ROOT / "headless" / "workflows_api" / "smpl_guided_video.json"), str(jobs), "--server", url,
             "--out", str(tmp_path / "out"), "--no-progress", "--poll", "1", "--timeout", "300"]
     for item in small:
         argv += ["--set", item]

@@ -71,8 +71,8 @@ def test_demo_reports_missing_real_weights(tmp_path):
 
 def test_demo_writes_3d_guidance_previews_of_the_sample_motion(anny_body, tmp_path, monkeypatch):
     """The smoke run's 3D previews: the sample motion on the built-in body shaped to the sample reference."""
-    from motionguide.pipelines.smpl.guidance_preview import guidance_preview, write_preview
-    from motionguide.pipelines.smpl.sequence import load_sequence, slice_sequence
+    from motionguide.pipelines.render.guidance_preview import guidance_preview, write_preview
+    from motionguide.pipelines.smpl.motion.sequence import load_sequence, slice_sequence
 
     keypoints, size = demo.sample_reference_keypoints()
     assert size == (288, 512) and keypoints.shape == (18, 3)

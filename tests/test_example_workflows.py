@@ -1,4 +1,4 @@
-"""Example workflows: each UI-format file in example_workflows/ agrees with its API twin in tests/workflows_api/
+"""Example workflows: each UI-format file in example_workflows/ agrees with its API twin in headless/workflows_api/
 (same nodes, same links, same widget values, read back through the nodes' INPUT_TYPES the way the frontend lays
 out widgets), is well-formed (links, slots, types), carries a Markdown note, model entries and a thumbnail; and
 every API twin runs through the workflow runner on the tiny models (4 frames, 64×64, one step)."""
@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 UI_DIR = ROOT / "example_workflows"
-API_DIR = ROOT / "tests" / "workflows_api"
+API_DIR = ROOT / "headless" / "workflows_api"
 UI_FILES = sorted(UI_DIR.glob("*.json"))
 VIRTUAL = {"MarkdownNote", "Note"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -79,7 +79,7 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
 
 
 def twin_name(path: Path) -> str:
-    """The API twin's name (``tests/workflows_api/<name>.json``) a UI file records in ``extra``."""
+    """The API twin's name (``headless/workflows_api/<name>.json``) a UI file records in ``extra``."""
     return json.loads(path.read_text())["extra"]["motionguide_api_twin"]
 
 
@@ -197,7 +197,7 @@ API_FILES = sorted(API_DIR.glob("*.json"))
 @pytest.fixture()
 def small_inputs(tmp_path, monkeypatch):
     """The shipped sample inputs, cut to 4 frames (core LoadVideo has no frame cap)."""
-    from motionguide.pipelines.smpl.sequence import load_sequence, save_sequence, slice_sequence
+    from motionguide.pipelines.smpl.motion.sequence import load_sequence, save_sequence, slice_sequence
     from motionguide.pipelines.video.io import read_video, write_video
 
     samples = UI_DIR / "inputs"

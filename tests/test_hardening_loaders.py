@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from motionguide.pipelines.mimicmotion.loading import read_state_dict
-from motionguide.pipelines.smpl.body_model import read_model_arrays
-from motionguide.pipelines.smpl.hmr2 import read_checkpoint
-from motionguide.pipelines.smpl.importers import load_motion_file
+from motionguide.pipelines.smpl.body.body_model import read_model_arrays
+from motionguide.pipelines.smpl.estimate.hmr2 import read_checkpoint
+from motionguide.pipelines.smpl.motion.importers import load_motion_file
 
 MIMIC = "huggingface.co/tencent/MimicMotion"
 HMR2 = "github.com/shubham-goel/4D-Humans"

@@ -10,7 +10,7 @@ from motionguide.pipelines.output_paths import unique_path
 
 
 def _seq(frames=3):
-    from motionguide.pipelines.smpl.sequence import validate_sequence
+    from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 
     return validate_sequence(dict(betas=np.zeros((frames, 10)), global_orient=np.zeros((frames, 3)),
                                   body_pose=np.zeros((frames, 69)), transl=np.tile([0.0, 0.0, 5.0], (frames, 1)),

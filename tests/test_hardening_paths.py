@@ -19,7 +19,7 @@ def folders(tmp_path, monkeypatch):
 
 
 def _save_motion(path):
-    from motionguide.pipelines.smpl.sequence import save_sequence
+    from motionguide.pipelines.smpl.motion.sequence import save_sequence
 
     save_sequence(dict(betas=np.zeros((2, 10)), global_orient=np.zeros((2, 3)), body_pose=np.zeros((2, 69)),
                        transl=np.tile([0.0, 0.0, 5.0], (2, 1)), image_size=(64, 64)), path)

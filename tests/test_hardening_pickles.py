@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from motionguide.pipelines.smpl.safe_pickle import UnsafePickleError, load_smpl_pickle
+from motionguide.pipelines.smpl.body.safe_pickle import UnsafePickleError, load_smpl_pickle
 
 
 def _unicode(text: str) -> bytes:

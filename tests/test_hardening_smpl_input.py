@@ -3,7 +3,7 @@ empty maps or joints at (0, 0) (issue 11 item 10)."""
 import numpy as np
 import pytest
 
-from motionguide.pipelines.smpl.sequence import validate_sequence
+from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 
 
 def _seq(frames=4, z=5.0, **extra):
@@ -39,7 +39,7 @@ def test_huge_betas_are_refused_with_a_clear_message(value):
 @pytest.mark.parametrize("z", [0.0, -2.0])
 def test_a_body_at_or_behind_the_camera_is_reported(smpl_model_dir, z):
     from motionguide.pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
-    from motionguide.pipelines.smpl.body_model import load_body_model
+    from motionguide.pipelines.smpl.body.body_model import load_body_model
 
     model = load_body_model(smpl_model_dir / "SMPL_NEUTRAL.npz")
     transl = np.tile([0.0, 0.2, 5.0], (4, 1))

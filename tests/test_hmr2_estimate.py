@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from motionguide.nodes import comfy_adapter
-from motionguide.pipelines.smpl.estimator import (
+from motionguide.pipelines.smpl.estimate.estimator import (
     SMPLEstimator,
     assemble_sequence,
     available_estimators,
@@ -16,14 +16,14 @@ from motionguide.pipelines.smpl.estimator import (
     person_boxes_for_estimation,
     register_estimator,
 )
-from motionguide.pipelines.smpl.hmr2 import HMR2Estimator
-from motionguide.pipelines.smpl.hmr2_geometry import (
+from motionguide.pipelines.smpl.estimate.hmr2 import HMR2Estimator
+from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
     box_center_and_size,
     cam_crop_to_full,
     crop_person,
     full_image_focal,
 )
-from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle as rotmat_to_axis_angle
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle as rotmat_to_axis_angle
 
 WIDTH, HEIGHT = 160, 120
 

@@ -8,7 +8,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.transform import Rotation
 
-from motionguide.pipelines.smpl.hmr2_geometry import (
+from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
     antialias_sigma,
     box_center_and_size,
     cam_crop_to_full,
@@ -20,7 +20,7 @@ from motionguide.pipelines.smpl.hmr2_geometry import (
     rot6d_to_rotmat,
     to_uint8_frames,
 )
-from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle
 
 
 # ---------------------------------------------------------------------------------------------------- boxes
@@ -194,7 +194,7 @@ def test_cam_crop_to_full_projects_the_root_where_the_crop_camera_did():
 
 
 def test_one_6d_layout_for_the_head_and_the_smoothing():
-    from motionguide.pipelines.smpl.rotations import matrix_to_6d, sixd_to_matrix
+    from motionguide.pipelines.smpl.body.rotations import matrix_to_6d, sixd_to_matrix
 
     mats = Rotation.from_rotvec([[0.3, -0.2, 0.1], [0.0, 2.5, 0.0], [-1.0, 1.0, 1.0]]).as_matrix()
     six = matrix_to_6d(mats)  # what Smooth SMPL Motion filters

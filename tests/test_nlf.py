@@ -7,8 +7,8 @@ import pytest
 import torch
 from motionguide.nodes.nlf import MotionGuideSMPLToNLF
 from motionguide.pipelines.render.smpl_render import pose_sequence
-from motionguide.pipelines.smpl.body_model import load_body_model
-from motionguide.pipelines.smpl.nlf import dolly_to_camera, first_person_track, fov_intrinsics, nlf_frames
+from motionguide.pipelines.smpl.body.body_model import load_body_model
+from motionguide.pipelines.smpl.estimate.nlf import dolly_to_camera, first_person_track, fov_intrinsics, nlf_frames
 from scipy.spatial.transform import Rotation
 
 W, H = 256, 384
@@ -154,7 +154,7 @@ def test_round_trip_smpl_to_nlf_to_fit_to_nlf_within_half_a_millimetre(body):
 
 
 def test_fit_keeps_hinges_and_fills_empty_frames(body):
-    from motionguide.pipelines.smpl.joint_fit import fit_joints, nlf_to_sequence
+    from motionguide.pipelines.smpl.estimate.joint_fit import fit_joints, nlf_to_sequence
 
     seq = motion(frames=3, seed=4)
     nlf, *_ = MotionGuideSMPLToNLF().convert(seq, body, camera="sequence")

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from tiny_models.dwpose import person_image
+from motionguide.headless.tiny_models.dwpose import person_image
 
 from motionguide.nodes import comfy_adapter
 from motionguide.nodes import pose as nodes

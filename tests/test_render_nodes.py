@@ -10,7 +10,7 @@ from motionguide.pipelines.render import maps as maps_module
 from motionguide.pipelines.render.maps import PART_PALETTE, render_maps
 from motionguide.pipelines.render.smpl_render import pose_sequence
 from motionguide.pipelines.render.surface import vertex_normals
-from motionguide.pipelines.smpl.body_model import load_body_model
+from motionguide.pipelines.smpl.body.body_model import load_body_model
 from scipy.spatial.transform import Rotation
 
 W, H = 192, 288

@@ -15,8 +15,8 @@ from motionguide.pipelines.render.skeleton import (
     visible_fraction,
 )
 from motionguide.pipelines.render.smpl_render import pose_sequence, scale_intrinsics, sequence_to_pose_keypoints
-from motionguide.pipelines.smpl.body_model import OPENPOSE18_FROM_SMPL45 as SMPL_MAP
-from motionguide.pipelines.smpl.body_model import load_body_model
+from motionguide.pipelines.smpl.body.body_model import OPENPOSE18_FROM_SMPL45 as SMPL_MAP
+from motionguide.pipelines.smpl.body.body_model import load_body_model
 from scipy.spatial.transform import Rotation
 
 W, H = 256, 384

@@ -7,7 +7,7 @@ import torch
 
 from motionguide.pipelines.mimicmotion import loading
 from motionguide.pipelines.mimicmotion.pose_net import PoseNet
-from tiny_models.svd import TINY_UNET_CONFIG, build_tiny_mimicmotion
+from motionguide.headless.tiny_models.svd import TINY_UNET_CONFIG, build_tiny_mimicmotion
 
 
 def _load(svd, ckpt, **kw):
@@ -123,7 +123,7 @@ def test_pose_net_layout_and_zero_init():
 
 
 def test_single_file_svd_matches_the_diffusers_folder(tmp_path, tiny_svd_dir, tiny_mimicmotion_path):
-    from tiny_models.svd import build_tiny_svd_single_file
+    from motionguide.headless.tiny_models.svd import build_tiny_svd_single_file
 
     folder = loading.load_svd_base(tiny_svd_dir, torch.float32)
     single = build_tiny_svd_single_file(tmp_path / "svd_xt_1_1.safetensors", tiny_svd_dir)
@@ -162,7 +162,7 @@ def test_real_svd_key_names_convert():
     assert vae_key("decoder.conv_out.time_mix_conv.weight", 4) == "decoder.time_conv_out.weight"
     assert vae_key("encoder.mid.attn_1.proj_out.weight", 4) == "encoder.mid_block.attentions.0.to_out.0.weight"
     # every key of the real-size temporal VAE survives LDM naming and back
-    from tiny_models.svd import _ldm_vae_name
+    from motionguide.headless.tiny_models.svd import _ldm_vae_name
 
     vae = loading.build_vae(json.loads((loading.BUNDLED_SVD_CONFIG / "vae" / "config.json").read_text()))
     keys = list(vae.state_dict())

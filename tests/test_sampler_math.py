@@ -75,7 +75,7 @@ def test_karras_sigmas_and_timesteps_25_steps():
 def test_schedule_matches_diffusers_svd_scheduler():
     from diffusers import EulerDiscreteScheduler
 
-    from tiny_models.svd import SCHEDULER_CONFIG
+    from motionguide.headless.tiny_models.svd import SCHEDULER_CONFIG
 
     scheduler = EulerDiscreteScheduler.from_config(SCHEDULER_CONFIG)
     for steps in (3, 25):

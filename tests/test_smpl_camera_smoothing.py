@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from motionguide.pipelines.smpl import body_model as bm
-from motionguide.pipelines.smpl import camera as cam
-from motionguide.pipelines.smpl import smoothing as sm
-from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.sequence import validate_sequence
-from motionguide.pipelines.smpl.transfer import project
+from motionguide.pipelines.smpl.body import body_model as bm
+from motionguide.pipelines.smpl.motion import camera as cam
+from motionguide.pipelines.smpl.motion import smoothing as sm
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
+from motionguide.pipelines.smpl.motion.sequence import validate_sequence
+from motionguide.pipelines.smpl.motion.transfer import project
 
 UPRIGHT = rotation_about_axis("x", 180.0)  # SMPL y-up body in OpenCV camera axes, facing the camera
 

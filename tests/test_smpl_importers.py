@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from motionguide.pipelines.smpl import body_model as bm
-from motionguide.pipelines.smpl import importers as im
-from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.safe_pickle import UnsafePickleError
-from motionguide.pipelines.smpl.sequence import validate_sequence
-from motionguide.pipelines.smpl.transfer import project
+from motionguide.pipelines.smpl.body import body_model as bm
+from motionguide.pipelines.smpl.motion import importers as im
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
+from motionguide.pipelines.smpl.body.safe_pickle import UnsafePickleError
+from motionguide.pipelines.smpl.motion.sequence import validate_sequence
+from motionguide.pipelines.smpl.motion.transfer import project
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from motionguide.nodes import smpl as nodes
-from motionguide.pipelines.smpl.rotations import matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.sequence import load_sequence, validate_sequence
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle, rotation_about_axis
+from motionguide.pipelines.smpl.motion.sequence import load_sequence, validate_sequence
 
 NODE_IDS = ["MotionGuideLoadSMPLModel", "MotionGuideLoadSMPLMotion", "MotionGuideSaveSMPLMotion",
             "MotionGuideSmoothSMPL", "MotionGuideTransferShape", "MotionGuideSetCamera"]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from motionguide.pipelines.smpl import sequence as sq
+from motionguide.pipelines.smpl.motion import sequence as sq
 
 
 def make_sequence(frames=12, seed=0, fps=30.0):

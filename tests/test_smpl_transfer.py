@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from motionguide.pipelines.smpl import body_model as bm
-from motionguide.pipelines.smpl import transfer as tr
-from motionguide.pipelines.smpl.rotations import rotation_about_axis, matrix_to_axis_angle
-from motionguide.pipelines.smpl.sequence import default_intrinsics, validate_sequence
+from motionguide.pipelines.smpl.body import body_model as bm
+from motionguide.pipelines.smpl.motion import transfer as tr
+from motionguide.pipelines.smpl.body.rotations import rotation_about_axis, matrix_to_axis_angle
+from motionguide.pipelines.smpl.motion.sequence import default_intrinsics, validate_sequence
 
 # HMR2 puts a standing person in OpenCV camera axes with a 180° turn about x (SMPL y-up → camera y-down).
 FACING_CAMERA = matrix_to_axis_angle(rotation_about_axis("x", 180.0))
@@ -160,7 +160,7 @@ def test_align_first_takes_reference_facing(model):
     ref["global_orient"][0] = side
     drv = walking(frames=5)
     out = tr.transfer_shape(drv, ref, model, orientation="align_first", fit_box=False, ground=False)
-    from motionguide.pipelines.smpl.rotations import axis_angle_to_matrix
+    from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix
 
     np.testing.assert_allclose(axis_angle_to_matrix(out["global_orient"][0]), axis_angle_to_matrix(side), atol=1e-5)
 

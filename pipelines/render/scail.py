@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..options import SCAIL_MASK_BACKGROUNDS as MASK_BACKGROUNDS
-from ..smpl.pinhole import project
+from ..pinhole import project
 
 RADIUS_MM = 21.5
 # OpenPose slot ← SMPL joint, as SCAIL-Pose's process_data_to_COCO_format maps NLF's SMPL-24 joints.

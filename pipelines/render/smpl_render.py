@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..size_limits import check_image_size
-from ..smpl.sequence import validate_sequence
+from ..smpl.motion.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
 from .skeleton import DEFAULT_FLOOR, FEET_FROM_SMPL45, foot_keypoints, skeleton_keypoints, to_pose_keypoint
 
@@ -40,8 +40,8 @@ def pose_sequence(model, seq: dict, *, batch_size: int = 64):
     The whole sequence's vertices stay on the CPU (25 MB for 300 SMPL frames); renderers move one chunk at a
     time to their device.
     """
-    from ..smpl.sequence import body_kwargs
-    from ..smpl.transfer import check_motion_type
+    from ..smpl.motion.sequence import body_kwargs
+    from ..smpl.motion.transfer import check_motion_type
 
     check_motion_type(model, seq)
     vertices, joints = model.forward(seq["betas"], seq["global_orient"], seq["body_pose"], seq["transl"],

@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def anny_body():
     """The default :class:`AnnyBody` (cache from ``$ANNY_CACHE_DIR``, else ``~/.cache/anny``)."""
-    from motionguide.pipelines.smpl.anny_cache import anny_status, load_anny_body
+    from motionguide.pipelines.smpl.body.anny_cache import anny_status, load_anny_body
 
     usable, reason = anny_status()
     if not usable:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .anny_shape import set_body_shape
-from .sequence import default_intrinsics, validate_sequence
-from .transfer import fit_translation_to_box, transfer_shape
+from ..smpl.motion.anny_shape import set_body_shape
+from ..smpl.motion.sequence import default_intrinsics, validate_sequence
+from ..smpl.motion.transfer import fit_translation_to_box, transfer_shape
 
 STANDING_SHOULDERS = 1.2  # radians the arms hang down from SMPL's T-pose (arms slightly away from the body)
 
@@ -55,7 +55,7 @@ def guidance_preview(body, motion: dict, reference_keypoints: np.ndarray, image_
         ``phenotype`` (6,), ``sequence`` (the transferred SMPL_SEQUENCE) and ``fps``.
     """
     from ..dwpose.draw import draw_pose_maps
-    from ..render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
+    from .smpl_render import render_sequence_maps, sequence_to_pose_keypoints
 
     reference = standing_reference(body, reference_keypoints, image_size)
     shaped = set_body_shape(reference, body, "fit", iterations=fit_iterations)

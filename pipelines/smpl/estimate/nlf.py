@@ -24,8 +24,8 @@ import math
 import numpy as np
 import torch
 
-from ..options import NLF_CAMERAS as CAMERAS
-from .sequence import validate_sequence
+from ...options import NLF_CAMERAS as CAMERAS
+from ..motion.sequence import validate_sequence
 
 NLF_KEY = "joints3d_nonparam"
 NLF_FOV_DEGREES = 55.0
@@ -56,7 +56,7 @@ def dolly_to_camera(joints: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, an
 
 def sequence_joints(model, seq: dict) -> np.ndarray:
     """SMPL-layout 24 joints `(T, 24, 3)` in metres, camera space, of the sequence posed on ``model``."""
-    from ..render.smpl_render import pose_sequence
+    from ...render.smpl_render import pose_sequence
 
     _, joints = pose_sequence(model, seq)
     return joints[:, :NUM_JOINTS].double().numpy()
@@ -66,7 +66,7 @@ def sequence_in_camera(model, seq: dict, *, width: int = 0, height: int = 0, cam
     """The sequence framed for a ``width`` × ``height`` image in ``camera``: intrinsics rescaled to that size and,
     for ``"nlf_fov55"``, NLF's camera with every frame's body dollied (:func:`dolly_to_camera` on the pelvis, the
     same shift added to ``transl``), so meshes, capsules and keypoints rendered from it all agree."""
-    from ..render.smpl_render import _output_size, scale_intrinsics
+    from ...render.smpl_render import _output_size, scale_intrinsics
 
     if camera not in CAMERAS:
         raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}.")

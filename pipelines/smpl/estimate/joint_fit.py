@@ -24,8 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .joints import SMPL_PARENTS
-from .rotations import axis_angle_to_matrix, axis_angle_to_matrix_torch
+from ..body.joints import SMPL_PARENTS
+from ..body.rotations import axis_angle_to_matrix, axis_angle_to_matrix_torch
 
 TORSO = (0, 1, 2, 3, 6, 9, 12, 13, 14, 16, 17)  # pelvis, hips, spine, neck, collars, shoulders
 KNEES, ELBOWS = (4, 5), (18, 19)

@@ -12,7 +12,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .sequence import validate_sequence
+from ..motion.sequence import validate_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def person_boxes_for_estimation(pose_keypoint, person_index: int, image_size: tu
     Returns:
         `(boxes, padding)`: a list with a `[4]` array or ``None`` (no such person) per frame, and `[F]` floats.
     """
-    from ..dwpose.keypoints import person_boxes, pose_keypoint_to_frames
+    from ...dwpose.keypoints import person_boxes, pose_keypoint_to_frames
 
     frames = pose_keypoint_to_frames(pose_keypoint)
     rows = person_boxes(frames, person_index)
@@ -110,7 +110,7 @@ def person_boxes_for_estimation(pose_keypoint, person_index: int, image_size: tu
 def body_keypoints_for_sequence(pose_keypoint, person_index: int, image_size: tuple[int, int]) -> np.ndarray:
     """(T,18,3) OpenPose-18 body keypoints (pixels of ``image_size``, score) of person ``person_index``; zeros in
     frames without that person. Stored in the sequence so Set Body Shape can fit the body to them."""
-    from ..dwpose.keypoints import pose_keypoint_to_frames
+    from ...dwpose.keypoints import pose_keypoint_to_frames
 
     frames = pose_keypoint_to_frames(pose_keypoint)
     out = np.zeros((len(frames), 18, 3), np.float32)

@@ -30,10 +30,10 @@ import logging
 import numpy as np
 import torch
 
-from ..options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
-from .joints import openpose18_from_smpl
-from .pinhole import project
-from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
+from ..body.joints import openpose18_from_smpl
+from ...pinhole import project
+from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..options import CAMERA_EASINGS as EASINGS
-from ..options import CAMERA_PIVOTS
-from .rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
+from ...options import CAMERA_EASINGS as EASINGS
+from ...options import CAMERA_PIVOTS
+from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from .sequence import num_frames, validate_sequence
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..output_paths import new_file
-from .pinhole import intrinsics
-from .rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
+from ...output_paths import new_file
+from ...pinhole import intrinsics
+from ..body.rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def is_sequence_file(arrays) -> bool:
 def load_sequence(path) -> dict:
     """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
     path = Path(path)
-    from ..weights import npz_array, open_npz
+    from ...weights import npz_array, open_npz
 
     remedy = "Export the motion again with Save SMPL Motion."
     with open_npz(path, "Motion file", remedy=remedy) as data:

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from ..options import BODY_SHAPE_MODES
+from ...options import BODY_SHAPE_MODES
 from .sequence import PHENOTYPE_LABELS, check_phenotype, validate_sequence
 
 logger = logging.getLogger(__name__)

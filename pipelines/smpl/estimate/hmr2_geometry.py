@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import torch
 
-from .pinhole import hmr2_focal, intrinsics  # noqa: F401  (re-exported for the estimator)
-from .rotations import sixd_to_matrix
+from ...pinhole import hmr2_focal, intrinsics  # noqa: F401  (re-exported for the estimator)
+from ..body.rotations import sixd_to_matrix
 
 # HMR2's ViT sees a 256×192 (H×W) window of the square 256 crop; boxes are grown to that aspect first.
 DEFAULT_BBOX_SHAPE = (192, 256)  # (width, height), as MODEL.BBOX_SHAPE in the reference config

@@ -210,7 +210,7 @@ def load_smpl_pickle(path) -> dict:
 
     Raises `UnsafePickleError` for any non-array content and `ValueError` for a pickle that is not a dict.
     """
-    from ..weights import download_hint, unreadable_file
+    from ...weights import download_hint, unreadable_file
 
     path = Path(path)
     with open(path, "rb") as f:

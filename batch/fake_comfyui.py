@@ -1,4 +1,4 @@
-"""A small fake ComfyUI server (aiohttp) for the batch client's tests.
+"""A small fake ComfyUI server (aiohttp) for the batch client's tests and bench (`bench/batch.py`).
 
 It speaks the HTTP/WS API with the message shapes recorded from ComfyUI 0.3.64 (research/comfyui.md §2):
 ``/upload/image``, ``/prompt`` (200, 400 with ``error`` + ``node_errors``, 200 with partial ``node_errors``),

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
-from ..options import MOTION_FORMATS as FORMATS
-from ..output_paths import new_file
-from ..weights import load_pickle_weights_only, npz_array, open_npz
-from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from .safe_pickle import RestrictedUnpickler
+from ...options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
+from ...options import MOTION_FORMATS as FORMATS
+from ...output_paths import new_file
+from ...weights import load_pickle_weights_only, npz_array, open_npz
+from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from ..body.safe_pickle import RestrictedUnpickler
 from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
