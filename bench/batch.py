@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 cli.load_pack()
-from motionguide.batch.fake_comfyui import FakeComfyUI  # noqa: E402
 from motionguide.batch import client as batch_client  # noqa: E402
+from motionguide.batch.fake_comfyui import FakeComfyUI  # noqa: E402
 
 WORKFLOW = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},

@@ -22,7 +22,6 @@ cli.load_pack()
 
 import numpy as np  # noqa: E402
 from motionguide.headless.tiny_models.dwpose import build_tiny_dwpose, person_image  # noqa: E402
-
 from motionguide.pipelines.dwpose import draw  # noqa: E402
 from motionguide.pipelines.dwpose.wholebody import Wholebody  # noqa: E402
 

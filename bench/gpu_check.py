@@ -185,7 +185,6 @@ def _build_motion_model(dtype, device, dry: bool):
         model = sampler_bench.real_size_model(dtype, device)
     else:
         from motionguide.headless.tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd
-
         from motionguide.pipelines.mimicmotion.loading import load_motion_model
 
         if not _tiny_files:  # written once per process
@@ -225,7 +224,6 @@ def _inputs(frames: int, height: int, width: int):
 def _measure_sampler(rows: Rows, dry: bool, deadline: float, dtype_name: str) -> None:
     import sampler as sampler_bench  # bench/sampler.py
     import torch
-
     from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
 
     device = _device(dry)
@@ -294,7 +292,6 @@ def measure_sampler_bf16(rows, dry, deadline):
 
 def measure_sampler_memory(rows: Rows, dry: bool, deadline: float) -> None:
     import torch
-
     from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
 
     device = _device(dry)
@@ -328,7 +325,6 @@ def measure_sampler_memory(rows: Rows, dry: bool, deadline: float) -> None:
 
 def measure_decode(rows: Rows, dry: bool, deadline: float) -> None:
     import torch
-
     from motionguide.pipelines.mimicmotion.decode import decode_latents
 
     device = _device(dry)
@@ -337,7 +333,6 @@ def measure_decode(rows: Rows, dry: bool, deadline: float) -> None:
         dtype, frames, size = torch.float32, 4, (4, 4)
     else:
         from diffusers import AutoencoderKLTemporalDecoder
-
         from motionguide.pipelines.mimicmotion import loading
 
         config = json.loads((loading.BUNDLED_SVD_CONFIG / "vae" / "config.json").read_text())
@@ -368,7 +363,6 @@ def measure_decode(rows: Rows, dry: bool, deadline: float) -> None:
 def measure_dwpose(rows: Rows, dry: bool, deadline: float) -> None:
     import numpy as np
     from motionguide.headless.tiny_models.dwpose import build_tiny_dwpose, person_image
-
     from motionguide.pipelines.dwpose.wholebody import Wholebody
 
     folder = build_tiny_dwpose(Path(tempfile.mkdtemp(prefix="mg_gpu_check_")) / "dwpose")
@@ -387,14 +381,12 @@ def measure_dwpose(rows: Rows, dry: bool, deadline: float) -> None:
 
 
 def measure_rasteriser(rows: Rows, dry: bool, deadline: float) -> None:
+    import render as render_bench  # bench/render.py
     import torch
     from motionguide.headless.tiny_models.smpl import build_synthetic_smpl
-
-    import render as render_bench  # bench/render.py
-
     from motionguide.pipelines.render.maps import render_maps
-    from motionguide.pipelines.render.smpl_render import pose_sequence
     from motionguide.pipelines.smpl.body.body_model import load_body_model
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
     from motionguide.pipelines.smpl.motion.sequence import default_intrinsics
 
     device = _device(dry)
@@ -422,7 +414,6 @@ def measure_rasteriser(rows: Rows, dry: bool, deadline: float) -> None:
 def measure_hmr2(rows: Rows, dry: bool, deadline: float) -> None:
     import torch
     from motionguide.headless.tiny_models.hmr2 import TINY_CONFIG
-
     from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network
 
     device = _device(dry)

@@ -21,12 +21,11 @@ cli.load_pack()
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
-
+from motionguide.headless.tiny_models.hmr2 import build_tiny_hmr2  # noqa: E402
 from motionguide.pipelines.smpl.estimate.hmr2 import HMR2Estimator  # noqa: E402
 from motionguide.pipelines.smpl.estimate.hmr2_geometry import antialias_sigma, crop_affine, crop_person  # noqa: E402
 from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network  # noqa: E402
-from motionguide.headless.tiny_models.hmr2 import build_tiny_hmr2  # noqa: E402
+from scipy.ndimage import gaussian_filter  # noqa: E402
 
 
 def timed(fn, repeat):

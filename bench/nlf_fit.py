@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 cli.load_pack()
+from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 from motionguide.pipelines.smpl.body.body_model import load_body_model  # noqa: E402
 from motionguide.pipelines.smpl.estimate.joint_fit import nlf_to_sequence  # noqa: E402
 from motionguide.pipelines.smpl.estimate.nlf import sequence_joints, sequence_to_nlf  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
-from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 FRAMES, MOTIONS = 32, 4
 W, H = 512, 896

@@ -21,13 +21,13 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 cli.load_pack()
+from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 from motionguide.pipelines.render import pyrender_backend  # noqa: E402
 from motionguide.pipelines.render.maps import render_maps  # noqa: E402
 from motionguide.pipelines.render.skeleton import skeleton_keypoints  # noqa: E402
-from motionguide.pipelines.render.smpl_render import pose_sequence  # noqa: E402
 from motionguide.pipelines.smpl.body.body_model import load_body_model  # noqa: E402
+from motionguide.pipelines.smpl.motion.posing import pose_sequence  # noqa: E402
 from motionguide.pipelines.smpl.motion.sequence import default_intrinsics  # noqa: E402
-from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 WIDTH, HEIGHT = 512, 768
 MAP_SETS = {

@@ -64,11 +64,11 @@ cli.load_pack()
 from motionguide.pipelines.dwpose import skeleton as sk  # noqa: E402
 from motionguide.pipelines.dwpose.align import align_poses, retarget_bones  # noqa: E402
 from motionguide.pipelines.dwpose.keypoints import PoseFrame  # noqa: E402
-from motionguide.pipelines.smpl.body.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
 from motionguide.pipelines.pinhole import project  # noqa: E402
+from motionguide.pipelines.smpl.body.joints import SMPL_PARENTS, SMPL_REST_JOINTS  # noqa: E402
+from motionguide.pipelines.smpl.body.phenotype import PHENOTYPE_LABELS  # noqa: E402
 from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
-from motionguide.pipelines.smpl.motion.sequence import (PHENOTYPE_LABELS, load_sequence, slice_sequence,  # noqa: E402
-                                                 validate_sequence)
+from motionguide.pipelines.smpl.motion.sequence import load_sequence, slice_sequence, validate_sequence  # noqa: E402
 
 SMPL_PELVIS = np.array(SMPL_REST_JOINTS[0])  # where SMPL-format motion puts the root: transl + this
 FACING_CAMERA = np.diag([1.0, -1.0, -1.0])  # an upright SMPL body (y up, facing +z) facing the cameras
@@ -178,7 +178,8 @@ def load_motion(path, frames=None) -> dict:
 
 def ensure_motion(path: Path) -> Path:
     if not path.exists() and path.parent == MOTIONS and path.suffix == ".npz":
-        from make_motions import MOTIONS as GENERATORS, write_motions
+        from make_motions import MOTIONS as GENERATORS
+        from make_motions import write_motions
 
         if path.stem in GENERATORS:
             write_motions(MOTIONS, [path.stem])

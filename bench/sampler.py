@@ -26,7 +26,6 @@ import cli  # noqa: E402
 cli.load_pack()
 
 import torch  # noqa: E402
-
 from motionguide.pipelines.mimicmotion import loading  # noqa: E402
 from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions  # noqa: E402
 
@@ -100,9 +99,8 @@ def tiny_model(dtype, device):
 def real_size_model(dtype, device):
     """SVD-XT 1.1 + MimicMotion at real sizes with random weights, built straight on the device."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
     from motionguide.pipelines.mimicmotion.pose_net import PoseNet
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     cfg = loading.BUNDLED_SVD_CONFIG
 

@@ -17,13 +17,13 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 cli.load_pack()
+from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 from motionguide.pipelines.smpl.body.body_model import load_body_model  # noqa: E402
-from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
 from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle, rotation_about_axis  # noqa: E402
+from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
 from motionguide.pipelines.smpl.motion.sequence import validate_sequence  # noqa: E402
 from motionguide.pipelines.smpl.motion.smoothing import smooth_sequence  # noqa: E402
 from motionguide.pipelines.smpl.motion.transfer import transfer_shape  # noqa: E402
-from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402
 
 FRAMES = 300
 
@@ -74,13 +74,10 @@ def main():
 
 def anny_rows(smpl_model, driving, reference, device, smpl_base):
     from motionguide.pipelines.render.skeleton import skeleton_keypoints
-    from motionguide.pipelines.render.smpl_render import (
-        pose_sequence,
-        render_sequence_maps,
-        sequence_to_pose_keypoints,
-    )
+    from motionguide.pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
     from motionguide.pipelines.smpl.body.anny_cache import anny_status, load_anny_body
     from motionguide.pipelines.smpl.motion.anny_shape import set_body_shape
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
 
     usable, reason = anny_status()
     if not usable:

@@ -117,10 +117,11 @@ def sample_reference_keypoints() -> tuple[np.ndarray, tuple[int, int]]:
 
 def guidance_previews() -> list[Path]:
     """The sample motion on the built-in body shaped to the sample reference, written beside the video."""
-    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable
-    from ..pipelines.render.guidance_preview import guidance_preview, write_preview
-    from ..pipelines.smpl.motion.sequence import PHENOTYPE_LABELS, load_sequence
     from ..nodes.smpl import load_builtin_body
+    from ..pipelines.render.guidance_preview import guidance_preview, write_preview
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable
+    from ..pipelines.smpl.body.phenotype import PHENOTYPE_LABELS
+    from ..pipelines.smpl.motion.sequence import load_sequence
 
     try:
         body = load_builtin_body()

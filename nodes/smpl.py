@@ -9,8 +9,17 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import sockets as S
-from .comfy_adapter import (Progress, check_interrupt, check_model_file, input_directory, input_path,
-                            list_model_files, model_folder_paths, output_directory, resolve_model_path)
+from .comfy_adapter import (
+    Progress,
+    check_interrupt,
+    check_model_file,
+    input_directory,
+    input_path,
+    list_model_files,
+    model_folder_paths,
+    output_directory,
+    resolve_model_path,
+)
 
 try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
     from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
@@ -216,9 +225,8 @@ class MotionGuideSaveSMPLMotion:
     DESCRIPTION = "Saves an SMPL sequence as .npz (MotionGuide, 4D-Humans or AMASS layout) without overwriting."
 
     def save(self, motion, filename_prefix, format, smpl_model=None):
-        from ..pipelines.smpl.motion.importers import save_motion_file
-
         from ..pipelines.output_paths import save_new
+        from ..pipelines.smpl.motion.importers import save_motion_file
 
         _check_motion(motion, "motion")
         written = save_new(output_directory(), filename_prefix or "smpl_motion", ".npz",

@@ -1,11 +1,18 @@
 """The pinhole camera of SMPL sequences: HMR2's intrinsics rule and the projection, defined once.
 
 Camera coordinates are OpenCV's (x right, y down, z forward, metres); pixels have their origin at the image's
-top-left corner. Both functions take numpy arrays or torch tensors and return the same kind.
+top-left corner. The projection takes numpy arrays or torch tensors and returns the same kind.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from .size_limits import check_image_size
+
+if TYPE_CHECKING:
+    import torch
 
 HMR2_FOCAL_LENGTH = 5000.0  # HMR2 / 4D-Humans / Champ: focal length in pixels of the 256-pixel crop
 HMR2_CROP_SIZE = 256
@@ -58,3 +65,36 @@ def project(points, K, znear: float = 1e-6):
     u = (k[..., 0, 0] * x + k[..., 0, 1] * y) / z_safe + k[..., 0, 2]
     v = k[..., 1, 1] * y / z_safe + k[..., 1, 2]
     return stack([u, v], -1)
+
+
+def scale_intrinsics(K: np.ndarray | torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
+    """Intrinsics `(…, 3, 3)` of the same camera for an image resized from ``from_size`` to ``to_size`` (W, H).
+
+    Focal lengths scale with the size; the principal point maps like pixel centres, ``c' = (c + 0.5)·s − 0.5``.
+    """
+    import torch
+
+    K = torch.as_tensor(np.asarray(K), dtype=torch.float32).clone()
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    if (sx, sy) == (1.0, 1.0):
+        return K
+    K[..., 0, 0] *= sx
+    K[..., 0, 1] *= sx
+    K[..., 1, 1] *= sy
+    K[..., 0, 2] = (K[..., 0, 2] + 0.5) * sx - 0.5
+    K[..., 1, 2] = (K[..., 1, 2] + 0.5) * sy - 0.5
+    return K
+
+
+def output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
+    """The render size for a sequence: ``(width, height)``, 0 taking the sequence's ``image_size`` (one of them 0
+    keeps its aspect ratio), bounded by the pack's image-size limit."""
+    seq_w, seq_h = seq["image_size"]
+    if width < 0 or height < 0:
+        raise ValueError(f"width/height must be ≥ 0 (0 = the sequence's {seq_w}×{seq_h}), got {width}×{height}.")
+    if width and not height:
+        height = round(seq_h * width / seq_w)
+    elif height and not width:
+        width = round(seq_w * height / seq_h)
+    return check_image_size(width or seq_w, height or seq_h, "Render size",
+                            "set width/height on the node (0 takes the sequence's image_size).")

@@ -23,8 +23,8 @@ from motionguide.nodes.render import MotionGuideRenderSCAIL  # noqa: E402
 from motionguide.pipelines.dwpose.draw import draw_pose_map  # noqa: E402
 from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints  # noqa: E402
 from motionguide.pipelines.smpl.body.anny_cache import load_anny_body  # noqa: E402
-from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
 from motionguide.pipelines.smpl.estimate.nlf import sequence_in_camera  # noqa: E402
+from motionguide.pipelines.smpl.motion.camera import set_camera  # noqa: E402
 from motionguide.pipelines.smpl.motion.sequence import load_sequence, slice_sequence  # noqa: E402
 from motionguide.pipelines.smpl.motion.transfer import transfer_shape  # noqa: E402
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 from motionguide.pipelines.smpl.body import anny_retarget as ar
+from motionguide.pipelines.smpl.body.phenotype import PHENOTYPE_LABELS
 from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
-from motionguide.pipelines.smpl.motion.sequence import PHENOTYPE_LABELS, validate_sequence
+from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 
 FACING_CAMERA = np.array([np.pi, 0.0, 0.0])  # SMPL's +y up / +z forward → camera −y up, body facing the camera
 FRAMES = 60
@@ -220,8 +221,8 @@ def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
     Shape / NLF Poses to SMPL fit there (a real ComfyUI run failed with 'element 0 of tensors does not require
     grad')."""
     from motionguide.pipelines.smpl.body import anny_cache
-    from motionguide.pipelines.smpl.motion.anny_shape import fit_phenotype
     from motionguide.pipelines.smpl.estimate.joint_fit import fit_joints
+    from motionguide.pipelines.smpl.motion.anny_shape import fit_phenotype
 
     monkeypatch.setattr(anny_cache, "_BODIES", {})  # load afresh, as the node does in a new ComfyUI process
     pose = np.zeros((1, 69))

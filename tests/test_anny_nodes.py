@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from motionguide.nodes import smpl as smpl_nodes
 from motionguide.pipelines.smpl.body import anny_cache
-from motionguide.pipelines.smpl.motion.sequence import load_sequence, resample_sequence, save_sequence, validate_sequence
-
+from motionguide.pipelines.smpl.motion.sequence import (
+    load_sequence,
+    resample_sequence,
+    save_sequence,
+    validate_sequence,
+)
 from test_anny_body import walk_turn_raise
 
 
@@ -125,7 +129,7 @@ def test_transfer_uses_the_reference_phenotype(anny_body):
     np.testing.assert_allclose(out["phenotype"], child)
     assert out["model_type"] == "smpl"
     # the transferred body is the child: fitted to the 500 px box, feet on its bottom edge
-    from motionguide.pipelines.render.smpl_render import pose_sequence
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
 
     vertices, _ = pose_sequence(anny_body, validate_sequence(dict(out)))
     frame0 = vertices[0].double().numpy()

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from motionguide.batch.fake_comfyui import FakeComfyUI, output_bytes
 from motionguide.batch import client as batch_client
 from motionguide.batch import state as batch_state
+from motionguide.batch.fake_comfyui import FakeComfyUI, output_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 

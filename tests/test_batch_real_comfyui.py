@@ -13,10 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
+from motionguide.batch import client as batch_client
 from motionguide.batch.fake_comfyui import free_port
 from real_comfyui import COMFY, SKIP_REASON, comfy_env, comfy_python, is_checkout
-from motionguide.batch import client as batch_client
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not is_checkout("main.py"), reason=SKIP_REASON)
@@ -97,7 +96,6 @@ def test_real_server_happy_path_validation_and_rerun(tmp_path, comfy):
 def test_real_server_runs_the_packs_smpl_example_on_tiny_models(tmp_path, comfy):
     """Example (b) (core video nodes, DWPose, HMR2, SMPL, render, sampler) queued twice by the batch client."""
     import cv2
-
     from motionguide.pipelines.video.io import read_video, write_video
 
     url, base = comfy

@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from motionguide.headless import demo
 from motionguide.headless.execute import node_classes
 from motionguide.headless.workflow_runner import load_workflow, run_workflow

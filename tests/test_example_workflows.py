@@ -140,7 +140,6 @@ def test_model_entries_note_and_thumbnail(path):
     .sft file with its direct URL): anything else opens a Missing Models dialog although the file is installed.
     Every model file the workflow reads is named in the note instead, with its folder and source."""
     import cv2
-
     from motionguide.nodes import comfy_adapter
 
     ui = json.loads(path.read_text())
@@ -217,7 +216,6 @@ def small_inputs(tmp_path, monkeypatch):
 def test_api_workflow_runs_on_tiny_models(path, classes, small_inputs, use_models_dir, tiny_dwpose_dir, tiny_svd_dir,
                                           tiny_mimicmotion_path, smpl_model_dir, hmr2_tiny_checkpoint, request):
     import torch
-
     from motionguide.headless.workflow_runner import run_workflow
 
     workflow = json.loads(path.read_text())

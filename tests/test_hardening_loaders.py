@@ -6,7 +6,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from motionguide.pipelines.mimicmotion.loading import read_state_dict
 from motionguide.pipelines.smpl.body.body_model import read_model_arrays
 from motionguide.pipelines.smpl.estimate.hmr2 import read_checkpoint

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 from motionguide.pipelines import output_paths
 from motionguide.pipelines.output_paths import unique_path
 
@@ -142,7 +141,6 @@ def test_save_pose_per_frame_leaves_nothing_on_a_full_disk(tmp_path, monkeypatch
 
 def test_save_image_set_is_removed_on_a_full_disk(tmp_path, monkeypatch):
     import torch
-
     from motionguide.headless import core_standins
 
     monkeypatch.setenv("MOTIONGUIDE_OUTPUT_DIR", str(tmp_path))

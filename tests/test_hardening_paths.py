@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 from motionguide.nodes import pose as pose_nodes
 from motionguide.nodes import smpl as smpl_nodes
 

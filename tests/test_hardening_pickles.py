@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse
-
 from motionguide.pipelines.smpl.body.safe_pickle import UnsafePickleError, load_smpl_pickle
 
 

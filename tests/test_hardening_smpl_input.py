@@ -2,7 +2,6 @@
 empty maps or joints at (0, 0) (issue 11 item 10)."""
 import numpy as np
 import pytest
-
 from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from motionguide.nodes import comfy_adapter
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle as rotmat_to_axis_angle
 from motionguide.pipelines.smpl.estimate.estimator import (
     SMPLEstimator,
     assemble_sequence,
@@ -23,7 +23,6 @@ from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
     crop_person,
     full_image_focal,
 )
-from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle as rotmat_to_axis_angle
 
 WIDTH, HEIGHT = 160, 120
 

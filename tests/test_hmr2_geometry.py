@@ -5,9 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
-from scipy.spatial.transform import Rotation
-
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle
 from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
     antialias_sigma,
     box_center_and_size,
@@ -20,8 +18,8 @@ from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
     rot6d_to_rotmat,
     to_uint8_frames,
 )
-from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle
-
+from scipy.ndimage import gaussian_filter
+from scipy.spatial.transform import Rotation
 
 # ---------------------------------------------------------------------------------------------------- boxes
 

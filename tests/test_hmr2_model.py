@@ -5,7 +5,7 @@ import types
 import numpy as np
 import pytest
 import torch
-
+from motionguide.headless.tiny_models.hmr2 import TINY_CONFIG, build_tiny_hmr2, tiny_hmr2_state_dict
 from motionguide.pipelines.smpl.estimate.hmr2 import (
     CONFIG_ENTRY,
     config_from_checkpoint_meta,
@@ -14,7 +14,6 @@ from motionguide.pipelines.smpl.estimate.hmr2 import (
     read_checkpoint,
 )
 from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network
-from motionguide.headless.tiny_models.hmr2 import TINY_CONFIG, build_tiny_hmr2, tiny_hmr2_state_dict
 
 # Names and shapes of the public HMR2.0 checkpoint's state_dict (from the 4D-Humans module tree).
 PUBLIC_KEYS = {

@@ -11,9 +11,8 @@ al.'s 6D → rotation matrix). It uses none of ``pipelines/smpl``'s modules, onl
 import pytest
 import torch
 import torch.nn.functional as F
-
-from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network
 from motionguide.headless.tiny_models.hmr2 import TINY_CONFIG, tiny_hmr2_state_dict
+from motionguide.pipelines.smpl.estimate.hmr2_vit import HMR2Config, HMR2Network
 
 
 def _layer_norm(x, sd, prefix, eps):

@@ -144,3 +144,99 @@ def test_the_checks_catch_a_cycle_and_a_wrong_direction(tmp_path):
 def test_shared_option_constants_import_nothing():
     # nodes/ reads pipelines/options.py at import; it must not pull numpy/torch/OpenCV into the pack's import.
     assert [(b, line) for a, b, line, _how in imports(ROOT) if a == "pipelines.options"] == []
+
+
+# Rooms inside pipelines/smpl/: a body model knows nothing of sequences; sequences (motion) know bodies; estimators
+# make sequences. render/ may use smpl/, never the reverse (the renderer is built on the body, not under it).
+SMPL_ROOM_ORDER = ("body", "motion", "estimate")
+
+
+def room(module: str) -> str:
+    """``pipelines.smpl.motion.sequence`` → ``smpl.motion``; ``pipelines.render.maps`` → ``render``;
+    ``pipelines.pinhole`` → ``pinhole``; modules outside ``pipelines`` → ``""``."""
+    parts = module.split(".")
+    if parts[0] != "pipelines" or len(parts) < 2:
+        return ""
+    if parts[1] == "smpl" and len(parts) > 3:
+        return f"smpl.{parts[2]}"
+    return parts[1]
+
+
+def pipeline_room_problems(edges) -> list[str]:
+    problems = []
+    for importer, imported, line, how in edges:
+        a, b = room(importer), room(imported)
+        if not a or not b or a == b:
+            continue
+        where = f"{importer.replace('.', '/')}.py line {line}: {how}"
+        if a.startswith("smpl") and b == "render":
+            problems.append(f"{where} (smpl/ must not import render/: render is built on smpl)")
+        if a.startswith("smpl.") and b.startswith("smpl."):
+            rank_a, rank_b = (SMPL_ROOM_ORDER.index(x.split(".")[1]) for x in (a, b))
+            if rank_b > rank_a:
+                problems.append(f"{where} (smpl rooms import downwards only: {' ← '.join(SMPL_ROOM_ORDER)})")
+    rooms = [(room(a), room(b), line, how) for a, b, line, how in edges if room(a) and room(b) and room(a) != room(b)]
+    for group in import_cycles(rooms):
+        problems.append("pipelines/ rooms import each other: " + " <-> ".join(group))
+    return problems
+
+
+def test_pipeline_rooms_import_one_way():
+    problems = pipeline_room_problems(imports(ROOT))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_room_check_catches_smpl_importing_render_and_a_room_loop():
+    edges = [("pipelines.smpl.estimate.nlf", "pipelines.render.smpl_render", 3, "from ...render import x"),
+             ("pipelines.smpl.body.anny_body", "pipelines.smpl.motion.sequence", 4, "from ..motion import y"),
+             ("pipelines.dwpose.draw", "pipelines.video.io", 5, "from ..video import io"),
+             ("pipelines.video.io", "pipelines.dwpose.draw", 6, "from ..dwpose import draw")]
+    problems = pipeline_room_problems(edges)
+    assert problems[0].endswith("(smpl/ must not import render/: render is built on smpl)")
+    assert "smpl rooms import downwards only" in problems[1]
+    assert problems[2] == "pipelines/ rooms import each other: dwpose <-> video"
+    assert len(problems) == 3
+
+
+TEST_ONLY_MODULES = {p.stem for p in (ROOT / "tests").glob("*.py")} | {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+
+
+def shipped_files_reaching_tests(root: Path) -> list[str]:
+    """Shipped files (everything outside ``tests/``) that put ``tests/`` on ``sys.path`` or import a module that
+    only ``tests/`` holds: shipped code must run from a copy of the pack without its tests."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        here = []
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("tests", ".venv", ".cache") or rel.parts[0].startswith("."):
+            continue
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source, filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("insert", "append", "extend")
+                    and ast.get_source_segment(source, node.func.value) == "sys.path"
+                    and "tests" in ast.get_source_segment(source, node)):
+                here.append((node.lineno, f"{rel} line {node.lineno}: puts tests/ on sys.path"))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] in TEST_ONLY_MODULES:
+                    here.append((node.lineno, f"{rel} line {node.lineno}: imports {node.module} from tests/"))
+            elif isinstance(node, ast.Import):
+                here += [(node.lineno, f"{rel} line {node.lineno}: imports {a.name} from tests/") for a in node.names
+                         if a.name.split(".")[0] in TEST_ONLY_MODULES]
+        found += [text for _line, text in sorted(here)]
+    return found
+
+
+def test_shipped_code_never_reaches_into_tests():
+    found = shipped_files_reaching_tests(ROOT)
+    assert not found, "\n".join(found)
+
+
+def test_the_tests_dir_check_catches_a_path_edit_and_an_import(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "b.py").write_text(
+        "import sys\nsys.path.insert(0, str(ROOT / 'tests'))\nfrom tiny_models.svd import x\nimport json\n")
+    (tmp_path / "tests" / "t.py").write_text("import sys\nsys.path.insert(0, 'tests')\n")
+    assert shipped_files_reaching_tests(tmp_path) == ["bench/b.py line 2: puts tests/ on sys.path",
+                                           "bench/b.py line 3: imports tiny_models.svd from tests/"]

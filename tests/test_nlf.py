@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from motionguide.nodes.nlf import MotionGuideSMPLToNLF
-from motionguide.pipelines.render.smpl_render import pose_sequence
 from motionguide.pipelines.smpl.body.body_model import load_body_model
 from motionguide.pipelines.smpl.estimate.nlf import dolly_to_camera, first_person_track, fov_intrinsics, nlf_frames
+from motionguide.pipelines.smpl.motion.posing import pose_sequence
 from scipy.spatial.transform import Rotation
 
 W, H = 256, 384

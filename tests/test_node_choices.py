@@ -2,19 +2,14 @@
 ``pipelines/options.py``), and every combo input of every node is classified, so a new one cannot drift unseen."""
 from __future__ import annotations
 
-import pytest
-
 import motionguide
+import pytest
 from motionguide.pipelines import options
 from motionguide.pipelines.dwpose import align, draw, tracking
 from motionguide.pipelines.mimicmotion import loading, sampler, schedule, tiles
 from motionguide.pipelines.render import maps, scail
-from motionguide.pipelines.smpl.motion import anny_shape
-from motionguide.pipelines.smpl.motion import camera
-from motionguide.pipelines.smpl.motion import importers
 from motionguide.pipelines.smpl.estimate import nlf
-from motionguide.pipelines.smpl.motion import smoothing
-from motionguide.pipelines.smpl.motion import transfer
+from motionguide.pipelines.smpl.motion import anny_shape, camera, importers, smoothing, transfer
 
 # (node id, input) -> the constant the pipeline checks that value against.
 PIPELINE_CHOICES = {

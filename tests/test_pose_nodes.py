@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from motionguide.headless.tiny_models.dwpose import person_image
-
 from motionguide.nodes import comfy_adapter
 from motionguide.nodes import pose as nodes
 from motionguide.pipelines.dwpose import draw, wholebody

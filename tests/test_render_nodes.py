@@ -8,9 +8,9 @@ from motionguide.nodes import comfy_adapter as adapter
 from motionguide.nodes.render import MotionGuideRenderSMPL, MotionGuideSMPLToPose
 from motionguide.pipelines.render import maps as maps_module
 from motionguide.pipelines.render.maps import PART_PALETTE, render_maps
-from motionguide.pipelines.render.smpl_render import pose_sequence
 from motionguide.pipelines.render.surface import vertex_normals
 from motionguide.pipelines.smpl.body.body_model import load_body_model
+from motionguide.pipelines.smpl.motion.posing import pose_sequence
 from scipy.spatial.transform import Rotation
 
 W, H = 192, 288

@@ -149,8 +149,8 @@ def test_pyrender_agrees_on_the_synthetic_smpl_body(smpl_model_dir):
     import math
 
     import numpy as np
-    from motionguide.pipelines.render.smpl_render import pose_sequence
     from motionguide.pipelines.smpl.body.body_model import load_body_model
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
     from scipy.spatial.transform import Rotation
 
     body = load_body_model(smpl_model_dir, "neutral", "smpl")

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from motionguide.pipelines.pinhole import scale_intrinsics
 from motionguide.pipelines.render.skeleton import (
     OPENPOSE18_FROM_SMPL45,
     graft_hands_and_face,
@@ -14,9 +15,10 @@ from motionguide.pipelines.render.skeleton import (
     to_pose_keypoint,
     visible_fraction,
 )
-from motionguide.pipelines.render.smpl_render import pose_sequence, scale_intrinsics, sequence_to_pose_keypoints
+from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints
 from motionguide.pipelines.smpl.body.body_model import OPENPOSE18_FROM_SMPL45 as SMPL_MAP
 from motionguide.pipelines.smpl.body.body_model import load_body_model
+from motionguide.pipelines.smpl.motion.posing import pose_sequence
 from scipy.spatial.transform import Rotation
 
 W, H = 256, 384

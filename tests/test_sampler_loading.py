@@ -4,10 +4,9 @@ import shutil
 
 import pytest
 import torch
-
+from motionguide.headless.tiny_models.svd import TINY_UNET_CONFIG, build_tiny_mimicmotion
 from motionguide.pipelines.mimicmotion import loading
 from motionguide.pipelines.mimicmotion.pose_net import PoseNet
-from motionguide.headless.tiny_models.svd import TINY_UNET_CONFIG, build_tiny_mimicmotion
 
 
 def _load(svd, ckpt, **kw):

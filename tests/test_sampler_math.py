@@ -4,11 +4,14 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from motionguide.pipelines.mimicmotion import schedule as sched
 from motionguide.pipelines.mimicmotion.decode import chunk_blend_weights, plan_decode_chunks
-from motionguide.pipelines.mimicmotion.preprocess import (antialias_resize, cover_resize_crop, uint8_round_trip,
-                                                          reference_size)
+from motionguide.pipelines.mimicmotion.preprocess import (
+    antialias_resize,
+    cover_resize_crop,
+    reference_size,
+    uint8_round_trip,
+)
 from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline
 from motionguide.pipelines.mimicmotion.tiles import fusion_shares, plan_tiles, tile_weights
 
@@ -74,7 +77,6 @@ def test_karras_sigmas_and_timesteps_25_steps():
 
 def test_schedule_matches_diffusers_svd_scheduler():
     from diffusers import EulerDiscreteScheduler
-
     from motionguide.headless.tiny_models.svd import SCHEDULER_CONFIG
 
     scheduler = EulerDiscreteScheduler.from_config(SCHEDULER_CONFIG)

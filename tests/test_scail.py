@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 from motionguide.nodes.render import MotionGuideRenderSCAIL
-from motionguide.pipelines.render.scail import (IDENTITY_PALETTE, capsule_segments, half_size, identity_mask,
-                                                 limb_color, render_capsules)
+from motionguide.pipelines.render.scail import (
+    IDENTITY_PALETTE,
+    capsule_segments,
+    half_size,
+    identity_mask,
+    limb_color,
+    render_capsules,
+)
 from motionguide.pipelines.smpl.body.body_model import load_body_model
 from motionguide.pipelines.smpl.estimate.nlf import fov_intrinsics
 from scipy.spatial.transform import Rotation

@@ -5,10 +5,9 @@ import pickletools
 import numpy as np
 import pytest
 import torch
-
+from motionguide.headless.tiny_models.smpl import REST_JOINTS, build_synthetic_smpl_arrays
 from motionguide.pipelines.smpl.body import body_model as bm
 from motionguide.pipelines.smpl.body.safe_pickle import UnsafePickleError, load_smpl_pickle
-from motionguide.headless.tiny_models.smpl import REST_JOINTS, build_synthetic_smpl_arrays
 
 
 def _random_motion(frames=6, seed=0):

@@ -1,11 +1,10 @@
 """Camera orbit/dolly/zoom/paths and temporal smoothing."""
 import numpy as np
 import pytest
-
 from motionguide.pipelines.smpl.body import body_model as bm
+from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from motionguide.pipelines.smpl.motion import camera as cam
 from motionguide.pipelines.smpl.motion import smoothing as sm
-from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 from motionguide.pipelines.smpl.motion.transfer import project
 

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch
-
 from motionguide.pipelines.smpl.body import body_model as bm
-from motionguide.pipelines.smpl.motion import importers as im
 from motionguide.pipelines.smpl.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from motionguide.pipelines.smpl.body.safe_pickle import UnsafePickleError
+from motionguide.pipelines.smpl.motion import importers as im
 from motionguide.pipelines.smpl.motion.sequence import validate_sequence
 from motionguide.pipelines.smpl.motion.transfer import project
 

@@ -1,7 +1,6 @@
 """SMPL node classes called the way ComfyUI calls them."""
 import numpy as np
 import pytest
-
 from motionguide.nodes import smpl as nodes
 from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle, rotation_about_axis
 from motionguide.pipelines.smpl.motion.sequence import load_sequence, validate_sequence

@@ -1,7 +1,6 @@
 """SMPL_SEQUENCE checks, files and resampling."""
 import numpy as np
 import pytest
-
 from motionguide.pipelines.smpl.motion import sequence as sq
 
 

@@ -1,10 +1,9 @@
 """Shape transfer geometry on the synthetic body model (DESIGN §7)."""
 import numpy as np
 import pytest
-
 from motionguide.pipelines.smpl.body import body_model as bm
+from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle, rotation_about_axis
 from motionguide.pipelines.smpl.motion import transfer as tr
-from motionguide.pipelines.smpl.body.rotations import rotation_about_axis, matrix_to_axis_angle
 from motionguide.pipelines.smpl.motion.sequence import default_intrinsics, validate_sequence
 
 # HMR2 puts a standing person in OpenCV camera axes with a 180° turn about x (SMPL y-up → camera y-down).

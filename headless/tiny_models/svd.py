@@ -144,7 +144,6 @@ def build_tiny_mimicmotion(path, unet, seed: int = 0, prefixes: tuple[str, str] 
     """
     import torch
     from diffusers import UNetSpatioTemporalConditionModel
-
     from motionguide.pipelines.mimicmotion.pose_net import PoseNet
 
     config = {k: v for k, v in _unet_config(unet).items() if not k.startswith("_")}

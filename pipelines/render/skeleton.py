@@ -22,8 +22,8 @@ from contextlib import nullcontext
 
 import torch
 
-from ..smpl.body.joints import HIP_OUTWARD, HIP_TO_PELVIS, OPENPOSE18_FROM_SMPL45, SMPL_PARENTS, openpose18_from_smpl
 from ..pinhole import project as pinhole_project
+from ..smpl.body.joints import HIP_OUTWARD, HIP_TO_PELVIS, OPENPOSE18_FROM_SMPL45, SMPL_PARENTS, openpose18_from_smpl
 from .maps import choose_backend, surface_renderer
 from .surface import face_labels
 

@@ -11,43 +11,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..size_limits import check_image_size
+from ..pinhole import output_size, scale_intrinsics
+from ..smpl.motion.posing import pose_sequence
 from ..smpl.motion.sequence import validate_sequence
 from .maps import ALL_MAPS, DEFAULT_DEPTH_FLOOR, render_maps
 from .skeleton import DEFAULT_FLOOR, FEET_FROM_SMPL45, foot_keypoints, skeleton_keypoints, to_pose_keypoint
-
-
-def scale_intrinsics(K: np.ndarray | torch.Tensor, from_size: tuple[int, int], to_size: tuple[int, int]) -> torch.Tensor:
-    """Intrinsics `(…, 3, 3)` of the same camera for an image resized from ``from_size`` to ``to_size`` (W, H).
-
-    Focal lengths scale with the size; the principal point maps like pixel centres, ``c' = (c + 0.5)·s − 0.5``.
-    """
-    K = torch.as_tensor(np.asarray(K), dtype=torch.float32).clone()
-    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
-    if (sx, sy) == (1.0, 1.0):
-        return K
-    K[..., 0, 0] *= sx
-    K[..., 0, 1] *= sx
-    K[..., 1, 1] *= sy
-    K[..., 0, 2] = (K[..., 0, 2] + 0.5) * sx - 0.5
-    K[..., 1, 2] = (K[..., 1, 2] + 0.5) * sy - 0.5
-    return K
-
-
-def pose_sequence(model, seq: dict, *, batch_size: int = 64):
-    """Camera-space vertices `(T, V, 3)` and the model's joints (smplx `(T, 45, 3)`, Anny `(T, 63, 3)`), on CPU.
-
-    The whole sequence's vertices stay on the CPU (25 MB for 300 SMPL frames); renderers move one chunk at a
-    time to their device.
-    """
-    from ..smpl.motion.sequence import body_kwargs
-    from ..smpl.motion.transfer import check_motion_type
-
-    check_motion_type(model, seq)
-    vertices, joints = model.forward(seq["betas"], seq["global_orient"], seq["body_pose"], seq["transl"],
-                                     device="cpu", batch_size=batch_size, **body_kwargs(seq))
-    return vertices.float(), joints.float()
-
 
 MIN_BODY_DEPTH = 0.1  # metres: a root joint nearer than this (or behind the camera) projects nowhere sensible
 
@@ -65,18 +33,6 @@ def check_in_front_of_camera(joints: torch.Tensor, seq: dict) -> None:
                          "SMPL Camera: dolly) or check the motion's translation (z points away from the camera).")
 
 
-def _output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
-    seq_w, seq_h = seq["image_size"]
-    if width < 0 or height < 0:
-        raise ValueError(f"width/height must be ≥ 0 (0 = the sequence's {seq_w}×{seq_h}), got {width}×{height}.")
-    if width and not height:
-        height = round(seq_h * width / seq_w)
-    elif height and not width:
-        width = round(seq_w * height / seq_h)
-    return check_image_size(width or seq_w, height or seq_h, "Render size",
-                            "set width/height on the node (0 takes the sequence's image_size).")
-
-
 def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, maps=ALL_MAPS,
                          backend: str = "auto", device="cpu", chunk_size: int = 16,
                          depth_floor: float = DEFAULT_DEPTH_FLOOR,
@@ -86,7 +42,7 @@ def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, m
     ``width``/``height`` 0 keep the sequence's ``image_size`` (one of them 0 keeps its aspect ratio).
     """
     seq = validate_sequence(seq)
-    size = _output_size(seq, width, height)
+    size = output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
     vertices, joints = pose_sequence(model, seq)
     check_in_front_of_camera(joints, seq)
@@ -115,7 +71,7 @@ def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int 
     if driving is not None and len(driving) != frames:
         raise ValueError(f"driving_pose has {len(driving)} frames but the SMPL sequence has {frames}; use the "
                          "POSE_KEYPOINT of the same driving video (or leave it unconnected).")
-    size = _output_size(seq, width, height)
+    size = output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
     vertices, joints = pose_sequence(model, seq)
     feet_3d = joints[:, FEET_FROM_SMPL45]  # smplx's 45-joint layout (the built-in body keeps it for 0..44)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from motionguide.headless.tiny_models.dwpose import build_tiny_dwpose
 
 

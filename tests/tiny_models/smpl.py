@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from motionguide.headless.tiny_models.smpl import build_synthetic_smpl, build_synthetic_smplx
 
 

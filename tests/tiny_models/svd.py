@@ -4,8 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from motionguide.headless.tiny_models.svd import MIMICMOTION_NAME, SVD_FOLDER_NAME, build_tiny_mimicmotion, build_tiny_svd
+from motionguide.headless.tiny_models.svd import (
+    MIMICMOTION_NAME,
+    SVD_FOLDER_NAME,
+    build_tiny_mimicmotion,
+    build_tiny_svd,
+)
 
 
 @pytest.fixture(scope="session")

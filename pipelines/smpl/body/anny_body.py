@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .anny_retarget import NUM_HAND_JOINTS, SMPL_PARENTS, SMPL_REST_JOINTS, Retarget, smpl_global_rotations
-from ..motion.sequence import check_phenotype
+from .phenotype import check_phenotype
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .joints import OPENPOSE18_FROM_SMPL45, openpose18_from_smpl  # noqa: F401  (the map is re-exported)
 from ...weights import npz_array, open_npz
+from .joints import OPENPOSE18_FROM_SMPL45, openpose18_from_smpl  # noqa: F401  (the map is re-exported)
 from .safe_pickle import load_smpl_pickle
 
 logger = logging.getLogger(__name__)

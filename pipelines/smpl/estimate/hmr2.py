@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ...weights import describe_load_error, load_pickle_weights_only, load_safetensors, unreadable_file
+from ..body.rotations import matrix_to_axis_angle
 from .estimator import ProgressCallback, assemble_sequence
 from .hmr2_geometry import (
     box_center_and_size,
@@ -26,7 +27,6 @@ from .hmr2_geometry import (
     to_uint8_frames,
 )
 from .hmr2_vit import HMR2Config, HMR2Network
-from ..body.rotations import matrix_to_axis_angle
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from ...options import NLF_CAMERAS as CAMERAS
+from ...pinhole import output_size, scale_intrinsics
+from ..motion.posing import pose_sequence
 from ..motion.sequence import validate_sequence
 
 NLF_KEY = "joints3d_nonparam"
@@ -56,8 +58,6 @@ def dolly_to_camera(joints: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, an
 
 def sequence_joints(model, seq: dict) -> np.ndarray:
     """SMPL-layout 24 joints `(T, 24, 3)` in metres, camera space, of the sequence posed on ``model``."""
-    from ...render.smpl_render import pose_sequence
-
     _, joints = pose_sequence(model, seq)
     return joints[:, :NUM_JOINTS].double().numpy()
 
@@ -66,12 +66,10 @@ def sequence_in_camera(model, seq: dict, *, width: int = 0, height: int = 0, cam
     """The sequence framed for a ``width`` × ``height`` image in ``camera``: intrinsics rescaled to that size and,
     for ``"nlf_fov55"``, NLF's camera with every frame's body dollied (:func:`dolly_to_camera` on the pelvis, the
     same shift added to ``transl``), so meshes, capsules and keypoints rendered from it all agree."""
-    from ...render.smpl_render import _output_size, scale_intrinsics
-
     if camera not in CAMERAS:
         raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}.")
     seq = validate_sequence(seq)
-    size = _output_size(seq, width, height)
+    size = output_size(seq, width, height)
     out = dict(seq, image_size=size)
     K_seq = scale_intrinsics(seq["K"], seq["image_size"], size).double().numpy()
     if camera == "sequence":

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ...options import BODY_SHAPE_MODES
-from .sequence import PHENOTYPE_LABELS, check_phenotype, validate_sequence
+from ..body.phenotype import PHENOTYPE_LABELS, check_phenotype
+from .sequence import validate_sequence
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...output_paths import new_file
 from ...pinhole import intrinsics
+from ..body.phenotype import check_phenotype
 from ..body.rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ PER_FRAME = ("betas", "global_orient", "body_pose", "transl", "K", "valid", "bbo
 OPTIONAL_PER_FRAME = ("keypoints", "hand_pose")
 WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "transl": (3,), "K": (3, 3),
           "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
-PHENOTYPE_LABELS = ("gender", "age", "muscle", "weight", "height", "proportions")
 MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
 DEFAULT_FPS = 30.0
 
@@ -149,32 +149,6 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
         if key not in out and key not in OPTIONAL_PER_FRAME + ("phenotype",):
             out[key] = value
     return out
-
-
-def check_phenotype(values, name: str = "phenotype") -> np.ndarray:
-    """(6,) float32 Anny phenotype in 0..1 (a dict by label, or per-frame copies, are accepted).
-
-    Raises:
-        `ValueError` naming the values outside 0..1 or the wrong shape.
-    """
-    if isinstance(values, dict):
-        unknown = set(values) - set(PHENOTYPE_LABELS)
-        if unknown:
-            raise ValueError(f"{name}: unknown keys {sorted(unknown)}; use {list(PHENOTYPE_LABELS)}.")
-        missing = [k for k in PHENOTYPE_LABELS if k not in values]
-        if missing:
-            raise ValueError(f"{name}: missing {missing}.")
-        values = [values[k] for k in PHENOTYPE_LABELS]
-    arr = np.asarray(values, dtype=np.float32)
-    if arr.ndim == 2 and arr.shape[0] >= 1:
-        arr = arr[0]
-    if arr.shape != (len(PHENOTYPE_LABELS),):
-        raise ValueError(f"{name} must hold {len(PHENOTYPE_LABELS)} values {list(PHENOTYPE_LABELS)}, "
-                         f"got shape {arr.shape}.")
-    bad = [f"{k}={float(v):g}" for k, v in zip(PHENOTYPE_LABELS, arr) if not 0.0 <= float(v) <= 1.0]
-    if bad:
-        raise ValueError(f"{name} values must lie in 0..1; got {', '.join(bad)}. Set them between 0 and 1.")
-    return arr
 
 
 def body_kwargs(seq: dict) -> dict:

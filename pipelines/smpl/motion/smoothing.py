@@ -12,8 +12,16 @@ import numpy as np
 
 from ...options import BETAS_MODES, ROTATION_SPACES, TRANSLATION_FILTERS
 from ...temporal_filters import one_euro, savgol
-from ..body.rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, continuous_quaternions, matrix_to_6d,
-                        matrix_to_axis_angle, quaternion_to_axis_angle, sixd_to_matrix, slerp)
+from ..body.rotations import (
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    continuous_quaternions,
+    matrix_to_6d,
+    matrix_to_axis_angle,
+    quaternion_to_axis_angle,
+    sixd_to_matrix,
+    slerp,
+)
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
-from ..body.joints import openpose18_from_smpl
 from ...pinhole import project
+from ..body.joints import openpose18_from_smpl
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .posing import check_motion_type
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
@@ -46,19 +47,6 @@ GROUND_PERCENTILE = 10.0
 def rest_height(model, betas, phenotype=None) -> np.ndarray:
     """(T,) standing height in metres of the body shaped by ``betas`` (SMPL) or ``phenotype`` (Anny)."""
     return model.rest_height(np.atleast_2d(np.asarray(betas, dtype=np.float64)), phenotype=phenotype)
-
-
-def motion_types(model) -> tuple[str, ...]:
-    """Sequence ``model_type`` values the body model can play (Anny: SMPL and SMPL-X rotations)."""
-    return tuple(getattr(model, "motion_types", (model.model_type,)))
-
-
-def check_motion_type(model, *seqs) -> None:
-    types = motion_types(model)
-    bad = [seq["model_type"] for seq in seqs if seq.get("model_type", "smpl") not in types]
-    if bad:
-        raise ValueError(f"the sequence is {bad[0]!r} but the body model is {model.model_type!r} (it plays "
-                         f"{', '.join(types)}); load the matching body model (Load Body Model).")
 
 
 def root_compensation(model, transl, betas_from, betas_to, phenotype_from=None, phenotype_to=None) -> np.ndarray:
