@@ -153,21 +153,23 @@ def run(pipe, frames, args, options, inputs=None):
 
 def pose_cache_report(pipe, frames, args):
     """Runs one step and measures the PoseNet cache the sampler keeps: bytes per frame, channels, pinned."""
-    seen = {}
-    original = pipe._encode_pose
+    from motionguide.pipelines.mimicmotion.pose_guidance import PoseGuidance
 
-    def record(*a, **k):
-        cache = original(*a, **k)
+    seen = {}
+    original = PoseGuidance.prepare
+
+    def record(self, *a, **k):
+        original(self, *a, **k)
+        cache = self.features
         seen.update(bytes=cache.numel() * cache.element_size(), channels=cache.shape[1], frames=cache.shape[0],
                     pinned=cache.is_pinned() if cache.device.type == "cpu" and torch.cuda.is_available() else None,
                     device=str(cache.device))
-        return cache
 
-    pipe._encode_pose = record
+    PoseGuidance.prepare = record
     try:
         run(pipe, frames, argparse.Namespace(**{**vars(args), "steps": 1}), SamplerOptions())
     finally:
-        pipe._encode_pose = original
+        PoseGuidance.prepare = original
     out_channels = pipe.model.pose_net.final_proj.out_channels
     per_frame = seen["bytes"] / seen["frames"]
     real = {c: c * (1024 // 8) * (576 // 8) * 2 for c in (128, 320)}  # MimicMotion at 576×1024, fp16

@@ -195,14 +195,20 @@ def test_posenet_cache_holds_128_channels_for_a_320_wide_unet(models):
     model = MotionModel(unet=tiny.unet, pose_net=pose_net, vae=tiny.vae, image_encoder=tiny.image_encoder,
                         scheduler_config=tiny.scheduler_config, image_mean=tiny.image_mean, image_std=tiny.image_std,
                         dtype=torch.float32, device=torch.device("cpu"))
+    from motionguide.pipelines.guidance.hook import UNetCall
+    from motionguide.pipelines.mimicmotion.pose_guidance import PoseGuidance
+
     _, poses = inputs()
-    pipe = MimicMotionPipeline(model)
-    cache = pipe._encode_pose(poses, torch.device("cpu"))
-    assert cache.shape == (FRAMES, 128, H // 8, W // 8)  # 2.5× less than the 320-channel output
+    cpu = torch.device("cpu")
     idx = torch.tensor([0, 4, 5, 6])
     expected = pose_net(poses[idx].float() / 127.5 - 1.0)
-    torch.testing.assert_close(pipe._pose_residual(cache, idx, 1.0), expected, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(pipe._pose_residual(cache, idx, 0.5), expected * 0.5, rtol=1e-6, atol=1e-6)
+    call = UNetCall(0, 1, torch.empty(0), torch.empty(0), torch.empty(0), torch.empty(0), [idx], [True])
+    for strength in (1.0, 0.5):
+        guide = PoseGuidance(model, poses, strength=strength)
+        guide.prepare(cpu, torch.float32, cpu)
+        assert guide.features.shape == (FRAMES, 128, H // 8, W // 8)  # 2.5× less than the 320-channel output
+        assert guide.parts() == ("pose_net",)  # the projection runs per UNet call
+        torch.testing.assert_close(guide.residuals(call).conv_in, expected * strength, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.gpu

@@ -5,8 +5,6 @@ State-dict keys match the released checkpoint: ``conv_layers.{0,2,…,14}.{weigh
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
@@ -66,34 +64,3 @@ class PoseNet(nn.Module):
 
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
         return self.project(self.features(pose))
-
-
-class ConvInResidual(contextlib.AbstractContextManager):
-    """Adds a tensor to the output of ``unet.conv_in`` while active (a forward hook; the UNet class is stock).
-
-    Set :attr:`residual` before each UNet call: ``None`` for a pass without pose, else ``[B·F, C, h, w]``
-    matching ``conv_in``'s output (the sum is also the UNet's first skip connection, as in MimicMotion).
-    """
-
-    def __init__(self, unet: nn.Module):
-        self.conv_in = unet.conv_in
-        self.residual: torch.Tensor | None = None
-        self._handle = None
-
-    def _hook(self, module, args, output):
-        if self.residual is None:
-            return None
-        if self.residual.shape != output.shape:
-            raise ValueError(f"Pose features {tuple(self.residual.shape)} do not match conv_in output {tuple(output.shape)}.")
-        return output + self.residual.to(dtype=output.dtype)
-
-    def __enter__(self):
-        self._handle = self.conv_in.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        self.residual = None
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        return False

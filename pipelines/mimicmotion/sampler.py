@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..guidance.hook import GuidanceModule, UNetCall, UNetResidualHooks, sum_residuals
 from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
-from .pose_net import ConvInResidual
+from .pose_guidance import PoseGuidance
 from .preprocess import clip_input, to_unit_range, uint8_round_trip
 from .tiles import WEIGHT_SHAPES, plan_tiles, tile_weights_tensor
 
@@ -151,28 +152,6 @@ class MimicMotionPipeline:
         with m.use("vae"):
             return m.vae.encode(image.to(m.device, m.dtype)).latent_dist.mode()
 
-    @torch.no_grad()
-    def _encode_pose(self, poses: torch.Tensor, place: torch.device, chunk: int = 16) -> torch.Tensor:
-        """PoseNet on every frame, once per run, ``[F,C,h,w]`` in the model dtype (PoseNet is frame-wise, so a tile's
-        features are rows of this). The cache keeps whichever is narrower: the 128 channels before ``final_proj``
-        (MimicMotion's 320-channel UNet: 2.5× less memory; the 1×1 projection then runs per UNet call, on the
-        device) or the projected output. A CPU cache is pinned for fast copies to the GPU."""
-        m = self.model
-        project_now = m.pose_net.final_proj.out_channels <= m.pose_net.feature_channels
-        features = []
-        with m.use("pose_net"):
-            for start in range(0, poses.shape[0], chunk):
-                # reference: uint8 / 127.5 - 1 in the working precision
-                x = poses[start:start + chunk].to(m.device).to(m.dtype) / 127.5 - 1.0
-                features.append((m.pose_net(x) if project_now else m.pose_net.features(x)).to(place))
-        cache = torch.cat(features)
-        if place.type == "cpu" and m.device.type == "cuda":
-            try:
-                cache = cache.pin_memory()
-            except RuntimeError as exc:  # no pinnable memory left: pageable copies still work
-                logger.info("[MotionGuide] PoseNet cache not pinned (%s); copies will be slower.", exc)
-        return cache
-
     def _get_add_time_ids(self, fps: int, motion_bucket_id: int, noise_aug_strength: float) -> torch.Tensor:
         """``[[fps-1, motion_bucket_id, noise_aug]]`` (the reference passes fps 7 → 6)."""
         unet = self.model.unet
@@ -221,6 +200,7 @@ class MimicMotionPipeline:
                  min_guidance_scale: float = 2.0, max_guidance_scale: float = 2.0, fps: int = 7,
                  motion_bucket_id: int = 127, noise_aug_strength: float = 0.0, tile_size: int = 72,
                  tile_overlap: int = 6, seed: int = 42, options: SamplerOptions | None = None,
+                 guidance: list[GuidanceModule] | None = None,
                  callback: Callable[[int, int], None] | None = None,
                  on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> SamplerOutput:
         """Sample a video latent.
@@ -240,6 +220,8 @@ class MimicMotionPipeline:
                 trained with 72; 1.0 with 16). Bigger tiles need more memory; fewer frames than a tile gives one
                 shorter tile.
             seed (`int`): seeds the single generator (aug noise first, then the latent noise).
+            guidance (`list[GuidanceModule]`, *optional*): more guidance besides the pose maps (geometry adapter,
+                DisPose), added to the same UNet calls through :mod:`..guidance.hook`; PoseNet is always first.
             callback (`Callable[[int, int], None]`, *optional*): ``(tiles done, steps × tiles)``; may raise to cancel.
             on_step (`Callable[[int, int, torch.Tensor], None]`, *optional*): ``(steps done, steps, x0)`` after each
                 step, with the fused prediction of the clean latents ``[F,4,h,w]`` (scaled latent space), for previews.
@@ -250,6 +232,10 @@ class MimicMotionPipeline:
         self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
         num_frames = poses.shape[0]
         height, width = reference.shape[-2:]
+        modules = [PoseGuidance(m, poses, options.pose_strength, options.pose_start, options.pose_end),
+                   *(guidance or ())]
+        for module in modules[1:]:
+            module.check(num_frames, height, width)
         tiles = plan_tiles(num_frames, tile_size, tile_overlap)
         period = len(tiles[0])
         # the reference decides on max(linspace) > 1; guidance above 1 anywhere in the video needs both passes
@@ -278,19 +264,22 @@ class MimicMotionPipeline:
                                            dtype=work)
             latents = latents[0].to(m.device)  # [F,4,h,w]
             # 6. per-frame guidance and tile weights
-            guidance = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale, work).to(m.device)
+            cfg_scale = self.guidance_per_frame(num_frames, min_guidance_scale, max_guidance_scale, work).to(m.device)
             weights = tile_weights_tensor(period, options.fusion_weights, work).to(m.device)
-            # 7. PoseNet features, once per run
+            # 7. guidance features (PoseNet and any other module), once per run
             place = self._pose_cache_place(options.pose_cache, len(tiles))
-            pose_features = self._encode_pose(poses, place)
+            for module in modules:
+                module.prepare(m.device, m.dtype, place)
             # 8. denoising loop
-            latents, unet_calls = self._denoise(latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles,
-                                                weights, guidance, sigmas, timesteps, do_cfg, options, callback,
+            latents, unet_calls = self._denoise(latents, ref_latent, image_embeds, added_time_ids, modules, tiles,
+                                                weights, cfg_scale, sigmas, timesteps, do_cfg, options, callback,
                                                 on_step)
             # the reference decodes 1/scaling_factor · latents, computed in the latents' dtype
             raw = (latents * (1.0 / m.scaling_factor)).float().cpu()
             return SamplerOutput(latents=raw, tiles=tiles, sigmas=sigmas, unet_calls=unet_calls)
         finally:
+            for module in modules:
+                module.release()
             m.end_run()
 
     def _pose_cache_place(self, place: str, num_tiles: int) -> torch.device:
@@ -301,16 +290,7 @@ class MimicMotionPipeline:
             return torch.device("cpu")
         return m.device
 
-    def _pose_residual(self, pose_features: torch.Tensor, idx: torch.Tensor, strength: float) -> torch.Tensor:
-        """One tile's PoseNet output ``[T,C,h,w]`` on the device, from the cache (projected here when it holds the
-        features before ``final_proj``)."""
-        m = self.model
-        cached = pose_features[idx.to(pose_features.device)].to(m.device, non_blocking=True)
-        needs_projection = cached.shape[1] != m.pose_net.final_proj.out_channels
-        projected = m.pose_net.project(cached) if needs_projection else cached
-        return projected if strength == 1.0 else projected * strength
-
-    def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, pose_features, tiles, weights, guidance,
+    def _denoise(self, latents, ref_latent, image_embeds, added_time_ids, modules, tiles, weights, cfg_scale,
                  sigmas, timesteps, do_cfg, options, callback, on_step=None):
         """The reference's loop, with its arithmetic in ``weights.dtype`` (the model dtype by default): per step, per
         tile, ``acc[tile] += out·w`` and ``count[tile] += w``; ``acc / count``; ``u + g·(c − u)``; one Euler step whose
@@ -327,12 +307,11 @@ class MimicMotionPipeline:
         groups = [passes[i:i + options.unet_batch] for i in range(0, len(passes), options.unet_batch)]
         total = steps * len(tiles)
         unet_calls = 0
-        pose_project_needed = pose_features.shape[1] != m.pose_net.final_proj.out_channels and any(
-            options.pose_start * steps <= i < options.pose_end * steps for i in range(steps))
-        with m.use("unet", *(("pose_net",) if pose_project_needed else ())), ConvInResidual(m.unet) as pose_hook:
+        parts = dict.fromkeys(part for module in modules if any(module.active(i, steps) for i in range(steps))
+                              for part in module.parts())
+        with m.use("unet", *parts), UNetResidualHooks(m.unet) as hooks:
             for i in range(steps):
                 sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-                pose_on = options.pose_start * steps <= i < options.pose_end * steps
                 scaled = (latents / sched.input_divisor(sigma).to(m.device)).to(m.dtype)  # [F,4,h,w]
                 acc = {True: torch.zeros(latents.shape, device=m.device, dtype=work)}
                 if do_cfg:
@@ -340,23 +319,19 @@ class MimicMotionPipeline:
                 count = torch.zeros(num_frames, device=m.device, dtype=work)
                 tiles_done = 0
                 for group in groups:
-                    samples, embeds, residuals = [], [], []
+                    samples, embeds = [], []
                     for p in group:
                         idx = tile_index[p.tile]
                         cond_latent = (ref_latent if p.cond else zeros_latent).expand(period, -1, -1, -1)
                         samples.append(torch.cat([scaled[idx], cond_latent], dim=1))  # [T,8,h,w]: [noisy | ref]
                         embeds.append(image_embeds if p.cond else zeros_embeds)
-                        use_pose = p.cond and pose_on
-                        residuals.append(self._pose_residual(pose_features, idx, options.pose_strength) if use_pose else None)
-                    if all(r is None for r in residuals):
-                        pose_hook.residual = None
-                    else:
-                        shape = next(r for r in residuals if r is not None).shape
-                        pose_hook.residual = torch.cat([r if r is not None else torch.zeros(shape, device=m.device, dtype=m.dtype)
-                                                        for r in residuals])  # [B·T,C,h,w]
                     batch = len(group)
-                    out = m.unet(torch.stack(samples), timesteps[i].to(m.device), encoder_hidden_states=torch.cat(embeds),
-                                 added_time_ids=added_time_ids.expand(batch, -1), return_dict=False)[0]  # [B,T,4,h,w]
+                    call = UNetCall(i, steps, torch.stack(samples), timesteps[i].to(m.device), torch.cat(embeds),
+                                    added_time_ids.expand(batch, -1), [tile_index[p.tile] for p in group],
+                                    [p.cond for p in group])
+                    hooks.residuals = sum_residuals(modules, call)  # [B·T,...] or None
+                    out = m.unet(call.sample, call.timestep, encoder_hidden_states=call.encoder_hidden_states,
+                                 added_time_ids=call.added_time_ids, return_dict=False)[0]  # [B,T,4,h,w]
                     unet_calls += 1
                     for j, p in enumerate(group):
                         idx = tile_index[p.tile]
@@ -364,7 +339,7 @@ class MimicMotionPipeline:
                         if p.cond:
                             count[idx] += weights
                             tiles_done += 1
-                    pose_hook.residual = None
+                    hooks.residuals = None
                     if callback is not None:
                         callback(i * len(tiles) + tiles_done, total)
                 # fuse, guide, step
@@ -372,7 +347,7 @@ class MimicMotionPipeline:
                 v_pred = acc[True].div_(norm)
                 if do_cfg:
                     v_uncond = acc[False].div_(norm)
-                    v_pred = v_uncond + guidance.view(-1, 1, 1, 1) * (v_pred - v_uncond)
+                    v_pred = v_uncond + cfg_scale.view(-1, 1, 1, 1) * (v_pred - v_uncond)
                 if on_step is not None:
                     on_step(i + 1, steps, sched.predicted_x0(latents, v_pred, sigma))
                 latents = sched.euler_v_step(latents, v_pred, sigma, sigma_next)
