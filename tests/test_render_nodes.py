@@ -195,3 +195,29 @@ def test_node_declarations():
                 assert options.get("tooltip"), (cls.__name__, name)
         assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
         assert cls.CATEGORY == "MotionGuide/smpl" and cls.DESCRIPTION
+
+
+def _part_pixels(semantic, part):
+    return (torch.round(semantic * 255).to(torch.uint8) == PART_PALETTE[part]).all(-1).nonzero()
+
+
+@pytest.mark.parametrize("which", ["smpl", "anny"])
+def test_left_and_right_parts_have_their_own_colours_on_the_side_they_are(which, request):
+    """Both reference bodies (the synthetic SMPL file and the built-in Anny body), facing the camera: each
+    upper arm, forearm, thigh and shin shows in its own colour, the person's left on the image's right."""
+    if which == "smpl":
+        model = request.getfixturevalue("body")
+        seq = sequence()
+    else:
+        from motionguide.pipelines.smpl.motion.sequence import validate_sequence
+
+        model = request.getfixturevalue("anny_body")
+        seq = validate_sequence(sequence(transl=(0.0, 0.0, 3.2)))
+    from motionguide.pipelines.render.smpl_render import render_sequence_maps
+
+    out = render_sequence_maps(model, seq, maps=("semantic", "mask"), backend="torch")
+    semantic = out["semantic"][0]
+    for left, right in ((16, 17), (18, 19), (1, 2), (4, 5)):
+        lp, rp = _part_pixels(semantic, left), _part_pixels(semantic, right)
+        assert len(lp) > 15 and len(rp) > 15, (which, left, right, len(lp), len(rp))
+        assert float(lp[:, 1].float().mean()) > W / 2 > float(rp[:, 1].float().mean())
