@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..render.maps import DEPTH_NORMALISATION, SEMANTIC_PALETTE_ID
 from ..weights import open_safetensors, unreadable_file
 from .hook import GuidanceModule, UNetCall, UNetResiduals
 
@@ -28,8 +29,8 @@ METADATA_KEY = "motionguide_adapter_config"
 # Channels each map is read with (the first `n` channels of its IMAGE); all maps are scaled from 0..1 to -1..1.
 MAP_CHANNELS = {"depth": 1, "normal": 3, "semantic": 3, "mask": 1, "skeleton": 3}
 # Map conventions: fixed by name so training and inference read the same pixels (see pipelines/render/maps.py).
-SEMANTIC_PALETTES = ("motionguide-lr-v1",)
-DEPTH_NORMALISATIONS = ("per-clip",)
+SEMANTIC_PALETTES = (SEMANTIC_PALETTE_ID,)  # "motionguide-lr-v1"
+DEPTH_NORMALISATIONS = (DEPTH_NORMALISATION,)  # "per-clip"
 BASE_MODELS = ("mimicmotion-1.1", "mimicmotion-1.0")
 ENCODER_DOWNSAMPLING = 8
 
