@@ -44,7 +44,7 @@ def guidance_bundle(maps: dict[str, torch.Tensor], *, reference_frame: bool,
 def check_bundle(bundle, source: str = "guidance_maps") -> dict:
     """The bundle, or a ``ValueError`` saying what is wrong with it and where it should come from."""
     if not isinstance(bundle, dict) or any(k not in bundle for k in BUNDLE_KEYS) or not isinstance(
-            bundle["maps"], dict) or not bundle["maps"]:
+            bundle["maps"], dict):
         raise ValueError(f"{source} must be the guidance_maps output of Render SMPL Maps (a dict with "
                          f"{list(BUNDLE_KEYS)}), got {type(bundle).__name__}.")
     return bundle
