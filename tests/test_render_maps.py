@@ -334,3 +334,15 @@ def test_ray_barycentrics_equal_the_rasteriser_s():
     fragments = rasterize(v[None], f, K, (W, H))
     bary = ray_barycentrics(v[None], f, K[None], fragments.shape, fragments.pixel, fragments.face)
     assert float((bary - fragments.bary).abs().max()) < 1e-4
+
+
+def test_soft_part_weights_move_the_border_to_where_the_weights_are_equal():
+    faces = torch.tensor([[0, 1, 2]])
+    vertex_labels = torch.tensor([4, 4, 9])
+    weights = torch.zeros(3, 24)
+    weights[0, 4], weights[1, 4], weights[2, 9] = 0.6, 0.6, 1.0  # corners 0 and 1 are 40% part 9
+    weights[0, 9], weights[1, 9] = 0.4, 0.4
+    bary = torch.tensor([[0.35, 0.35, 0.3], [0.45, 0.45, 0.1]])
+    # one-hot: part 4 holds 0.7 and 0.9 of the weight; soft: part 4 = 0.6·0.7 = 0.42 < part 9 = 0.58 in the first
+    assert pixel_part_labels(faces, vertex_labels, torch.tensor([0, 0]), bary).tolist() == [4, 4]
+    assert pixel_part_labels(faces, vertex_labels, torch.tensor([0, 0]), bary, weights).tolist() == [9, 4]

@@ -18,9 +18,10 @@ Map conventions (every value in 0..1, background 0):
   green = up, blue = towards the camera), i.e. the OpenCV camera normal rotated 180° about x. A surface facing
   the camera is (0.5, 0.5, 1.0) → (128, 128, 255).
 - **semantic** (:data:`SEMANTIC_PALETTE_ID` ``"motionguide-lr-v1"``): one colour per SMPL part
-  (:data:`PART_PALETTE`); the part at a pixel is the argmax of the face corners' one-hot part labels
-  interpolated at the pixel centre (:func:`.surface.pixel_part_labels`), so borders are straight within each
-  triangle and continuous across them (no sawtooth), and every pixel is exactly one palette colour.
+  (:data:`PART_PALETTE`); the part at a pixel is the argmax of the face corners' part weights (the body's
+  summed skinning weights per part, or one-hot labels for meshes without them) interpolated at the pixel
+  centre, among the corners' own parts (:func:`.surface.pixel_part_labels`), so borders are straight within
+  each triangle and continuous across them (no sawtooth), and every pixel is exactly one palette colour.
 - **mask**: depth > 0.
 - **preview**: a clay render, light grey shaded by the angle to the camera.
 """
@@ -143,11 +144,12 @@ def choose_backend(backend: str, device: torch.device) -> str:
 
 
 class _TorchSurfaceRenderer:
-    def __init__(self, size, faces, labels_of_faces, cull_backfaces, device, vertex_labels=None):
+    def __init__(self, size, faces, labels_of_faces, cull_backfaces, device, vertex_labels=None, part_weights=None):
         self.size, self.cull_backfaces, self.device = size, cull_backfaces, device
         self.faces = faces.to(device)
         self.labels_of_faces = labels_of_faces.to(device)
         self.vertex_labels = None if vertex_labels is None else torch.as_tensor(vertex_labels).to(device)
+        self.part_weights = None if part_weights is None else torch.as_tensor(part_weights).float().to(device)
 
     def __enter__(self):
         return self
@@ -158,14 +160,15 @@ class _TorchSurfaceRenderer:
     def render(self, vertices, K, *, normals: bool = True, labels: bool = True):
         return render_surface_torch(vertices.to(self.device), self.faces, K.to(self.device), self.size,
                                     self.labels_of_faces, cull_backfaces=self.cull_backfaces, normals=normals,
-                                    labels=labels, vertex_labels=self.vertex_labels)
+                                    labels=labels, vertex_labels=self.vertex_labels, part_weights=self.part_weights)
 
 
 def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfaces: bool = True,
-                     device: torch.device | str = "cpu", vertex_labels=None):
+                     device: torch.device | str = "cpu", vertex_labels=None, part_weights=None):
     """A context manager whose ``render(vertices (B,V,3), K (B,3,3), normals=, labels=)`` returns
     :class:`SurfaceBuffers` (normals/labels only when asked for). Labels are the visible face's
-    (``labels_of_faces``), or per pixel from ``vertex_labels`` when given (:func:`.surface.pixel_part_labels`)."""
+    (``labels_of_faces``), or per pixel from ``vertex_labels`` (and soft ``part_weights``) when given
+    (:func:`.surface.pixel_part_labels`)."""
     backend = choose_backend(backend, torch.device(device))
     if backend == "pyrender":
         from .pyrender_backend import PyrenderSurfaceRenderer, unavailable_reason
@@ -175,8 +178,9 @@ def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfac
             raise RuntimeError(f"renderer 'pyrender' is {reason.removeprefix('pyrender ')}. Install the system "
                                "OpenGL libraries named there, or pick renderer 'torch'.")
         return PyrenderSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces=cull_backfaces,
-                                       vertex_labels=vertex_labels)
-    return _TorchSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces, torch.device(device), vertex_labels)
+                                       vertex_labels=vertex_labels, part_weights=part_weights)
+    return _TorchSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces, torch.device(device), vertex_labels,
+                                 part_weights)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -199,7 +203,7 @@ def colourise(surface: SurfaceBuffers, maps, near: float, far: float, depth_floo
 
 
 def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vertex_labels=None,
-                maps=ALL_MAPS, backend: str = "auto", device: torch.device | str = "cpu", chunk_size: int = 16,
+                part_weights=None, maps=ALL_MAPS, backend: str = "auto", device: torch.device | str = "cpu", chunk_size: int = 16,
                 depth_floor: float = DEFAULT_DEPTH_FLOOR, near_far: tuple[float, float] | None = None,
                 cull_backfaces: bool = True, callback: Callable[[int, int], None] | None = None,
                 keep_surface: bool = False) -> dict[str, torch.Tensor]:
@@ -212,6 +216,8 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
         K (`torch.Tensor` of shape `(3, 3)` or `(T, 3, 3)`): intrinsics in pixels, OpenCV convention.
         size (`tuple[int, int]`): (width, height) of the maps.
         vertex_labels (`torch.LongTensor` of shape `(V,)`, *optional*): part per vertex (0..23); all 0 when None.
+        part_weights (`torch.Tensor` of shape `(V, 24)`, *optional*): soft part weights per vertex (the body's
+            summed skinning weights); the semantic map then interpolates them instead of one-hot labels.
         maps (`Iterable[str]`, *optional*): any of :data:`ALL_MAPS`.
         backend (`str`, *optional*, defaults to `"auto"`): ``auto``, ``torch`` or ``pyrender``.
         device (`torch.device`, *optional*, defaults to CPU): where the torch rasteriser runs.
@@ -257,7 +263,8 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
     need_normals = bool({"normal", "preview"} & set(maps))
     need_labels = "semantic" in maps or keep_surface
     with surface_renderer(backend, (width, height), faces, labels_of_faces, cull_backfaces=cull_backfaces,
-                          device=device, vertex_labels=vertex_labels) as renderer:
+                          device=device, vertex_labels=vertex_labels,
+                          part_weights=None if vertex_labels is None else part_weights) as renderer:
         for start in range(0, frames, chunk_size):
             stop = min(start + chunk_size, frames)
             surface = renderer.render(vertices[start:stop], K[start:stop], normals=need_normals,

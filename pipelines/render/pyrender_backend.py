@@ -169,11 +169,12 @@ class PyrenderSurfaceRenderer:
         labels_of_faces (`torch.LongTensor` of shape `(F,)`): part per face.
         cull_backfaces (`bool`, *optional*, defaults to `True`): as in the torch rasteriser.
         vertex_labels (`torch.LongTensor` of shape `(V,)`, *optional*): label pixels per pixel
-            (:func:`.surface.pixel_part_labels`) instead of per face.
+            (:func:`.surface.pixel_part_labels`) instead of per face; ``part_weights`` (`(V, P)`) are its soft weights.
     """
 
     def __init__(self, size: tuple[int, int], faces: torch.Tensor, labels_of_faces: torch.Tensor, *,
-                 cull_backfaces: bool = True, vertex_labels: torch.Tensor | None = None):
+                 cull_backfaces: bool = True, vertex_labels: torch.Tensor | None = None,
+                 part_weights: torch.Tensor | None = None):
         self.width, self.height = int(size[0]), int(size[1])
         self.faces = torch.as_tensor(faces, dtype=torch.int64).cpu()
         self._faces_np = self.faces.numpy().astype(np.uint32)
@@ -181,6 +182,7 @@ class PyrenderSurfaceRenderer:
             raise ValueError(f"pyrender backend codes at most {_MAX_FACES} faces, got {len(self.faces)}.")
         self.labels_of_faces = torch.as_tensor(labels_of_faces, dtype=torch.int64).cpu()
         self.vertex_labels = None if vertex_labels is None else torch.as_tensor(vertex_labels, dtype=torch.int64).cpu()
+        self.part_weights = None if part_weights is None else torch.as_tensor(part_weights, dtype=torch.float32).cpu()
         index = np.arange(1, len(self.faces) + 1, dtype=np.int64)
         codes = np.ones((len(index), 4), dtype=np.float32)
         for channel, shift in enumerate((16, 8, 0)):
@@ -267,6 +269,6 @@ class PyrenderSurfaceRenderer:
                 label = self.labels_of_faces[face]
             else:
                 bary = ray_barycentrics(vertices, self.faces, K, shape, pixel, face)
-                label = pixel_part_labels(self.faces, self.vertex_labels, face, bary)
+                label = pixel_part_labels(self.faces, self.vertex_labels, face, bary, self.part_weights)
         return SurfaceBuffers(shape=shape, pixel=pixel, depth=torch.from_numpy(np.concatenate(depths)),
                               normal=normal, label=label, face=face)

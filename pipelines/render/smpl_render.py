@@ -58,9 +58,9 @@ def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, m
             K = K.expand(len(vertices), 3, 3)
         vertices = torch.cat([ref_vertices[:1], vertices])
         K = torch.cat([K_ref.reshape(-1, 3, 3)[:1], K])
-    return render_maps(vertices, model.faces, K, size, vertex_labels=model.part_labels, maps=maps,
-                       backend=backend, device=device, chunk_size=chunk_size, depth_floor=depth_floor,
-                       callback=callback)
+    return render_maps(vertices, model.faces, K, size, vertex_labels=model.part_labels,
+                       part_weights=getattr(model, "part_weights", None), maps=maps, backend=backend, device=device,
+                       chunk_size=chunk_size, depth_floor=depth_floor, callback=callback)
 
 
 def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int = 0, driving: list | None = None,

@@ -97,9 +97,14 @@ def face_labels(faces: torch.Tensor, vertex_labels: torch.Tensor | None) -> torc
 
 
 def pixel_part_labels(faces: torch.Tensor, vertex_labels: torch.Tensor, face: torch.Tensor,
-                      bary: torch.Tensor) -> torch.Tensor:
+                      bary: torch.Tensor, part_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The body part at each pixel: the argmax over parts of the face corners' one-hot labels interpolated with
     the pixel's barycentrics (the part whose corners hold the largest barycentric weight).
+
+    With ``part_weights`` (`(V, P)` per-vertex soft part weights, e.g. summed skinning weights) those are
+    interpolated instead, among the corners' own parts: the border then follows the line where two parts'
+    skinning weights are equal, which is smoother than the mesh's vertex labels (still straight within a
+    triangle and continuous across triangles).
 
     Within a triangle whose corners carry two parts the border is the straight line where the lone corner's
     weight is 0.5, through the midpoints of its two edges; those lines join from triangle to triangle, so part
@@ -110,9 +115,14 @@ def pixel_part_labels(faces: torch.Tensor, vertex_labels: torch.Tensor, face: to
         faces (`(F, 3)`), vertex_labels (`(V,)` part per vertex), face (`(N,)` visible face per pixel),
         bary (`(N, 3)` barycentrics of the pixel in that face, summing to 1).
     """
-    corner = vertex_labels[faces[face]]  # (N, 3)
-    same = corner[:, :, None] == corner[:, None, :]  # (N, 3, 3): corner j has corner i's part
-    score = (same.to(bary.dtype) * bary[:, None, :]).sum(-1)  # (N, 3): weight of corner i's part
+    corners = faces[face]  # (N, 3)
+    corner = vertex_labels[corners]  # (N, 3)
+    if part_weights is None:
+        same = corner[:, :, None] == corner[:, None, :]  # (N, 3, 3): corner j has corner i's part
+        score = (same.to(bary.dtype) * bary[:, None, :]).sum(-1)  # (N, 3): weight of corner i's part
+    else:
+        weight = part_weights[corners[:, None, :], corner[:, :, None]].to(bary.dtype)  # (N, 3 parts, 3 corners)
+        score = (weight * bary[:, None, :]).sum(-1)  # (N, 3): interpolated weight of corner i's part
     return corner.gather(1, score.argmax(-1, keepdim=True))[:, 0]
 
 
@@ -146,7 +156,8 @@ def ray_barycentrics(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tenso
 
 def surface_from_fragments(fragments, vertices: torch.Tensor, faces: torch.Tensor,
                            labels_of_faces: torch.Tensor | None,
-                           vertex_labels: torch.Tensor | None = None) -> SurfaceBuffers:
+                           vertex_labels: torch.Tensor | None = None,
+                           part_weights: torch.Tensor | None = None) -> SurfaceBuffers:
     """Surface buffers from rasteriser fragments: interpolated vertex normals, labels.
 
     Args:
@@ -154,6 +165,7 @@ def surface_from_fragments(fragments, vertices: torch.Tensor, faces: torch.Tenso
         vertices (`(B, V, 3)`): the rasterised vertices; normals are computed when given (None skips them).
         faces (`(F, 3)`), labels_of_faces (`(F,)` or None to skip labels).
         vertex_labels (`(V,)`, *optional*): per-pixel labels by :func:`pixel_part_labels` instead of the face's.
+        part_weights (`(V, P)`, *optional*): soft part weights for :func:`pixel_part_labels`.
     """
     normal = label = face = None
     if vertices is not None:
@@ -168,14 +180,15 @@ def surface_from_fragments(fragments, vertices: torch.Tensor, faces: torch.Tenso
         if vertex_labels is None:
             label = labels_of_faces[face]
         else:
-            label = pixel_part_labels(faces, vertex_labels, face, fragments.bary)
+            label = pixel_part_labels(faces, vertex_labels, face, fragments.bary, part_weights)
     return SurfaceBuffers(shape=fragments.shape, pixel=fragments.pixel, depth=fragments.depth, normal=normal,
                           label=label, face=face)
 
 
 def render_surface_torch(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size: tuple[int, int],
                          labels_of_faces: torch.Tensor, *, cull_backfaces: bool = True, normals: bool = True,
-                         labels: bool = True, vertex_labels: torch.Tensor | None = None) -> SurfaceBuffers:
+                         labels: bool = True, vertex_labels: torch.Tensor | None = None,
+                         part_weights: torch.Tensor | None = None) -> SurfaceBuffers:
     """Surface buffers of a chunk with the torch rasteriser, on ``vertices.device``."""
     from .torch_raster import rasterize
 
@@ -184,4 +197,5 @@ def render_surface_torch(vertices: torch.Tensor, faces: torch.Tensor, K: torch.T
     fragments = rasterize(vertices, faces, K, size, cull_backfaces=cull_backfaces)
     return surface_from_fragments(fragments, vertices if normals else None, faces,
                                   labels_of_faces.to(vertices.device) if labels else None,
-                                  None if vertex_labels is None or not labels else vertex_labels.to(vertices.device))
+                                  None if vertex_labels is None or not labels else vertex_labels.to(vertices.device),
+                                  None if part_weights is None or not labels else part_weights.to(vertices.device))
