@@ -230,3 +230,22 @@ def test_a_skeleton_only_adapter_reads_the_pose_maps(node_model, models_dir):
     (guided,) = sampler.sample(node_model, reference, poses, geometry_adapter=skeleton, **SAMPLER_ARGS)
     (plain,) = sampler.sample(node_model, reference, poses, **SAMPLER_ARGS)
     assert float((guided["samples"] - plain["samples"]).abs().mean()) > 1e-4
+
+
+@pytest.mark.gpu  # half precision on a CPU takes minutes even on the tiny model
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_zero_adapter_bit_identical_and_random_adapter_runs(tiny_svd_dir, tiny_mimicmotion_path,
+                                                                            dtype):
+    """fp16 / bf16 on the GPU: the attached copy runs in the model's dtype and a zero adapter changes nothing."""
+    model = load_motion_model(tiny_svd_dir, tiny_mimicmotion_path, dtype=dtype, device="cuda")
+    reference, poses, maps = inputs()
+    poses, maps = poses[:3], {k: v[:3] for k, v in maps.items()}  # one short tile: bf16 is slow on CPUs
+    run = dict(RUN, num_inference_steps=1, tile_size=3)
+    plain = MimicMotionPipeline(model)(reference, poses, **run)
+    zero = MimicMotionPipeline(model)(reference, poses, guidance=[GeometryGuidance(adapter(), maps, model=model)],
+                                      **run)
+    assert torch.equal(zero.latents, plain.latents)
+    guided = MimicMotionPipeline(model)(reference, poses, **run, guidance=[
+        GeometryGuidance(adapter(random=True), maps, model=model)])
+    assert torch.isfinite(guided.latents).all() and not torch.equal(guided.latents, plain.latents)
+    assert {(p.dtype, p.device.type) for p in model.extra_parts[ADAPTER_PART].parameters()} == {(dtype, "cuda")}
