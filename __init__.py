@@ -5,6 +5,7 @@ from .nodes.registry import build_mappings
 # One row per node: (module under nodes/, node id, display name). Ids are stable: never rename a shipped one.
 NODE_TABLE = [
     ("sampling", "MotionGuideLoadModel", "Load Motion Model"),
+    ("geometry_adapter", "MotionGuideLoadGeometryAdapter", "Load Geometry Adapter"),
     ("video", "MotionGuideFitReference", "Fit Reference Image"),
     ("pose", "MotionGuideDetectPose", "Detect Pose (DWPose)"),
     ("pose", "MotionGuideAlignPose", "Align Pose to Reference"),

@@ -27,6 +27,7 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "smpl": {".pkl", ".npz"},
     "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
     "anny": {".safetensors"},  # the built-in body's derived cache (built here on first use)
+    "motionguide_adapters": {".safetensors"},  # geometry adapters made by `cli.py train` (config in each file)
 }
 # Core keys the pack reads but does not own.
 SHARED_FOLDERS = ("diffusers", "checkpoints")

@@ -8,7 +8,17 @@ import logging
 
 from ..pipelines import options
 from . import comfy_adapter as adapter
-from .sockets import BOOLEAN, FLOAT, IMAGE, INT, MASK, POSE_KEYPOINT, SMPL_MODEL, SMPL_SEQUENCE
+from .sockets import (
+    BOOLEAN,
+    FLOAT,
+    IMAGE,
+    INT,
+    MASK,
+    MOTIONGUIDE_GUIDANCE_MAPS,
+    POSE_KEYPOINT,
+    SMPL_MODEL,
+    SMPL_SEQUENCE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +54,23 @@ def _device_for(renderer: str):
 
 
 class MotionGuideRenderSMPL:
-    DESCRIPTION = "Renders an SMPL motion into depth, normal, body-part and mask maps (plus a clay preview)."
+    DESCRIPTION = ("Renders an SMPL motion into depth, normal, body-part and mask maps (plus a clay preview), and "
+                   "bundles them for a geometry adapter in the Pose-Guided Sampler.")
     CATEGORY = CATEGORY
     FUNCTION = "render"
-    RETURN_TYPES = (IMAGE, IMAGE, IMAGE, MASK, IMAGE)
-    RETURN_NAMES = ("depth", "normal", "semantic", "mask", "preview")
+    RETURN_TYPES = (IMAGE, IMAGE, IMAGE, MASK, IMAGE, MOTIONGUIDE_GUIDANCE_MAPS)
+    RETURN_NAMES = ("depth", "normal", "semantic", "mask", "preview", "guidance_maps")
     OUTPUT_TOOLTIPS = (
-        "Depth, normalised over the whole sequence: nearest surface white, farthest 0.1 grey, background black.",
+        "Depth, normalised over the whole clip ('per-clip'): nearest surface white, farthest 0.1 grey, background "
+        "black.",
         "Camera-space normals n·0.5+0.5 (red right, green up, blue towards the camera), background black.",
-        "The 24 SMPL body parts in a fixed Viridis palette (Champ's), one colour per part, background black.",
+        "The 24 SMPL body parts in the palette 'motionguide-lr-v1': the person's left parts warm, right parts cool, "
+        "the midline purple/green/grey; one colour per part with straight borders, background black.",
         "Body silhouette (1 where the body is).",
         "Clay-shaded render for checking the motion (black frames when preview is off).",
+        "Depth, normal, semantic and mask maps with their conventions (palette, depth normalisation), for the "
+        "Pose-Guided Sampler's guidance_maps (read by a geometry adapter). Connect reference_motion so frame 0 is "
+        "the reference, as in the pose maps.",
     )
 
     @classmethod
@@ -68,25 +84,35 @@ class MotionGuideRenderSMPL:
             "chunk_size": (INT, {"default": 16, "min": 1, "max": 256, "step": 1, "tooltip":
                            "Frames rendered at once; lower it if the GPU runs out of memory."}),
             "preview": (BOOLEAN, {"default": True, "tooltip": "Also render the clay preview."}),
+        }, "optional": {
+            "reference_motion": (SMPL_SEQUENCE, {"tooltip": "The reference image's SMPL (Set Body Shape or Estimate "
+                                 "SMPL on the reference): rendered first, so every output gets it as frame 0, like "
+                                 "the pose maps the sampler reads (frame 0 = the reference pose). Needed for "
+                                 "guidance_maps; the depth range then covers it too."}),
         }}
 
-    def render(self, smpl_sequence, smpl_model, width=0, height=0, renderer="auto", chunk_size=16, preview=True):
+    def render(self, smpl_sequence, smpl_model, width=0, height=0, renderer="auto", chunk_size=16, preview=True,
+               reference_motion=None):
         import torch
 
+        from ..pipelines.guidance.maps_bundle import RENDERED_MAPS, guidance_bundle
         from ..pipelines.render.maps import ALL_MAPS
         from ..pipelines.render.smpl_render import render_sequence_maps
 
         _check_model(smpl_model)
         frames = len(smpl_sequence["global_orient"]) if isinstance(smpl_sequence, dict) and \
             "global_orient" in smpl_sequence else 0
+        frames += 1 if reference_motion is not None else 0
         progress = adapter.Progress(max(frames, 1), "Render SMPL")
         maps = ALL_MAPS if preview else tuple(m for m in ALL_MAPS if m != "preview")
         out = render_sequence_maps(smpl_model, smpl_sequence, width=width, height=height, maps=maps,
                                    backend=renderer, device=_device_for(renderer), chunk_size=chunk_size,
-                                   callback=progress.callback)
+                                   reference=reference_motion, callback=progress.callback)
         depth = out["depth"][..., None].expand(-1, -1, -1, 3).contiguous()
         preview_image = out["preview"] if preview else torch.zeros(1, *out["mask"].shape[1:], 3)
-        return (depth, out["normal"], out["semantic"], out["mask"], preview_image)
+        bundle = guidance_bundle({name: out[name] for name in RENDERED_MAPS},
+                                 reference_frame=reference_motion is not None)
+        return (depth, out["normal"], out["semantic"], out["mask"], preview_image, bundle)
 
 
 class MotionGuideSMPLToPose:

@@ -38,16 +38,61 @@ def checkpoint_choices() -> list[str]:
 
 
 def manage_model_parts(model) -> None:
-    """Give each part of a MOTIONGUIDE_MODEL (CLIP image encoder, VAE, PoseNet, UNet) a handle from the adapter, once,
-    so that inside ComfyUI the parts load through its memory manager (which frees other models first and may unload
-    ours between runs) and outside it they are plain moves. Sequential offload still streams the UNet itself."""
+    """Give each part of a MOTIONGUIDE_MODEL (CLIP image encoder, VAE, PoseNet, UNet, and an attached geometry
+    adapter) a handle from the adapter, once per module, so that inside ComfyUI the parts load through its memory
+    manager (which frees other models first and may unload ours between runs) and outside it they are plain moves.
+    Sequential offload still streams the UNet itself."""
     handles = getattr(model, "part_handles", None)
     if handles is None:
         return
-    for name in model.PARTS:
-        if name not in handles:
-            handles[name] = adapter.managed_model(getattr(model, name), model.device, model.offload_device,
+    for name in getattr(model, "part_names", model.PARTS):
+        module = model._module(name) if hasattr(model, "_module") else getattr(model, name)
+        if name not in handles or handles[name].module is not module:
+            handles[name] = adapter.managed_model(module, model.device, model.offload_device,
                                                   label=f"MotionGuide {name}")
+
+
+def base_model_id(model) -> str | None:
+    """The MimicMotion version of a loaded model from its checkpoint's file name (None when it does not say)."""
+    import re
+
+    name = str(getattr(model, "sources", {}).get("checkpoint") or "").replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if re.search(r"1[-_.]1", name):
+        return "mimicmotion-1.1"
+    if re.search(r"1[-_.]0", name) or name in ("mimicmotion.pth", "mimicmotion.safetensors"):
+        return "mimicmotion-1.0"
+    return None
+
+
+def geometry_guidance(model, geometry_adapter, guidance_maps, poses, strength, start, end):
+    """The sampler's geometry-adapter module, or None; every mismatch between the adapter, the maps, the pose maps
+    and the model is a ``ValueError`` naming both sides."""
+    from ..pipelines.guidance.geometry_adapter import ADAPTER_PART, GeometryGuidance, check_compatible
+    from ..pipelines.guidance.maps_bundle import adapter_inputs
+
+    if geometry_adapter is None:
+        if guidance_maps is not None:
+            logger.warning("[MotionGuide] guidance_maps is connected but no geometry_adapter: the maps are ignored "
+                           "(connect Load Geometry Adapter to use them).")
+        if ADAPTER_PART in getattr(model, "extra_parts", {}):
+            model.detach_part(ADAPTER_PART)  # an earlier run's adapter leaves the device
+        return None
+    config = getattr(geometry_adapter, "config", None)
+    if config is None or not hasattr(geometry_adapter, "encoders"):
+        raise ValueError(f"geometry_adapter must come from Load Geometry Adapter, got {type(geometry_adapter).__name__}.")
+    source = f"The geometry adapter '{geometry_adapter.__dict__.get('source', 'connected')}'"
+    needs_bundle = [m for m in config.maps if m != "skeleton"]
+    if guidance_maps is None and needs_bundle:
+        raise ValueError(f"{source} reads the maps {list(config.maps)}: connect Render SMPL Maps' guidance_maps output "
+                         "(rendered from the same motion, with reference_motion connected so frame 0 is the reference).")
+    bundle = guidance_maps if guidance_maps is not None else {
+        "maps": {}, "frames": poses.shape[0], "width": poses.shape[-1], "height": poses.shape[-2],
+        "semantic_palette": config.semantic_palette, "depth_normalisation": config.depth_normalisation,
+        "reference_frame": True}
+    maps = adapter_inputs(bundle, config, poses, source=source)
+    check_compatible(config, maps, base_model=base_model_id(model), out_channels=model.unet.conv_in.out_channels,
+                     source=source)
+    return GeometryGuidance(geometry_adapter, maps, strength, start, end, model=model)
 
 
 def resolve_svd_base(name: str):
@@ -150,6 +195,11 @@ class MotionGuideSampler:
                 "sigma_schedule": (SIGMA_SCHEDULES, {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
                 "noise_device": (NOISE_DEVICES, {"default": "cpu", "tooltip": "Where the seed's noise is drawn. cpu: the same noise on any machine (same seed → same video up to float rounding). model: the model's device; on a GPU this reproduces the reference implementation's CUDA-generator noise (but differs between devices)."}),
                 "arithmetic": (ARITHMETIC_MODES, {"default": "reference", "tooltip": "reference: noise, tile weights, fusion sums, guidance and the latents between steps in the model's precision, exactly as the reference implementation computes them. precise: all of these in fp32 (the UNet still runs in its precision) — better with bf16, where bf16 latents lose ~0.4% per step."}),
+                "guidance_maps": (sockets.MOTIONGUIDE_GUIDANCE_MAPS, {"tooltip": "Render SMPL Maps' guidance_maps (depth, normal, body parts, mask), rendered from the same motion as the pose maps, at the same size, with reference_motion connected so frame 0 is the reference. Read only by a geometry_adapter."}),
+                "geometry_adapter": (sockets.MOTIONGUIDE_GEOMETRY_ADAPTER, {"tooltip": "From Load Geometry Adapter: lets the model read guidance_maps besides the pose maps (its output is added to PoseNet's). Must be trained for this MimicMotion version and these maps. Unconnected = MimicMotion as before, bit for bit."}),
+                "adapter_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the geometry adapter's features (1 = as trained)."}),
+                "adapter_start": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the geometry adapter starts to guide."}),
+                "adapter_end": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the geometry adapter stops guiding."}),
             },
         }
 
@@ -163,7 +213,8 @@ class MotionGuideSampler:
     def sample(self, model, reference_image, pose_images, steps, cfg_min, cfg_max, seed, fps, motion_bucket, noise_aug,
                tile_size, tile_overlap, video_fps=15.0, fusion_weights="triangle", noise="periodic", pose_strength=1.0,
                pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
-               noise_device="cpu", arithmetic="reference"):
+               noise_device="cpu", arithmetic="reference", guidance_maps=None, geometry_adapter=None,
+               adapter_strength=1.0, adapter_start=0.0, adapter_end=1.0):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
         from ..pipelines.mimicmotion.tiles import plan_tiles
 
@@ -184,6 +235,8 @@ class MotionGuideSampler:
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
             logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
                         "may show more artifacts.", tile_size)
+        guidance = geometry_guidance(model, geometry_adapter, guidance_maps, poses, adapter_strength, adapter_start,
+                                     adapter_end)
         manage_model_parts(model)
         progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
         pipe = MimicMotionPipeline(model)
@@ -191,7 +244,8 @@ class MotionGuideSampler:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,
                        max_guidance_scale=cfg_max, fps=fps, motion_bucket_id=motion_bucket,
                        noise_aug_strength=noise_aug, tile_size=tile_size, tile_overlap=tile_overlap, seed=seed,
-                       options=options, callback=progress.callback,
+                       options=options, guidance=[guidance] if guidance is not None else None,
+                       callback=progress.callback,
                        on_step=adapter.latent_preview_callback(progress, model.device))
         except Exception as exc:
             if not adapter.is_oom(exc):

@@ -15,6 +15,10 @@ SMPL_MODEL = "SMPL_MODEL"  # loaded body model, faces, part labels
 SMPL_SEQUENCE = "SMPL_SEQUENCE"  # dict of float32 arrays (betas, global_orient, body_pose, transl, K, ...)
 # The Wan animators' 3D joints (kijai NLFPredict): {"joints3d_nonparam": [[tensor(persons, 24, 3) mm per frame]]}
 NLFPRED = "NLFPRED"
+# Render SMPL Maps' bundle for the sampler: {"maps": {name: [F,H,W,C] 0..1}, frames, width, height, conventions}
+# (pipelines/guidance/maps_bundle.py)
+MOTIONGUIDE_GUIDANCE_MAPS = "MOTIONGUIDE_GUIDANCE_MAPS"
+MOTIONGUIDE_GEOMETRY_ADAPTER = "MOTIONGUIDE_GEOMETRY_ADAPTER"  # a loaded GeometryAdapter (its .config inside)
 
 # Hidden inputs ComfyUI fills in.
 HIDDEN_UNIQUE_ID = "UNIQUE_ID"

@@ -438,5 +438,49 @@ Weights: `FrancisRing/StableAnimator` (code MIT; its face path needs InsightFace
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, LONG_VIDEO, SCAIL, WAN_ANIMATE, MTVCRAFTER,
-             STABLEANIMATOR]  # the templates browser's order
+ADAPTER = "motionguide_geometry_adapter.safetensors"
+
+GEOMETRY_ADAPTER = Spec(
+    name="smpl_geometry_adapter",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000009",
+    title="SMPL maps through a geometry adapter",
+    file_name="SMPL maps guiding MimicMotion through a geometry adapter",
+    note=f"""
+# 3D body maps guiding MimicMotion: the geometry adapter
+
+MimicMotion alone sees only the skeleton. A **geometry adapter** adds small encoders that read the rendered body
+(depth, normals, body parts with left and right told apart, silhouette) and add their features to PoseNet's,
+so body volume, depth order and front/back reach the model.
+
+{_RETARGET_NOTE}
+
+1. **SMPL to Pose Keypoints** → **Draw Pose Maps**; **Batch Images** puts the reference's own pose first.
+2. **Render SMPL Maps** renders the same motion at the same size, with *reference_motion* (the shaped reference
+   body) connected so its frame 0 is the reference, like the pose maps. Its last output, *guidance_maps*, bundles
+   the maps with their conventions (palette `motionguide-lr-v1`, per-clip depth).
+3. **Load Geometry Adapter** reads `models/motionguide_adapters/{ADAPTER}`. **The adapter file is yours to
+   make**: train it on your own videos with `python cli.py dataset build VIDEOS_DIR OUT_DIR` then
+   `python cli.py train CONFIG.yaml` (README, "Training a geometry adapter"); no public adapter exists yet. Put
+   the trained `.safetensors` there and pick it in the node.
+4. **Pose-Guided Sampler** takes *guidance_maps* + *geometry_adapter*; *adapter_strength* scales the adapter
+   (0 = plain MimicMotion). An adapter trained for other maps, another MimicMotion or another palette is refused
+   with both sides named. Without the adapter the sampler is exactly MimicMotion.
+""",
+    nodes=[
+        *_retarget(576),
+        *_skeleton(12, 1420, 360, "Draw Pose (from SMPL)"),
+        N(14, "MotionGuideDrawPose", (1420, -260), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (reference)"),
+        N(15, "ImageBatch", (2140, 160), {"image1": L(14), "image2": L(13)}, "Reference pose first"),
+        N(16, "MotionGuideRenderSMPL", (1420, 700), {"smpl_sequence": L(11), "smpl_model": L(7), "width": L(4, 1),
+                                                     "height": L(4, 2), "preview": False,
+                                                     "reference_motion": L(26)}),
+        N(17, "PreviewImage", (1780, 700), {"images": L(16, 2)}, "Body parts (frame 0 = reference)"),
+        N(18, "MotionGuideLoadGeometryAdapter", (2140, 460), {"adapter_file": ADAPTER}),
+        *_generate(21, reference=4, poses=15, fps_src=L(9, 2), x=2500,
+                   sampler={"guidance_maps": L(16, 5), "geometry_adapter": L(18), "tile_size": 16}),
+    ],
+)
+
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, GEOMETRY_ADAPTER, LONG_VIDEO, SCAIL, WAN_ANIMATE,
+             MTVCRAFTER, STABLEANIMATOR]  # the templates browser's order

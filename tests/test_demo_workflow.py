@@ -89,3 +89,41 @@ def test_demo_writes_3d_guidance_previews_of_the_sample_motion(anny_body, tmp_pa
     assert abs(rows.max() - keypoints[[10, 13], 1].max()) < 30 and rows.min() < keypoints[0, 1]
     written = write_preview(result, tmp_path, "MotionGuide_demo_3D_guidance")
     assert [p.suffix for p in written] == [".mp4", ".png"] and all(p.is_file() for p in written)
+
+
+def test_the_preview_frames_the_whole_clip_and_draws_a_readable_skeleton(anny_body):
+    """Issue: a raised hand left the 288×512 panels in 27 of 45 frames. One zoom for the whole clip keeps every
+    vertex of every frame inside the panel with a margin; a clip that fits keeps its camera."""
+    import torch
+    from motionguide.pipelines.pinhole import project
+    from motionguide.pipelines.render.guidance_preview import FRAME_MARGIN, frame_whole_clip
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
+    from motionguide.pipelines.smpl.motion.sequence import load_sequence, slice_sequence, validate_sequence
+
+    motion = validate_sequence(slice_sequence(load_sequence(demo.SAMPLE_INPUTS / "motionguide_motion.npz"), 0, 45, 4))
+    width, height = motion["image_size"]
+
+    def extent(seq):
+        vertices, _ = pose_sequence(anny_body, seq)
+        uv = project(vertices, torch.as_tensor(seq["K"]).float())
+        return uv.reshape(-1, 2).min(0).values.numpy(), uv.reshape(-1, 2).max(0).values.numpy()
+
+    tight = dict(motion, K=motion["K"] * np.array([[2.5, 1, 1], [1, 2.5, 1], [0, 0, 1]], np.float32))
+    lo, hi = extent(tight)
+    assert lo.min() < 0 or hi[0] > width or hi[1] > height  # the body leaves the frame
+    framed = frame_whole_clip(anny_body, tight)
+    lo, hi = extent(framed)
+    pad = FRAME_MARGIN * height - 0.5
+    assert lo.min() >= pad and hi[0] <= width - pad and hi[1] <= height - pad
+    assert np.allclose(framed["K"], framed["K"][:1])  # one camera for the clip: no zoom pumping
+    assert frame_whole_clip(anny_body, framed) is framed  # fits: unchanged
+
+    from motionguide.pipelines.dwpose.draw import draw_pose_maps
+    from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints
+
+    pose = sequence_to_pose_keypoints(anny_body, slice_sequence(framed, 0, 1), backend="torch")
+    panel = draw_pose_maps(pose, width, height, style="thick")[0]
+    drawn = panel.max(-1) > 0
+    # thick lines: every drawn row of the spine-to-knee limbs is several pixels wide
+    widths = drawn.sum(1)[drawn.any(1)]
+    assert np.median(widths) >= 6 and drawn.mean() > 0.01

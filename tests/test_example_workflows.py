@@ -221,6 +221,8 @@ def test_api_workflow_runs_on_tiny_models(path, classes, small_inputs, use_model
     workflow = json.loads(path.read_text())
     if any(n["inputs"].get("model_file") == "anny (built-in)" for n in workflow.values()):
         request.getfixturevalue("anny_body")  # skips where the anny package is missing; shares the loaded body
+    if any(n["class_type"] == "MotionGuideLoadGeometryAdapter" for n in workflow.values()):
+        request.getfixturevalue("tiny_geometry_adapter_path")  # the templates' adapter file, for the tiny UNet
     for node in workflow.values():
         node["inputs"].update(SMALL.get(node["class_type"], {}))
     result = run_workflow(workflow, classes)

@@ -5,13 +5,21 @@ import pytest
 import torch
 from motionguide.pipelines.render.maps import (
     PART_PALETTE,
+    SEMANTIC_PALETTE_ID,
+    SEMANTIC_PALETTES,
+    SMPL_PART_NAMES,
     depth_range,
     depth_to_image,
     labels_to_image,
     normal_to_image,
     render_maps,
 )
-from motionguide.pipelines.render.surface import face_labels, vertex_normals
+from motionguide.pipelines.render.surface import (
+    face_labels,
+    pixel_part_labels,
+    ray_barycentrics,
+    vertex_normals,
+)
 from motionguide.pipelines.render.torch_raster import rasterize
 from tiny_models.render import box, intrinsics, merge, plane, uv_sphere
 
@@ -133,7 +141,7 @@ def test_face_labels_majority_exact():
 def test_palette_and_normal_encoding():
     assert PART_PALETTE.shape == (24, 3) and len({tuple(c) for c in PART_PALETTE.tolist()}) == 24
     img = labels_to_image(torch.tensor([[-1, 0, 23]]))
-    assert torch.equal(torch.round(img[0] * 255).long(), torch.tensor([[0, 0, 0], [68, 1, 84], [189, 223, 38]]))
+    assert torch.equal(torch.round(img[0] * 255).long(), torch.tensor([[0, 0, 0], [150, 60, 150], [40, 0, 170]]))
     n = torch.tensor([[[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]]])  # up, right in OpenCV axes
     assert normal_to_image(n, torch.ones(1, 1, 2, dtype=torch.bool)).tolist() == [[[[0.5, 1.0, 0.5], [1.0, 0.5, 0.5]]]]
 
@@ -235,3 +243,106 @@ def test_auto_is_the_torch_rasteriser():
 
     assert choose_backend("auto", torch.device("cpu")) == "torch"
     assert choose_backend("pyrender", torch.device("cpu")) == "pyrender"
+
+
+# The palette "motionguide-lr-v1", pinned: adapters are trained on these values (a change needs a new id).
+PINNED_LR_V1 = [
+    (150, 60, 150), (230, 40, 20), (20, 40, 230), (90, 190, 90), (255, 140, 0), (0, 140, 255), (120, 120, 120),
+    (255, 230, 60), (60, 230, 255), (40, 100, 40), (150, 80, 0), (0, 80, 150), (190, 255, 190), (255, 120, 150),
+    (150, 120, 255), (240, 240, 240), (220, 0, 120), (120, 0, 220), (255, 170, 100), (100, 170, 255),
+    (200, 255, 100), (100, 255, 200), (170, 0, 40), (40, 0, 170)]
+
+
+def test_lr_palette_is_pinned_and_tells_left_from_right():
+    assert SEMANTIC_PALETTE_ID == "motionguide-lr-v1" and SEMANTIC_PALETTES[SEMANTIC_PALETTE_ID] is PART_PALETTE
+    assert [tuple(c) for c in PART_PALETTE.tolist()] == PINNED_LR_V1
+    colours = PART_PALETTE.float()
+    for i, name in enumerate(SMPL_PART_NAMES):
+        r, g, b = PART_PALETTE[i].tolist()
+        if name.startswith("left_"):
+            twin = SMPL_PART_NAMES.index("right_" + name[5:])
+            # the right twin is the left colour with red and blue swapped, far from it, and warm vs cool
+            assert PART_PALETTE[twin].tolist() == [b, g, r] and r - b >= 95
+            assert float((colours[i] - colours[twin]).norm()) >= 100
+        elif not name.startswith("right_"):
+            assert r == b  # the midline maps to itself under a horizontal flip
+    distances = torch.cdist(colours, colours) + torch.eye(24) * 1e3
+    assert float(distances.min()) >= 70  # every pair of parts clearly apart
+    # the pairs the old Viridis palette could not tell apart (both upper arms, both thighs)
+    for left, right in ((16, 17), (1, 2), (4, 5), (18, 19)):
+        assert float((colours[left] - colours[right]).norm()) >= 100
+
+
+def test_pixel_part_labels_take_the_argmax_of_interpolated_one_hots():
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    vertex_labels = torch.tensor([4, 4, 9, 1, 2, 3])
+    face = torch.tensor([0, 0, 0, 1, 1])
+    bary = torch.tensor([[0.3, 0.3, 0.4], [0.1, 0.2, 0.7], [0.25, 0.2, 0.55], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
+    # face 0: part 4 has weight 0.6 / 0.3 / 0.45 against part 9's 0.4 / 0.7 / 0.55; face 1: plain argmax
+    assert pixel_part_labels(faces, vertex_labels, face, bary).tolist() == [4, 9, 9, 1, 3]
+
+
+def _slanted_grid(rows=13, cols=13, slope=0.37, pitch=0.08, z=3.0):
+    """A flat grid facing the camera whose vertex rows lie on parallel lines of the given slope (a sheared grid),
+    so the border between two rows of labels is the straight mid-line between those rows."""
+    verts, faces = [], []
+    for i in range(rows):
+        for j in range(cols):
+            x = (j - cols / 2) * pitch
+            verts.append([x, (i - rows / 2) * pitch + slope * x, z])
+    for i in range(rows - 1):
+        for j in range(cols - 1):
+            a, b, c, d = i * cols + j, i * cols + j + 1, (i + 1) * cols + j, (i + 1) * cols + j + 1
+            faces += [[a, c, b], [b, c, d]]  # z forward, y down: wound towards the camera
+    return torch.tensor(verts), torch.tensor(faces), torch.arange(rows).repeat_interleave(cols)
+
+
+@pytest.mark.parametrize("backend", ["torch", "pyrender"])
+def test_a_straight_part_border_gives_a_straight_line_of_pixels(backend):
+    if backend == "pyrender":
+        from motionguide.pipelines.render import pyrender_backend
+
+        if pyrender_backend.unavailable_reason() is not None:
+            pytest.skip(pyrender_backend.unavailable_reason())
+    v, f, row_of_vertex = _slanted_grid()
+    labels = torch.where(row_of_vertex < 6, 3, 7)
+    out = render_maps(v[None], f, K, (W, H), vertex_labels=labels, backend=backend, keep_surface=True,
+                      cull_backfaces=False)
+    label, covered = out["label"][0], out["mask"][0] > 0
+    assert int(covered.sum()) > 3000
+    # the border is the line halfway between vertex rows 5 and 6: y = (5.5 - 6.5)·pitch + slope·x at z = 3
+    rows, cols = covered.nonzero(as_tuple=True)
+    x = (cols.float() - 80.0) * 3.0 / 300.0
+    y = (rows.float() - 60.0) * 3.0 / 300.0
+    signed_px = (y - (-1.0 * 0.08 + 0.37 * x)) * 300.0 / 3.0 / math.hypot(1.0, 0.37)  # distance in pixels
+    expected = torch.where(signed_px > 0, 7, 3)
+    clear = signed_px.abs() > 0.01
+    assert torch.equal(label[rows, cols][clear], expected[clear])  # every pixel on its side of one straight line
+    # the old rule (one label per face) puts a sawtooth along the same border: many pixels on the wrong side
+    old = face_labels(f, labels)[_faces_at(v, f, rows, cols)]
+    assert int((old != expected).sum()) > 20
+
+
+def _faces_at(v, f, rows, cols):
+    fragments = rasterize(v[None], f, K, (W, H), cull_backfaces=False)
+    return fragments.face_map[0, rows, cols]
+
+
+def test_ray_barycentrics_equal_the_rasteriser_s():
+    sphere = uv_sphere(0.6, (0.1, -0.05, 2.5), rings=16, segments=32)
+    v, f = sphere
+    fragments = rasterize(v[None], f, K, (W, H))
+    bary = ray_barycentrics(v[None], f, K[None], fragments.shape, fragments.pixel, fragments.face)
+    assert float((bary - fragments.bary).abs().max()) < 1e-4
+
+
+def test_soft_part_weights_move_the_border_to_where_the_weights_are_equal():
+    faces = torch.tensor([[0, 1, 2]])
+    vertex_labels = torch.tensor([4, 4, 9])
+    weights = torch.zeros(3, 24)
+    weights[0, 4], weights[1, 4], weights[2, 9] = 0.6, 0.6, 1.0  # corners 0 and 1 are 40% part 9
+    weights[0, 9], weights[1, 9] = 0.4, 0.4
+    bary = torch.tensor([[0.35, 0.35, 0.3], [0.45, 0.45, 0.1]])
+    # one-hot: part 4 holds 0.7 and 0.9 of the weight; soft: part 4 = 0.6·0.7 = 0.42 < part 9 = 0.58 in the first
+    assert pixel_part_labels(faces, vertex_labels, torch.tensor([0, 0]), bary).tolist() == [4, 4]
+    assert pixel_part_labels(faces, vertex_labels, torch.tensor([0, 0]), bary, weights).tolist() == [9, 4]

@@ -66,7 +66,7 @@ def test_body_3m_away_has_depth_3m_at_the_torso(body):
 
 def test_render_node_outputs(body):
     seq = sequence(frames=3, yaw_step=30.0)
-    depth, normal, semantic, mask, preview = MotionGuideRenderSMPL().render(seq, body, renderer="torch")
+    depth, normal, semantic, mask, preview, bundle = MotionGuideRenderSMPL().render(seq, body, renderer="torch")
     assert depth.shape == normal.shape == semantic.shape == preview.shape == (3, H, W, 3)
     assert mask.shape == (3, H, W) and mask.dtype == torch.float32
     assert torch.equal(mask > 0, depth[..., 0] > 0)
@@ -78,11 +78,19 @@ def test_render_node_outputs(body):
     colours = torch.round(semantic[mask > 0] * 255).to(torch.uint8)
     palette = {tuple(c) for c in PART_PALETTE.tolist()}
     assert {tuple(c) for c in torch.unique(colours, dim=0).tolist()} <= palette
+    # the guidance bundle: the same tensors, one channel for depth and mask, and the conventions by name
+    assert bundle["frames"] == 3 and (bundle["width"], bundle["height"]) == (W, H)
+    assert bundle["semantic_palette"] == "motionguide-lr-v1" and bundle["depth_normalisation"] == "per-clip"
+    assert bundle["reference_frame"] is False
+    maps = bundle["maps"]
+    assert sorted(maps) == ["depth", "mask", "normal", "semantic"]
+    assert torch.equal(maps["depth"][..., 0], depth[..., 0]) and torch.equal(maps["mask"][..., 0], mask)
+    assert maps["normal"] is normal and maps["semantic"] is semantic
 
 
 def test_each_semantic_colour_covers_only_its_own_part(body):
     seq = sequence()
-    _, _, semantic, mask, _ = MotionGuideRenderSMPL().render(seq, body, renderer="torch", preview=False)
+    _, _, semantic, mask, _, _ = MotionGuideRenderSMPL().render(seq, body, renderer="torch", preview=False)
     vertices, _ = pose_sequence(body, seq)
     K = seq["K"][0]
     u = K[0, 0] * vertices[0, :, 0] / vertices[0, :, 2] + K[0, 2]
@@ -104,7 +112,7 @@ def test_each_semantic_colour_covers_only_its_own_part(body):
 
 def test_render_node_size_override_and_preview_off(body):
     seq = sequence()
-    depth, _, _, mask, preview = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
+    depth, _, _, mask, preview, _ = MotionGuideRenderSMPL().render(seq, body, width=96, renderer="torch",
                                                                 preview=False)
     assert depth.shape == (1, 144, 96, 3) and mask.shape == (1, 144, 96)
     assert preview.shape == (1, 144, 96, 3) and float(preview.abs().max()) == 0.0
@@ -195,3 +203,44 @@ def test_node_declarations():
                 assert options.get("tooltip"), (cls.__name__, name)
         assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
         assert cls.CATEGORY == "MotionGuide/smpl" and cls.DESCRIPTION
+
+
+def _part_pixels(semantic, part):
+    return (torch.round(semantic * 255).to(torch.uint8) == PART_PALETTE[part]).all(-1).nonzero()
+
+
+@pytest.mark.parametrize("which", ["smpl", "anny"])
+def test_left_and_right_parts_have_their_own_colours_on_the_side_they_are(which, request):
+    """Both reference bodies (the synthetic SMPL file and the built-in Anny body), facing the camera: each
+    upper arm, forearm, thigh and shin shows in its own colour, the person's left on the image's right."""
+    if which == "smpl":
+        model = request.getfixturevalue("body")
+        seq = sequence()
+    else:
+        from motionguide.pipelines.smpl.motion.sequence import validate_sequence
+
+        model = request.getfixturevalue("anny_body")
+        seq = validate_sequence(sequence(transl=(0.0, 0.0, 3.2)))
+    from motionguide.pipelines.render.smpl_render import render_sequence_maps
+
+    out = render_sequence_maps(model, seq, maps=("semantic", "mask"), backend="torch")
+    semantic = out["semantic"][0]
+    for left, right in ((16, 17), (18, 19), (1, 2), (4, 5)):
+        lp, rp = _part_pixels(semantic, left), _part_pixels(semantic, right)
+        assert len(lp) > 15 and len(rp) > 15, (which, left, right, len(lp), len(rp))
+        assert float(lp[:, 1].float().mean()) > W / 2 > float(rp[:, 1].float().mean())
+
+
+def test_reference_motion_becomes_frame_0_with_one_depth_range_for_the_clip(body):
+    seq = sequence(frames=2, transl=(0.0, 0.2, 3.0))
+    reference = sequence(frames=1, transl=(0.1, 0.2, 2.5))  # nearer than the motion: it sets the near end
+    depth, normal, _, mask, _, bundle = MotionGuideRenderSMPL().render(seq, body, renderer="torch", preview=False,
+                                                                       reference_motion=reference)
+    assert depth.shape[0] == mask.shape[0] == bundle["frames"] == 3 and bundle["reference_frame"] is True
+    alone_ref = MotionGuideRenderSMPL().render(reference, body, renderer="torch", preview=False)
+    alone_seq = MotionGuideRenderSMPL().render(seq, body, renderer="torch", preview=False)
+    assert torch.equal(mask[0], alone_ref[3][0]) and torch.equal(mask[1:], alone_seq[3])
+    assert torch.equal(normal[1:], alone_seq[1])
+    # per-clip depth: the reference's nearest point is 1 and the motion frames are darker than when rendered alone
+    assert float(depth[0].max()) == pytest.approx(1.0, abs=0.02)
+    assert float(depth[1:].max()) < float(alone_seq[0].max()) - 0.05

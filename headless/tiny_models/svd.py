@@ -11,10 +11,13 @@ Plain builders (no pytest, a second or two each):
 - ``build_tiny_mimicmotion(path, unet, seed=0) -> Path``: writes a flat fp16 ``.pth`` with ``unet.*`` + ``pose_net.*``
   keys like ``MimicMotion_1-1.pth``; ``unet`` is the SVD folder (or its ``unet/`` folder, or a UNet config dict).
   PoseNet's ``final_proj`` is non-zero so pose maps change the result.
+- ``build_tiny_geometry_adapter(path) -> Path``: a geometry adapter for the tiny UNet (small random weights), as the
+  trainer saves them; the templates' name is ``GEOMETRY_ADAPTER_NAME``.
 - ``TINY_SIZE = (64, 112)``: a (width, height) that fits the tiny model.
 
 Session fixtures: ``tiny_svd_dir`` (``models_dir/diffusers/stable-video-diffusion-img2vid-xt-1-1``) and
-``tiny_mimicmotion_path`` (``models_dir/mimicmotion/MimicMotion_1-1.pth``).
+``tiny_mimicmotion_path`` (``models_dir/mimicmotion/MimicMotion_1-1.pth``), ``tiny_geometry_adapter_path``
+(``models_dir/motionguide_adapters/motionguide_geometry_adapter.safetensors``).
 """
 from __future__ import annotations
 
@@ -245,3 +248,23 @@ def build_tiny_svd_single_file(path, svd_dir, with_quant_conv: bool = True) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(out, str(path))
     return path
+
+
+GEOMETRY_ADAPTER_NAME = "motionguide_geometry_adapter.safetensors"  # the templates' adapter file name
+
+
+def build_tiny_geometry_adapter(path, unet_width: int = TINY_UNET_CONFIG["block_out_channels"][0], seed: int = 0,
+                                maps=("depth", "normal", "semantic", "mask"), std: float = 0.02) -> Path:
+    """A geometry adapter for the tiny UNet (``conv_in`` width 32) with small random weights (not zero, so the maps
+    visibly reach the UNet), written by ``save_adapter`` like the trainer's files: ``path`` + ``.json`` beside it."""
+    import torch
+
+    from ...pipelines.guidance.geometry_adapter import AdapterConfig, GeometryAdapter, save_adapter
+
+    generator = torch.Generator().manual_seed(seed)
+    adapter = GeometryAdapter(AdapterConfig(maps=tuple(maps), out_channels=unet_width,
+                                            extra={"note": "tiny test adapter with random weights"}))
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * std)
+    return save_adapter(adapter, path)

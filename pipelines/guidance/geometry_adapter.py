@@ -11,6 +11,8 @@ Loading is safe (no code runs) and strict (a missing or unexpected tensor is an 
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..render.maps import DEPTH_NORMALISATION, SEMANTIC_PALETTE_ID
 from ..weights import open_safetensors, unreadable_file
 from .hook import GuidanceModule, UNetCall, UNetResiduals
 
@@ -28,8 +31,8 @@ METADATA_KEY = "motionguide_adapter_config"
 # Channels each map is read with (the first `n` channels of its IMAGE); all maps are scaled from 0..1 to -1..1.
 MAP_CHANNELS = {"depth": 1, "normal": 3, "semantic": 3, "mask": 1, "skeleton": 3}
 # Map conventions: fixed by name so training and inference read the same pixels (see pipelines/render/maps.py).
-SEMANTIC_PALETTES = ("motionguide-lr-v1",)
-DEPTH_NORMALISATIONS = ("per-clip",)
+SEMANTIC_PALETTES = (SEMANTIC_PALETTE_ID,)  # "motionguide-lr-v1"
+DEPTH_NORMALISATIONS = (DEPTH_NORMALISATION,)  # "per-clip"
 BASE_MODELS = ("mimicmotion-1.1", "mimicmotion-1.0")
 ENCODER_DOWNSAMPLING = 8
 
@@ -232,6 +235,22 @@ def check_compatible(config: AdapterConfig, maps: dict, base_model: str | None =
                          f"{out_channels}; it was made for another UNet.")
 
 
+ADAPTER_PART = "geometry_adapter"  # its name among the motion model's parts (MotionModel.attach_part)
+
+
+def attach_adapter(model, adapter: GeometryAdapter) -> GeometryAdapter:
+    """The adapter as a part of ``model`` (a ``MotionModel``), in the model's dtype, so the model's memory mode moves
+    it like PoseNet. A copy is attached, made once per adapter and dtype: the loaded adapter itself stays as it was
+    loaded (float32 on the CPU), whatever models use it."""
+    current = model.extra_parts.get(ADAPTER_PART)
+    if current is not None and current.__dict__.get("_motionguide_source") is adapter and \
+            next(current.parameters()).dtype == model.dtype:
+        return current
+    clone = copy.deepcopy(adapter).to(dtype=model.dtype).eval().requires_grad_(False)
+    clone.__dict__["_motionguide_source"] = adapter  # a plain attribute, not a submodule
+    return model.attach_part(ADAPTER_PART, clone)
+
+
 class GeometryGuidance(GuidanceModule):
     """The adapter as a sampler guidance module: its output for every frame, once per run, added after ``conv_in``
     in conditional passes (like PoseNet's).
@@ -240,14 +259,18 @@ class GeometryGuidance(GuidanceModule):
         adapter (`GeometryAdapter`): a loaded adapter.
         maps (`dict[str, torch.Tensor]`): name → ``[F,H,W,C]`` 0..1 (or uint8), already at the sampler's size and
             frame-aligned with the pose maps (frame 0 = the reference).
+        model (`MotionModel`, *optional*): when given, the adapter becomes its part ``"geometry_adapter"``
+            (:func:`attach_adapter`) and moves with the model's memory mode; without it the adapter is moved to
+            the sampler's device and dtype itself.
     """
 
     name = "geometry adapter"
 
     def __init__(self, adapter: GeometryAdapter, maps: dict[str, torch.Tensor], strength: float = 1.0,
-                 start: float = 0.0, end: float = 1.0, chunk: int = 16):
+                 start: float = 0.0, end: float = 1.0, chunk: int = 16, model=None):
         super().__init__(strength, start, end)
-        self.adapter, self.maps, self.chunk = adapter, maps, chunk
+        self.adapter, self.maps, self.chunk, self.model = adapter, maps, chunk, model
+        self.module = attach_adapter(model, adapter) if model is not None else adapter
         self.features: torch.Tensor | None = None
 
     def check(self, num_frames: int, height: int, width: int) -> None:
@@ -261,13 +284,23 @@ class GeometryGuidance(GuidanceModule):
 
     @torch.no_grad()
     def prepare(self, device: torch.device, dtype: torch.dtype, cache_device: torch.device) -> None:
-        adapter = self.adapter.to(device=device, dtype=dtype)
+        if self.model is not None:
+            place = self.model.use(ADAPTER_PART)
+        else:
+            self.module = self.module.to(device=device, dtype=dtype)
+            place = contextlib.nullcontext()
         frames = next(iter(self.maps.values())).shape[0]
         out = []
-        for begin in range(0, frames, self.chunk):
-            chunk = {k: v[begin:begin + self.chunk].to(device) for k, v in self.maps.items()}
-            out.append(adapter(maps_to_input(chunk, adapter.config.maps, dtype)).to(cache_device))
-        self.features = torch.cat(out)
+        with place:
+            adapter = self.module
+            for begin in range(0, frames, self.chunk):
+                chunk = {k: v[begin:begin + self.chunk].to(device) for k, v in self.maps.items()}
+                out.append(adapter(maps_to_input(chunk, adapter.config.maps, dtype)).to(cache_device))
+        cache = torch.cat(out)
+        if cache_device.type == "cpu" and device.type == "cuda":
+            with contextlib.suppress(RuntimeError):  # no pinnable memory left: pageable copies still work
+                cache = cache.pin_memory()
+        self.features = cache
 
     def release(self) -> None:
         self.features = None

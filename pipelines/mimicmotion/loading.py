@@ -311,6 +311,8 @@ class MotionModel:
     ``part_handles`` optionally maps part names to handles with ``load()`` / ``offload()`` that replace the plain
     ``.to()`` moves (the node layer registers the parts with ComfyUI's memory manager this way). A handled part may
     be moved away between runs by its owner, so :meth:`use` loads it every time and nothing caches its device.
+    ``extra_parts``: modules attached besides the four fixed parts (a geometry adapter, :meth:`attach_part`); the
+    memory mode moves them exactly like the fixed parts.
     """
 
     unet: nn.Module
@@ -327,8 +329,33 @@ class MotionModel:
     sources: dict = field(default_factory=dict)
     before_load: Callable[[int], None] | None = None
     part_handles: dict = field(default_factory=dict)
+    extra_parts: dict = field(default_factory=dict)
 
     PARTS = ("image_encoder", "vae", "pose_net", "unet")
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The fixed parts, then the attached ones."""
+        return self.PARTS + tuple(self.extra_parts)
+
+    def attach_part(self, name: str, module: nn.Module) -> nn.Module:
+        """Let the memory mode manage ``module`` under ``name`` (a part :meth:`use` can ask for). Attaching another
+        module under the same name first detaches the old one (offloaded, its handle dropped)."""
+        if name in self.PARTS:
+            raise ValueError(f"{name!r} is one of the model's own parts; attach extra modules under another name.")
+        if self.extra_parts.get(name) is not module:
+            self.detach_part(name)
+            self.extra_parts[name] = module
+        return module
+
+    def detach_part(self, name: str) -> None:
+        """Forget an attached part, moving it to the offload device first (through its handle when it has one)."""
+        module = self.extra_parts.get(name)
+        if module is None:
+            return
+        self._offload([name])
+        self.part_handles.pop(name, None)
+        del self.extra_parts[name]
 
     @property
     def vae_scale_factor(self) -> int:
@@ -345,6 +372,8 @@ class MotionModel:
         return float(self.vae.config.scaling_factor)
 
     def _module(self, name: str) -> nn.Module:
+        if name in self.extra_parts:
+            return self.extra_parts[name]
         if name not in self.PARTS:
             raise KeyError(name)
         return getattr(self, name)
@@ -384,7 +413,7 @@ class MotionModel:
         and the UNet is not moved whole: its blocks pass through the device one at a time (see :meth:`_stream`)."""
         sequential = self.memory_mode == "sequential_offload"
         if sequential:
-            self._offload([n for n in self.PARTS if n not in names])
+            self._offload([n for n in self.part_names if n not in names])
         streamed = [n for n in names if sequential and n == "unet" and self.device != self.offload_device]
         self._load([n for n in names if n not in streamed])
         try:
@@ -426,7 +455,7 @@ class MotionModel:
             self.offload_all()
 
     def offload_all(self) -> None:
-        self._offload(self.PARTS)
+        self._offload(self.part_names)
 
 
 def load_motion_model(svd_path: str | Path, checkpoint: str | Path, *, dtype: torch.dtype, device,

@@ -3,7 +3,8 @@
 Used by the smoke demo (no estimator weights needed): the reference person is given by its 2D OpenPose-18
 keypoints and stands facing the camera; the built-in body is placed in its box, its height and proportions are
 fitted to the keypoints (Set Body Shape's fit), the motion is transferred onto it (Transfer Shape, root locked),
-and pose maps plus depth / normal / body-part maps are rendered side by side.
+and pose maps plus depth / normal / body-part maps are rendered side by side. The camera is widened once for the
+whole clip when the body would leave the frame (a raised hand), so every panel shows all of it with a margin.
 """
 from __future__ import annotations
 
@@ -17,6 +18,38 @@ from ..smpl.motion.sequence import default_intrinsics, validate_sequence
 from ..smpl.motion.transfer import fit_translation_to_box, transfer_shape
 
 STANDING_SHOULDERS = 1.2  # radians the arms hang down from SMPL's T-pose (arms slightly away from the body)
+FRAME_MARGIN = 0.05  # of the panel's height, kept free around the body over the whole clip
+
+
+def frame_whole_clip(body, seq: dict, margin: float = FRAME_MARGIN) -> dict:
+    """``seq`` with one camera zoom (focal length and principal point, same for every frame) that keeps the whole
+    body inside the frame with ``margin``·height free on every side over the whole clip; unchanged when it already
+    fits. Only for previews: the generation itself keeps the reference camera."""
+    import torch
+
+    from ..pinhole import project
+    from ..smpl.motion.posing import pose_sequence
+
+    width, height = seq["image_size"]
+    vertices, _ = pose_sequence(body, seq)
+    K = torch.as_tensor(np.asarray(seq["K"]), dtype=torch.float32)
+    uv = project(vertices, K.expand(len(vertices), 3, 3))
+    lo, hi = uv.reshape(-1, 2).min(0).values.numpy(), uv.reshape(-1, 2).max(0).values.numpy()
+    pad = margin * height
+    slack = 0.5  # pixels: a clip framed by this function fits again despite rounding
+    if min(lo) >= pad - slack and hi[0] <= width - pad + slack and hi[1] <= height - pad + slack:
+        return seq
+    scale = min(1.0, (width - 2 * pad) / max(hi[0] - lo[0], 1e-6), (height - 2 * pad) / max(hi[1] - lo[1], 1e-6))
+    centre = (lo + hi) / 2.0
+    framed = dict(seq)
+    k = np.array(seq["K"], dtype=np.float32, copy=True)
+    k[..., 0, 0] *= scale
+    k[..., 1, 1] *= scale
+    k[..., 0, 1] *= scale
+    k[..., 0, 2] = scale * (k[..., 0, 2] - centre[0]) + width / 2.0
+    k[..., 1, 2] = scale * (k[..., 1, 2] - centre[1]) + height / 2.0
+    framed["K"] = k
+    return framed
 
 
 def standing_reference(body, keypoints: np.ndarray, image_size: tuple[int, int]) -> dict:
@@ -59,10 +92,10 @@ def guidance_preview(body, motion: dict, reference_keypoints: np.ndarray, image_
 
     reference = standing_reference(body, reference_keypoints, image_size)
     shaped = set_body_shape(reference, body, "fit", iterations=fit_iterations)
-    moved = transfer_shape(motion, shaped, body, trajectory="lock_root")
+    moved = frame_whole_clip(body, transfer_shape(motion, shaped, body, trajectory="lock_root"))
     width, height = image_size
     pose = sequence_to_pose_keypoints(body, moved, backend="torch")
-    pose_maps = draw_pose_maps(pose, width, height)
+    pose_maps = draw_pose_maps(pose, width, height, style="thick")  # lines and joints that survive a small panel
     maps = render_sequence_maps(body, moved, maps=("depth", "normal", "semantic"), backend="torch",
                                 callback=callback)
     depth = np.repeat(maps["depth"].numpy()[..., None], 3, -1)

@@ -7,14 +7,21 @@ long sequence never holds more than one chunk on the device.
 
 Map conventions (every value in 0..1, background 0):
 
-- **depth**: ``floor + (1 − floor)·(far − z)/(far − near)`` with near/far the closest/farthest vertex depth over
-  the *whole sequence* (no per-frame flicker): the nearest surface is 1, the farthest ``floor`` (0.1 by default,
-  so the body never fades into the background).
+- **depth** (:data:`DEPTH_NORMALISATION` ``"per-clip"``): ``floor + (1 − floor)·(far − z)/(far − near)``, z the
+  camera-space depth in metres of the surface at the pixel centre, and near/far the smallest/largest z of any
+  mesh vertex in front of the camera (z > 1 mm) over *every frame rendered in one call* — the clip, including
+  the reference frame when one is prepended (:func:`.smpl_render.render_sequence_maps`) — so a frame depends on
+  the other frames only through this one range, and values do not flicker from frame to frame. The
+  nearest point of the clip is 1, the farthest ``floor`` (0.1, so the body never fades into the background),
+  background 0; a clip with a single depth is all 1. An 8-bit copy holds ``round(255·value)``.
 - **normal**: camera-space unit normals as ``n·0.5 + 0.5`` in the usual normal-map axes (red = right,
   green = up, blue = towards the camera), i.e. the OpenCV camera normal rotated 180° about x. A surface facing
   the camera is (0.5, 0.5, 1.0) → (128, 128, 255).
-- **semantic**: one colour per SMPL part (:data:`PART_PALETTE`), taken from the visible *face's* label, so part
-  borders stay sharp (no interpolated colours).
+- **semantic** (:data:`SEMANTIC_PALETTE_ID` ``"motionguide-lr-v1"``): one colour per SMPL part
+  (:data:`PART_PALETTE`); the part at a pixel is the argmax of the face corners' part weights (the body's
+  summed skinning weights per part, or one-hot labels for meshes without them) interpolated at the pixel
+  centre, among the corners' own parts (:func:`.surface.pixel_part_labels`), so borders are straight within
+  each triangle and continuous across them (no sawtooth), and every pixel is exactly one palette colour.
 - **mask**: depth > 0.
 - **preview**: a clay render, light grey shaded by the angle to the camera.
 """
@@ -29,14 +36,44 @@ from .surface import SurfaceBuffers, face_labels, render_surface_torch
 
 ALL_MAPS = ("depth", "normal", "semantic", "mask", "preview")
 
-# SMPL part colours: OpenCV's VIRIDIS colormap at 10·label (RGB), the palette Champ's semantic maps use.
-# Index = SMPL joint whose skinning weight is largest on the vertex (0 pelvis, 1 left hip, ... 23 right hand).
+# The map conventions, by the names a geometry adapter's config records (see pipelines/guidance/geometry_adapter.py).
+SEMANTIC_PALETTE_ID = "motionguide-lr-v1"
+DEPTH_NORMALISATION = "per-clip"
+
+# SEMANTIC_PALETTE_ID: one RGB colour per SMPL part (index = the SMPL joint whose skinning weight is largest on the
+# vertex; the built-in Anny body maps its bones onto the same 24 parts). Left and right are told apart and the
+# palette is mirror-symmetric: a right part's colour is its left twin's with red and blue swapped, and the parts
+# on the body's midline have red == blue. So left parts are warm (red > blue by ≥ 95), right parts cool, the
+# midline purple/green/grey, and flipping an image horizontally maps its semantic map to the flipped body's by
+# swapping the red and blue channels. Neighbouring parts differ by ≥ 70 in RGB. "Left" is the person's left.
+# Never edit these values: adapters are trained on them; a new palette gets a new id.
 PART_PALETTE = torch.tensor([
-    [68, 1, 84], [71, 16, 99], [72, 29, 111], [71, 42, 122], [69, 55, 129], [65, 66, 135],
-    [61, 78, 138], [56, 89, 140], [51, 99, 141], [46, 109, 142], [42, 118, 142], [39, 128, 142],
-    [35, 137, 142], [32, 146, 140], [30, 156, 137], [33, 165, 133], [40, 174, 128], [53, 183, 121],
-    [70, 192, 111], [90, 200, 100], [112, 207, 87], [137, 213, 72], [162, 218, 55], [189, 223, 38],
+    [150, 60, 150],   # 0 pelvis
+    [230, 40, 20],    # 1 left hip (thigh)
+    [20, 40, 230],    # 2 right hip (thigh)
+    [90, 190, 90],    # 3 spine1
+    [255, 140, 0],    # 4 left knee (shin)
+    [0, 140, 255],    # 5 right knee (shin)
+    [120, 120, 120],  # 6 spine2
+    [255, 230, 60],   # 7 left ankle (foot)
+    [60, 230, 255],   # 8 right ankle (foot)
+    [40, 100, 40],    # 9 spine3
+    [150, 80, 0],     # 10 left foot (toes)
+    [0, 80, 150],     # 11 right foot (toes)
+    [190, 255, 190],  # 12 neck
+    [255, 120, 150],  # 13 left collar
+    [150, 120, 255],  # 14 right collar
+    [240, 240, 240],  # 15 head
+    [220, 0, 120],    # 16 left shoulder (upper arm)
+    [120, 0, 220],    # 17 right shoulder (upper arm)
+    [255, 170, 100],  # 18 left elbow (forearm)
+    [100, 170, 255],  # 19 right elbow (forearm)
+    [200, 255, 100],  # 20 left wrist (hand)
+    [100, 255, 200],  # 21 right wrist (hand)
+    [170, 0, 40],     # 22 left hand (fingers)
+    [40, 0, 170],     # 23 right hand (fingers)
 ], dtype=torch.uint8)
+SEMANTIC_PALETTES = {SEMANTIC_PALETTE_ID: PART_PALETTE}
 SMPL_PART_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
     "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
@@ -107,10 +144,12 @@ def choose_backend(backend: str, device: torch.device) -> str:
 
 
 class _TorchSurfaceRenderer:
-    def __init__(self, size, faces, labels_of_faces, cull_backfaces, device):
+    def __init__(self, size, faces, labels_of_faces, cull_backfaces, device, vertex_labels=None, part_weights=None):
         self.size, self.cull_backfaces, self.device = size, cull_backfaces, device
         self.faces = faces.to(device)
         self.labels_of_faces = labels_of_faces.to(device)
+        self.vertex_labels = None if vertex_labels is None else torch.as_tensor(vertex_labels).to(device)
+        self.part_weights = None if part_weights is None else torch.as_tensor(part_weights).float().to(device)
 
     def __enter__(self):
         return self
@@ -121,13 +160,15 @@ class _TorchSurfaceRenderer:
     def render(self, vertices, K, *, normals: bool = True, labels: bool = True):
         return render_surface_torch(vertices.to(self.device), self.faces, K.to(self.device), self.size,
                                     self.labels_of_faces, cull_backfaces=self.cull_backfaces, normals=normals,
-                                    labels=labels)
+                                    labels=labels, vertex_labels=self.vertex_labels, part_weights=self.part_weights)
 
 
 def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfaces: bool = True,
-                     device: torch.device | str = "cpu"):
+                     device: torch.device | str = "cpu", vertex_labels=None, part_weights=None):
     """A context manager whose ``render(vertices (B,V,3), K (B,3,3), normals=, labels=)`` returns
-    :class:`SurfaceBuffers` (normals/labels only when asked for)."""
+    :class:`SurfaceBuffers` (normals/labels only when asked for). Labels are the visible face's
+    (``labels_of_faces``), or per pixel from ``vertex_labels`` (and soft ``part_weights``) when given
+    (:func:`.surface.pixel_part_labels`)."""
     backend = choose_backend(backend, torch.device(device))
     if backend == "pyrender":
         from .pyrender_backend import PyrenderSurfaceRenderer, unavailable_reason
@@ -136,8 +177,10 @@ def surface_renderer(backend: str, size, faces, labels_of_faces, *, cull_backfac
         if reason is not None:
             raise RuntimeError(f"renderer 'pyrender' is {reason.removeprefix('pyrender ')}. Install the system "
                                "OpenGL libraries named there, or pick renderer 'torch'.")
-        return PyrenderSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces=cull_backfaces)
-    return _TorchSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces, torch.device(device))
+        return PyrenderSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces=cull_backfaces,
+                                       vertex_labels=vertex_labels, part_weights=part_weights)
+    return _TorchSurfaceRenderer(size, faces, labels_of_faces, cull_backfaces, torch.device(device), vertex_labels,
+                                 part_weights)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -160,7 +203,7 @@ def colourise(surface: SurfaceBuffers, maps, near: float, far: float, depth_floo
 
 
 def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vertex_labels=None,
-                maps=ALL_MAPS, backend: str = "auto", device: torch.device | str = "cpu", chunk_size: int = 16,
+                part_weights=None, maps=ALL_MAPS, backend: str = "auto", device: torch.device | str = "cpu", chunk_size: int = 16,
                 depth_floor: float = DEFAULT_DEPTH_FLOOR, near_far: tuple[float, float] | None = None,
                 cull_backfaces: bool = True, callback: Callable[[int, int], None] | None = None,
                 keep_surface: bool = False) -> dict[str, torch.Tensor]:
@@ -173,13 +216,15 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
         K (`torch.Tensor` of shape `(3, 3)` or `(T, 3, 3)`): intrinsics in pixels, OpenCV convention.
         size (`tuple[int, int]`): (width, height) of the maps.
         vertex_labels (`torch.LongTensor` of shape `(V,)`, *optional*): part per vertex (0..23); all 0 when None.
+        part_weights (`torch.Tensor` of shape `(V, 24)`, *optional*): soft part weights per vertex (the body's
+            summed skinning weights); the semantic map then interpolates them instead of one-hot labels.
         maps (`Iterable[str]`, *optional*): any of :data:`ALL_MAPS`.
         backend (`str`, *optional*, defaults to `"auto"`): ``auto``, ``torch`` or ``pyrender``.
         device (`torch.device`, *optional*, defaults to CPU): where the torch rasteriser runs.
         chunk_size (`int`, *optional*, defaults to 16): frames rendered at once; bounds device memory.
         depth_floor (`float`, *optional*, defaults to 0.1): depth value of the farthest surface.
-        near_far (`tuple[float, float]`, *optional*): depth normalisation range; the sequence's vertex range
-            when None.
+        near_far (`tuple[float, float]`, *optional*): depth normalisation range; when None the clip's vertex
+            range over all ``T`` frames (:func:`depth_range`, the "per-clip" convention).
         callback (`Callable[[int, int], None]`, *optional*): ``callback(frames_done, total)`` after each chunk
             (the node's progress bar, which also raises on Cancel).
         keep_surface (`bool`, *optional*): also return the raw ``depth_m`` (metres) and ``label`` buffers.
@@ -204,7 +249,8 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
         K = K.expand(frames, 3, 3)
     if K.shape != (frames, 3, 3):
         raise ValueError(f"K must be [3,3] or [{frames},3,3], got {tuple(K.shape)}.")
-    labels_of_faces = face_labels(faces, None if vertex_labels is None else torch.as_tensor(vertex_labels).cpu())
+    vertex_labels = None if vertex_labels is None else torch.as_tensor(vertex_labels, dtype=torch.int64).cpu()
+    labels_of_faces = face_labels(faces, vertex_labels)
     near, far = near_far if near_far is not None else depth_range(vertices)
 
     shapes = {"depth": (frames, height, width), "mask": (frames, height, width),
@@ -217,7 +263,8 @@ def render_maps(vertices: torch.Tensor, faces, K, size: tuple[int, int], *, vert
     need_normals = bool({"normal", "preview"} & set(maps))
     need_labels = "semantic" in maps or keep_surface
     with surface_renderer(backend, (width, height), faces, labels_of_faces, cull_backfaces=cull_backfaces,
-                          device=device) as renderer:
+                          device=device, vertex_labels=vertex_labels,
+                          part_weights=None if vertex_labels is None else part_weights) as renderer:
         for start in range(0, frames, chunk_size):
             stop = min(start + chunk_size, frames)
             surface = renderer.render(vertices[start:stop], K[start:stop], normals=need_normals,

@@ -12,7 +12,9 @@ created, used and deleted inside one :class:`PyrenderSurfaceRenderer` ``with`` b
 
 Two passes per frame, both with ``RenderFlags.FLAT`` (vertex colours written unlit, no sRGB):
 1. the shared-vertex mesh coloured with its normals (``n·0.5 + 0.5``, OpenGL camera axes) → normals + depth;
-2. the unshared mesh coloured per face with a label code (``R = 10·(label + 1)``) → labels without blending.
+2. the unshared mesh coloured per face with its index + 1 in 24-bit RGB → the visible face per pixel; labels
+   follow from it as in the torch rasteriser (the face's label, or per pixel from the barycentrics of the pixel
+   centre's ray in that face, :func:`.surface.ray_barycentrics`).
 
 Where the platform has framebuffer objects (EGL) pyrender draws into a 4× multisampled framebuffer and resolves
 it: edge pixels then get covered by samples off the pixel centre (silhouette IoU ~0.99 against the rasteriser)
@@ -30,11 +32,11 @@ import sys
 import numpy as np
 import torch
 
-from .surface import SurfaceBuffers, vertex_normals
+from .surface import SurfaceBuffers, pixel_part_labels, ray_barycentrics, vertex_normals
 
 logger = logging.getLogger(__name__)
 
-_LABEL_STEP = 10  # label code spacing in the red channel: 24 parts fit in 8 bits, rounding absorbs MSAA blends
+_MAX_FACES = 2 ** 24 - 1  # face index + 1 coded in 24-bit RGB
 _probe_result: str | None = None
 _probed = False
 
@@ -164,21 +166,27 @@ class PyrenderSurfaceRenderer:
     Args:
         size (`tuple[int, int]`): (width, height).
         faces (`torch.LongTensor` of shape `(F, 3)`).
-        labels_of_faces (`torch.LongTensor` of shape `(F,)`): part per face (0..24).
+        labels_of_faces (`torch.LongTensor` of shape `(F,)`): part per face.
         cull_backfaces (`bool`, *optional*, defaults to `True`): as in the torch rasteriser.
+        vertex_labels (`torch.LongTensor` of shape `(V,)`, *optional*): label pixels per pixel
+            (:func:`.surface.pixel_part_labels`) instead of per face; ``part_weights`` (`(V, P)`) are its soft weights.
     """
 
     def __init__(self, size: tuple[int, int], faces: torch.Tensor, labels_of_faces: torch.Tensor, *,
-                 cull_backfaces: bool = True):
+                 cull_backfaces: bool = True, vertex_labels: torch.Tensor | None = None,
+                 part_weights: torch.Tensor | None = None):
         self.width, self.height = int(size[0]), int(size[1])
         self.faces = torch.as_tensor(faces, dtype=torch.int64).cpu()
         self._faces_np = self.faces.numpy().astype(np.uint32)
-        labels = torch.as_tensor(labels_of_faces, dtype=torch.int64).cpu().numpy()
-        if labels.size and labels.max() * _LABEL_STEP + _LABEL_STEP > 255:
-            raise ValueError(f"pyrender backend encodes at most {255 // _LABEL_STEP - 1} labels, got {labels.max()}.")
-        codes = np.zeros((len(labels), 4), dtype=np.float32)
-        codes[:, 0] = (labels + 1) * _LABEL_STEP / 255.0
-        codes[:, 3] = 1.0
+        if len(self.faces) > _MAX_FACES:
+            raise ValueError(f"pyrender backend codes at most {_MAX_FACES} faces, got {len(self.faces)}.")
+        self.labels_of_faces = torch.as_tensor(labels_of_faces, dtype=torch.int64).cpu()
+        self.vertex_labels = None if vertex_labels is None else torch.as_tensor(vertex_labels, dtype=torch.int64).cpu()
+        self.part_weights = None if part_weights is None else torch.as_tensor(part_weights, dtype=torch.float32).cpu()
+        index = np.arange(1, len(self.faces) + 1, dtype=np.int64)
+        codes = np.ones((len(index), 4), dtype=np.float32)
+        for channel, shift in enumerate((16, 8, 0)):
+            codes[:, channel] = ((index >> shift) & 255) / 255.0
         self._face_codes = np.repeat(codes, 3, axis=0)  # one colour per unshared corner
         self.cull_backfaces = cull_backfaces
         self._renderer = None
@@ -233,7 +241,7 @@ class PyrenderSurfaceRenderer:
         zfar = float(in_front.max()) * 2.0 + 1.0 if len(in_front) else 100.0
 
         plane = self.height * self.width
-        pixels, depths, normal_values, label_values = [], [], [], []
+        pixels, depths, normal_values, face_values = [], [], [], []
         for b in range(batch):
             fx, fy, cx, cy = (float(K[b, 0, 0]), float(K[b, 1, 1]), float(K[b, 0, 2]), float(K[b, 1, 2]))
             # OpenGL samples pixel i at i + 0.5; OpenCV puts pixel centres on integers.
@@ -246,16 +254,21 @@ class PyrenderSurfaceRenderer:
                 normal_values.append(colour.reshape(-1, 3)[covered])
             if labels:
                 unshared = gl_vertices[b][self._faces_np].reshape(-1, 3)
-                codes = self._render(unshared, self._face_codes, None, camera)[0][..., 0]
-                label_values.append(codes.reshape(-1)[covered])
+                rgb = self._render(unshared, self._face_codes, None, camera)[0].reshape(-1, 3)[covered].astype(np.int64)
+                face_values.append((rgb[:, 0] << 16) + (rgb[:, 1] << 8) + rgb[:, 2] - 1)
 
         pixel = torch.from_numpy(np.concatenate(pixels)).long()
-        normal = label = None
+        normal = label = face = None
         if normals:
             n_gl = torch.from_numpy(np.concatenate(normal_values)).float() / 255.0 * 2.0 - 1.0
             normal = torch.nn.functional.normalize(n_gl * flip, dim=-1, eps=1e-12)
+        shape = (batch, self.height, self.width)
         if labels:
-            codes = torch.from_numpy(np.concatenate(label_values)).float()
-            label = (torch.round(codes / _LABEL_STEP).long() - 1).clamp(min=0)
-        return SurfaceBuffers(shape=(batch, self.height, self.width), pixel=pixel,
-                              depth=torch.from_numpy(np.concatenate(depths)), normal=normal, label=label)
+            face = torch.from_numpy(np.concatenate(face_values)).clamp(0, len(self.faces) - 1)
+            if self.vertex_labels is None:
+                label = self.labels_of_faces[face]
+            else:
+                bary = ray_barycentrics(vertices, self.faces, K, shape, pixel, face)
+                label = pixel_part_labels(self.faces, self.vertex_labels, face, bary, self.part_weights)
+        return SurfaceBuffers(shape=shape, pixel=pixel, depth=torch.from_numpy(np.concatenate(depths)),
+                              normal=normal, label=label, face=face)

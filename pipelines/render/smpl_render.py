@@ -35,20 +35,32 @@ def check_in_front_of_camera(joints: torch.Tensor, seq: dict) -> None:
 
 def render_sequence_maps(model, seq: dict, *, width: int = 0, height: int = 0, maps=ALL_MAPS,
                          backend: str = "auto", device="cpu", chunk_size: int = 16,
-                         depth_floor: float = DEFAULT_DEPTH_FLOOR,
+                         depth_floor: float = DEFAULT_DEPTH_FLOOR, reference: dict | None = None,
                          callback: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Depth, normal, semantic, mask and preview maps of an SMPL_SEQUENCE (see :func:`.maps.render_maps`).
 
     ``width``/``height`` 0 keep the sequence's ``image_size`` (one of them 0 keeps its aspect ratio).
+    ``reference`` (an SMPL_SEQUENCE, e.g. the reference image's): its first frame, in its own camera, is rendered
+    as frame 0 before the sequence's frames, at the same size and with the depth range of all ``1 + T`` frames
+    (the per-clip normalisation), as MimicMotion's pose maps put the reference pose first.
     """
     seq = validate_sequence(seq)
     size = output_size(seq, width, height)
     K = scale_intrinsics(seq["K"], seq["image_size"], size)
     vertices, joints = pose_sequence(model, seq)
     check_in_front_of_camera(joints, seq)
-    return render_maps(vertices, model.faces, K, size, vertex_labels=model.part_labels, maps=maps,
-                       backend=backend, device=device, chunk_size=chunk_size, depth_floor=depth_floor,
-                       callback=callback)
+    if reference is not None:
+        ref = validate_sequence(reference, "reference SMPL sequence")
+        ref_vertices, ref_joints = pose_sequence(model, ref)  # the reference is one frame (the image's) in practice
+        check_in_front_of_camera(ref_joints[:1], {"valid": np.asarray(ref["valid"])[:1]})
+        K_ref = scale_intrinsics(ref["K"], ref["image_size"], size)
+        if K.ndim == 2:
+            K = K.expand(len(vertices), 3, 3)
+        vertices = torch.cat([ref_vertices[:1], vertices])
+        K = torch.cat([K_ref.reshape(-1, 3, 3)[:1], K])
+    return render_maps(vertices, model.faces, K, size, vertex_labels=model.part_labels,
+                       part_weights=getattr(model, "part_weights", None), maps=maps, backend=backend, device=device,
+                       chunk_size=chunk_size, depth_floor=depth_floor, callback=callback)
 
 
 def sequence_to_pose_keypoints(model, seq: dict, *, width: int = 0, height: int = 0, driving: list | None = None,

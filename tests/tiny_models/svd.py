@@ -20,3 +20,10 @@ def tiny_svd_dir(models_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mimicmotion_path(models_dir, tiny_svd_dir) -> Path:
     return build_tiny_mimicmotion(models_dir / "mimicmotion" / MIMICMOTION_NAME, tiny_svd_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_geometry_adapter_path(models_dir) -> Path:
+    from motionguide.headless.tiny_models.svd import GEOMETRY_ADAPTER_NAME, build_tiny_geometry_adapter
+
+    return build_tiny_geometry_adapter(models_dir / "motionguide_adapters" / GEOMETRY_ADAPTER_NAME)

@@ -1,7 +1,7 @@
 """The built-in Anny body behind the ``SMPL_MODEL`` interface (DESIGN §7a), driven by SMPL-format motion.
 
 :class:`AnnyBody` exposes what :class:`.body_model.BodyModel` exposes (``forward``, ``rest_joints``,
-``rest_height``, ``faces``, ``part_labels``, ``parents``, ``num_vertices``, ``model_type``) plus the Anny shape
+``rest_height``, ``faces``, ``part_labels``, ``part_weights``, ``parents``, ``num_vertices``, ``model_type``) plus the Anny shape
 (``phenotype``: gender, age, muscle, weight, height, proportions in 0..1) and ``openpose18``. Rotations come in
 SMPL's 24-joint layout (``global_orient``, ``body_pose``, optional SMPL-H/X ``hand_pose``) and are retargeted by
 :mod:`.anny_retarget`; ``betas`` are accepted and ignored (an SMPL shape cannot become a phenotype).
@@ -120,6 +120,7 @@ class AnnyBody:
         scores = np.zeros((weights.shape[0], 24))
         np.add.at(scores, (np.repeat(np.arange(weights.shape[0]), weights.shape[1]), part_of_bone[indices].ravel()),
                   weights.ravel())
+        self.part_weights = scores.astype(np.float32)  # (V, 24): soft part weights for the semantic map's borders
         return np.argmax(scores, 1).astype(np.int64)
 
     def _module_on(self, device) -> torch.nn.Module:

@@ -53,6 +53,8 @@ class BodyModel:
         faces (`np.ndarray`): (F,3) int64 triangle indices.
         part_labels (`np.ndarray`): (V,) int64 in 0..23, the argmax skinning weight over the first 24 joints
             (SMPL-X: jaw and eyes count as the head, finger joints as SMPL's hand parts).
+        part_weights (`np.ndarray`): (V, 24) float32, the skinning weights summed per part (its argmax is
+            ``part_labels``); the semantic map interpolates them across triangles for smooth part borders.
         num_vertices (`int`): V.
         parents (`np.ndarray`): (J,) kinematic parents, -1 for the root.
     """
@@ -72,8 +74,13 @@ class BodyModel:
         if model_type == "smplx":  # jaw/eyes → head, finger joints → SMPL's hand parts
             part_of = np.array(list(range(22)) + [15, 15, 15] + [22] * 15 + [23] * 15)
             self.part_labels = part_of[np.argmax(weights, axis=1)].astype(np.int64)
+            summed = np.zeros((weights.shape[0], 24))
+            np.add.at(summed.T, part_of, np.asarray(weights, np.float64).T)
         else:
             self.part_labels = np.argmax(weights[:, :24], axis=1).astype(np.int64)
+            summed = np.asarray(weights[:, :24], np.float64)
+        # (V, 24) soft part weights: the semantic map interpolates them, so part borders follow the skinning
+        self.part_weights = summed.astype(np.float32)
         self.parents = self.arrays["kintree_table"][0].astype(np.int64)
         self.parents[0] = -1
         # Rest joints are linear in betas: J(β) = J_template + J_shapedirs·β (float64, for exact root maths).
