@@ -137,10 +137,12 @@ class MotionGuideLoadSMPLModel:
 
 
 def load_builtin_body():
-    """The built-in Anny body, its cache in models/anny (or $ANNY_CACHE_DIR), with a progress bar on first use."""
+    """The built-in Anny body, its cache in models/anny in ComfyUI, ~/.cache/anny outside it (or $ANNY_CACHE_DIR),
+    with a progress bar on first use."""
     from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, load_anny_body
+    from .comfy_adapter import anny_cache_folder
 
-    folder = model_folder_paths("anny")[0]
+    folder = anny_cache_folder()
     progress = Progress(100, "Building the Anny body cache (once)")
     try:
         return load_anny_body(folder, callback=progress.callback)
