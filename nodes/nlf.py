@@ -67,17 +67,9 @@ class MotionGuideSMPLToNLF:
 
 
 def _parse_intrinsics(text: str):
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        K = json.loads(text)
-        if len(K) != 3 or any(len(row) != 3 for row in K):
-            raise ValueError
-        return [[float(v) for v in row] for row in K]
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"intrinsics must be JSON [[fx,0,cx],[0,fy,cy],[0,0,1]] (as SMPL to NLF Poses writes it) "
-                         f"or empty for NLF's 55° camera; got {text[:80]!r}.") from exc
+    from ..pipelines.pinhole import parse_intrinsics
+
+    return parse_intrinsics(text, "intrinsics")
 
 
 class MotionGuideNLFToSMPL:

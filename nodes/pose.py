@@ -382,7 +382,10 @@ class MotionGuideLoadPose:
 
 
 def _read_json(path: Path):
+    from ..pipelines.json_input import parse_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"Pose file '{path}' is not readable JSON ({exc}).") from exc
+    return parse_json(text, f"Pose file '{path}'", "Save the poses again with Save Pose (JSON) or OpenPose.")

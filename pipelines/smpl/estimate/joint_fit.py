@@ -175,8 +175,11 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
     ``K`` defaults to NLF's 55° camera for ``width`` × ``height``. Frames without a person take the nearest
     frame's joints and are marked ``valid = False``.
     """
+    from ...pinhole import check_intrinsics_matrix
     from .nlf import first_person_track, fov_intrinsics, nlf_frames, sequence_joints
 
+    if K is not None:  # checked where it enters, before minutes of fitting
+        K = check_intrinsics_matrix(K, "intrinsics (the camera NLF ran with)")
     joints_mm, valid = first_person_track(nlf_frames(nlfpred))
     frames = len(joints_mm)
     shape = np.zeros((1, 10), np.float32) if betas is None else np.asarray(betas, np.float32).reshape(1, -1)

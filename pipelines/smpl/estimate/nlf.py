@@ -114,7 +114,11 @@ def nlf_frames(nlfpred, name: str = "nlf_poses") -> list[np.ndarray]:
         if frame is None:
             out.append(np.zeros((0, NUM_JOINTS, 3)))
             continue
-        array = frame.detach().cpu().double().numpy() if torch.is_tensor(frame) else np.asarray(frame, np.float64)
+        try:
+            array = frame.detach().cpu().double().numpy() if torch.is_tensor(frame) else np.asarray(frame, np.float64)
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError(f"{name} frame {i} holds {type(frame).__name__} that is not numbers; NLFPRED frames are "
+                             f"(persons, {NUM_JOINTS}, 3) SMPL-24 joints in millimetres.") from None
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3 or array.shape[1:] != (NUM_JOINTS, 3):
