@@ -383,9 +383,12 @@ class MotionGuideSetBodyShape:
                              "Model (SMPL bodies take their shape from betas).")
         sliders = [gender, age, muscle, weight, height, proportions]
         progress = Progress(iterations if mode != "sliders" else 1, "Set Body Shape")
-        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders,
+        warnings: list[str] = []
+        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders, warnings=warnings,
                              **({"iterations": iterations, "callback": progress.callback} if mode != "sliders"
                                 else {}))
+        if warnings:  # shown on the node as well as in the log
+            return {"ui": {"text": [f"Warning: {w}" for w in warnings]}, "result": (seq,)}
         return (seq,)
 
 
