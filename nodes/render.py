@@ -187,7 +187,7 @@ class MotionGuideRenderSCAIL:
 
         from ..pipelines.dwpose.draw_styles import draw_scail_overlay
         from ..pipelines.dwpose.keypoints import openpose_to_frame
-        from ..pipelines.render.scail import half_size, identity_mask, render_capsules
+        from ..pipelines.render.scail import check_overlay_projection, half_size, identity_mask, render_capsules
         from ..pipelines.render.scail import overlay_2d as compose
         from ..pipelines.render.skeleton import MIN_FLOOR
         from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
@@ -198,6 +198,8 @@ class MotionGuideRenderSCAIL:
             raise ValueError(f"mask_background must be one of {MASK_BACKGROUNDS}, got {mask_background!r}.")
         framed = sequence_in_camera(smpl_model, smpl_sequence, width=width, height=height, camera=camera)
         joints_mm = sequence_joints(smpl_model, framed) * 1000.0
+        if overlay_2d:  # before minutes of rendering, and worded for the SMPL input
+            check_overlay_projection(joints_mm, framed["K"], framed["image_size"], framed["valid"])
         progress = adapter.Progress(len(joints_mm) + 1, "Render SCAIL")
         rgba = render_capsules([j[None] for j in joints_mm], framed["K"], framed["image_size"],
                                device=adapter.get_torch_device(), callback=progress.callback)

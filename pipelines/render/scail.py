@@ -220,3 +220,38 @@ def identity_mask(masks: torch.Tensor, identity: int = 0, background: str = "bla
     base = torch.zeros(3) if background == "black" else torch.ones(3)
     inside = (masks > 0.5)[..., None]
     return torch.where(inside, color, base).float()
+
+
+def check_overlay_projection(joints_mm: np.ndarray, K, size: tuple[int, int], valid=None) -> None:
+    """Before rendering SCAIL's 2D layer: a ``ValueError`` worded for the SMPL input when the body's joints
+    project far outside the image (or lie at or behind the camera) in some frame with a person. The layer's
+    keypoints are checked like POSE_KEYPOINT input later on, which used to report, after minutes of rendering,
+    a "POSE_KEYPOINT ... far outside the canvas" the user never connected.
+
+    Args:
+        joints_mm (`(T, 24, 3)`): camera-space joints in millimetres.
+        K (`(T, 3, 3)` or `(3, 3)`): intrinsics at ``size``.
+    """
+    from ..dwpose.keypoints import COORDINATE_SPAN
+
+    joints = np.asarray(joints_mm, np.float64) / 1000.0
+    K = np.broadcast_to(np.asarray(K, np.float64), (len(joints), 3, 3))
+    valid = np.ones(len(joints), bool) if valid is None else np.asarray(valid, bool)
+    width, height = size
+    limit = COORDINATE_SPAN * max(width, height)
+    z = joints[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[:, None, 0, 0] * joints[..., 0] / z + K[:, None, 0, 2]
+        v = K[:, None, 1, 1] * joints[..., 1] / z + K[:, None, 1, 2]
+    bad = (z <= 1e-3) | ~np.isfinite(u) | ~np.isfinite(v) | (np.abs(u) > limit) | (np.abs(v) > limit)
+    frames = np.flatnonzero(valid & bad.any(1))
+    if not frames.size:
+        return
+    t = int(frames[0])
+    j = int(np.argmax(bad[t]))
+    where = (f"at depth {z[t, j]:.2f} m (at or behind the camera)" if z[t, j] <= 1e-3 else
+             f"to ({u[t, j]:.3g}, {v[t, j]:.3g}) px")
+    raise ValueError(f"Render SCAIL: the SMPL body's joint {j} in frame {t} projects {where}, far outside the "
+                     f"{width}×{height} image ({frames.size} frame(s) affected), so its 2D layer cannot be drawn. "
+                     "The camera does not frame the body: use camera 'nlf_fov55', move the camera with Set SMPL "
+                     "Camera, or switch overlay_2d off.")
