@@ -35,7 +35,7 @@ def parse_json(text: str, what: str, remedy: str):
         raise ValueError(f"{what} is nested more than about {MAX_DEPTH_HINT} levels deep, which no file of this "
                          f"kind is. {remedy}") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
+        raise ValueError(f"{what} is not readable JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
                          f"{remedy}") from None
     except ValueError as exc:  # e.g. Python's own digit limit on a float-looking token
         raise ValueError(f"{what} could not be read as JSON ({exc}). {remedy}") from None

@@ -18,7 +18,7 @@ def _pose_frame(width=64):
 @pytest.mark.parametrize("text, words", [
     ("[" * 100000, r"nested more than"),
     ('{"canvas_width": ' + "7" * 5000 + "}", rf"5000 digits.*at most {MAX_INT_DIGITS}"),
-    ("{'single': 'quotes'}", r"not valid JSON .*line 1"),
+    ("{'single': 'quotes'}", r"not readable JSON .*line 1"),
 ])
 def test_json_text_errors_name_the_input(text, words):
     with pytest.raises(ValueError, match=rf"Pose file 'p.json'.*{words}"):
@@ -92,7 +92,7 @@ def test_long_chain_orders_without_recursion():
         execution_order(cycle, ["0"])
 
 
-@pytest.mark.parametrize("text, words", [("{not json", r"not valid JSON"), ("[" * 100000, r"nested more than"),
+@pytest.mark.parametrize("text, words", [("{not json", r"not readable JSON"), ("[" * 100000, r"nested more than"),
                                          ("[1, 2]", r"not an API-format workflow")])
 def test_malformed_workflow_file_is_named(tmp_path, text, words):
     path = tmp_path / "flow.json"

@@ -159,16 +159,19 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
         if window is not None:
             x0, y0, x1, y1 = window
             fx, fy, cx, cy = K[f, 0, 0], K[f, 1, 1], K[f, 0, 2], K[f, 1, 2]
-            ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float64),
-                                    torch.arange(x0, x1, dtype=torch.float64), indexing="ij")
-            xs, ys = xs.reshape(-1).to(device), ys.reshape(-1).to(device)
             a = torch.as_tensor(starts, dtype=torch.float64, device=device)
             b = torch.as_tensor(ends, dtype=torch.float64, device=device)
             colors = palette[torch.as_tensor(ids, device=device)]
-            flat = torch.zeros(len(xs), 4, dtype=torch.float64, device=device)
-            for start in range(0, len(xs), chunk_pixels):
-                sl = slice(start, start + chunk_pixels)
-                rd = torch.stack([(xs[sl] - cx) / fx, (ys[sl] - cy) / fy, torch.ones_like(xs[sl])], -1)
+            window_w = x1 - x0
+            pixels = (y1 - y0) * window_w
+            tile = out[f, y0:y1, x0:x1]
+            # pixel coordinates and colours per chunk only: the whole-window float64 buffers (36 bytes per pixel)
+            # made an 8192×8192 frame peak at 8 GB
+            for start in range(0, pixels, chunk_pixels):
+                index = torch.arange(start, min(start + chunk_pixels, pixels), dtype=torch.int64, device=device)
+                xs_c = (index % window_w + x0).double()
+                ys_c = (index // window_w + y0).double()
+                rd = torch.stack([(xs_c - cx) / fx, (ys_c - cy) / fy, torch.ones_like(xs_c)], -1)
                 rd = rd / rd.norm(dim=-1, keepdim=True)
                 t_all = _ray_capsules(rd, a, b, radius)
                 t, which = t_all.min(-1)
@@ -185,9 +188,10 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
                 fade = (1.0 - (p[:, 2] - near) / (far - Z_MIN_NEAR)).clamp(0, 1)
                 rgb = colors[which] * ((0.3 + 0.7 * diffuse) * fade)[:, None] + (0.5 * spec * fade)[:, None]
                 rgba = torch.cat([rgb, torch.full_like(rgb[:, :1], ALPHA)], -1)
-                flat[sl] = torch.where(hit[:, None], rgba, torch.zeros_like(rgba))
-            tile = (flat.clamp(0, 1) * 255).to(torch.uint8).reshape(y1 - y0, x1 - x0, 4).cpu()
-            out[f, y0:y1, x0:x1] = tile
+                rgba = torch.where(hit[:, None], rgba, torch.zeros_like(rgba))
+                rows = (index // window_w).cpu()
+                cols = (index % window_w).cpu()
+                tile[rows, cols] = (rgba.clamp(0, 1) * 255).to(torch.uint8).cpu()
         if callback is not None:
             callback(f + 1, len(frames))
     return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...output_paths import new_file
 from ...pinhole import intrinsics
-from ...size_limits import check_image_size, check_motion_entry
+from ...size_limits import check_motion_entry
 from ..body.phenotype import check_phenotype
 from ..body.rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
@@ -40,6 +40,7 @@ WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "tra
           "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
 MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
 DEFAULT_FPS = 30.0
+MAX_SEQUENCE_SIDE = 2 ** 20  # a frame size, not a render size (renders are bounded by size_limits.MAX_SIDE)
 
 
 def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
@@ -126,10 +127,11 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
         raise ValueError(f"{name} has neither image_size nor K; give the frame size (W,H) of the sequence.")
     if size is not None:
         size = numbers(size, "image_size", name, np.float64).reshape(-1)
-        if size.shape != (2,) or not np.all(np.isfinite(size)) or not np.all(size > 0):
-            raise ValueError(f"{name}: image_size must be (W,H) > 0, got {size.tolist()}.")
-        width, height = check_image_size(round(float(size[0])), round(float(size[1])), f"{name}: image_size",
-                                         "give the frame size of the video the motion belongs to.")
+        if size.shape != (2,) or not np.all(np.isfinite(size)) or not np.all(size >= 0.5) \
+                or not np.all(size <= MAX_SEQUENCE_SIDE):
+            raise ValueError(f"{name}: image_size must be (W,H) pixels between 1 and {MAX_SEQUENCE_SIDE}, got "
+                             f"{size.tolist()}; give the frame size of the video the motion belongs to.")
+        width, height = int(round(float(size[0]))), int(round(float(size[1])))
     k = default_intrinsics(width, height, frames) if k is None else numbers(k, "K", name)
     if k.shape == (3, 3):
         k = np.repeat(k[None], frames, 0)
