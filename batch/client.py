@@ -153,7 +153,7 @@ class BatchRunner:
         self.class_types = {n["class_type"] for n in jobs[0].prompt.values()} if jobs else set()
         for job in jobs:  # a prompt an earlier run left on a server goes back to that server first
             entry = state.job(job.id)
-            if entry.get("status") == QUEUED and entry.get("server") in self.own:
+            if entry.get("status") in (QUEUED, FAILED) and entry.get("prompt_id") and entry.get("server") in self.own:
                 self.own[entry["server"]].append(job)
             else:
                 self.shared.put_nowait(job)
@@ -305,6 +305,13 @@ class BatchRunner:
                 if hist is not None:
                     logger.info("%s: prompt %s from an earlier run is finished on %s", job.id, old, server)
                     return await self.collect(server, job, old, hist)
+        elif entry.get("status") == FAILED and resumable and entry.get("prompt_id"):
+            # a job that failed after its prompt ran (downloads cut): fetch what the server kept, never run it again
+            hist = await server.history(entry["prompt_id"])
+            if hist is not None and (hist.get("status") or {}).get("status_str") != "error" and hist.get("outputs"):
+                logger.info("%s: prompt %s from an earlier run finished on %s; fetching its outputs", job.id,
+                            entry["prompt_id"], server)
+                return await self.collect(server, job, entry["prompt_id"], hist)
         socket = _Socket(server)
         await socket.connect()
         try:
@@ -429,7 +436,7 @@ class BatchRunner:
             name = Path(entry["filename"]).name
             tmp = temp_path_for(dest_dir, name)
             try:
-                await server.download(entry, tmp)
+                await self._download(server, entry, tmp, prompt_id)
                 make_readable(tmp)
                 saved.append(str(publish_no_clobber(tmp, dest_dir / name)))
             finally:
@@ -438,6 +445,23 @@ class BatchRunner:
         self.state.update(job.id, status=DONE, server=server.url, prompt_id=prompt_id, content_hash=job.content_hash,
                           row=job.row, outputs=saved, error=None)
         return saved
+
+
+    async def _download(self, server: ComfyServer, entry: dict, tmp: Path, prompt_id: str) -> None:
+        """One output file, retried ``--retries`` times with backoff when the transfer breaks off; then the job
+        fails saying a rerun fetches it (the prompt is finished: it is never queued again)."""
+        for attempt in range(self.args.retries + 1):
+            try:
+                await server.download(entry, tmp)
+                return
+            except TransientError as exc:
+                if attempt == self.args.retries:
+                    raise JobFailed(f"{exc} ({attempt + 1} tries); prompt {prompt_id} finished on {server}: rerun "
+                                    "the same command to fetch its outputs from /history without running it "
+                                    "again") from None
+                delay = min(self.args.backoff * 2 ** attempt, 30.0)
+                logger.warning("%s; retry %d/%d in %.1f s", exc, attempt + 1, self.args.retries, delay)
+                await asyncio.sleep(delay)
 
 
 class _Timeout(Exception):
@@ -528,7 +552,8 @@ async def _run_jobs(args, jobs: list[Job], urls: list[str], state: BatchState) -
     for job in bad:
         progress.job_finished(f"FAILED {job.id}: {job.error}")
     async with aiohttp.ClientSession() as session:
-        servers = [ComfyServer(u, session, state.client_id) for u in urls]
+        # every single network wait (a request, the websocket handshake) is bounded by --timeout as well
+        servers = [ComfyServer(u, session, state.client_id, request_timeout=min(60.0, args.timeout)) for u in urls]
         runner = BatchRunner(args, state, servers, todo, progress)
         if progress.bar is not None:
             from tqdm.contrib.logging import logging_redirect_tqdm

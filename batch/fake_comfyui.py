@@ -60,6 +60,7 @@ class FakeComfyUI:
         self.chatter = chatter  # > 0: a status message to every socket this often (other users' queue activity)
         self.behaviour: dict[int, str] = {}
         self.fail_next_prompts = 0  # answer this many /prompt calls with HTTP 500
+        self.cut_next_views = 0  # close this many /view downloads half-way through the body
         # records for assertions
         self.prompts: list[dict] = []  # {"prompt_id", "client_id", "prompt"}
         self.uploads: dict[str, bytes] = {}
@@ -288,7 +289,15 @@ class FakeComfyUI:
         key = (q.get("type", "output"), q.get("subfolder", ""), q.get("filename", ""))
         if key not in self.files:
             return web.Response(status=404)
-        return web.Response(body=self.files[key], content_type="application/octet-stream")
+        body = self.files[key]
+        if self.cut_next_views > 0:  # the connection drops mid-body: the client sees a ClientPayloadError
+            self.cut_next_views -= 1
+            resp = web.StreamResponse(headers={"Content-Length": str(len(body))})
+            await resp.prepare(request)
+            await resp.write(body[: len(body) // 2])
+            request.transport.close()
+            return resp
+        return web.Response(body=body, content_type="application/octet-stream")
 
     async def get_queue(self, request):
         def item(number, pid):
@@ -409,3 +418,39 @@ class FakeComfyUI:
         }
         await send("status", {"status": {"exec_info": {"queue_remaining": len(self.queue)}}})
         await send("executing", {"node": None, "prompt_id": pid})
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (a hung server); stops after ``lifetime`` s."""
+
+    def __init__(self, lifetime: float = 30.0):
+        self.lifetime = lifetime
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    async def _hold(self, reader, writer):
+        self.connections += 1
+        try:  # read everything, answer nothing; hang up when the lifetime ends
+            await asyncio.wait_for(reader.read(-1), max(0.0, self._until - time.monotonic()))
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    def __enter__(self) -> "SilentServer":
+        self._thread.start()
+        start = asyncio.start_server(self._hold, "127.0.0.1", self.port)
+        self._until = time.monotonic() + self.lifetime
+        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.call_later, self.lifetime + 2, self._loop.stop)
+        return self
+
+    def __exit__(self, *exc):
+        async def shutdown():
+            self._server.close()
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -133,6 +133,7 @@ class ComfyServer:
         self.url = normalise_url(url)
         self.session = session
         self.client_id = client_id
+        self.request_timeout = request_timeout  # every single wait on the network is bounded by this
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
         # big uploads/downloads may take long in total; only a stalled connection counts as a failure
         self.transfer_timeout = aiohttp.ClientTimeout(total=None, sock_connect=request_timeout,
@@ -212,9 +213,13 @@ class ComfyServer:
             except TransientError as exc:
                 logger.debug("cancel %s on %s: %s", prompt_id, self.url, exc)
 
-    def connect_ws(self):
+    async def connect_ws(self):
+        """The websocket, its opening handshake bounded by the request timeout (aiohttp's own default is the
+        session's 300 s)."""
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
-        return self.session.ws_connect(ws_url, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        return await asyncio.wait_for(
+            self.session.ws_connect(ws_url, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)),
+            self.request_timeout)
 
     async def download(self, entry: dict, dest_tmp: Path) -> int:
         """GET /view into ``dest_tmp`` (streamed); returns bytes written."""
@@ -236,6 +241,8 @@ class ComfyServer:
                     os.fsync(f.fileno())
                 if expected is not None and written != expected:
                     raise TransientError(f"{entry['filename']}: got {written} of {expected} bytes")
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise TransientError(f"{self.url}/view {entry['filename']}: {type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
+                ConnectionError) as exc:  # a body cut mid-way is a ClientPayloadError: transient, retried
+            raise TransientError(f"download of {entry['filename']} from {self.url} broke off: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
         return written

@@ -80,14 +80,14 @@ def cmd_models(args) -> int:
 def cmd_anny(args) -> int:
     """Build (once) or check the built-in body's cache."""
     _apply_dirs(args)
-    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, cache_root, is_built, load_anny_body
 
-    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    folder = cache_dir(adapter.anny_cache_folder())
     if is_built(folder) and not args.load:
-        print(f"Anny body cache ok in {folder}")
+        print(f"Anny body cache ok in {cache_root(folder)} (size and hash verified)")
         return 0
     try:
-        body = load_anny_body(adapter.model_folder_paths("anny")[0],
+        body = load_anny_body(adapter.anny_cache_folder(),
                               callback=lambda done, total: _print_progress(done, total, "Anny cache"))
     except (AnnyUnavailable, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         dirs(command, inputs=False)
     models.set_defaults(handler=cmd_models)
 
-    anny = sub.add_parser("anny", help="build (once, ~1 min) or check the built-in body's cache in models/anny "
-                                       "($ANNY_CACHE_DIR when set)")
+    anny = sub.add_parser("anny", help="build (once, ~1 min), check or repair the built-in body's cache: "
+                                       "~/.cache/anny, ComfyUI's models/anny when the pack is in ComfyUI, "
+                                       "$ANNY_CACHE_DIR when set")
     anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
     dirs(anny, inputs=False)
     anny.set_defaults(handler=cmd_anny)

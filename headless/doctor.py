@@ -140,16 +140,19 @@ def check_nodes(report: Report) -> None:
 
 def check_builtin_body(report: Report) -> None:
     print("Built-in body (Anny: the default body model, no SMPL file needed)")
-    from ..pipelines.smpl.body.anny_cache import anny_status, cache_dir, compact_files
+    from ..pipelines.smpl.body.anny_cache import REBUILD_COMMAND, anny_status, cache_dir, verify_cache
 
     usable, reason = anny_status()
     if not usable:
         report.add("problem", f"unavailable: {reason}; SMPL files still work (Load Body Model)")
         return
-    folder = cache_dir(adapter.model_folder_paths("anny")[0])
-    files = compact_files(folder)
-    if files:
-        report.add("ok", f"anny {_version('anny')}; cache {files[0]} ({files[0].stat().st_size / 1e6:.0f} MB)")
+    folder = cache_dir(adapter.anny_cache_folder())
+    compact, problem = verify_cache(folder)
+    if compact is not None:
+        report.add("ok", f"anny {_version('anny')}; cache {compact} ({compact.stat().st_size / 1e6:.0f} MB)")
+    elif problem:
+        report.add("problem", f"anny {_version('anny')}; the cache in {folder} is damaged ({problem}): the next "
+                              f"use rebuilds it (~1 min), or run `{REBUILD_COMMAND}` now")
     else:
         report.add("note", f"anny {_version('anny')}; cache not built yet in {folder}: the first use builds it "
                            "(~1 min), or run `python cli.py anny` now")

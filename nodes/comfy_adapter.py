@@ -109,6 +109,20 @@ def model_folder_paths(key: str) -> list[Path]:
     return [fallback_models_dir() / key]
 
 
+def anny_cache_folder() -> Path:
+    """Where the built-in body's cache lives ($ANNY_CACHE_DIR still wins, see ``anny_cache.cache_dir``): ComfyUI's
+    ``models/anny`` inside ComfyUI or when the pack sits in ``ComfyUI/custom_nodes/`` (so the command line builds
+    it where ComfyUI looks), else one cache per machine (``~/.cache/anny``) shared by the command line, the demo and
+    the tests, whatever ``--models-dir`` says (the demo's tiny-models folder included)."""
+    if in_comfyui():
+        return model_folder_paths("anny")[0]
+    if PACK_ROOT.parent.name == "custom_nodes":
+        return PACK_ROOT.parent.parent / "models" / "anny"
+    from ..pipelines.smpl.body.anny_cache import MACHINE_CACHE
+
+    return MACHINE_CACHE
+
+
 def list_model_files(key: str, extensions: Iterable[str] | None = None) -> list[str]:
     """Relative file names (with sub-folders, '/' separated) under every directory of ``key``, sorted."""
     exts = {e.lower() for e in (extensions or MODEL_FOLDERS.get(key, ()))}

@@ -67,17 +67,9 @@ class MotionGuideSMPLToNLF:
 
 
 def _parse_intrinsics(text: str):
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        K = json.loads(text)
-        if len(K) != 3 or any(len(row) != 3 for row in K):
-            raise ValueError
-        return [[float(v) for v in row] for row in K]
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"intrinsics must be JSON [[fx,0,cx],[0,fy,cy],[0,0,1]] (as SMPL to NLF Poses writes it) "
-                         f"or empty for NLF's 55° camera; got {text[:80]!r}.") from exc
+    from ..pipelines.pinhole import parse_intrinsics
+
+    return parse_intrinsics(text, "intrinsics")
 
 
 class MotionGuideNLFToSMPL:
@@ -118,7 +110,11 @@ class MotionGuideNLFToSMPL:
             raise ValueError(f"smpl_model must come from Load Body Model (SMPL_MODEL), got {type(smpl_model).__name__}.")
         K = _parse_intrinsics(intrinsics)
         progress = adapter.Progress(max(int(iterations), 1), "NLF to SMPL")
+        warnings: list[str] = []
         seq, error = nlf_to_sequence(smpl_model, nlf_poses, width=width, height=height, K=K, fps=fps,
-                                     iterations=int(iterations), smoothness=smoothness, callback=progress.callback)
+                                     iterations=int(iterations), smoothness=smoothness, callback=progress.callback,
+                                     warnings=warnings)
         logger.info("NLF to SMPL: %d frames, mean joint error %.1f mm", len(error), float(error.mean()))
+        if warnings:  # shown on the node as well as in the log
+            return {"ui": {"text": [f"Warning: {w}" for w in warnings]}, "result": (seq, float(error.mean()))}
         return (seq, float(error.mean()))

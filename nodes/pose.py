@@ -265,6 +265,10 @@ class MotionGuideFaceCrops:
     def crop(self, images, pose_keypoint):
         from ..pipelines.dwpose import face_crop, keypoints
 
+        from ..pipelines.size_limits import check_memory
+
+        check_memory("Face Crops", len(images), face_crop.CROP_SIZE, face_crop.CROP_SIZE,  # before converting
+                     "crop fewer frames at a time (split the clip).")
         frames = _to_uint8_frames(images)
         poses = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
         progress = adapter.Progress(len(frames), "Face Crops")
@@ -382,7 +386,10 @@ class MotionGuideLoadPose:
 
 
 def _read_json(path: Path):
+    from ..pipelines.json_input import parse_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"Pose file '{path}' is not readable JSON ({exc}).") from exc
+    return parse_json(text, f"Pose file '{path}'", "Save the poses again with Save Pose (JSON) or OpenPose.")

@@ -167,6 +167,16 @@ SCAIL_CAMERAS = list(options.NLF_CAMERAS)
 MASK_BACKGROUNDS = list(options.SCAIL_MASK_BACKGROUNDS)
 
 
+def _projected_frame(openpose_to_frame, keypoints):
+    """A frame of the 2D layer projected from the body; its check speaks of the SMPL input, not POSE_KEYPOINT."""
+    try:
+        return openpose_to_frame(keypoints)
+    except ValueError as exc:
+        raise ValueError(f"Render SCAIL: the SMPL body's 2D layer cannot be drawn ({exc}). The camera does not "
+                         "frame the body: use camera 'nlf_fov55', move the camera with Set SMPL Camera, or switch "
+                         "overlay_2d off.") from None
+
+
 class MotionGuideRenderSCAIL:
     DESCRIPTION = ("Renders an SMPL motion as SCAIL's pose guidance (13 shaded 3D capsules, SCAIL-Pose's exact "
                    "colours and lighting) plus SCAIL-2's identity mask, for Wan SCAIL / SCAIL-2 nodes.")
@@ -213,7 +223,8 @@ class MotionGuideRenderSCAIL:
 
         from ..pipelines.dwpose.draw_styles import draw_scail_overlay
         from ..pipelines.dwpose.keypoints import openpose_to_frame
-        from ..pipelines.render.scail import half_size, identity_mask, render_capsules
+        from ..pipelines.render.scail import check_overlay_projection, half_size, identity_mask, render_capsules
+        from ..pipelines.size_limits import check_memory
         from ..pipelines.render.scail import overlay_2d as compose
         from ..pipelines.render.skeleton import MIN_FLOOR
         from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
@@ -223,7 +234,11 @@ class MotionGuideRenderSCAIL:
         if mask_background not in MASK_BACKGROUNDS:
             raise ValueError(f"mask_background must be one of {MASK_BACKGROUNDS}, got {mask_background!r}.")
         framed = sequence_in_camera(smpl_model, smpl_sequence, width=width, height=height, camera=camera)
+        check_memory("Render SCAIL", len(framed["valid"]), *framed["image_size"],
+                     "render fewer frames at a time, or a smaller size.")
         joints_mm = sequence_joints(smpl_model, framed) * 1000.0
+        if overlay_2d:  # before minutes of rendering, and worded for the SMPL input
+            check_overlay_projection(joints_mm, framed["K"], framed["image_size"], framed["valid"])
         progress = adapter.Progress(len(joints_mm) + 1, "Render SCAIL")
         rgba = render_capsules([j[None] for j in joints_mm], framed["K"], framed["image_size"],
                                device=adapter.get_torch_device(), callback=progress.callback)
@@ -233,7 +248,8 @@ class MotionGuideRenderSCAIL:
                                                    occluded_confidence=MIN_FLOOR, backend=renderer,
                                                    device=_device_for(renderer))
             size = framed["image_size"]
-            layer = np.stack([draw_scail_overlay(openpose_to_frame(k), size[0], size[1]) for k in keypoints])
+            layer = np.stack([draw_scail_overlay(_projected_frame(openpose_to_frame, k), size[0], size[1])
+                              for k in keypoints])
             rgba = compose(rgba, layer)
         images = rgba[..., :3].float() / 255.0
         silhouettes = render_sequence_maps(smpl_model, framed, maps=("mask",), backend=renderer,

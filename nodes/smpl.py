@@ -137,10 +137,12 @@ class MotionGuideLoadSMPLModel:
 
 
 def load_builtin_body():
-    """The built-in Anny body, its cache in models/anny (or $ANNY_CACHE_DIR), with a progress bar on first use."""
+    """The built-in Anny body, its cache in models/anny in ComfyUI, ~/.cache/anny outside it (or $ANNY_CACHE_DIR),
+    with a progress bar on first use."""
     from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, load_anny_body
+    from .comfy_adapter import anny_cache_folder
 
-    folder = model_folder_paths("anny")[0]
+    folder = anny_cache_folder()
     progress = Progress(100, "Building the Anny body cache (once)")
     try:
         return load_anny_body(folder, callback=progress.callback)
@@ -381,9 +383,12 @@ class MotionGuideSetBodyShape:
                              "Model (SMPL bodies take their shape from betas).")
         sliders = [gender, age, muscle, weight, height, proportions]
         progress = Progress(iterations if mode != "sliders" else 1, "Set Body Shape")
-        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders,
+        warnings: list[str] = []
+        seq = set_body_shape(_check_motion(motion, "motion"), smpl_model, mode, sliders, warnings=warnings,
                              **({"iterations": iterations, "callback": progress.callback} if mode != "sliders"
                                 else {}))
+        if warnings:  # shown on the node as well as in the log
+            return {"ui": {"text": [f"Warning: {w}" for w in warnings]}, "result": (seq,)}
         return (seq,)
 
 

@@ -24,6 +24,10 @@ def unique_path(directory: str | os.PathLike, prefix: str, extension: str,
     symbolic link of the same name (the error names it). ``check_cancel`` is called every 1000 names.
     """
     root = Path(directory).resolve()
+    bad = next((c for c in str(prefix) if ord(c) < 32 or c == "\x7f"), None)
+    if bad is not None:
+        raise ValueError(f"filename_prefix {prefix!r} holds the control character {bad!r} (U+{ord(bad):04X}), which "
+                         "no file name may hold; remove it.")
     stem = Path(os.path.normpath(root / (str(prefix).strip() or "MotionGuide")))
     if root not in stem.parents:
         raise ValueError(f"filename_prefix {prefix!r} points outside the output folder {root}.")

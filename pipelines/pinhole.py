@@ -98,3 +98,39 @@ def output_size(seq: dict, width: int = 0, height: int = 0) -> tuple[int, int]:
         width = round(seq_w * height / seq_h)
     return check_image_size(width or seq_w, height or seq_h, "Render size",
                             "set width/height on the node (0 takes the sequence's image_size).")
+
+
+INTRINSICS_FORM = "[[fx,0,cx],[0,fy,cy],[0,0,1]]"
+
+
+def check_intrinsics_matrix(K, what: str) -> np.ndarray:
+    """``K`` as a float64 (3,3) pinhole matrix, or a ``ValueError`` naming ``what``: finite numbers, fx, fy > 0
+    (a camera of zeros, NaN or a negative focal length used to enter a sequence and fail in a later node)."""
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be {INTRINSICS_FORM} numbers in pixels.") from None
+    if K.shape != (3, 3):
+        raise ValueError(f"{what} must be {INTRINSICS_FORM} (3×3), got shape {K.shape}.")
+    if not np.isfinite(K).all():
+        raise ValueError(f"{what} must hold finite numbers (fx, fy, cx, cy in pixels), got {K.tolist()}.")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"{what} has fx={K[0, 0]:g}, fy={K[1, 1]:g}; focal lengths in pixels must be > 0 "
+                         f"({INTRINSICS_FORM}).")
+    return K
+
+
+def parse_intrinsics(text: str, what: str = "intrinsics"):
+    """``None`` for empty text, else a checked 3×3 matrix (nested lists of floats) from JSON text."""
+    from .json_input import parse_json
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    remedy = f"Give {INTRINSICS_FORM} in pixels (as SMPL to NLF Poses writes it), or leave it empty."
+    K = parse_json(text, what, remedy)
+    if not isinstance(K, list) or len(K) != 3 or any(not isinstance(row, list) or len(row) != 3 for row in K) \
+            or any(isinstance(v, (bool, str, list, dict)) or v is None for row in K for v in row):
+        raise ValueError(f"{what} must be JSON {INTRINSICS_FORM} (as SMPL to NLF Poses writes it) or empty for "
+                         f"NLF's 55° camera; got {text[:80]!r}.")
+    return check_intrinsics_matrix(K, what).tolist()

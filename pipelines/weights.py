@@ -135,3 +135,41 @@ def npz_array(data, key: str, path, what: str, model_id: str | None = None, reme
         _reraise_as_unreadable(exc, path, what, model_id, remedy)
     except Exception as exc:  # noqa: BLE001 - a cut member: zlib/zip errors
         _reraise_as_unreadable(exc, path, what, model_id, remedy)
+
+
+def npz_header(data, key: str, path, what: str, model_id: str | None = None, remedy: str | None = None):
+    """(shape, dtype) an entry of an open ``.npz`` declares, read from its header without reading the data."""
+    import numpy.lib.format as npformat
+
+    try:
+        member_name = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
+        with data.zip.open(member_name) as member:
+            version = npformat.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = npformat.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = npformat.read_array_header_2_0(member)
+    except Exception as exc:  # noqa: BLE001 - a cut or foreign member: zip, zlib or header errors
+        _reraise_as_unreadable(exc, path, what, model_id, remedy)
+    return tuple(shape), dtype
+
+
+def read_npz_entries(path, what: str, choose, check=None, model_id: str | None = None,
+                     remedy: str | None = None) -> dict | None:
+    """Read only the entries an ``.npz`` reader uses, once each, after checking their declared sizes.
+
+    Args:
+        choose (`callable`): ``choose(files, shapes) -> keys or None`` from the entry names and declared shapes
+            (nothing read yet); ``None`` returns ``None``.
+        check (`callable`, *optional*): ``check(key, shape, dtype)`` raises when a declared size is too large.
+    """
+    with open_npz(path, what, model_id, remedy) as data:
+        headers = {key: npz_header(data, key, path, what, model_id, remedy) for key in data.files}
+        keys = choose(list(data.files), {key: shape for key, (shape, _) in headers.items()})
+        if keys is None:
+            return None
+        keys = [key for key in dict.fromkeys(keys) if key in headers]
+        if check is not None:
+            for key in keys:
+                check(key, *headers[key])
+        return {key: npz_array(data, key, path, what, model_id, remedy) for key in keys}

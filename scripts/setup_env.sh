@@ -2,8 +2,9 @@
 # Create/refresh the project's virtual environment (.venv) with everything MotionGuide and its tests need.
 # Idempotent: a second run installs only what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
 #   MOTIONGUIDE_VENV   where the venv lives (default: <repo>/.venv)
-#   ANNY_CACHE_DIR     where the built-in body's one-time cache is built (default: ComfyUI's models/anny, or
-#                      ./models/anny outside ComfyUI); MOTIONGUIDE_SKIP_ANNY=1 skips building it
+#   ANNY_CACHE_DIR     where the built-in body's one-time cache is built (default: ComfyUI's models/anny when the
+#                      pack is in ComfyUI/custom_nodes, else ~/.cache/anny, the one cache per machine that the
+#                      demo, the command line and the tests share); MOTIONGUIDE_SKIP_ANNY=1 skips building it
 #   TORCH_SPEC         torch requirement when torch is missing (default torch==2.13.0; on a CUDA machine you may
 #                      prefer the wheel matching your driver, e.g. from the PyTorch index)
 set -euo pipefail

@@ -17,16 +17,18 @@ from motionguide.pipelines.smpl.motion.sequence import (
 from test_anny_body import walk_turn_raise
 
 
-def test_prune_keeps_only_the_compact_file(tmp_path):
+def test_prune_removes_only_what_the_build_created(tmp_path):
     version = tmp_path / "v14"
     version.mkdir()
+    (version / "load_data_old.safetensors").write_bytes(b"x" * 7)  # there before the build: kept
+    before = anny_cache._files_under(tmp_path)
     for name in ("build_compact_model_data_abc.safetensors", "build_model_data_def.safetensors",
                  "load_data_123.safetensors"):
         (version / name).write_bytes(b"x" * 10)
     assert not anny_cache.is_built(tmp_path / "nothing")
-    assert anny_cache.prune(tmp_path) == 20
-    assert [p.name for p in version.iterdir()] == ["build_compact_model_data_abc.safetensors"]
-    assert anny_cache.is_built(tmp_path)
+    assert anny_cache.prune(tmp_path, before, keep=version / "build_compact_model_data_abc.safetensors") == 20
+    assert sorted(p.name for p in version.iterdir()) == ["build_compact_model_data_abc.safetensors",
+                                                        "load_data_old.safetensors"]
 
 
 def test_cache_dir_env_wins_and_unwritable_folder_is_named(tmp_path, monkeypatch):
@@ -69,8 +71,9 @@ def test_no_network_and_no_noncommercial_code(anny_body, tmp_path, monkeypatch):
     import anny.paths
 
     source = anny_cache.compact_files(anny_cache.cache_dir())[0]
-    (tmp_path / source.parent.name).mkdir()
-    shutil.copy(source, tmp_path / source.parent.name / source.name)
+    (tmp_path / anny_cache.SUBFOLDER / source.parent.name).mkdir(parents=True)
+    shutil.copy(source, tmp_path / anny_cache.SUBFOLDER / source.parent.name / source.name)
+    shutil.copy(source.parent.parent / anny_cache.MANIFEST, tmp_path / anny_cache.SUBFOLDER)
 
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")

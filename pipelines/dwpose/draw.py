@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..options import POSE_STYLES as STYLES
-from ..size_limits import check_image_size
+from ..size_limits import check_image_size, check_memory
 from . import draw_styles
 from . import skeleton as sk
 from .keypoints import PoseFrame, openpose_to_frame
@@ -174,6 +174,7 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
 def draw_pose_maps(frames, width: int, height: int, callback=None, **options) -> np.ndarray:
     """Draw a sequence: uint8 ``[F, height, width, 3]``; ``callback(done, total)`` after each frame."""
     width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
+    check_memory("Draw Pose", len(frames), width, height, "draw fewer frames at a time, or a smaller size.")
     out = np.zeros((len(frames), int(height), int(width), 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
         out[i] = draw_pose_map(frame, width, height, **options)

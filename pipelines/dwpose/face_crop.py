@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..size_limits import check_memory
 from . import skeleton as sk
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def face_crops(frames: np.ndarray, poses: list, size: int = CROP_SIZE, callback=
                          "and Detect Pose's keypoints of that same video.")
     if len(frames) == 0:
         raise ValueError("Face Crops: no images (0 frames): connect the driving video.")
+    check_memory("Face Crops", len(frames), size, size, "crop fewer frames at a time (split the clip).")
     height, width = frames.shape[1:3]
     boxes = []
     for pose in poses:

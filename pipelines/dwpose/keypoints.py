@@ -147,6 +147,8 @@ def _is_number(value) -> bool:
 def _describe(value) -> str:
     if isinstance(value, (list, tuple, dict, np.ndarray)):
         return f"a nested {type(value).__name__}"  # never repr(): a deeply nested list would recurse
+    if isinstance(value, int) and value.bit_length() > 128:  # repr() of a 5,000-digit int raises
+        return f"a whole number of about {int(value.bit_length() * 0.30103)} digits"
     return repr(value)[:40]
 
 
@@ -188,6 +190,8 @@ def _canvas_side(value, key: str, where: str) -> int:
             number = int(value.strip())
         except ValueError:
             number = None
+    if isinstance(number, int) and not isinstance(number, bool) and not 1 <= number <= MAX_CANVAS:
+        number = None  # compared as an int: a 400-digit width would overflow math.isfinite
     if not _is_number(number) or not math.isfinite(number) or number != int(number) or not 1 <= number <= MAX_CANVAS:
         raise ValueError(f"{where}: '{key}' must be a whole number of pixels, at least 1 and at most {MAX_CANVAS}; got "
                          f"{_describe(value)}.")

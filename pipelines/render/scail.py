@@ -159,16 +159,19 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
         if window is not None:
             x0, y0, x1, y1 = window
             fx, fy, cx, cy = K[f, 0, 0], K[f, 1, 1], K[f, 0, 2], K[f, 1, 2]
-            ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float64),
-                                    torch.arange(x0, x1, dtype=torch.float64), indexing="ij")
-            xs, ys = xs.reshape(-1).to(device), ys.reshape(-1).to(device)
             a = torch.as_tensor(starts, dtype=torch.float64, device=device)
             b = torch.as_tensor(ends, dtype=torch.float64, device=device)
             colors = palette[torch.as_tensor(ids, device=device)]
-            flat = torch.zeros(len(xs), 4, dtype=torch.float64, device=device)
-            for start in range(0, len(xs), chunk_pixels):
-                sl = slice(start, start + chunk_pixels)
-                rd = torch.stack([(xs[sl] - cx) / fx, (ys[sl] - cy) / fy, torch.ones_like(xs[sl])], -1)
+            window_w = x1 - x0
+            pixels = (y1 - y0) * window_w
+            tile = out[f, y0:y1, x0:x1]
+            # pixel coordinates and colours per chunk only: the whole-window float64 buffers (36 bytes per pixel)
+            # made an 8192×8192 frame peak at 8 GB
+            for start in range(0, pixels, chunk_pixels):
+                index = torch.arange(start, min(start + chunk_pixels, pixels), dtype=torch.int64, device=device)
+                xs_c = (index % window_w + x0).double()
+                ys_c = (index // window_w + y0).double()
+                rd = torch.stack([(xs_c - cx) / fx, (ys_c - cy) / fy, torch.ones_like(xs_c)], -1)
                 rd = rd / rd.norm(dim=-1, keepdim=True)
                 t_all = _ray_capsules(rd, a, b, radius)
                 t, which = t_all.min(-1)
@@ -185,9 +188,10 @@ def render_capsules(joints_mm, K, size: tuple[int, int], *, radius: float = RADI
                 fade = (1.0 - (p[:, 2] - near) / (far - Z_MIN_NEAR)).clamp(0, 1)
                 rgb = colors[which] * ((0.3 + 0.7 * diffuse) * fade)[:, None] + (0.5 * spec * fade)[:, None]
                 rgba = torch.cat([rgb, torch.full_like(rgb[:, :1], ALPHA)], -1)
-                flat[sl] = torch.where(hit[:, None], rgba, torch.zeros_like(rgba))
-            tile = (flat.clamp(0, 1) * 255).to(torch.uint8).reshape(y1 - y0, x1 - x0, 4).cpu()
-            out[f, y0:y1, x0:x1] = tile
+                rgba = torch.where(hit[:, None], rgba, torch.zeros_like(rgba))
+                rows = (index // window_w).cpu()
+                cols = (index % window_w).cpu()
+                tile[rows, cols] = (rgba.clamp(0, 1) * 255).to(torch.uint8).cpu()
         if callback is not None:
             callback(f + 1, len(frames))
     return out
@@ -220,3 +224,38 @@ def identity_mask(masks: torch.Tensor, identity: int = 0, background: str = "bla
     base = torch.zeros(3) if background == "black" else torch.ones(3)
     inside = (masks > 0.5)[..., None]
     return torch.where(inside, color, base).float()
+
+
+def check_overlay_projection(joints_mm: np.ndarray, K, size: tuple[int, int], valid=None) -> None:
+    """Before rendering SCAIL's 2D layer: a ``ValueError`` worded for the SMPL input when the body's joints
+    project far outside the image (or lie at or behind the camera) in some frame with a person. The layer's
+    keypoints are checked like POSE_KEYPOINT input later on, which used to report, after minutes of rendering,
+    a "POSE_KEYPOINT ... far outside the canvas" the user never connected.
+
+    Args:
+        joints_mm (`(T, 24, 3)`): camera-space joints in millimetres.
+        K (`(T, 3, 3)` or `(3, 3)`): intrinsics at ``size``.
+    """
+    from ..dwpose.keypoints import COORDINATE_SPAN
+
+    joints = np.asarray(joints_mm, np.float64) / 1000.0
+    K = np.broadcast_to(np.asarray(K, np.float64), (len(joints), 3, 3))
+    valid = np.ones(len(joints), bool) if valid is None else np.asarray(valid, bool)
+    width, height = size
+    limit = COORDINATE_SPAN * max(width, height)
+    z = joints[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[:, None, 0, 0] * joints[..., 0] / z + K[:, None, 0, 2]
+        v = K[:, None, 1, 1] * joints[..., 1] / z + K[:, None, 1, 2]
+    bad = (z <= 1e-3) | ~np.isfinite(u) | ~np.isfinite(v) | (np.abs(u) > limit) | (np.abs(v) > limit)
+    frames = np.flatnonzero(valid & bad.any(1))
+    if not frames.size:
+        return
+    t = int(frames[0])
+    j = int(np.argmax(bad[t]))
+    where = (f"at depth {z[t, j]:.2f} m (at or behind the camera)" if z[t, j] <= 1e-3 else
+             f"to ({u[t, j]:.3g}, {v[t, j]:.3g}) px")
+    raise ValueError(f"Render SCAIL: the SMPL body's joint {j} in frame {t} projects {where}, far outside the "
+                     f"{width}×{height} image ({frames.size} frame(s) affected), so its 2D layer cannot be drawn. "
+                     "The camera does not frame the body: use camera 'nlf_fov55', move the camera with Set SMPL "
+                     "Camera, or switch overlay_2d off.")

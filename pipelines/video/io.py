@@ -76,10 +76,16 @@ def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def to_uint8(images) -> np.ndarray:
-    """ComfyUI IMAGE (float 0..1, torch or numpy) -> uint8 numpy, rounding."""
-    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
-    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(images, chunk: int = 16) -> np.ndarray:
+    """ComfyUI IMAGE (float 0..1, torch or numpy) -> uint8 numpy, rounding; converted ``chunk`` frames at a time,
+    so the float temporaries stay at a few frames (a whole-batch conversion held three float copies of it)."""
+    if len(getattr(images, "shape", ())) < 1 or len(images) <= chunk:
+        array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
+        return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out = np.empty(tuple(images.shape), np.uint8)
+    for start in range(0, len(images), chunk):
+        out[start:start + chunk] = to_uint8(images[start:start + chunk], chunk)
+    return out
 
 
 def from_uint8(frames: np.ndarray):

@@ -19,12 +19,15 @@ reproduces the joints:
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..body.joints import SMPL_PARENTS
+
+logger = logging.getLogger(__name__)
 from ..body.rotations import axis_angle_to_matrix, axis_angle_to_matrix_torch
 
 TORSO = (0, 1, 2, 3, 6, 9, 12, 13, 14, 16, 17)  # pelvis, hips, spine, neck, collars, shoulders
@@ -76,7 +79,7 @@ def _align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return axis_angle_to_matrix(axis / sin * np.arctan2(sin, cos))
 
 
-def initial_pose(target: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def initial_pose(target: np.ndarray, rest: np.ndarray, callback=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame root (Kabsch on the torso) and joint rotations that point every bone of the rest skeleton along
     the target's (swing only; a joint with several children aligns them together). `(T, 3)`, `(T, 23, 3)`."""
     frames = target.shape[0]
@@ -84,6 +87,8 @@ def initial_pose(target: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.n
     orient = np.zeros((frames, 3))
     pose = np.zeros((frames, 23, 3))
     for t in range(frames):
+        if callback is not None and t % 100 == 0:  # ~16 ms per frame: 10,000 frames took 160 s with no Cancel
+            callback(t, frames)
         glob = [None] * 24
         glob[0] = _kabsch(rest[[0, 1, 2, 3]], target[t, [0, 1, 2, 3]])
         orient[t] = _matrix_to_axis_angle(glob[0])
@@ -108,8 +113,12 @@ def initial_pose(target: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.n
 def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int = DEFAULTS["iterations"],
                learning_rate: float = DEFAULTS["learning_rate"], smoothness: float = DEFAULTS["smoothness"],
                limits: float = DEFAULTS["limits"], rest_prior: float = DEFAULTS["rest_prior"],
-               callback: Callable[[int, int], None] | None = None) -> dict:
+               callback: Callable[[int, int], None] | None = None,
+               init_callback: Callable[[int, int], None] | None = None) -> dict:
     """Fit SMPL rotations to joints.
+
+    ``callback(step, iterations)`` reports the Adam steps (every step from 500 frames on, where one step takes
+    seconds), ``init_callback(frame, frames)`` the direct solve before them; both also serve as Cancel checks.
 
     Args:
         joints (`(T, 24, 3)`): target SMPL-24 joints in metres (camera coordinates).
@@ -124,7 +133,7 @@ def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int =
         raise ValueError(f"joints must be (frames, 24, 3) SMPL-24 joints, got {tuple(target.shape)}.")
     frames = target.shape[0]
     rest = torch.as_tensor(np.asarray(rest_joints, dtype=np.float64)).reshape(-1, 24, 3)
-    orient0, pose0 = initial_pose(target.numpy(), rest[0].numpy())
+    orient0, pose0 = initial_pose(target.numpy(), rest[0].numpy(), callback=init_callback)
     orient = torch.tensor(orient0, requires_grad=True)
     pose = torch.tensor(pose0, requires_grad=True)
     transl = (target[:, 0] - rest[:, 0]).clone().requires_grad_(True)
@@ -158,7 +167,7 @@ def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int =
         loss.backward()
         optimizer.step()
         scheduler.step()
-        if callback is not None and (step + 1) % 20 == 0:
+        if callback is not None and ((step + 1) % 20 == 0 or frames >= 500 or step + 1 == iterations):
             callback(step + 1, iterations)
     with torch.no_grad():
         _, posed = total_loss()
@@ -168,15 +177,32 @@ def fit_joints(joints: np.ndarray, rest_joints: np.ndarray, *, iterations: int =
             "transl": transl.detach().numpy().astype(np.float32), "error_m": error.numpy()}
 
 
+class _Phases:
+    """One ``callback(done, 100)`` across consecutive phases, each given its share of the bar."""
+
+    def __init__(self, callback, shares: list[int]):
+        self.callback, self.shares = callback, shares
+
+    def phase(self, index: int):
+        if self.callback is None:
+            return None
+        start, width = sum(self.shares[:index]), self.shares[index]
+        return lambda done, total: self.callback(start + int(width * min(done, total) / max(total, 1)), 100)
+
+
 def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: float = 16.0, betas=None,
-                    callback=None, **fit_options) -> tuple[dict, np.ndarray]:
+                    callback=None, warnings: list | None = None, **fit_options) -> tuple[dict, np.ndarray]:
     """An ``SMPL_SEQUENCE`` (first person) fitted to an ``NLFPRED``, and the per-frame mean joint error in mm.
 
     ``K`` defaults to NLF's 55° camera for ``width`` × ``height``. Frames without a person take the nearest
-    frame's joints and are marked ``valid = False``.
+    frame's joints and are marked ``valid = False``. A fit that should not be trusted (:func:`fit_warnings`) is
+    logged as a warning and appended to ``warnings`` when given.
     """
+    from ...pinhole import check_intrinsics_matrix
     from .nlf import first_person_track, fov_intrinsics, nlf_frames, sequence_joints
 
+    if K is not None:  # checked where it enters, before minutes of fitting
+        K = check_intrinsics_matrix(K, "intrinsics (the camera NLF ran with)")
     joints_mm, valid = first_person_track(nlf_frames(nlfpred))
     frames = len(joints_mm)
     shape = np.zeros((1, 10), np.float32) if betas is None else np.asarray(betas, np.float32).reshape(1, -1)
@@ -185,7 +211,11 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
     _, zero_pose = model.forward(shape, np.zeros((1, 3), np.float32), np.zeros((1, 69), np.float32),
                                  np.zeros((1, 3), np.float32))
     rest = zero_pose[:, :24].double().cpu().numpy()
-    result = fit_joints(joints_mm / 1000.0, rest, callback=callback, **fit_options)
+    # progress (and Cancel) in every phase: direct solve, Adam steps, posing the result twice
+    phases = _Phases(callback, [15, 70, 7, 8] if fit_options.get("iterations", DEFAULTS["iterations"]) else
+                     [50, 0, 25, 25])
+    result = fit_joints(joints_mm / 1000.0, rest, callback=phases.phase(1), init_callback=phases.phase(0),
+                        **fit_options)
     K = fov_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64)
     seq = {"betas": np.repeat(shape[:, :10], frames, 0), "global_orient": result["global_orient"],
            "body_pose": result["body_pose"], "transl": result["transl"],
@@ -196,6 +226,33 @@ def nlf_to_sequence(model, nlfpred, *, width: int, height: int, K=None, fps: flo
     # Pose the body model itself: a body may turn its root about another pivot than SMPL's pelvis (the built-in
     # body does), which only shifts every joint of a frame alike, so the least-squares translation fixes it.
     target = joints_mm / 1000.0
-    seq["transl"] = (seq["transl"] + (target - sequence_joints(model, seq)).mean(1)).astype(np.float32)
-    error_mm = np.linalg.norm(sequence_joints(model, seq) - target, axis=-1).mean(1) * 1000.0
+    seq["transl"] = (seq["transl"] + (target - sequence_joints(model, seq, phases.phase(2))).mean(1)).astype(
+        np.float32)
+    error_mm = np.linalg.norm(sequence_joints(model, seq, phases.phase(3)) - target, axis=-1).mean(1) * 1000.0
+    for warning in fit_warnings(joints_mm, error_mm):
+        logger.warning("NLF to SMPL: %s", warning)
+        if warnings is not None:  # the node shows them too
+            warnings.append(warning)
     return seq, error_mm
+
+
+PLAUSIBLE_ERROR_MM = 100.0  # a fit to a real NLF skeleton leaves tens of millimetres at most
+PLAUSIBLE_EXTENT_MM = 1e5  # joints 100 m from the camera are not a person filmed in a video
+
+
+def fit_warnings(joints_mm: np.ndarray, error_mm: np.ndarray) -> list[str]:
+    """Why a fit that ran to the end should not be trusted (empty when it looks like a person): a mean joint
+    error above :data:`PLAUSIBLE_ERROR_MM`, or joints beyond :data:`PLAUSIBLE_EXTENT_MM` (wrong units)."""
+    warnings = []
+    extent = float(np.abs(joints_mm).max()) if joints_mm.size else 0.0
+    if not np.isfinite(extent) or extent > PLAUSIBLE_EXTENT_MM:
+        warnings.append(f"the input joints reach {extent:.3g} mm from the camera (more than "
+                        f"{PLAUSIBLE_EXTENT_MM / 1000:g} m): NLFPRED holds millimetres; check the units and the "
+                        "source of nlf_poses.")
+    mean = float(np.mean(error_mm)) if len(error_mm) else 0.0
+    if not np.isfinite(mean) or mean > PLAUSIBLE_ERROR_MM:
+        worst = int(np.nanargmax(error_mm)) if np.isfinite(error_mm).any() else 0
+        warnings.append(f"the fitted body is {mean:.3g} mm from the given joints on average (worst frame {worst}); "
+                        f"a person's skeleton fits within {PLAUSIBLE_ERROR_MM:g} mm: the joints are probably not an "
+                        "SMPL-24 skeleton in millimetres, so do not trust this motion.")
+    return warnings

@@ -27,7 +27,7 @@ import torch
 from ...options import NLF_CAMERAS as CAMERAS
 from ...pinhole import output_size, scale_intrinsics
 from ..motion.posing import pose_sequence
-from ..motion.sequence import validate_sequence
+from ..motion.sequence import OPTIONAL_PER_FRAME, PER_FRAME, num_frames, validate_sequence
 
 NLF_KEY = "joints3d_nonparam"
 NLF_FOV_DEGREES = 55.0
@@ -56,10 +56,29 @@ def dolly_to_camera(joints: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, an
     return joints + (new_root - root)[:, None]
 
 
-def sequence_joints(model, seq: dict) -> np.ndarray:
-    """SMPL-layout 24 joints `(T, 24, 3)` in metres, camera space, of the sequence posed on ``model``."""
-    _, joints = pose_sequence(model, seq)
-    return joints[:, :NUM_JOINTS].double().numpy()
+JOINT_CHUNK = 256  # frames posed at once: only their joints are kept (a whole 10,000-frame mesh took 5.3 GB)
+
+
+def sequence_joints(model, seq: dict, callback=None, chunk: int = JOINT_CHUNK) -> np.ndarray:
+    """SMPL-layout 24 joints `(T, 24, 3)` in metres, camera space, of the sequence posed on ``model``.
+
+    Posed ``chunk`` frames at a time and only the joints kept, so memory stays at one chunk's vertices
+    (~256 × 14k × 12 B ≈ 42 MB for the built-in body) whatever the length; ``callback(done, total)`` after
+    each chunk (progress and Cancel)."""
+    seq = validate_sequence(seq)
+    frames = num_frames(seq)
+    out = np.empty((frames, NUM_JOINTS, 3))
+    for start in range(0, frames, chunk):
+        stop = min(start + chunk, frames)
+        part = dict(seq)
+        for key in PER_FRAME + OPTIONAL_PER_FRAME:
+            if key in seq:
+                part[key] = seq[key][start:stop]
+        _, joints = pose_sequence(model, part)
+        out[start:stop] = joints[:, :NUM_JOINTS].double().numpy()
+        if callback is not None:
+            callback(stop, frames)
+    return out
 
 
 def sequence_in_camera(model, seq: dict, *, width: int = 0, height: int = 0, camera: str = "sequence") -> dict:
@@ -114,7 +133,11 @@ def nlf_frames(nlfpred, name: str = "nlf_poses") -> list[np.ndarray]:
         if frame is None:
             out.append(np.zeros((0, NUM_JOINTS, 3)))
             continue
-        array = frame.detach().cpu().double().numpy() if torch.is_tensor(frame) else np.asarray(frame, np.float64)
+        try:
+            array = frame.detach().cpu().double().numpy() if torch.is_tensor(frame) else np.asarray(frame, np.float64)
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError(f"{name} frame {i} holds {type(frame).__name__} that is not numbers; NLFPRED frames are "
+                             f"(persons, {NUM_JOINTS}, 3) SMPL-24 joints in millimetres.") from None
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3 or array.shape[1:] != (NUM_JOINTS, 3):

@@ -147,10 +147,35 @@ def fit_phenotype(body, seq: dict, start=None, *, frames: int = 8, iterations: i
     phenotype = phenotype.cpu().numpy().astype(np.float32)
     logger.info("Set Body Shape: fitted %s over %d frames (mean keypoint error %.1f px).",
                 ", ".join(f"{n}={phenotype[i]:.2f}" for n, i in zip(FIT_LABELS, fit_idx)), len(chosen), error)
-    return phenotype, {"error_px": error, "frames": chosen, "starts": candidates}
+    warnings = shape_fit_warnings(phenotype, fit_idx, error, float(size.median()))
+    for warning in warnings:
+        logger.warning("Set Body Shape: %s", warning)
+    return phenotype, {"error_px": error, "frames": chosen, "starts": candidates, "warnings": warnings}
 
 
-def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, **fit_options) -> dict:
+PLAUSIBLE_ERROR_SHARE = 0.1  # a body fitted to one real person's keypoints stays within ~3% of their height
+EDGE = 0.02  # the fit starts inside [0.02, 0.98]: ending beyond means it was pushed to the end of the range
+
+
+def shape_fit_warnings(phenotype, fit_idx, error_px: float, height_px: float) -> list[str]:
+    """Why a shape fit that ran to the end should not be trusted: a keypoint error above
+    :data:`PLAUSIBLE_ERROR_SHARE` of the person's height, or a fitted value at the end of its range."""
+    warnings = []
+    share = error_px / max(height_px, 1.0)
+    if not np.isfinite(share) or share > PLAUSIBLE_ERROR_SHARE:
+        warnings.append(f"the fitted body is {error_px:.0f} px from the keypoints on average, {share:.0%} of the "
+                        f"person's height ({height_px:.0f} px): the keypoints do not look like one whole person "
+                        "seen in the sequence's camera. Check them (Draw Pose), or use the sliders.")
+    edges = [f"{PHENOTYPE_LABELS[i]}={float(phenotype[i]):.3f}" for i in fit_idx
+             if not EDGE <= float(phenotype[i]) <= 1 - EDGE]
+    if edges:
+        warnings.append(f"the fit ended at the end of the range ({', '.join(edges)}), which real people rarely "
+                        "are: check the keypoints, or set these values with the sliders (mode 'sliders').")
+    return warnings
+
+
+def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, warnings: list | None = None,
+                   **fit_options) -> dict:
     """The sequence with ``phenotype`` set from the sliders, or fitted (``"fit"``: age, height and proportions
     from the keypoints, the rest from the sliders; ``"fit_from_sliders"``: the same, starting from the sliders
     and held near them).
@@ -174,7 +199,9 @@ def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, **fit_o
         prior = 0.0 if mode == "fit" else fit_options.pop("prior", 0.05)
         if mode == "fit_from_sliders":
             fit_options.setdefault("starts", 1)  # the user's sliders are the start, not a grid point
-        values, _ = fit_phenotype(body, seq, start, prior=prior, **fit_options)
+        values, info = fit_phenotype(body, seq, start, prior=prior, **fit_options)
+        if warnings is not None:  # the node shows them too
+            warnings.extend(info["warnings"])
     out = dict(seq)
     out["phenotype"] = values
     return out

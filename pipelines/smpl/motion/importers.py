@@ -26,10 +26,22 @@ import numpy as np
 from ...options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
 from ...options import MOTION_FORMATS as FORMATS
 from ...output_paths import new_file
-from ...weights import load_pickle_weights_only, npz_array, open_npz
+from ...size_limits import MAX_MOTION_FRAMES
+from ...weights import load_pickle_weights_only, read_npz_entries
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ..body.safe_pickle import RestrictedUnpickler
-from .sequence import DEFAULT_FPS, default_intrinsics, is_sequence_file, num_frames, validate_sequence
+from .sequence import (
+    DEFAULT_FPS,
+    SEQUENCE_KEYS,
+    default_intrinsics,
+    is_sequence_file,
+    motion_entry_check,
+    num_frames,
+    numbers,
+    scalar,
+    sequence_from_arrays,
+    validate_sequence,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +55,20 @@ def _np(value) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _entry(arrays, key: str, layout: str, width: int | None = None, frames: int | None = None) -> np.ndarray:
+    """``arrays[key]`` as float64 numbers, (T, width) when ``width`` is given (T = ``frames`` when known), or a
+    ``ValueError`` naming the key and the layout (missing, not numbers, wrong shape)."""
+    if not isinstance(arrays, dict) or key not in arrays:
+        raise ValueError(f"{layout} lacks '{key}'.")
+    value = numbers(_np(arrays[key]), key, layout, np.float64)
+    if width is not None:
+        if value.ndim != 2 or value.shape[1] < width or (frames is not None and value.shape[0] != frames) \
+                or value.shape[0] == 0:
+            want = f"({frames if frames is not None else 'T'},{width})"
+            raise ValueError(f"{layout}: '{key}' must have shape {want}, got {value.shape}.")
+    return value
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -76,33 +102,19 @@ def from_hmr2_frames(frames: list, image_size=None, fps: float = DEFAULT_FPS, pe
     bbox = np.zeros((count, 4), np.float32)
     size = None if image_size is None else tuple(int(v) for v in image_size)
     for t, frame in enumerate(frames):
-        if frame is None:
-            continue
-        go = _pick(frame, "global_orient")
-        if go is None:
-            continue
-        go = _np(go).reshape(-1, 3, 3)
-        if person >= go.shape[0]:
-            continue
-        bp = _np(_pick(frame, "body_pose")).reshape(go.shape[0], 23, 3, 3)[person]
-        cam = _pick(frame, "cam_t", "pred_cam_t_full")
-        if cam is None:
-            raise ValueError(f"HMR2 frame {t} has no 'cam_t' (or 'pred_cam_t_full'): the full-image camera "
-                             "translation is needed.")
-        orient[t] = matrix_to_axis_angle(go[person])
-        pose[t] = matrix_to_axis_angle(bp).reshape(69)
-        betas[t] = _np(_pick(frame, "betas")).reshape(go.shape[0], -1)[person, :10]
-        transl[t] = _np(cam).reshape(go.shape[0], 3)[person]
-        f = _pick(frame, "scaled_focal_length", "focal_length")
-        if f is not None:
-            focal[t] = float(np.asarray(_np(f)).reshape(-1)[0])
-        res = _pick(frame, "render_res", "img_size")
-        if res is not None and size is None:
-            size = tuple(int(round(float(v))) for v in _np(res).reshape(-1)[:2])
-        box = _pick(frame, "box", "bbox")
-        if box is not None:
-            bbox[t] = _np(box).reshape(-1, 4)[min(person, _np(box).reshape(-1, 4).shape[0] - 1)]
-        valid[t] = True
+        try:
+            _read_hmr2_frame(frame, t, person, orient, pose, betas, transl, focal, bbox, valid)
+        except (TypeError, ValueError, IndexError, AttributeError) as exc:
+            if isinstance(exc, ValueError) and str(exc).startswith("HMR2 frame"):
+                raise
+            raise ValueError(f"HMR2 frame {t}: {exc}") from None
+        if size is None and isinstance(frame, dict) and valid[t]:
+            res = _pick(frame, "render_res", "img_size")
+            if res is not None:
+                res = numbers(_np(res), "render_res", f"HMR2 frame {t}", np.float64).reshape(-1)
+                if res.shape[0] < 2 or not np.isfinite(res[:2]).all():
+                    raise ValueError(f"HMR2 frame {t}: 'render_res' must be (W,H), got {res.tolist()[:4]}.")
+                size = tuple(int(round(float(v))) for v in res[:2])
     if size is None:
         raise ValueError("HMR2 frames carry no 'render_res'/'img_size'; give image_size=(W,H).")
     k = default_intrinsics(*size, frames=count)
@@ -111,6 +123,53 @@ def from_hmr2_frames(frames: list, image_size=None, fps: float = DEFAULT_FPS, pe
     return validate_sequence(dict(betas=betas, global_orient=orient, body_pose=pose, transl=transl, K=k,
                                   image_size=size, valid=valid, bbox=bbox, fps=fps, model_type="smpl",
                                   source="hmr2"), "HMR2 frames")
+
+
+def _shaped(value, key: str, t: int, shape: tuple) -> np.ndarray:
+    """``value`` reshaped to ``shape`` (-1 allowed), or a ``ValueError`` naming the frame and the key."""
+    array = numbers(_np(value), key, f"HMR2 frame {t}", np.float64)
+    try:
+        return array.reshape(shape)
+    except ValueError:
+        raise ValueError(f"HMR2 frame {t}: '{key}' has {array.size} values in shape {array.shape}, which does not "
+                         f"fit {shape} (persons × the layout's size).") from None
+
+
+def _read_hmr2_frame(frame, t, person, orient, pose, betas, transl, focal, bbox, valid) -> None:
+    """Fill row ``t`` from one HMR2 output dict (``None`` or no ``person`` → the row stays invalid)."""
+    if frame is None:
+        return
+    if not isinstance(frame, dict):
+        raise ValueError(f"HMR2 frame {t} must be a dict of arrays, got {type(frame).__name__}.")
+    go = _pick(frame, "global_orient")
+    if go is None:
+        return
+    go = _shaped(go, "global_orient", t, (-1, 3, 3))
+    people = go.shape[0]
+    if person >= people:
+        return
+    if _pick(frame, "body_pose") is None or _pick(frame, "betas") is None:
+        raise ValueError(f"HMR2 frame {t} lacks 'body_pose' or 'betas'.")
+    bp = _shaped(_pick(frame, "body_pose"), "body_pose", t, (people, 23, 3, 3))[person]
+    cam = _pick(frame, "cam_t", "pred_cam_t_full")
+    if cam is None:
+        raise ValueError(f"HMR2 frame {t} has no 'cam_t' (or 'pred_cam_t_full'): the full-image camera "
+                         "translation is needed.")
+    shape = _shaped(_pick(frame, "betas"), "betas", t, (people, -1))[person, :10]
+    if shape.shape[0] < 10:
+        raise ValueError(f"HMR2 frame {t}: 'betas' must hold 10 values per person, got {shape.shape[0]}.")
+    orient[t] = matrix_to_axis_angle(go[person])
+    pose[t] = matrix_to_axis_angle(bp).reshape(69)
+    betas[t] = shape
+    transl[t] = _shaped(cam, "cam_t", t, (people, 3))[person]
+    f = _pick(frame, "scaled_focal_length", "focal_length")
+    if f is not None:
+        focal[t] = float(numbers(_np(f), "scaled_focal_length", f"HMR2 frame {t}", np.float64).reshape(-1)[0])
+    box = _pick(frame, "box", "bbox")
+    if box is not None:
+        boxes = _shaped(box, "box", t, (-1, 4))
+        bbox[t] = boxes[min(person, boxes.shape[0] - 1)]
+    valid[t] = True
 
 
 def to_hmr2_frames(seq: dict) -> list:
@@ -152,8 +211,22 @@ def _stack_hmr2(frames: list) -> dict:
     return arrays
 
 
+HMR2_PER_FRAME = ("global_orient", "body_pose", "betas", "cam_t", "pred_cam_t_full", "scaled_focal_length",
+                  "focal_length", "box", "bbox", "valid")
+
+
 def _unstack_hmr2(arrays: dict) -> list:
+    layout = "HMR2 motion"
+    for key in ("global_orient", "body_pose", "betas"):
+        if key not in arrays:
+            raise ValueError(f"{layout} lacks '{key}'.")
     count = _np(arrays["global_orient"]).shape[0]
+    for key in HMR2_PER_FRAME:
+        if key in arrays:
+            value = numbers(_np(arrays[key]), key, layout, np.float64)
+            if value.ndim == 0 or value.shape[0] != count:
+                raise ValueError(f"{layout}: '{key}' must hold one entry per frame ({count}), got shape "
+                                 f"{value.shape}.")
     valid = _np(arrays["valid"]).astype(bool) if "valid" in arrays else np.ones(count, bool)
     frames = []
     for t in range(count):
@@ -221,25 +294,29 @@ def default_amass_camera(orient0, root0, height: float, image_size) -> tuple[np.
 def from_amass(arrays: dict, image_size=(576, 1024), fps: float | None = None, model=None) -> dict:
     """AMASS-style arrays (z-up world) → sequence seen by a default camera (or the stored ``camera_rotation``/
     ``camera_position`` written by :func:`to_amass`)."""
-    poses = _np(arrays["poses"]).astype(np.float64)
-    trans = _np(arrays["trans"]).astype(np.float64)
-    count = poses.shape[0]
+    poses = _entry(arrays, "poses", "AMASS motion")
+    trans = _entry(arrays, "trans", "AMASS motion")
+    count = poses.shape[0] if poses.ndim else 0
     if poses.ndim != 2 or poses.shape[1] not in (72, 156, 165) or trans.shape != (count, 3):
         raise ValueError(f"AMASS 'poses' must be (T,72|156|165) and 'trans' (T,3); got {poses.shape}, {trans.shape}.")
     body = poses[:, 3:72] if poses.shape[1] == 72 else np.concatenate([poses[:, 3:66], np.zeros((count, 6))], 1)
     hands = None if poses.shape[1] == 72 else poses[:, -90:]  # SMPL-H (66:156) / SMPL-X (75:165) fingers
     betas = np.zeros(10)
     if "betas" in arrays:
-        raw = _np(arrays["betas"]).astype(np.float64)
-        betas = (raw[0] if raw.ndim == 2 else raw)[:10]
+        raw = _entry(arrays, "betas", "AMASS motion")
+        betas = (raw[0] if raw.ndim == 2 else raw.reshape(-1))[:10]
         betas = np.pad(betas, (0, 10 - len(betas)))
     if fps is None:
         key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in arrays), None)
-        fps = float(_np(arrays[key])) if key else DEFAULT_FPS
+        fps = scalar(_np(arrays[key]), key, "AMASS motion") if key else DEFAULT_FPS
     j0 = _root_offset(model, betas)[0]
     root_world = trans + j0
     if "camera_rotation" in arrays:
-        rotation, centre = _np(arrays["camera_rotation"]).astype(np.float64), _np(arrays["camera_position"]).astype(np.float64)
+        rotation, centre = _entry(arrays, "camera_rotation", "AMASS motion"), _entry(arrays, "camera_position",
+                                                                                       "AMASS motion")
+        if rotation.shape != (3, 3) or centre.shape != (3,):
+            raise ValueError(f"AMASS motion: 'camera_rotation' must be (3,3) and 'camera_position' (3,), got "
+                             f"{rotation.shape}, {centre.shape}.")
     else:
         height = 1.7
         if model is not None:
@@ -281,15 +358,23 @@ def from_camera_space(data: dict, image_size=None, fps: float | None = None) -> 
     """WHAM-style (``pose`` (T,72), ``trans``, ``betas``) or GVHMR-style (``smpl_params_incam``, ``K_fullimg``)."""
     if "smpl_params_incam" in data:
         params = data["smpl_params_incam"]
-        seq = dict(global_orient=_np(params["global_orient"]), body_pose=_np(params["body_pose"]),
-                   betas=_np(params["betas"]), transl=_np(params["transl"]), model_type="smplx", source="gvhmr")
+        layout = "GVHMR motion (smpl_params_incam)"
+        missing = [k for k in ("global_orient", "body_pose", "betas", "transl")
+                   if not isinstance(params, dict) or k not in params]
+        if missing:
+            raise ValueError(f"{layout} lacks {missing}.")
+        seq = dict(global_orient=_entry(params, "global_orient", layout, 3),
+                   body_pose=_entry(params, "body_pose", layout), betas=_entry(params, "betas", layout),
+                   transl=_entry(params, "transl", layout, 3), model_type="smplx", source="gvhmr")
         if "K_fullimg" in data:
-            k = _np(data["K_fullimg"]).astype(np.float32)
+            k = _entry(data, "K_fullimg", "GVHMR motion").astype(np.float32)
+            if k.shape[-2:] != (3, 3) or k.ndim not in (2, 3):
+                raise ValueError(f"GVHMR motion: 'K_fullimg' must be (T,3,3) or (3,3), got {k.shape}.")
             seq["K"] = k if k.ndim == 3 else np.repeat(k[None], len(seq["transl"]), 0)
     elif "pose" in data and "trans" in data:
-        pose = _np(data["pose"])
-        seq = dict(global_orient=pose[:, :3], body_pose=pose[:, 3:72], betas=_np(data["betas"]),
-                   transl=_np(data["trans"]), model_type="smpl", source="wham")
+        pose = _entry(data, "pose", "WHAM motion", 72)
+        seq = dict(global_orient=pose[:, :3], body_pose=pose[:, 3:72], betas=_entry(data, "betas", "WHAM motion"),
+                   transl=_entry(data, "trans", "WHAM motion", 3, len(pose)), model_type="smpl", source="wham")
     else:
         raise ValueError(f"not a WHAM/GVHMR camera-space result (keys {sorted(data)[:10]}).")
     seq["image_size"] = image_size
@@ -307,17 +392,39 @@ def from_camera_space(data: dict, image_size=None, fps: float | None = None) -> 
 MOTION_REMEDY = "Export the motion again (Save SMPL Motion, 4D-Humans, AMASS, WHAM/GVHMR) or download it again."
 
 
-def _read_npz(path: Path) -> dict:
-    with open_npz(path, "Motion file", remedy=MOTION_REMEDY) as data:
-        return {key: npz_array(data, key, path, "Motion file", remedy=MOTION_REMEDY) for key in data.files}
+# the entries each layout reads (nothing else in a file is read)
+LAYOUT_KEYS = {
+    "motionguide": SEQUENCE_KEYS,
+    "amass": ("poses", "trans", "betas", "mocap_framerate", "mocap_frame_rate", "fps", "camera_rotation",
+              "camera_position"),
+    "hmr2": HMR2_PER_FRAME + ("render_res", "img_size", "fps"),
+    "camera_space": ("pose", "trans", "betas", "K_fullimg"),
+}
 
 
-def detect_format(arrays: dict) -> str:
+def _read_npz(path: Path, fmt: str) -> tuple[str, dict]:
+    """(layout, the entries it uses), read once each after their declared sizes were checked."""
+    found = {}
+
+    def choose(files, shapes):
+        found["kind"] = detect_format(files, shapes) if fmt == "auto" else fmt
+        return LAYOUT_KEYS[found["kind"]]
+
+    arrays = read_npz_entries(path, "Motion file", choose, check=motion_entry_check(path, MOTION_REMEDY),
+                              remedy=MOTION_REMEDY)
+    return found["kind"], arrays
+
+
+def detect_format(arrays, shapes: dict | None = None) -> str:
+    """The layout from the entry names (and, for HMR2's rotation matrices, the declared shape)."""
     if is_sequence_file(arrays):
         return "motionguide"
     if "poses" in arrays and "trans" in arrays:
         return "amass"
-    if "global_orient" in arrays and np.shape(arrays["global_orient"])[-2:] == (3, 3):
+    shape = (shapes or {}).get("global_orient")
+    if shape is None and "global_orient" in arrays and isinstance(arrays, dict):
+        shape = np.shape(arrays["global_orient"])
+    if "global_orient" in arrays and tuple(shape or ())[-2:] == (3, 3):
         return "hmr2"
     if "smpl_params_incam" in arrays or ("pose" in arrays and "trans" in arrays):
         return "camera_space"
@@ -334,7 +441,6 @@ def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None
         fps (`float`, *optional*): overrides the file's frame rate.
         model (`BodyModel`, *optional*): for exact AMASS world↔camera root maths.
     """
-    from .sequence import load_sequence
 
     path = Path(path)
     if fmt not in FORMATS:
@@ -343,28 +449,52 @@ def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None
         files = sorted(path.glob("*.npy"))
         if not files:
             raise FileNotFoundError(f"{path} holds no per-frame HMR2 .npy files.")
-        return from_hmr2_frames([read_npy_dict(f) for f in files], image_size, fps or DEFAULT_FPS)
+        if len(files) > MAX_MOTION_FRAMES:
+            raise ValueError(f"Motion folder '{path}' holds {len(files)} .npy files; at most {MAX_MOTION_FRAMES} "
+                             "frames (about 55 min at 30 fps) are read. Split the clip.")
+        frames = [read_npy_dict(f) for f in files]
+        return _converted(path, "hmr2", lambda: from_hmr2_frames(frames, image_size, fps or DEFAULT_FPS))
     if not path.is_file():
         raise FileNotFoundError(f"motion file {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return from_hmr2_frames([read_npy_dict(path)], image_size, fps or DEFAULT_FPS)
+        frames = [read_npy_dict(path)]
+        return _converted(path, "hmr2", lambda: from_hmr2_frames(frames, image_size, fps or DEFAULT_FPS))
     if suffix in (".pt", ".pth"):
         data = load_pickle_weights_only(path, "Motion file", remedy=MOTION_REMEDY)
+        if not isinstance(data, dict):
+            raise ValueError(f"Motion file '{path}' holds a {type(data).__name__}, not a dict of arrays. "
+                             f"{MOTION_REMEDY}")
+        kind = _converted(path, fmt, lambda: detect_format(data)) if fmt == "auto" else fmt
     elif suffix == ".npz":
-        data = _read_npz(path)
+        kind, data = _read_npz(path, fmt)
     else:
         raise ValueError(f"motion file {path.name}: expected .npz, .npy, .pt or a folder of .npy files.")
-    kind = detect_format(data) if fmt == "auto" else fmt
     if kind == "motionguide":
-        seq = load_sequence(path)
+        seq = _converted(path, kind, lambda: sequence_from_arrays(data, str(path)))
         return dict(seq, fps=fps) if fps else seq
     if kind == "amass":
-        return from_amass(data, image_size or (576, 1024), fps, model)
+        return _converted(path, kind, lambda: from_amass(data, image_size or (576, 1024), fps, model))
     if kind == "hmr2":
-        stored = float(data["fps"]) if "fps" in data else DEFAULT_FPS
-        return from_hmr2_frames(_unstack_hmr2(data), image_size, fps or stored)
-    return from_camera_space(data, image_size, fps)
+        def hmr2():
+            stored = scalar(data["fps"], "fps", "HMR2 motion") if "fps" in data else DEFAULT_FPS
+            return from_hmr2_frames(_unstack_hmr2(data), image_size, fps or stored)
+        return _converted(path, kind, hmr2)
+    return _converted(path, kind, lambda: from_camera_space(data, image_size, fps))
+
+
+def _converted(path: Path, kind: str, convert):
+    """``convert()``, with any error about the content re-raised as one ``ValueError`` naming the file."""
+    try:
+        return convert()
+    except ValueError as exc:
+        text = str(exc)
+        if str(path) in text:
+            raise
+        raise ValueError(f"Motion file '{path}' ({kind} layout): {text} {MOTION_REMEDY}") from None
+    except (KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
+        raise ValueError(f"Motion file '{path}' ({kind} layout): its arrays do not fit the layout "
+                         f"({type(exc).__name__}: {str(exc)[:120]}). {MOTION_REMEDY}") from None
 
 
 def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, overwrite: bool = False) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...output_paths import new_file
 from ...pinhole import intrinsics
+from ...size_limits import check_motion_entry
 from ..body.phenotype import check_phenotype
 from ..body.rotations import axis_angle_to_quaternion, continuous_quaternions, quaternion_to_axis_angle, slerp
 
@@ -39,6 +40,7 @@ WIDTHS = {"betas": (NUM_BETAS,), "global_orient": (3,), "body_pose": (69,), "tra
           "bbox": (4,), "keypoints": (18, 3), "hand_pose": (90,)}
 MAX_ABS_BETA = 20.0  # shape coefficients are in standard deviations; real people lie within about ±5
 DEFAULT_FPS = 30.0
+MAX_SEQUENCE_SIDE = 2 ** 20  # a frame size, not a render size (renders are bounded by size_limits.MAX_SIDE)
 
 
 def default_intrinsics(width: int, height: int, frames: int | None = None) -> np.ndarray:
@@ -49,6 +51,33 @@ def default_intrinsics(width: int, height: int, frames: int | None = None) -> np
 def _first_bad_frame(values: np.ndarray) -> int | None:
     bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(1)
     return int(np.argmax(bad)) if bad.any() else None
+
+
+def numbers(value, key: str, name: str, dtype=np.float32) -> np.ndarray:
+    """``value`` as a numeric array, or a ``ValueError`` naming ``key`` (strings, objects, ragged lists)."""
+    try:
+        out = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{name}: '{key}' must hold numbers, got {type(value).__name__} "
+                         f"{str(np.asarray(value, dtype=object).dtype) if not isinstance(value, str) else 'str'} "
+                         f"({str(exc).splitlines()[0][:80]}).") from None
+    return out
+
+
+def scalar(value, key: str, name: str, kind=float):
+    """One number (or one string with ``kind=str``), or a ``ValueError`` naming ``key``: array-valued ``fps``
+    or ``model_type`` entries in a file used to surface as numpy's "can only convert an array of size 1"."""
+    array = np.asarray(value)
+    if array.size != 1:
+        raise ValueError(f"{name}: '{key}' must be one {'number' if kind is float else 'value'}, got an array of "
+                         f"shape {array.shape}.")
+    item = array.reshape(-1)[0]
+    if kind is str:
+        return str(item)
+    try:
+        return float(item)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: '{key}' must be a number, got {str(item)[:40]!r}.") from None
 
 
 def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
@@ -67,14 +96,14 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
     if missing:
         raise ValueError(f"{name} lacks {missing}; an SMPL_SEQUENCE needs betas, global_orient, body_pose, transl.")
     out = {}
-    orient = np.asarray(seq["global_orient"], dtype=np.float32)
+    orient = numbers(seq["global_orient"], "global_orient", name)
     if orient.ndim != 2 or orient.shape[1] != 3:
         raise ValueError(f"{name}: global_orient must be (T,3) axis-angle, got shape {orient.shape}.")
     frames = orient.shape[0]
     if frames == 0:
         raise ValueError(f"{name} has no frames.")
     out["global_orient"] = orient
-    pose = np.asarray(seq["body_pose"], dtype=np.float32)
+    pose = numbers(seq["body_pose"], "body_pose", name)
     if pose.ndim == 3 and pose.shape[1:] in ((23, 3), (21, 3)):
         pose = pose.reshape(pose.shape[0], -1)
     if pose.ndim == 2 and pose.shape[1] == 63:
@@ -82,7 +111,7 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
     if pose.shape != (frames, 69):
         raise ValueError(f"{name}: body_pose must be ({frames},69) axis-angle, got shape {pose.shape}.")
     out["body_pose"] = pose
-    betas = np.asarray(seq["betas"], dtype=np.float32)
+    betas = numbers(seq["betas"], "betas", name)
     if betas.ndim == 1:
         betas = np.repeat(betas[None], frames, 0)
     if betas.ndim != 2 or betas.shape[0] != frames:
@@ -90,18 +119,20 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
     if betas.shape[1] < NUM_BETAS:
         betas = np.pad(betas, ((0, 0), (0, NUM_BETAS - betas.shape[1])))
     out["betas"] = np.ascontiguousarray(betas[:, :NUM_BETAS])
-    out["transl"] = np.asarray(seq["transl"], dtype=np.float32)
+    out["transl"] = numbers(seq["transl"], "transl", name)
 
     size = seq.get("image_size")
     k = seq.get("K")
     if size is None and k is None:
         raise ValueError(f"{name} has neither image_size nor K; give the frame size (W,H) of the sequence.")
     if size is not None:
-        size = np.asarray(size).reshape(-1)
-        if size.shape != (2,) or not np.all(size > 0):
-            raise ValueError(f"{name}: image_size must be (W,H) > 0, got {size.tolist()}.")
+        size = numbers(size, "image_size", name, np.float64).reshape(-1)
+        if size.shape != (2,) or not np.all(np.isfinite(size)) or not np.all(size >= 0.5) \
+                or not np.all(size <= MAX_SEQUENCE_SIDE):
+            raise ValueError(f"{name}: image_size must be (W,H) pixels between 1 and {MAX_SEQUENCE_SIDE}, got "
+                             f"{size.tolist()}; give the frame size of the video the motion belongs to.")
         width, height = int(round(float(size[0]))), int(round(float(size[1])))
-    k = default_intrinsics(width, height, frames) if k is None else np.asarray(k, dtype=np.float32)
+    k = default_intrinsics(width, height, frames) if k is None else numbers(k, "K", name)
     if k.shape == (3, 3):
         k = np.repeat(k[None], frames, 0)
     out["K"] = k
@@ -109,14 +140,14 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
         width, height = int(round(2 * float(k[0, 0, 2]))), int(round(2 * float(k[0, 1, 2])))
     out["image_size"] = (width, height)
     out["valid"] = (np.ones(frames, bool) if seq.get("valid") is None
-                    else np.asarray(seq["valid"]).astype(bool).reshape(-1))
+                    else numbers(seq["valid"], "valid", name, np.float64).astype(bool).reshape(-1))
     out["bbox"] = (np.zeros((frames, 4), np.float32) if seq.get("bbox") is None
-                   else np.asarray(seq["bbox"], dtype=np.float32))
-    fps = float(seq.get("fps") if seq.get("fps") is not None else DEFAULT_FPS)
+                   else numbers(seq["bbox"], "bbox", name))
+    fps = scalar(seq["fps"], "fps", name) if seq.get("fps") is not None else DEFAULT_FPS
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"{name}: fps must be > 0, got {fps}.")
     out["fps"] = fps
-    model_type = str(seq.get("model_type", "smpl"))
+    model_type = scalar(seq.get("model_type", "smpl"), "model_type", name, str)
     if model_type not in ("smpl", "smplx"):
         raise ValueError(f"{name}: model_type must be 'smpl' or 'smplx', got {model_type!r}.")
     out["model_type"] = model_type
@@ -125,7 +156,7 @@ def validate_sequence(seq: dict, name: str = "SMPL sequence") -> dict:
         out["phenotype"] = check_phenotype(seq["phenotype"], f"{name}: phenotype")
     for key in OPTIONAL_PER_FRAME:
         if seq.get(key) is not None:
-            value = np.asarray(seq[key], dtype=np.float32)
+            value = numbers(seq[key], key, name)
             out[key] = value.reshape(value.shape[0], *WIDTHS[key]) if value.ndim >= 2 and \
                 value.size == value.shape[0] * int(np.prod(WIDTHS[key])) else value
     for key in PER_FRAME + tuple(k for k in OPTIONAL_PER_FRAME if k in out):
@@ -192,21 +223,39 @@ def is_sequence_file(arrays) -> bool:
     return {"global_orient", "body_pose", "transl", "betas"} <= files
 
 
-def load_sequence(path) -> dict:
-    """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs)."""
-    path = Path(path)
-    from ...weights import npz_array, open_npz
+SEQUENCE_KEYS = PER_FRAME + OPTIONAL_PER_FRAME + ("phenotype", "image_size", "fps", "model_type", "source")
 
-    remedy = "Export the motion again with Save SMPL Motion."
-    with open_npz(path, "Motion file", remedy=remedy) as data:
-        if not is_sequence_file(data):
-            raise ValueError(f"{path} is not an SMPL_SEQUENCE file (keys {sorted(data.files)}); use an importer "
-                             "format (AMASS, 4D-Humans, WHAM/GVHMR) instead.")
-        seq = {key: npz_array(data, key, path, "Motion file", remedy=remedy) for key in data.files if key != "format"}
-    for key in ("fps", "model_type"):
+
+def motion_entry_check(path, remedy: str):
+    """The declared-size check for the entries of a motion file (``size_limits``)."""
+    def check(key, shape, dtype):
+        check_motion_entry(shape, dtype.itemsize, key, f"Motion file '{path}'", remedy)
+    return check
+
+
+def sequence_from_arrays(arrays: dict, name: str) -> dict:
+    """A sequence from the arrays of a :func:`save_sequence` file (already read), checked."""
+    seq = {key: arrays[key] for key in SEQUENCE_KEYS if key in arrays}
+    for key in ("fps", "model_type", "source"):
         if key in seq:
-            seq[key] = seq[key].item()
-    return validate_sequence(seq, name=str(path))
+            seq[key] = scalar(seq[key], key, name, float if key == "fps" else str)
+    return validate_sequence(seq, name=name)
+
+
+def load_sequence(path) -> dict:
+    """Read a sequence written by :func:`save_sequence` (``allow_pickle=False``: no code runs); only its own
+    keys are read, each once, after their declared sizes were checked (``size_limits``)."""
+    from ...weights import read_npz_entries
+
+    path = Path(path)
+    remedy = "Export the motion again with Save SMPL Motion."
+    arrays = read_npz_entries(path, "Motion file",
+                              lambda files, shapes: SEQUENCE_KEYS if is_sequence_file(files) else None,
+                              check=motion_entry_check(path, remedy), remedy=remedy)
+    if arrays is None:
+        raise ValueError(f"{path} is not an SMPL_SEQUENCE file; use an importer format (AMASS, 4D-Humans, "
+                         "WHAM/GVHMR) instead.")
+    return sequence_from_arrays(arrays, str(path))
 
 
 # --------------------------------------------------------------------------------------------------------------
