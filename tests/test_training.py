@@ -263,3 +263,13 @@ def test_init_adapter_for_other_maps_or_base_model_is_refused(tmp_path, dataset,
                       progress=False)
     with pytest.raises(ValueError, match="trained for 'mimicmotion-1.0', but the loaded motion model is 'mimicmotion-1.1'"):
         trainer.setup()
+
+
+def test_train_command_reports_a_bad_key_without_a_traceback(tmp_path, capsys):
+    from motionguide.headless.cli import main
+
+    path = tmp_path / "train.yaml"
+    path.write_text("dataset: d\nsvd: s\nmimicmotion: m\noutput_dir: o\nobjective:\n  hand_wieght: 2\n")
+    assert main(["train", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key objective.hand_wieght" in err and "hand_weight" in err and "Traceback" not in err
