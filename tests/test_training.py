@@ -273,3 +273,10 @@ def test_train_command_reports_a_bad_key_without_a_traceback(tmp_path, capsys):
     assert main(["train", str(path)]) == 1
     err = capsys.readouterr().err
     assert "unknown key objective.hand_wieght" in err and "hand_weight" in err and "Traceback" not in err
+
+
+def test_the_shipped_sample_config_is_valid():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[1] / "models_config" / "train_adapter.yaml")
+    assert config.adapter.maps == ["depth", "normal", "semantic", "mask"] and config.train.learning_rate == 1e-4

@@ -45,7 +45,9 @@ class DataSection:
 
 @dataclass
 class TrainSection:
-    """Optimisation. batch_size is per process (the global batch is batch_size × processes × accumulation)."""
+    """Optimisation. batch_size is per process (the global batch is batch_size × processes × accumulation).
+    Trainable: the adapter; also PoseNet (train_pose_net), LoRA on the UNet's attention (lora_rank > 0), or the
+    whole UNet (train_unet: only for small models and tests; a real UNet needs far more memory)."""
 
     steps: int = 2000
     batch_size: int = 1
@@ -58,6 +60,7 @@ class TrainSection:
     gradient_checkpointing: bool = True
     seed: int = 0
     train_pose_net: bool = False
+    train_unet: bool = False
     lora_rank: int = 0
     lora_alpha: float = 0.0
     ema_decay: float = 0.0
@@ -137,6 +140,8 @@ class TrainConfig:
             problems.append(f"objective.condition_dropout must be in [0, 1), got {self.objective.condition_dropout}")
         if not 0.0 <= self.train.ema_decay < 1.0:
             problems.append(f"train.ema_decay must be in [0, 1) (0 = no EMA), got {self.train.ema_decay}")
+        if self.train.train_unet and self.train.lora_rank:
+            problems.append("train.train_unet and train.lora_rank > 0 exclude each other (LoRA is for a frozen UNet)")
         if any(s <= 0 for s in self.validation.sigmas):
             problems.append(f"validation.sigmas must be positive, got {self.validation.sigmas}")
         if problems:

@@ -118,6 +118,8 @@ class Trainer:
         adapter.float().requires_grad_(True)
         if c.train.train_pose_net:
             pose_net.float().requires_grad_(True)
+        if c.train.train_unet:
+            unet.float().requires_grad_(True)
         if c.train.lora_rank:
             from peft import LoraConfig, inject_adapter_in_model
 
@@ -144,6 +146,7 @@ class Trainer:
         self.pipeline = MimicMotionPipeline(m)
         self.step = 0
         self._logs = None
+        self.last_validation: dict[float, float] | None = None
 
     @property
     def unwrapped(self) -> TrainModule:
@@ -219,7 +222,7 @@ class Trainer:
         map_in = {k: v.to(device) for k, v in map_in.items()}
         dtype = self.model.dtype
         v = self.module(unet_in.to(dtype), scale.c_noise.to(dtype), torch.cat(embeds).to(dtype), torch.cat(ids).to(dtype),
-                        pose.to(dtype) if not c.train.train_pose_net else pose, map_in,
+                        pose if c.train.train_pose_net else pose.to(dtype), map_in,
                         torch.tensor(keep, device=device))
         d = denoised(x_noisy, v.float(), sigma)
         pixel = torch.stack(weights).unsqueeze(2).to(device)  # [B,F,1,h,w]
@@ -303,7 +306,7 @@ class Trainer:
         exported = self.export() if acc.is_main_process else None
         acc.wait_for_everyone()
         return {"steps": self.step, "resumed_from": resumed, "last_loss": last, "adapter": exported,
-                "seconds": time.perf_counter() - started}
+                "validation": self.last_validation, "seconds": time.perf_counter() - started}
 
     # -- validation --------------------------------------------------------------------------------------------
 
@@ -340,6 +343,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             return
         losses = self.validation_losses()
+        self.last_validation = losses
         path = self.output_dir / "validation.csv"
         new = not path.exists()
         with open(path, "a", newline="") as f:
