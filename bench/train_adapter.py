@@ -93,13 +93,16 @@ def make_dataset(root: Path, frames: int = 24) -> Path:
     return root
 
 
+LEARNING_RATE, NUM_FRAMES = 1e-3, 4
+
+
 def run_config(work: Path, svd: Path, mm: Path, name: str, steps: int, zero_maps: bool, **train) -> dict:
     return {"dataset": str(work / "dataset"), "svd": str(svd), "mimicmotion": str(mm),
             "output_dir": str(work / "runs" / name), "run_name": name,
             "adapter": {"maps": ["depth", "normal", "semantic", "mask"], "zero_maps": zero_maps},
-            "data": {"width": TINY_SIZE[0], "height": TINY_SIZE[1], "num_frames": 4, "frame_stride": 2,
+            "data": {"width": TINY_SIZE[0], "height": TINY_SIZE[1], "num_frames": NUM_FRAMES, "frame_stride": 2,
                      "reference": "random", "holdout": 2},
-            "train": {"steps": steps, "batch_size": 2, "learning_rate": 1e-3, "mixed_precision": "no",
+            "train": {"steps": steps, "batch_size": 2, "learning_rate": LEARNING_RATE, "mixed_precision": "no",
                       "gradient_checkpointing": False, "train_unet": True, "checkpoint_every": steps,
                       "seed": 0, "max_grad_norm": 1.0, **train},
             "objective": {"condition_dropout": 0.0, "hand_weight": 0.0},
@@ -164,8 +167,11 @@ def main() -> int:
     parser.add_argument("--skip-runs", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (on a machine shared with other "
                         "work, 1 can be several times faster than 2)")
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE)
+    parser.add_argument("--frames", type=int, default=NUM_FRAMES, help="frames per training sample")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    globals().update(LEARNING_RATE=args.lr, NUM_FRAMES=args.frames)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}")

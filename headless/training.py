@@ -115,7 +115,8 @@ def cmd_train(args) -> int:
 def add_arguments(sub, dirs) -> None:
     dataset = sub.add_parser("dataset", help="make a training dataset from videos (see `dataset build --help`)")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
-    build = dsub.add_parser("build", help="DWPose → body motion → smoothing → maps per video, one folder per clip")
+    build = dsub.add_parser("build", help="DWPose → body motion → smoothing → maps per video, one folder per "
+                                          "clip")
     build.add_argument("videos_dir", help="folder of videos (.mp4, .mov, .webm, …)")
     build.add_argument("out_dir", help="dataset folder (made if missing; finished clips are skipped on a rerun)")
     build.add_argument("--motion-dir", help="motion files named after the videos (<stem>.npz/.pkl/.pt/.npy or a "

@@ -37,7 +37,8 @@ def test_denoised_estimate_is_the_samplers_x0():
     assert torch.allclose(d[0], predicted_x0(noisy[0], v[0], 3.0), atol=1e-6)
     assert torch.allclose(d[1], predicted_x0(noisy[1], v[1], 0.2), atol=1e-6)
     # a perfect v gives back x exactly: v = (x_noisy·c_skip − x)/(−c_out) inverted
-    x, eps, sigma = torch.randn(1, 2, 4, 3, 3, generator=g), torch.randn(1, 2, 4, 3, 3, generator=g), torch.tensor([1.5])
+    x, eps = torch.randn(1, 2, 4, 3, 3, generator=g), torch.randn(1, 2, 4, 3, 3, generator=g)
+    sigma = torch.tensor([1.5])
     x_noisy = x + sigma * eps
     s = edm_scalings(sigma)
     v_true = (x - s.c_skip * x_noisy) / s.c_out
@@ -251,7 +252,8 @@ def test_init_adapter_for_other_maps_or_base_model_is_refused(tmp_path, dataset,
     from motionguide.pipelines.guidance.geometry_adapter import AdapterConfig, GeometryAdapter, save_adapter
     from motionguide.pipelines.training.trainer import Trainer
 
-    other_maps = save_adapter(GeometryAdapter(AdapterConfig(maps=("depth",), out_channels=32)), tmp_path / "d.safetensors")
+    other_maps = save_adapter(GeometryAdapter(AdapterConfig(maps=("depth",), out_channels=32)),
+                              tmp_path / "d.safetensors")
     trainer = Trainer(_config(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path, init_adapter=str(other_maps)),
                       progress=False)
     with pytest.raises(ValueError, match=r"reads maps \['depth'\] but adapter.maps is \['depth', 'normal'"):
@@ -261,7 +263,8 @@ def test_init_adapter_for_other_maps_or_base_model_is_refused(tmp_path, dataset,
                               tmp_path / "b.safetensors")
     trainer = Trainer(_config(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path, init_adapter=str(other_base)),
                       progress=False)
-    with pytest.raises(ValueError, match="trained for 'mimicmotion-1.0', but the loaded motion model is 'mimicmotion-1.1'"):
+    with pytest.raises(ValueError, match="trained for 'mimicmotion-1.0', but the loaded motion model is "
+                                         "'mimicmotion-1.1'"):
         trainer.setup()
 
 

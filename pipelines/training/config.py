@@ -122,16 +122,19 @@ class TrainConfig:
         if self.base_model not in BASE_MODELS:
             problems.append(f"base_model {self.base_model!r} is not one of {list(BASE_MODELS)}")
         if self.train.mixed_precision not in MIXED_PRECISIONS:
-            problems.append(f"train.mixed_precision {self.train.mixed_precision!r} is not one of {list(MIXED_PRECISIONS)}")
+            problems.append(f"train.mixed_precision {self.train.mixed_precision!r} is not one of "
+                            f"{list(MIXED_PRECISIONS)}")
         if self.data.pose_map not in ("skeleton", "pose"):
             problems.append(f"data.pose_map {self.data.pose_map!r} is not 'skeleton' or 'pose'")
         if self.data.reference not in REFERENCE_CHOICES:
             problems.append(f"data.reference {self.data.reference!r} is not one of {list(REFERENCE_CHOICES)}")
-        for name, value, low in (("data.num_frames", self.data.num_frames, 2), ("data.frame_stride", self.data.frame_stride, 1),
+        for name, value, low in (("data.num_frames", self.data.num_frames, 2),
+                                 ("data.frame_stride", self.data.frame_stride, 1),
                                  ("train.steps", self.train.steps, 1), ("train.batch_size", self.train.batch_size, 1),
                                  ("train.gradient_accumulation", self.train.gradient_accumulation, 1),
                                  ("train.checkpoint_every", self.train.checkpoint_every, 1),
-                                 ("train.log_every", self.train.log_every, 1), ("validation.every", self.validation.every, 1),
+                                 ("train.log_every", self.train.log_every, 1),
+                                 ("validation.every", self.validation.every, 1),
                                  ("data.width", self.data.width, 8), ("data.height", self.data.height, 8),
                                  ("data.holdout", self.data.holdout, 0), ("train.lora_rank", self.train.lora_rank, 0)):
             if value < low:
@@ -150,7 +153,8 @@ class TrainConfig:
 
 def _build(cls, data, where: str):
     if not isinstance(data, dict):
-        raise ValueError(f"Training config: {where or 'the file'} must be a mapping of keys, got {type(data).__name__}.")
+        raise ValueError(f"Training config: {where or 'the file'} must be a mapping of keys, "
+                         f"got {type(data).__name__}.")
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in known]

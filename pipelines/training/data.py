@@ -156,7 +156,8 @@ def cover_transform(width: int, height: int, out_w: int, out_h: int) -> tuple[fl
         new_h, new_w = out_h, math.ceil(out_h / ratio)
     else:
         new_h, new_w = math.ceil(out_w * ratio), out_w
-    return new_w / width, new_h / height, float(int(round((new_w - out_w) / 2.0))), float(int(round((new_h - out_h) / 2.0)))
+    left, top = int(round((new_w - out_w) / 2.0)), int(round((new_h - out_h) / 2.0))
+    return new_w / width, new_h / height, float(left), float(top)
 
 
 def _read_png(path: Path) -> np.ndarray:

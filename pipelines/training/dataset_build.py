@@ -89,7 +89,8 @@ class ClipBuilder:
         from ..dwpose.wholebody import load_wholebody
 
         self.options, self.body = options, body
-        self.wholebody = load_wholebody(options.detector, options.pose_model, "cpu" if options.device == "cpu" else "auto")
+        device = "cpu" if options.device == "cpu" else "auto"
+        self.wholebody = load_wholebody(options.detector, options.pose_model, device)
         self._hmr2 = None
 
     def _estimator(self):
@@ -112,7 +113,8 @@ class ClipBuilder:
             frames = frames.permute(0, 2, 3, 1).contiguous().numpy()
         return frames, fps or 30.0
 
-    def motion(self, video: Path, frames: np.ndarray, fps: float, pose_keypoint: list, found: list[bool]) -> tuple[dict, str]:
+    def motion(self, video: Path, frames: np.ndarray, fps: float, pose_keypoint: list,
+               found: list[bool]) -> tuple[dict, str]:
         from ..smpl.motion.importers import load_motion_file
 
         o = self.options
@@ -144,7 +146,8 @@ class ClipBuilder:
             seq = self._estimator().estimate(frames, boxes, fps=fps, box_rescale=padding)
             seq["keypoints"] = body_keypoints_for_sequence(pose_keypoint, 0, (width, height))
             return seq, f"HMR2 {Path(o.hmr2).name}"
-        where = f"no {video.stem}.npz (or .pkl/.pt/.npy/folder) in {o.motion_dir}" if o.motion_dir else "no --motion-dir"
+        where = (f"no {video.stem}.npz (or .pkl/.pt/.npy/folder) in {o.motion_dir}" if o.motion_dir
+                 else "no --motion-dir")
         raise SkipClip(f"no body motion for it: {where}, and no HMR2 checkpoint (put one in models/hmr2/ or "
                        "pass --hmr2; or give a motion file per clip with --motion-dir, e.g. from NLF or a "
                        "capture)")

@@ -13,7 +13,7 @@ preconditioning, so a trained model samples with the unchanged sampler:
 ``λ(σ)``       ``(σ²+1)/σ²``   (loss weight)
 =============  ===========================
 
-``D(x_noisy) = c_skip·x_noisy + c_out·v``, loss ``λ(σ)·mean(w·(D − x)²)`` with ``w`` the hand-region weight map.
+``D(x_noisy) = c_skip·x_noisy + c_out·v``, loss ``λ(σ)·mean(w·(D − x)²)``, ``w`` the hand-region weight map.
 """
 from __future__ import annotations
 

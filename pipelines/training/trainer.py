@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..guidance.geometry_adapter import AdapterConfig, GeometryAdapter, check_compatible, load_adapter, maps_to_input, save_adapter
+from ..guidance.geometry_adapter import (
+    AdapterConfig,
+    GeometryAdapter,
+    check_compatible,
+    load_adapter,
+    maps_to_input,
+    save_adapter,
+)
 from ..guidance.hook import UNetResidualHooks, UNetResiduals
 from ..mimicmotion.loading import load_motion_model
 from ..mimicmotion.preprocess import to_unit_range, uint8_round_trip
@@ -140,7 +147,8 @@ class Trainer:
         optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=c.train.learning_rate,
                                       weight_decay=c.train.weight_decay)
         warmup = max(c.train.warmup_steps, 0)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         self.module, self.optimizer, self.scheduler = acc.prepare(module, optimizer, scheduler)
         self.ema = {n: p.detach().float().clone() for n, p in self.trainable} if c.train.ema_decay else None
         self.pipeline = MimicMotionPipeline(m)
@@ -182,15 +190,18 @@ class Trainer:
         return x, eps, embeds, ref_latent, time_ids
 
     def batch_losses(self, samples: list[dict], seeds: list[int], sigmas: torch.Tensor | None = None,
-                     dropout: bool = True, hand_weight: bool = True) -> torch.Tensor:
+                     dropout: bool = True, hand_weight: bool = True, module: nn.Module | None = None) -> torch.Tensor:
         """Per-sample losses ``[B]`` (with gradients) for loaded samples; ``seeds`` seed each sample's draws;
-        ``sigmas`` fixes σ (validation)."""
+        ``sigmas`` fixes σ (validation); ``module`` replaces the (distributed) training module."""
         c, m = self.config, self.model
         device = self.accelerator.device
         xs, noisy, embeds, ref_lat, ids, poses, keep, sig, maps, weights = [], [], [], [], [], [], [], [], {}, []
         for k, (sample, seed) in enumerate(zip(samples, seeds)):
             g = torch.Generator().manual_seed(int(seed))
-            s = sample_sigmas(1, c.objective.p_mean, c.objective.p_std, g) if sigmas is None else sigmas[k:k + 1].float()
+            if sigmas is None:
+                s = sample_sigmas(1, c.objective.p_mean, c.objective.p_std, g)
+            else:
+                s = sigmas[k:k + 1].float()
             drop = bool(torch.rand(1, generator=g).item() < c.objective.condition_dropout) if dropout else False
             x, eps, e, r, t = self._condition(sample, g, s, not drop)
             s = s.to(device)
@@ -221,9 +232,9 @@ class Trainer:
             map_in = {k: torch.zeros_like(v) for k, v in map_in.items()}
         map_in = {k: v.to(device) for k, v in map_in.items()}
         dtype = self.model.dtype
-        v = self.module(unet_in.to(dtype), scale.c_noise.to(dtype), torch.cat(embeds).to(dtype), torch.cat(ids).to(dtype),
-                        pose if c.train.train_pose_net else pose.to(dtype), map_in,
-                        torch.tensor(keep, device=device))
+        v = (module or self.module)(unet_in.to(dtype), scale.c_noise.to(dtype), torch.cat(embeds).to(dtype),
+                                    torch.cat(ids).to(dtype), pose if c.train.train_pose_net else pose.to(dtype),
+                                    map_in, torch.tensor(keep, device=device))
         d = denoised(x_noisy, v.float(), sigma)
         pixel = torch.stack(weights).unsqueeze(2).to(device)  # [B,F,1,h,w]
         return edm_loss(d, x, sigma, pixel)
@@ -312,7 +323,7 @@ class Trainer:
 
     @torch.no_grad()
     def validation_losses(self, clips: list[ds.Clip] | None = None) -> dict[float, float]:
-        """Mean ``‖D − x‖²`` per fixed σ over the held-out windows, with fixed noise, no dropout, no hand weight."""
+        """Mean ``‖D − x‖²`` per fixed σ over the held-out windows (fixed noise, no dropout, no hand weight)."""
         c = self.config
         clips = self.val_clips if clips is None else clips
         refs = []
@@ -321,7 +332,7 @@ class Trainer:
             picks = starts[:: max(1, len(starts) // max(c.validation.windows, 1))][:c.validation.windows]
             refs += [ds.SampleRef(i, s, s) for s in picks]
         samples = self._load(refs, clips)
-        module = self.module
+        module = self.unwrapped  # main process only: no collective calls of the distributed wrapper
         was_training = module.training
         module.eval()
         out = {}
@@ -330,8 +341,9 @@ class Trainer:
                 seeds = [ds.sample_seed(c.validation.seed, k, j) for k in range(len(samples))]
                 total = 0.0
                 for k in range(len(samples)):
-                    loss = self.batch_losses(samples[k:k + 1], seeds[k:k + 1], torch.tensor([float(sigma)]),
-                                             dropout=False, hand_weight=False)
+                    with self.accelerator.autocast():
+                        loss = self.batch_losses(samples[k:k + 1], seeds[k:k + 1], torch.tensor([float(sigma)]),
+                                                 dropout=False, hand_weight=False, module=module)
                     total += float(loss.item()) / float(edm_scalings(torch.tensor(float(sigma))).weight)
                 out[float(sigma)] = total / max(len(samples), 1)
         finally:
