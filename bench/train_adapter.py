@@ -133,7 +133,8 @@ if trainer.accelerator.is_main_process:
     params = dict(trainer.unwrapped.named_parameters())
     norm = sum(float(params[n].detach().double().pow(2).sum()) for n in names)
     print("RESULT " + json.dumps({{"losses": losses, "param_sq_norm": norm,
-                                  "processes": trainer.accelerator.num_processes}}))
+                                  "processes": trainer.accelerator.num_processes,
+                                  "type": str(trainer.accelerator.distributed_type)}}))
 """
 
 
