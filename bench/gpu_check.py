@@ -12,6 +12,9 @@ Measures, each in its own time-boxed subprocess so a crash, an out-of-memory or 
 - ``dwpose``: DWPose on onnxruntime's CUDA provider (tiny models): provider in use, frames/s.
 - ``rasteriser``: the torch SMPL rasteriser on CUDA at 512×768: frames/s.
 - ``hmr2``: the HMR2 ViT-H network per crop in fp16 and fp32.
+- ``training``: one geometry-adapter training step at 576×1024, 16 frames (VAE encode, UNet + PoseNet + adapter
+  forward and backward in bf16 autocast, AdamW on the adapter): steps/s and peak memory, with and without the
+  UNet's gradient checkpointing.
 
 Prints one table and writes a JSON file. ``--dry-run`` runs every measurement's code path on the CPU at tiny
 sizes (CI runs it), so the script has been executed end to end before it ever meets a GPU.
@@ -36,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Wall-clock cap of each measurement's subprocess (seconds, real run); the total stays under 8 minutes.
 BUDGET_S = {"info": 45, "cuda_tests": 110, "sampler_fp16": 110, "sampler_bf16": 90, "sampler_memory": 60,
-            "decode": 45, "dwpose": 30, "rasteriser": 30, "hmr2": 45}
+            "decode": 45, "dwpose": 30, "rasteriser": 30, "hmr2": 45, "training": 70}
 MEASUREMENTS = tuple(BUDGET_S)
-DRY_BUDGET_S = 240
+DRY_BUDGET_S = 300
 KILL_GRACE_S = 10  # after its own soft deadline a measurement's process is killed this much later
 
 # Dense fp16/bf16 tensor-core peak, TFLOP/s (vendor data sheets, no sparsity), matched on the device name.
@@ -447,6 +450,76 @@ def measure_hmr2(rows: Rows, dry: bool, deadline: float) -> None:
         _free(device)
 
 
+def measure_training(rows: Rows, dry: bool, deadline: float) -> None:
+    import torch
+    from motionguide.pipelines.guidance.geometry_adapter import AdapterConfig, GeometryAdapter
+    from motionguide.pipelines.training.objective import denoised, edm_loss, edm_scalings
+    from motionguide.pipelines.training.trainer import TrainModule
+
+    device = _device(dry)
+    height, width, frames = (64, 64, 3) if dry else (1024, 576, 16)
+    dtype = torch.float32 if dry else torch.bfloat16
+    model = _build_motion_model(dtype, device, dry)
+    unet, vae = model.unet.requires_grad_(False), model.vae.requires_grad_(False)
+    model.pose_net.requires_grad_(False)
+    maps = ("depth", "normal", "semantic", "mask")
+    adapter = GeometryAdapter(AdapterConfig(maps, out_channels=unet.config.block_out_channels[0])).to(device)
+    module = TrainModule(unet, model.pose_net, adapter).train()
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=1e-5)
+    g = torch.Generator().manual_seed(0)
+    pixels = (torch.rand(frames, 3, height, width, generator=g) * 2 - 1).to(device, dtype)
+    pose = (torch.rand(frames, 3, height, width, generator=g) * 2 - 1).to(device, dtype)
+    map_in = {m: torch.rand(frames, 3 if m in ("normal", "semantic") else 1, height, width, generator=g).to(device)
+              for m in maps}
+    dim = unet.config.cross_attention_dim
+    embeds = torch.randn(1, 1, dim, generator=g).to(device, dtype)
+    time_ids = torch.tensor([[6.0, 127.0, 0.02]], device=device, dtype=dtype)
+    sigma = torch.tensor([1.0], device=device)
+
+    def step():
+        with torch.no_grad():
+            x = torch.cat([vae.encode(pixels[i:i + 8]).latent_dist.mode() for i in range(0, frames, 8)])
+            x = (x.float() * model.scaling_factor).unsqueeze(0)  # [1,F,4,h,w]
+        noisy = x + sigma * torch.randn_like(x)
+        s = edm_scalings(sigma)
+        sample = torch.cat([noisy * s.c_in, x[:, :1].expand_as(x)], dim=2).to(dtype)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=not dry):
+            v = module(sample, s.c_noise.to(dtype), embeds, time_ids, pose, map_in, torch.ones(1, device=device))
+        loss = edm_loss(denoised(noisy, v.float(), sigma), x, sigma).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    for checkpointing in (False, True):
+        label = f"train {width}×{height}, {frames} frames, checkpointing {'on' if checkpointing else 'off'}"
+        if time.monotonic() > deadline - 10:
+            rows.add(label, status="skipped", note="time box reached")
+            continue
+        try:
+            if checkpointing:
+                unet.enable_gradient_checkpointing()
+            else:
+                unet.disable_gradient_checkpointing()
+            step()  # warm-up
+            base = _reset_peak(device)
+            _sync(device)
+            start = time.perf_counter()
+            repeats = 1 if dry else 3
+            for _ in range(repeats):
+                loss = step()
+            _sync(device)
+            seconds = (time.perf_counter() - start) / repeats
+            rows.add(label, steps_per_s=round(1.0 / seconds, 3), peak_mib=_mib(_peak_above(device, base)),
+                     finite=bool(torch.isfinite(loss)))
+        except torch.OutOfMemoryError as exc:
+            rows.add(label, status="skipped", note=f"out of memory: {str(exc)[:120]}")
+        except Exception as exc:
+            rows.error(label, exc)
+        optimizer.zero_grad(set_to_none=True)
+        _free(device)
+
+
 def run_child(name: str, result: Path, dry: bool, budget: float) -> int:
     rows = Rows(result, name)
     deadline = time.monotonic() + budget
@@ -499,7 +572,7 @@ def run_measurement(name: str, dry: bool, budget: float, result_dir: Path, in_pr
     return rows
 
 
-SHOWN = ("ms_per_frame_pass", "tflops", "mfu", "overhead", "batched_speedup", "peak_mib", "growth_mib",
+SHOWN = ("steps_per_s", "ms_per_frame_pass", "tflops", "mfu", "overhead", "batched_speedup", "peak_mib", "growth_mib",
          "extra_latents_mib", "ms_per_frame", "ms_per_crop", "frames_per_s", "provider", "summary", "device",
          "torch", "cuda", "memory_gib", "peak_tflops", "note", "error")
 

@@ -6,6 +6,8 @@
     python cli.py anny [--models-dir DIR]        (build once, or check, the built-in body's cache)
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
+    python cli.py dataset build VIDEOS_DIR OUT_DIR [--motion-dir DIR]   (training data, one folder per clip)
+    python cli.py train CONFIG.yaml    (train a geometry adapter; `accelerate launch cli.py train` for several GPUs)
 """
 from __future__ import annotations
 
@@ -165,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--smoke", action="store_true", help="use the tiny models even when real weights exist")
     dirs(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    from . import training
+
+    training.add_arguments(sub, dirs)
 
     try:
         from ..batch import client as batch_client

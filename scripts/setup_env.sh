@@ -43,13 +43,13 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 
 STAMP="$VENV/.motionguide-requirements"
-WANT="$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$REPO/requirements-train.txt" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-  echo "[setup] installing requirements.txt and requirements-dev.txt" >&2
+  echo "[setup] installing requirements.txt, requirements-dev.txt and requirements-train.txt" >&2
   # pyrender's own dependencies come with the requirements; pyrender itself last and with --no-deps: it pins
   # PyOpenGL==3.1.0, which has no working OSMesa. Installed in this order pip has nothing to complain about; a
   # later `pip install` into this venv may still print "pyrender 0.1.45 requires PyOpenGL==3.1.0": expected.
-  pip_install -c "$CONSTRAINTS" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt" \
+  pip_install -c "$CONSTRAINTS" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt" -r "$REPO/requirements-train.txt" \
     "pyglet<2" freetype-py imageio networkx six "PyOpenGL>=3.1.5"
   pip_install -c "$CONSTRAINTS" --no-deps "pyrender==0.1.45"
   echo "$WANT" > "$STAMP"

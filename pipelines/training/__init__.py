@@ -1,0 +1,1 @@
+"""Training a geometry adapter (and optionally PoseNet / LoRA) on MimicMotion: dataset, objective, trainer."""
