@@ -1,4 +1,5 @@
-"""Retargeting benchmark with ground truth (DESIGN §7b): the 3D path against MimicMotion's 2D alignment.
+"""Retargeting benchmark with ground truth (docs/architecture.md, *Reference algorithms*): the 3D path against
+MimicMotion's 2D alignment.
 
     python bench/retarget.py [CASE.json ...] [--plot out.png] [--json results.json]
     python bench/retarget.py bench/cases/child_walk_high_camera.json      # an example case file
@@ -31,7 +32,8 @@ read in its own (level) camera axes, which are the world's.
   rigidly with one joint instead gave even the exact answer a 2.1% bone error on "towards camera": skin around
   the shoulders and elbows follows the neighbouring bones too.)
 - 2D path: the driving body's projected keypoints (a perfect detector) aligned onto the reference image's
-  keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (DESIGN §6).
+  keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (docs/architecture.md,
+  *Reference algorithms*).
 - 2D+bones: the same alignment followed by the pack's ``retarget_bones`` option (each bone scaled by its
   reference / first-frame length ratio), reported beside it.
 - 3D path: the pack's chain as a workflow runs it: the driving motion as an estimator would give it (optionally
@@ -285,7 +287,8 @@ def _pose_frames(keypoints, size):
 
 
 def path_2d(driving_kp, driving_size, reference_kp, reference_size):
-    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6), and the
+    """MimicMotion's reference alignment of the driving keypoints onto the reference image (docs/architecture.md,
+    *Reference algorithms*), and the
     same alignment followed by the pack's option that gives the skeleton the reference's proportions (Align
     Pose's ``retarget_bones``): two `(T,18,3)` arrays."""
     reference = _pose_frames(reference_kp[None], reference_size)[0]
@@ -351,7 +354,8 @@ def path_3d(model, driving_seq, reference_seq, reference_shape):
 
 
 def errors(pred, gt, body_px) -> dict:
-    """``joint_err``, ``bone_err``, ``lr_swaps`` (DESIGN §7b) of predicted `(T,18,3)` against GT `(T,18,3)`."""
+    """``joint_err``, ``bone_err``, ``lr_swaps`` (docs/architecture.md, *Reference algorithms*) of predicted
+    `(T,18,3)` against GT `(T,18,3)`."""
     visible = gt[..., 2] > 0
     present = visible & (pred[..., 2] > 0)
     dist = np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1) / body_px[:, None]

@@ -1,4 +1,4 @@
-"""Shape transfer geometry on the synthetic body model (DESIGN §7)."""
+"""Shape transfer geometry on the synthetic body model (docs/architecture.md, *Reference algorithms*)."""
 import numpy as np
 import pytest
 from motionguide.pipelines.smpl.body import body_model as bm

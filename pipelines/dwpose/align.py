@@ -1,4 +1,5 @@
-"""Fitting driving poses onto the reference body (DESIGN §6), plus optional smoothing and bone retargeting.
+"""Fitting driving poses onto the reference body (docs/architecture.md, *Reference algorithms*), plus optional
+smoothing and bone retargeting.
 
 The reference fit works in coordinates normalised by each image's size: a least-squares line maps driving y to
 reference y over the body ids of :data:`skeleton.ALIGN_IDS` that are confident (> 0.3) on the reference; the x

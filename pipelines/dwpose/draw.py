@@ -1,4 +1,5 @@
-"""Confidence-aware pose maps, pixel for pixel as the MimicMotion reference draws them (DESIGN §6).
+"""Confidence-aware pose maps, pixel for pixel as the MimicMotion reference draws them (docs/architecture.md,
+*Reference algorithms*).
 
 The reference draws on a canvas whose short side is 2160 px, into what it treats as a BGR image: body limbs
 (skipped when an end scores < 0.3, colour × c1·c2), then the whole canvas × 0.6, then joints (colour × c),

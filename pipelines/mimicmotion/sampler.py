@@ -1,4 +1,5 @@
-"""MimicMotion's pose-guided SVD sampler with progressive latent fusion (DESIGN §5), diffusers-style.
+"""MimicMotion's pose-guided SVD sampler with progressive latent fusion (docs/architecture.md, *Reference
+algorithms*), diffusers-style.
 
 Default options reproduce the MimicMotion reference: CLIP + VAE conditioning of the reference image, added time
 ids ``[fps-1, motion_bucket, aug]``, Karras/Euler v-prediction, tiles that all contain frame 0, triangular fusion

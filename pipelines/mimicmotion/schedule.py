@@ -2,7 +2,7 @@
 
 Pure functions matching diffusers' ``EulerDiscreteScheduler`` with the SVD-XT config (v_prediction,
 ``timestep_type="continuous"``, ``use_karras_sigmas=True``, sigma 700 → 0.002, rho 7, spacing "leading"),
-which is what the MimicMotion reference samples with (DESIGN §5).
+which is what the MimicMotion reference samples with (docs/architecture.md, *Reference algorithms*).
 """
 from __future__ import annotations
 

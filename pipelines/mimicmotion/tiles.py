@@ -1,6 +1,7 @@
 """Progressive latent fusion: which frames each tile covers and how much each tile's prediction counts.
 
-Pure functions (DESIGN §5). A video of ``N`` frames (frame 0 is the reference-pose frame) is denoised in tiles
+Pure functions (docs/architecture.md, *Reference algorithms*). A video of ``N`` frames (frame 0 is the reference-pose
+frame) is denoised in tiles
 of ``T`` frames that overlap by ``O``; frame 0 sits at position 0 of every tile, so every tile sees the
 reference. Each step, the v-predictions of all tiles are averaged per frame with the tile's position weights.
 """

@@ -1,4 +1,5 @@
-"""The built-in Anny body behind the ``SMPL_MODEL`` interface (DESIGN §7a), driven by SMPL-format motion.
+"""The built-in Anny body behind the ``SMPL_MODEL`` interface (docs/architecture.md, *Reference algorithms*), driven
+by SMPL-format motion.
 
 :class:`AnnyBody` exposes what :class:`.body_model.BodyModel` exposes (``forward``, ``rest_joints``,
 ``rest_height``, ``faces``, ``part_labels``, ``parents``, ``num_vertices``, ``model_type``) plus the Anny shape

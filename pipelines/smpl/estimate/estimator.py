@@ -1,5 +1,5 @@
 """SMPL estimation from images: the estimator interface, a registry of backends, and the shared
-bookkeeping that turns per-frame results into an ``SMPL_SEQUENCE`` (DESIGN §3).
+bookkeeping that turns per-frame results into an ``SMPL_SEQUENCE`` (docs/architecture.md, *Types between nodes*).
 
 A backend implements :class:`SMPLEstimator`; it is registered by name so nodes and scripts pick it by a
 string (``create_estimator("hmr2", path=..., device=..., dtype=...)``). Built-in backends are imported lazily.

@@ -1,4 +1,5 @@
-"""Set Body Shape (DESIGN §7a): the Anny phenotype of a sequence, from sliders or fitted to its 2D keypoints.
+"""Set Body Shape (docs/architecture.md, *Reference algorithms*): the Anny phenotype of a sequence, from sliders or
+fitted to its 2D keypoints.
 
 The fit estimates what joints can tell (age, height, proportions) by gradient descent through the Anny body and
 its COCO keypoint regressor, started from the best points of a coarse grid (mode ``fit``; ``fit_from_sliders``

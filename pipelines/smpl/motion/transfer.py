@@ -1,4 +1,5 @@
-"""Shape transfer (DESIGN §7): the driving motion performed by the reference person's body, in the reference camera.
+"""Shape transfer (docs/architecture.md, *Reference algorithms*): the driving motion performed by the reference
+person's body, in the reference camera.
 
 Steps, for driving sequence D and reference sequence R (its first valid frame is the reference image):
 
