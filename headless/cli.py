@@ -80,15 +80,17 @@ def cmd_models(args) -> int:
 def cmd_anny(args) -> int:
     """Build (once) or check the built-in body's cache."""
     _apply_dirs(args)
-    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, is_built, load_anny_body
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, is_built
+    from ..pipelines.smpl.body.loaders import ANNY, body_loader
 
-    folder = cache_dir(adapter.model_folder_paths("anny")[0])
+    loader = body_loader(ANNY)
+    folder = cache_dir(adapter.model_folder_paths(loader.folder)[0])
     if is_built(folder) and not args.load:
         print(f"Anny body cache ok in {folder}")
         return 0
     try:
-        body = load_anny_body(adapter.model_folder_paths("anny")[0],
-                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+        body = loader.load(adapter.model_folder_paths(loader.folder)[0],
+                           callback=lambda done, total: _print_progress(done, total, "Anny cache"))
     except (AnnyUnavailable, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
