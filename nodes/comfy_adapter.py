@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..pipelines.options import check_choice
+
 logger = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -231,8 +233,7 @@ def choose_dtype(precision: str, device):
     """Map a precision choice to a torch dtype. ``auto``: fp16 on CUDA, fp32 on CPU."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    check_choice("precision", precision, PRECISIONS)
     if precision == "fp16":
         return torch.float16
     if precision == "bf16":

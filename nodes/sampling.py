@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from ..pipelines import options
+from ..pipelines.options import check_choice
 from . import comfy_adapter as adapter
 from . import sockets
 
@@ -84,8 +85,7 @@ class MotionGuideLoadModel:
 
         from ..pipelines.mimicmotion.loading import load_motion_model
 
-        if memory_mode not in MEMORY_MODES:
-            raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}.")
+        check_choice("memory_mode", memory_mode, MEMORY_MODES)
         svd_path = resolve_svd_base(svd_base)
         checkpoint = adapter.resolve_model_path("mimicmotion", mimicmotion_checkpoint)
         pose_path = None

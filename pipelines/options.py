@@ -37,3 +37,12 @@ NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_in_camera
 # render
 RENDER_BACKENDS = ("auto", "torch", "pyrender")  # maps.choose_backend
 SCAIL_MASK_BACKGROUNDS = ("black", "white")  # scail.identity_mask
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ``ValueError`` when ``value`` is not one of ``choices``, naming the input, the value and every choice.
+
+    The one check for every choice-list option of the pack, so all of them read the same.
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")

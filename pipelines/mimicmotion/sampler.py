@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..guidance.hook import GuidanceModule, UNetCall, UNetResidualHooks, sum_residuals
-from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES
+from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES, check_choice
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
@@ -71,18 +71,12 @@ class SamplerOptions:
     arithmetic: str = "reference"
 
     def validate(self) -> None:
-        if self.fusion_weights not in WEIGHT_SHAPES:
-            raise ValueError(f"fusion_weights must be one of {WEIGHT_SHAPES}, got {self.fusion_weights!r}.")
-        if self.noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
-        if self.sigma_schedule not in sched.SIGMA_SCHEDULES:
-            raise ValueError(f"sigma_schedule must be one of {sched.SIGMA_SCHEDULES}, got {self.sigma_schedule!r}.")
-        if self.noise_device not in NOISE_DEVICES:
-            raise ValueError(f"noise_device must be one of {NOISE_DEVICES}, got {self.noise_device!r}.")
-        if self.arithmetic not in ARITHMETIC_MODES:
-            raise ValueError(f"arithmetic must be one of {ARITHMETIC_MODES}, got {self.arithmetic!r}.")
-        if self.pose_cache not in POSE_CACHE_PLACES:
-            raise ValueError(f"pose_cache must be one of {POSE_CACHE_PLACES}, got {self.pose_cache!r}.")
+        check_choice("fusion_weights", self.fusion_weights, WEIGHT_SHAPES)
+        check_choice("noise", self.noise, NOISE_MODES)
+        check_choice("sigma_schedule", self.sigma_schedule, sched.SIGMA_SCHEDULES)
+        check_choice("noise_device", self.noise_device, NOISE_DEVICES)
+        check_choice("arithmetic", self.arithmetic, ARITHMETIC_MODES)
+        check_choice("pose_cache", self.pose_cache, POSE_CACHE_PLACES)
         if not 0.0 <= self.pose_start <= self.pose_end <= 1.0:
             raise ValueError(f"Need 0 <= pose_start <= pose_end <= 1, got {self.pose_start} and {self.pose_end}.")
         if self.unet_batch < 1:

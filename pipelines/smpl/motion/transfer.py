@@ -31,7 +31,7 @@ import logging
 import numpy as np
 import torch
 
-from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
+from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS, check_choice
 from ...pinhole import project
 from ..body.joints import openpose18_from_smpl
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
@@ -202,10 +202,8 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
             reference placement is carried into the driving frame (:func:`carry_to_camera`).
         callback (`callable`, *optional*): ``callback(done, total)`` progress.
     """
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
-    if trajectory not in TRAJECTORIES:
-        raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}.")
+    check_choice("orientation", orientation, ORIENTATIONS)
+    check_choice("trajectory", trajectory, TRAJECTORIES)
     if camera not in TRANSFER_CAMERAS:
         raise ValueError(f"camera must be 'reference' or 'driving', got {camera!r}.")
     drv = validate_sequence(driving, "driving SMPL sequence")
