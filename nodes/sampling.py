@@ -165,27 +165,22 @@ class MotionGuideSampler:
                pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
                noise_device="cpu", arithmetic="reference"):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
-        from ..pipelines.mimicmotion.tiles import plan_tiles
 
         reference = _image_batch_to_uint8(reference_image, "reference_image")
         if reference.shape[0] > 1:
             logger.warning("[MotionGuide] reference_image has %d images; using the first.", reference.shape[0])
         reference = reference[:1]
         poses = _image_batch_to_uint8(pose_images, "pose_images")
-        if poses.shape[-2:] != reference.shape[-2:]:
-            raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
-                             f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
         options = SamplerOptions(fusion_weights=fusion_weights, noise=noise, pose_strength=pose_strength,
                                  pose_start=pose_start, pose_end=pose_end, reference_strength=reference_strength,
                                  unet_batch=unet_batch, sigma_schedule=sigma_schedule, noise_device=noise_device,
                                  arithmetic=arithmetic)
-        tiles = plan_tiles(poses.shape[0], tile_size, tile_overlap)
         checkpoint = str(getattr(model, "sources", {}).get("checkpoint") or "")
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
             logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
                         "may show more artifacts.", tile_size)
         manage_model_parts(model)
-        progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
+        progress = adapter.Progress(steps, "MotionGuideSampler")  # the sampler's callback brings steps × tiles
         pipe = MimicMotionPipeline(model)
         try:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,

@@ -109,7 +109,9 @@ class MimicMotionPipeline:
     # -- stages ------------------------------------------------------------------------------------------------
 
     def check_inputs(self, reference: torch.Tensor, poses: torch.Tensor, steps: int, tile_size: int, overlap: int,
-                     options: SamplerOptions) -> None:
+                     options: SamplerOptions) -> list[list[int]]:
+        """Raise a clear ``ValueError`` for inputs the sampler cannot use; return the tiles (:func:`.tiles.plan_tiles`),
+        planned once per run here."""
         if reference.dtype != torch.uint8 or reference.ndim != 4 or reference.shape[:2] != (1, 3):
             raise ValueError(f"reference must be uint8 [1,3,H,W], got {reference.dtype} {list(reference.shape)}.")
         if poses.dtype != torch.uint8 or poses.ndim != 4 or poses.shape[1] != 3:
@@ -117,8 +119,8 @@ class MimicMotionPipeline:
         if poses.shape[0] < 2:
             raise ValueError(f"Need at least 2 pose frames (frame 0 = the reference pose, then the motion), got {poses.shape[0]}.")
         if poses.shape[-2:] != reference.shape[-2:]:
-            raise ValueError(f"Pose maps are {poses.shape[-1]}×{poses.shape[-2]} but the reference is "
-                             f"{reference.shape[-1]}×{reference.shape[-2]}; draw the poses at the reference size.")
+            raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
+                             f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
         factor = self.model.total_downsampling
         height, width = reference.shape[-2:]
         if height % factor or width % factor:
@@ -126,8 +128,9 @@ class MimicMotionPipeline:
                              f"resize the reference (Fit Reference Image) and draw the poses at that size.")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}.")
-        plan_tiles(poses.shape[0], tile_size, overlap)  # raises on a bad tile size / overlap
+        tiles = plan_tiles(poses.shape[0], tile_size, overlap)  # raises on a bad tile size / overlap
         options.validate()
+        return tiles
 
     @torch.no_grad()
     def _encode_image(self, reference: torch.Tensor) -> torch.Tensor:
@@ -224,14 +227,13 @@ class MimicMotionPipeline:
         m = self.model
         options = options or SamplerOptions()
         # 1. check inputs
-        self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
+        tiles = self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
         num_frames = poses.shape[0]
         height, width = reference.shape[-2:]
         modules = [PoseGuidance(m, poses, options.pose_strength, options.pose_start, options.pose_end),
                    *(guidance or ())]
         for module in modules[1:]:
             module.check(num_frames, height, width)
-        tiles = plan_tiles(num_frames, tile_size, tile_overlap)
         period = len(tiles[0])
         # the reference decides on max(linspace) > 1; guidance above 1 anywhere in the video needs both passes
         do_cfg = max(min_guidance_scale, max_guidance_scale) > 1.0
