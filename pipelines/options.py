@@ -29,6 +29,7 @@ TRANSLATION_FILTERS = ["savgol", "one_euro", "none"]
 ORIENTATIONS = ["upright", "keep", "align_first"]  # transfer.transfer_shape
 TRAJECTORIES = ["relative", "lock_root", "keep"]
 TRANSFER_CAMERAS = ["reference", "driving"]
+GROUND_MODES = ("contacts", "constant")  # ground.ground_shift (not on the node: "constant" is kept for the bench)
 BODY_SHAPE_MODES = ["sliders", "fit", "fit_from_sliders"]  # anny_shape.set_body_shape
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]

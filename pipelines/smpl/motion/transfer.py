@@ -21,8 +21,9 @@ Steps, for driving sequence D and reference sequence R (its first valid frame is
 5. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y and z with s the
    body-height ratio (a smaller person makes smaller steps, also towards the camera); or the root locked at the
    reference; or kept.
-6. Ground: a constant shift along the reference "up" axis puts the driving ground (a low percentile of the
-   per-frame lowest foot point) at the reference feet: no sliding or floating, jumps keep their height.
+6. Ground: the feet are planted on the reference's ground (the height of its lowest foot point, along its body's
+   up axis) in every frame where they touch the ground, smoothly in between, so jumps keep their height
+   (:mod:`.ground`).
 """
 from __future__ import annotations
 
@@ -32,18 +33,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS, check_choice
+from ...options import GROUND_MODES, ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS, check_choice
 from ...pinhole import project
 from ..body.joints import openpose18_from_smpl
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .ground import FOOT_PARTS, ground_shift
 from .posing import check_motion_type
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
 
 MAX_LEVELLING_DEG = 40.0  # "upright" turns the motion by at most this (a camera pitch), never a lying body up
-FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
-GROUND_PERCENTILE = 10.0
 
 
 def rest_height(model, betas, phenotype=None) -> np.ndarray:
@@ -185,7 +185,7 @@ def upright_rotation(driving_rotations, valid, reference_rotation) -> np.ndarray
 
 def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "upright",
                    trajectory: str = "relative", fit_box: bool = True, ground: bool = True,
-                   camera: str = "reference", device=None, callback=None) -> dict:
+                   camera: str = "reference", ground_mode: str = "contacts", device=None, callback=None) -> dict:
     """The driving motion with the reference body and camera (see the module docstring for the steps).
 
     Args:
@@ -198,6 +198,8 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         fit_box (`bool`, defaults to True): place the reference body on its 2D keypoints (``keypoints`` of the
             reference sequence), else in its box (needs a known bbox), first.
         ground (`bool`, defaults to True): put the driving ground at the reference feet.
+        ground_mode (`str`, defaults to ``"contacts"``): plant the feet per frame where they touch the ground, or
+            ``"constant"``: the earlier single shift for the whole clip (:mod:`.ground`).
         camera (`str`, defaults to ``"reference"``): intrinsics and image size of the output
             (``"reference"`` or ``"driving"``). With ``"driving"`` and a relative or locked trajectory, the
             reference placement is carried into the driving frame (:func:`carry_to_camera`).
@@ -206,6 +208,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
     check_choice("orientation", orientation, ORIENTATIONS)
     check_choice("trajectory", trajectory, TRAJECTORIES)
     check_choice("camera", camera, TRANSFER_CAMERAS)
+    check_choice("ground_mode", ground_mode, GROUND_MODES)
     drv = validate_sequence(driving, "driving SMPL sequence")
     if not drv["valid"].all():  # frames without a person carry no usable parameters: interpolate them first
         from .smoothing import fill_invalid_frames
@@ -235,7 +238,7 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
                               hand_pose=drv.get("hand_pose"))
     progress()
     if ground and trajectory != "keep":  # 6.
-        transl_out = _ground(model, place, local, transl_out, drv["valid"])
+        transl_out = _ground(model, place, local, transl_out, drv, ground_mode)
     out = _output_sequence(drv, ref, place, shape, orient_out, transl_out, local, camera)
     progress()
     return out
@@ -340,16 +343,14 @@ def _trajectory(model, shape: _Shape, place: _Placement, root_d: np.ndarray, d0:
     return place.root + scale * moved
 
 
-def _ground(model, place: _Placement, local: np.ndarray, transl: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """6. The driving ground (a low percentile of the per-frame lowest foot point) moved to the reference feet,
-    along the reference body's up axis."""
+def _ground(model, place: _Placement, local: np.ndarray, transl: np.ndarray, drv: dict, mode: str) -> np.ndarray:
+    """6. The driving feet on the reference's ground (its lowest foot point), along the reference body's up axis."""
     up = axis_angle_to_matrix(place.orient[0]) @ np.array([0.0, 1.0, 0.0])  # body's up in camera axes
     feet = np.isin(model.part_labels, FOOT_PARTS)
     ref_ground = ((place.local[0, feet] + place.transl) @ up).min()
-    heights = ((local[:, feet] + transl[:, None]) @ up).min(1)
-    pool = heights[valid] if valid.any() else heights
-    drv_ground = np.percentile(pool, GROUND_PERCENTILE)
-    return transl + (ref_ground - drv_ground) * up
+    shift = ground_shift(local + transl[:, None], model.part_labels, up, ref_ground, float(drv["fps"]),
+                         drv["valid"], mode)
+    return transl + shift[:, None] * up
 
 
 def _output_sequence(drv: dict, ref: dict, place: _Placement, shape: _Shape, orient: np.ndarray,
