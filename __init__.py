@@ -15,7 +15,7 @@ NODE_TABLE = [
     ("pose", "MotionGuideLoadPose", "Load Pose Keypoints"),
     ("smpl", "MotionGuideLoadSMPLModel", "Load Body Model"),
     ("smpl", "MotionGuideSetBodyShape", "Set Body Shape"),
-    ("smpl", "MotionGuideEstimateSMPL", "Estimate SMPL (HMR2)"),
+    ("smpl_estimate", "MotionGuideEstimateSMPL", "Estimate SMPL (HMR2)"),
     ("smpl", "MotionGuideLoadSMPLMotion", "Load SMPL Motion"),
     ("smpl", "MotionGuideSaveSMPLMotion", "Save SMPL Motion"),
     ("smpl", "MotionGuideSmoothSMPL", "Smooth SMPL Motion"),

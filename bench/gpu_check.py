@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One-command GPU check (DESIGN §9), for the day a GPU is at hand: no weights needed (real-size random weights).
+"""One-command GPU check, for the day a GPU is at hand: no weights needed (real-size random weights).
 
 Measures, each in its own time-boxed subprocess so a crash, an out-of-memory or a hang costs only that row:
 

@@ -9,8 +9,9 @@ forward kinematics) is as high as it is standing, so the planted foot stays on t
 
 Motions: ``walk`` (three-quarter view, walking to the right and away), ``full_turn`` (a 360° turn on the spot,
 arms out), ``squat_bend`` (squat, then a bend at the waist), ``arm_raise_kick`` (arms up overhead, then a front
-kick with each leg), ``walk_towards`` (facing the camera, walking 1.6 m towards it).
-Frames: 40 at 30 fps each.
+kick with each leg), ``walk_towards`` (facing the camera, walking 1.6 m towards it), ``squat_hold`` (a deep
+squat held at the bottom for 16 frames), ``jump`` (a tuck jump at 60 fps, in the air in 37 of its 40 frames).
+Frames: 40 at 30 fps each (``jump``: 60 fps).
 """
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ def ground_drop(orient, body_pose):
     return (height - standing).min(1)
 
 
-def sequence(pose, yaw_deg, root_xz, name):
-    """SMPL_SEQUENCE dict: root at (x, ground − pelvis + drop, z) in the camera 4 m away, facing by yaw."""
+def sequence(pose, yaw_deg, root_xz, name, lift=None, fps=FPS):
+    """SMPL_SEQUENCE dict: root at (x, ground − pelvis + drop − lift, z) in the camera 4 m away, facing by yaw;
+    ``lift`` `(T,)` raises the body off the ground (metres; a jump's flight)."""
     frames = pose.deg.shape[0]
     yaw = np.broadcast_to(np.asarray(yaw_deg, float), (frames,))
     orient = _axis_angle(np.stack([_facing(a) for a in yaw]))
@@ -109,12 +111,14 @@ def sequence(pose, yaw_deg, root_xz, name):
     root[:, 0] = root_xz[:, 0]
     root[:, 2] = CAMERA_DISTANCE + root_xz[:, 1]
     root[:, 1] = -(PELVIS_HEIGHT - 1.0) + root_drop  # camera at 1 m height; y down: a lower pelvis is +y
+    if lift is not None:
+        root[:, 1] -= lift
     f = 1000.0
     k = np.array([[f, 0, 360.0], [0, f, 640.0], [0, 0, 1]])
     return {"betas": np.zeros((frames, 10), np.float32), "global_orient": orient.astype(np.float32),
             "body_pose": pose.body_pose().astype(np.float32), "transl": (root - SMPL_PELVIS).astype(np.float32),
             "K": np.repeat(k[None], frames, 0).astype(np.float32), "image_size": (720, 1280),
-            "valid": np.ones(frames, bool), "bbox": np.zeros((frames, 4), np.float32), "fps": FPS,
+            "valid": np.ones(frames, bool), "bbox": np.zeros((frames, 4), np.float32), "fps": fps,
             "model_type": "smpl", "source": f"bench/make_motions.py:{name}"}
 
 
@@ -199,8 +203,52 @@ def arm_raise_kick(frames=FRAMES):
     return sequence(pose, -30.0, np.zeros((frames, 2)), "arm_raise_kick")
 
 
+def squat_hold(frames=FRAMES):
+    """Down in 12 frames, 16 frames at the bottom (hips 110°, knees 130°, feet flat), up in 12."""
+    t = np.arange(frames, dtype=np.float64)
+    down = np.clip(t / 11.0, 0, 1)
+    up = np.clip((t - 28.0) / 11.0, 0, 1)
+    depth = 0.5 - 0.5 * np.cos(np.pi * np.minimum(down, 1 - up))  # 0 → 1, held, → 0
+    pose = Pose(frames)
+    arms_down(pose, 70.0)
+    hip, knee = 110.0 * depth, 130.0 * depth
+    for j in (L_HIP, R_HIP):
+        pose.set(j, "x", -hip)
+    for j in (L_KNEE, R_KNEE):
+        pose.set(j, "x", knee)
+    for j in (L_ANKLE, R_ANKLE):
+        pose.set(j, "x", -(knee - hip))  # feet flat
+    for j in (SPINE1, SPINE2, SPINE3):
+        pose.set(j, "x", 15.0 * depth)
+    pose.set(L_SHOULDER, "y", -70.0 * depth)  # arms forward for balance
+    pose.set(R_SHOULDER, "y", 70.0 * depth)
+    return sequence(pose, 15.0, np.zeros((frames, 2)), "squat_hold")
+
+
+JUMP_FPS = 60.0
+GRAVITY = 9.81
+
+
+def jump(frames=FRAMES):
+    """A tuck jump filmed at 60 fps: standing in frames 0-1, in the air in frames 2-38 (a 0.62 s flight, 0.47 m
+    high), landed in frame 39."""
+    t = np.arange(frames) / JUMP_FPS
+    take_off, landing = 1.5 / JUMP_FPS, (frames - 1.5) / JUMP_FPS
+    flight = landing - take_off
+    in_air = np.clip(t - take_off, 0, flight)
+    lift = np.where((t > take_off) & (t < landing), 0.5 * GRAVITY * in_air * (flight - in_air), 0.0)
+    tuck = np.sin(np.pi * in_air / flight)  # legs pulled up mid-flight
+    pose = Pose(frames)
+    arms_down(pose, 75.0 - 100.0 * tuck)  # arms swing up
+    for j in (L_HIP, R_HIP):
+        pose.set(j, "x", -60.0 * tuck)
+    for j in (L_KNEE, R_KNEE):
+        pose.set(j, "x", 90.0 * tuck)
+    return sequence(pose, 10.0, np.zeros((frames, 2)), "jump", lift=lift, fps=JUMP_FPS)
+
+
 MOTIONS = {"walk": walk, "full_turn": full_turn, "squat_bend": squat_bend, "arm_raise_kick": arm_raise_kick,
-           "walk_towards": walk_towards}
+           "walk_towards": walk_towards, "squat_hold": squat_hold, "jump": jump}
 
 
 def write_motions(out_dir=OUT, names=None) -> dict[str, Path]:

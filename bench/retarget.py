@@ -1,6 +1,7 @@
-"""Retargeting benchmark with ground truth (DESIGN §7b): the 3D path against MimicMotion's 2D alignment.
+"""Retargeting benchmark with ground truth (docs/architecture.md, *Reference algorithms*): the 3D path against
+MimicMotion's 2D alignment.
 
-    python bench/retarget.py [CASE.json ...] [--plot out.png] [--json results.json]
+    python bench/retarget.py [CASE.json ...] [--plot out.png] [--json results.json] [--no-ground]
     python bench/retarget.py bench/cases/child_walk_high_camera.json      # an example case file
 
 Without case files it runs the built-in set (:data:`BUILTIN_CASES`) and prints one row per case, then the
@@ -31,7 +32,8 @@ read in its own (level) camera axes, which are the world's.
   rigidly with one joint instead gave even the exact answer a 2.1% bone error on "towards camera": skin around
   the shoulders and elbows follows the neighbouring bones too.)
 - 2D path: the driving body's projected keypoints (a perfect detector) aligned onto the reference image's
-  keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (DESIGN §6).
+  keypoints (the reference body standing, arms down) by MimicMotion's reference alignment (docs/architecture.md,
+  *Reference algorithms*).
 - 2D+bones: the same alignment followed by the pack's ``retarget_bones`` option (each bone scaled by its
   reference / first-frame length ratio), reported beside it.
 - 3D path: the pack's chain as a workflow runs it: the driving motion as an estimator would give it (optionally
@@ -39,7 +41,13 @@ read in its own (level) camera axes, which are the world's.
   (shape known, or Set Body Shape's fit to the reference keypoints) → SMPL to Pose Keypoints.
 - Errors (over all frames): ``joint_err`` mean 2D joint distance over visible GT joints ÷ GT body height in
   pixels; ``bone_err`` mean |limb length − GT| ÷ that limb's longest GT projection in the clip (17 OpenPose
-  limbs); ``lr_swaps`` fraction of frames whose left/right-mirrored labelling fits the GT clearly better.
+  limbs); ``lr_swaps`` fraction of frames whose left/right-mirrored labelling fits the GT clearly better;
+  ``joint_err_3d`` mean 3D distance of the 18 points in the reference camera ÷ the GT body height.
+- Ground step (unless ``--no-ground``): the 3D path again with Transfer Shape's earlier ground rule (one shift from a
+  low percentile of the lowest foot point) and with no ground step, beside the default (feet planted on contacts),
+  with how the GT feet meet the ground (how deep the reference body's ankles sink below standing, and the share of
+  frames in the air). The GT is the reference body doing the motion's root path scaled by the height ratio, so its
+  feet need not stay planted: a squat can sink a few centimetres, a jump is in the air most of the clip.
 """
 from __future__ import annotations
 
@@ -84,6 +92,7 @@ TALL = {"gender": 0.1, "age": 0.7, "muscle": 0.6, "weight": 0.5, "height": 0.95,
 SHORT = {"gender": 0.9, "age": 0.7, "muscle": 0.4, "weight": 0.5, "height": 0.1, "proportions": 0.3}
 THIN = {"gender": 0.3, "age": 0.6, "muscle": 0.2, "weight": 0.05, "height": 0.6, "proportions": 0.6}
 HEAVY = {"gender": 0.3, "age": 0.6, "muscle": 0.6, "weight": 0.98, "height": 0.45, "proportions": 0.4}
+TEEN = dict(ADULT, age=0.45, height=0.4, proportions=0.4)  # squatting like this, the adult's feet sink ~4 cm
 
 
 def _camera(focal=1000.0, distance=4.0, height=1.0, pitch=0.0, size=(576, 1024)):
@@ -114,6 +123,12 @@ BUILTIN_CASES = [
                                                                     "seed": 1}),
     _case("noise 8° (walk)", "walk", SHORT, TALL, noise={"rotation_deg": 8.0, "translation_m": 0.05, "seed": 2}),
     _case("shape fit (arms/kicks)", "arm_raise_kick", ADULT, CHILD, shape="fit"),
+    # the ground step: a squat whose GT feet sink at the bottom, a jump in the air most of the clip, both noisy
+    _case("teen→adult squat hold (GT sinks)", "squat_hold", TEEN, ADULT),
+    _case("adult→child jump (in the air)", "jump", ADULT, CHILD),
+    _case("noise 5° squat hold", "squat_hold", TEEN, ADULT, noise={"rotation_deg": 5.0, "translation_m": 0.03,
+                                                                   "seed": 3}),
+    _case("noise 5° jump", "jump", ADULT, CHILD, noise={"rotation_deg": 5.0, "translation_m": 0.03, "seed": 4}),
 ]
 
 
@@ -285,7 +300,8 @@ def _pose_frames(keypoints, size):
 
 
 def path_2d(driving_kp, driving_size, reference_kp, reference_size):
-    """MimicMotion's reference alignment of the driving keypoints onto the reference image (DESIGN §6), and the
+    """MimicMotion's reference alignment of the driving keypoints onto the reference image (docs/architecture.md,
+    *Reference algorithms*), and the
     same alignment followed by the pack's option that gives the skeleton the reference's proportions (Align
     Pose's ``retarget_bones``): two `(T,18,3)` arrays."""
     reference = _pose_frames(reference_kp[None], reference_size)[0]
@@ -328,8 +344,12 @@ def estimate(camera: Camera, global_world, body_pose, root_world, phenotype, key
         "bbox": box, "keypoints": keypoints, "phenotype": phenotype, "model_type": "smpl"})
 
 
-def path_3d(model, driving_seq, reference_seq, reference_shape):
+def path_3d(model, driving_seq, reference_seq, reference_shape, ground_mode="contacts"):
+    """The pack's 3D chain → `(T,18,3)` 2D keypoints, the reference phenotype used, and the transferred body's
+    OpenPose-18 points `(T,18,3)` in the reference camera (metres). ``ground_mode`` ``None`` skips the ground
+    step."""
     from motionguide.pipelines.render.smpl_render import sequence_to_pose_keypoints
+    from motionguide.pipelines.smpl.motion.posing import pose_sequence
     from motionguide.pipelines.smpl.motion.smoothing import smooth_sequence
     from motionguide.pipelines.smpl.motion.transfer import transfer_shape
 
@@ -340,10 +360,12 @@ def path_3d(model, driving_seq, reference_seq, reference_shape):
     elif reference_shape != "known":
         raise ValueError(f"reference_shape must be 'known' or 'fit', got {reference_shape!r}.")
     smooth = smooth_sequence(driving_seq, model=model)
-    moved = transfer_shape(smooth, reference_seq, model)
+    moved = transfer_shape(smooth, reference_seq, model, ground=ground_mode is not None,
+                           ground_mode=ground_mode or "contacts")
     frames = sequence_to_pose_keypoints(model, moved)
     kp = np.array([f["people"][0]["pose_keypoints_2d"] for f in frames], np.float64).reshape(len(frames), 18, 3)
-    return kp, reference_seq.get("phenotype")
+    _, joints = pose_sequence(model, moved)
+    return kp, reference_seq.get("phenotype"), model.openpose18(joints).double().numpy()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -351,7 +373,8 @@ def path_3d(model, driving_seq, reference_seq, reference_shape):
 
 
 def errors(pred, gt, body_px) -> dict:
-    """``joint_err``, ``bone_err``, ``lr_swaps`` (DESIGN §7b) of predicted `(T,18,3)` against GT `(T,18,3)`."""
+    """``joint_err``, ``bone_err``, ``lr_swaps`` (docs/architecture.md, *Reference algorithms*) of predicted
+    `(T,18,3)` against GT `(T,18,3)`."""
     visible = gt[..., 2] > 0
     present = visible & (pred[..., 2] > 0)
     dist = np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1) / body_px[:, None]
@@ -380,8 +403,28 @@ def errors(pred, gt, body_px) -> dict:
 # One case
 
 
-def run_case(case: dict, base_dir: Path | None = None) -> dict:
-    """Run one case (see the module docstring) → ``{"2d": {...}, "3d": {...}}`` plus timing and shapes."""
+def errors_3d(pred_camera, gt_camera, height: float) -> float:
+    """Mean 3D distance of the 18 OpenPose points `(T,18,3)` (reference camera, metres) ÷ the GT body height."""
+    return float(np.linalg.norm(pred_camera - gt_camera, axis=-1).mean() / height)
+
+
+def ground_contact_stats(rest: RestBody, gt_world, standing_world) -> dict:
+    """How the GT feet meet the ground: the deepest the lower ankle sinks below its standing height (m; the
+    reference body doing the motion's root path need not keep its feet planted) and the share of frames with
+    both ankles over 5 cm above it (in the air). World y points down."""
+    ankles = [10, 13]
+    standing = -standing_world[0, ankles, 1].min()
+    lowest = -gt_world[:, ankles, 1].max(1)
+    return {"gt_sink_m": float(max(standing - lowest.min(), 0.0)),
+            "airborne": float(np.mean(lowest > standing + 0.05))}
+
+
+GROUND_MODES = ("contacts", "constant", None)  # the ground step compared: per-frame contacts, one shift, none
+
+
+def run_case(case: dict, base_dir: Path | None = None, compare_ground: bool = False) -> dict:
+    """Run one case (see the module docstring) → ``{"2d": {...}, "3d": {...}}`` plus timing and shapes;
+    ``compare_ground`` adds the 3D path's errors for every ground step of :data:`GROUND_MODES`."""
     started = time.perf_counter()
     motion_path = Path(case["motion"])
     if not motion_path.is_absolute():
@@ -413,10 +456,24 @@ def run_case(case: dict, base_dir: Path | None = None) -> dict:
     driving_seq = add_noise(estimate(cam_d, motion["global"], motion["body_pose"], root_d, pheno_d, driving_kp,
                                      motion["fps"]), case.get("estimator_noise") or {})
     reference_seq = estimate(cam_r, ref_global, neutral, ref_root, pheno_r, reference_kp[None], motion["fps"])
-    pred_3d, used_pheno = path_3d(model_r, driving_seq, reference_seq, case.get("reference_shape", "known"))
+    shape = case.get("reference_shape", "known")
+    pred_3d, used_pheno, points_3d = path_3d(model_r, driving_seq, reference_seq, shape)
+    gt_camera = cam_r.to_camera(gt_world)
+    result_3d = dict(errors(pred_3d, gt, body_px), joint_err_3d=errors_3d(points_3d, gt_camera, rest_r.height))
+    ground = {}
+    if compare_ground:
+        standing = body_points(rest_r, ref_global, neutral, ref_root)
+        ground = dict(ground_contact_stats(rest_r, gt_world, standing), modes={})
+        for mode in GROUND_MODES:
+            if mode == "contacts":
+                ground["modes"][str(mode)] = result_3d
+                continue
+            kp, _, points = path_3d(model_r, driving_seq, reference_seq, shape, ground_mode=mode)
+            ground["modes"][str(mode)] = dict(errors(kp, gt, body_px),
+                                              joint_err_3d=errors_3d(points, gt_camera, rest_r.height))
     return {"name": case.get("name", motion_path.stem), "frames": frames,
             "2d": errors(pred_2d, gt, body_px), "2d_retarget_bones": errors(pred_2d_bones, gt, body_px),
-            "3d": errors(pred_3d, gt, body_px),
+            "3d": result_3d, "ground": ground,
             "height_ratio": scale, "reference_phenotype": [round(float(v), 3) for v in used_pheno],
             "seconds": time.perf_counter() - started}
 
@@ -438,6 +495,21 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {r['name']} | {r['frames']} | {a['joint_err']:.2%} | {c['joint_err']:.2%} | "
                      f"{b['joint_err']:.2%} | {ratio(r):.2f} | {a['bone_err']:.2%} | {c['bone_err']:.2%} | "
                      f"{b['bone_err']:.2%} | {a['lr_swaps']:.0%} | {b['lr_swaps']:.0%} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def ground_table(results: list[dict]) -> str:
+    """The ground step compared: 3D joint error (3D distance ÷ body height) and 2D joint_err per mode."""
+    rows = [r for r in results if r.get("ground")]
+    head = ("| case | GT sinks | GT in the air | 3D err: contacts | constant (before) | no ground step "
+            "| 2D err: contacts | constant | none |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        g, m = r["ground"], r["ground"]["modes"]
+        lines.append(f"| {r['name']} | {g['gt_sink_m'] * 100:.1f} cm | {g['airborne']:.0%} | "
+                     f"{m['contacts']['joint_err_3d']:.2%} | {m['constant']['joint_err_3d']:.2%} | "
+                     f"{m['None']['joint_err_3d']:.2%} | {m['contacts']['joint_err']:.2%} | "
+                     f"{m['constant']['joint_err']:.2%} | {m['None']['joint_err']:.2%} |")
     return "\n".join(lines)
 
 
@@ -487,6 +559,8 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", help="write a PNG bar chart here")
     parser.add_argument("--json", help="write all results as JSON here")
     parser.add_argument("--only", help="run only built-in cases whose name contains this")
+    parser.add_argument("--no-ground", action="store_true",
+                        help="skip the ground-step comparison (three transfers per case instead of one)")
     args = parser.parse_args(argv)
     if args.cases:
         cases = [(json.loads(Path(p).read_text()), Path(p).resolve().parent) for p in args.cases]
@@ -496,7 +570,7 @@ def main(argv=None) -> int:
     results = []
     for case, base in cases:
         try:
-            results.append(run_case(case, base))
+            results.append(run_case(case, base, compare_ground=not args.no_ground))
         except ImportError as exc:  # e.g. Set Body Shape's fit missing from this checkout
             print(f"  {case.get('name')}: skipped ({exc})", flush=True)
             continue
@@ -505,6 +579,9 @@ def main(argv=None) -> int:
               f"  ({last['seconds']:.1f} s)", flush=True)
     print()
     print(table(results))
+    if not args.no_ground:
+        print("\nGround step of Transfer Shape (3D err: mean 3D joint distance ÷ body height):\n")
+        print(ground_table(results))
     print(f"\ngeometric mean of 3D/2D joint_err ratios: {geometric_mean_ratio(results):.3f} "
           f"over {len(results)} cases; total {time.perf_counter() - started:.0f} s")
     if args.plot:

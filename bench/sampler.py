@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sampler benchmark, measured side by side in one run (DESIGN §9).
+"""Sampler benchmark, measured side by side in one run.
 
 Prints: wall time per step vs the time of its UNet calls alone (overhead ratio), UNet calls per step, batched vs
 unbatched tiles speed ratio, the PoseNet feature cache (128 channels before ``final_proj`` instead of the 320

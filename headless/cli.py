@@ -82,15 +82,17 @@ def cmd_models(args) -> int:
 def cmd_anny(args) -> int:
     """Build (once) or check the built-in body's cache."""
     _apply_dirs(args)
-    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, cache_root, is_built, load_anny_body
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, cache_dir, cache_root, is_built
+    from ..pipelines.smpl.body.loaders import ANNY, body_loader
 
-    folder = cache_dir(adapter.anny_cache_folder())
+    loader = body_loader(ANNY)
+    folder = cache_dir(adapter.body_folder(loader.folder))
     if is_built(folder) and not args.load:
         print(f"Anny body cache ok in {cache_root(folder)} (size and hash verified)")
         return 0
     try:
-        body = load_anny_body(adapter.anny_cache_folder(),
-                              callback=lambda done, total: _print_progress(done, total, "Anny cache"))
+        body = loader.load(adapter.body_folder(loader.folder),
+                           callback=lambda done, total: _print_progress(done, total, "Anny cache"))
     except (AnnyUnavailable, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..pipelines.options import check_choice
+
 logger = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +123,12 @@ def anny_cache_folder() -> Path:
     from ..pipelines.smpl.body.anny_cache import MACHINE_CACHE
 
     return MACHINE_CACHE
+
+
+def body_folder(key: str) -> Path:
+    """Where a built-in body keeps its files: the Anny cache where :func:`anny_cache_folder` says, any other body
+    in its model folder."""
+    return anny_cache_folder() if key == "anny" else model_folder_paths(key)[0]
 
 
 def list_model_files(key: str, extensions: Iterable[str] | None = None) -> list[str]:
@@ -246,8 +254,7 @@ def choose_dtype(precision: str, device):
     """Map a precision choice to a torch dtype. ``auto``: fp16 on CUDA, fp32 on CPU."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    check_choice("precision", precision, PRECISIONS)
     if precision == "fp16":
         return torch.float16
     if precision == "bf16":

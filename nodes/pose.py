@@ -4,11 +4,10 @@ Thin wrappers: the work is in ``pipelines/dwpose``; pipeline modules are importe
 """
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 from ..pipelines import options
+from ..pipelines.options import check_choice
 from . import comfy_adapter as adapter
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
 
@@ -85,8 +84,6 @@ class MotionGuideDetectPose:
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
                person_index=0, keep_others=False, missing_person="interpolate", device="auto"):
-        import numpy as np
-
         from ..pipelines.dwpose import draw, keypoints, tracking, wholebody
 
         frames = _to_uint8_frames(images)
@@ -97,36 +94,14 @@ class MotionGuideDetectPose:
         det_path = adapter.resolve_model_path("dwpose", detector)
         pose_path = adapter.resolve_model_path("dwpose", pose_model)
         device = adapter.onnx_device(device)
-        key = wholebody.frames_digest(frames, wholebody._file_key(det_path), wholebody._file_key(pose_path), device)
-        detected = wholebody.DETECTIONS.get(key)
         progress = adapter.Progress(count * 2, "Detect Pose")
-        if detected is None:
-            estimator = wholebody.load_wholebody(det_path, pose_path, device)
-            detected = estimator.detect_video(frames, callback=lambda done, total: progress.set(done))
-            wholebody.DETECTIONS.put(key, detected)
-        else:
-            logger.info("Detect pose: %d frames taken from the cache", count)
-            progress.set(count)
+        detected = wholebody.detect_video_cached(frames, det_path, pose_path, device,
+                                                 callback=lambda done, total: progress.set(done))
         selection = "all" if person.startswith("all") else person
-        selected, found = tracking.select_people(detected, selection, person_index, keep_others)
-        missing = found.count(False)
-        if missing == count:  # blank pose maps would only fail (or mislead) much later
-            if not any(tracking.real_people(frame) for frame in detected):
-                raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
-                                 "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")
-            raise ValueError(f"The person to follow ({person}, person_index {person_index}) is in none of the "
-                             f"{count} frames: pick 'largest' or 'most central', or another person_index.")
-        if missing_person == "keep (reference)":
-            # the reference keeps whatever the detector gave, including its whole-image guess
-            selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
-        result = tracking.fill_missing(selected, found, missing_person)
-        if missing:
-            logger.warning("Detect pose: no person found in %d of %d frames (%s).", missing, count, missing_person)
+        result = tracking.follow_person(detected, selection, person_index, keep_others, missing_person, label=person)
         pose_keypoint = keypoints.frames_to_pose_keypoint(result, body=body, hands=hands, face=face)
-        maps = np.zeros((count, height, width, 3), np.uint8)
-        for i, frame in enumerate(result):
-            maps[i] = draw.draw_pose_map(frame, width, height, body=body, hands=hands, face=face)
-            progress.set(count + i + 1)
+        maps = draw.draw_pose_maps(result, width, height, body=body, hands=hands, face=face,
+                                   callback=lambda done, total: progress.set(count + done))
         return (pose_keypoint, _to_image_tensor(maps))
 
 
@@ -178,8 +153,7 @@ class MotionGuideAlignPose:
         if len(references) > 1:
             logger.warning("Align pose: reference_pose has %d frames; the first one is used.", len(references))
         reference = references[0]
-        if fit not in FIT_CHOICES:
-            raise ValueError(f"fit must be one of {FIT_CHOICES}, got {fit!r}.")
+        check_choice("fit", fit, FIT_CHOICES)
         options = {}
         if smoothing == "savitzky-golay":
             options = {"window": smoothing_window}
@@ -234,8 +208,7 @@ class MotionGuideDrawPose:
         from ..pipelines.dwpose import draw, keypoints
 
         frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
-        if style not in STYLE_CHOICES:
-            raise ValueError(f"style must be one of {STYLE_CHOICES}, got {style!r}.")
+        check_choice("style", style, STYLE_CHOICES)
         if not frames:
             raise ValueError("pose_keypoint is empty (0 frames): connect Detect Pose, Align Pose or SMPL to Pose.")
         w, h = int(width) or frames[0].width, int(height) or frames[0].height
@@ -296,45 +269,12 @@ class MotionGuideSavePose:
         }}
 
     def save(self, pose_keypoint, filename_prefix="MotionGuide/pose", format=SAVE_FORMATS[0]):
-        from ..pipelines.dwpose import keypoints
-        from ..pipelines.output_paths import save_new
+        from ..pipelines.dwpose.pose_files import save_pose_file
 
-        frames = keypoints.pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
-        data = keypoints.frames_to_pose_keypoint(frames)
-        prefix = filename_prefix or "pose"
-        if format == SAVE_FORMATS[0]:
-            path = save_new(adapter.output_directory(), prefix, ".json", lambda p: _write_text(p, json.dumps(data, allow_nan=False)),
-                            check_cancel=adapter.check_interrupt)
-        else:
-            path = save_new(adapter.output_directory(), prefix, "", lambda p: _write_frame_files(p, data),
-                            check_cancel=adapter.check_interrupt)
-        logger.info("Saved %d pose frames to %s", len(data), path)
+        path, count = save_pose_file(pose_keypoint, adapter.output_directory(), filename_prefix or "pose",
+                                     per_frame=format != SAVE_FORMATS[0], check_cancel=adapter.check_interrupt)
+        logger.info("Saved %d pose frames to %s", count, path)
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
-
-
-def _write_text(path: Path, text: str) -> Path:
-    from ..pipelines.output_paths import new_file
-
-    with new_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def _write_frame_files(folder: Path, data: list[dict]) -> Path:
-    """One OpenPose JSON per frame in the new ``folder``: all of them, or (on an error) no folder at all."""
-    from ..pipelines.output_paths import file_set
-
-    folder.mkdir()  # FileExistsError when another run took the name: save_new picks the next one
-    with file_set() as written:
-        written.append(folder)
-        for i, frame in enumerate(data):
-            people = [{k: (v if v is not None else []) for k, v in p.items()} for p in frame["people"]]
-            openpose = {"version": 1.3, "people": people, "canvas_width": frame["canvas_width"],
-                        "canvas_height": frame["canvas_height"]}
-            text = json.dumps(openpose, allow_nan=False)
-            written.append(_write_text(folder / f"{folder.name}_{i:012d}_keypoints.json", text))
-            adapter.check_interrupt()
-    return folder
 
 
 def _pose_files() -> list[str]:
@@ -368,28 +308,10 @@ class MotionGuideLoadPose:
         return path.stat().st_mtime_ns if path.exists() else ""
 
     def load(self, file):
-        from ..pipelines.dwpose import keypoints
+        from ..pipelines.dwpose.pose_files import load_pose_file
 
         path = adapter.input_path(file, "Pose file")
         if not path.exists():
             raise FileNotFoundError(f"Pose file '{file}' was not found in the input folder "
                                     f"{adapter.input_directory()}.")
-        if path.is_dir():
-            files = [adapter.input_path(p, "Pose file") for p in sorted(path.glob("*_keypoints.json"))]
-            if not files:
-                raise ValueError(f"Folder '{file}' holds no OpenPose *_keypoints.json files.")
-            raw = [_read_json(p) for p in files]
-        else:
-            raw = _read_json(path)
-        frames = keypoints.pose_keypoint_to_frames(raw, f"file {file!r}")
-        return (keypoints.frames_to_pose_keypoint(frames),)
-
-
-def _read_json(path: Path):
-    from ..pipelines.json_input import parse_json
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"Pose file '{path}' is not readable JSON ({exc}).") from exc
-    return parse_json(text, f"Pose file '{path}'", "Save the poses again with Save Pose (JSON) or OpenPose.")
+        return (load_pose_file(path, file, check_path=lambda p: adapter.input_path(p, "Pose file")),)

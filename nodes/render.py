@@ -167,16 +167,6 @@ SCAIL_CAMERAS = list(options.NLF_CAMERAS)
 MASK_BACKGROUNDS = list(options.SCAIL_MASK_BACKGROUNDS)
 
 
-def _projected_frame(openpose_to_frame, keypoints):
-    """A frame of the 2D layer projected from the body; its check speaks of the SMPL input, not POSE_KEYPOINT."""
-    try:
-        return openpose_to_frame(keypoints)
-    except ValueError as exc:
-        raise ValueError(f"Render SCAIL: the SMPL body's 2D layer cannot be drawn ({exc}). The camera does not "
-                         "frame the body: use camera 'nlf_fov55', move the camera with Set SMPL Camera, or switch "
-                         "overlay_2d off.") from None
-
-
 class MotionGuideRenderSCAIL:
     DESCRIPTION = ("Renders an SMPL motion as SCAIL's pose guidance (13 shaded 3D capsules, SCAIL-Pose's exact "
                    "colours and lighting) plus SCAIL-2's identity mask, for Wan SCAIL / SCAIL-2 nodes.")
@@ -219,41 +209,13 @@ class MotionGuideRenderSCAIL:
 
     def render(self, smpl_sequence, smpl_model, width=512, height=896, camera="nlf_fov55", identity=0,
                mask_background="black", renderer="auto", overlay_2d=True, driving_pose=None):
-        import numpy as np
-
-        from ..pipelines.dwpose.draw_styles import draw_scail_overlay
-        from ..pipelines.dwpose.keypoints import openpose_to_frame
-        from ..pipelines.render.scail import check_overlay_projection, half_size, identity_mask, render_capsules
-        from ..pipelines.size_limits import check_memory
-        from ..pipelines.render.scail import overlay_2d as compose
-        from ..pipelines.render.skeleton import MIN_FLOOR
-        from ..pipelines.render.smpl_render import render_sequence_maps, sequence_to_pose_keypoints
-        from ..pipelines.smpl.estimate.nlf import sequence_in_camera, sequence_joints
+        from ..pipelines.render.scail_guidance import render_scail_guidance
 
         _check_model(smpl_model)
-        if mask_background not in MASK_BACKGROUNDS:
-            raise ValueError(f"mask_background must be one of {MASK_BACKGROUNDS}, got {mask_background!r}.")
-        framed = sequence_in_camera(smpl_model, smpl_sequence, width=width, height=height, camera=camera)
-        check_memory("Render SCAIL", len(framed["valid"]), *framed["image_size"],
-                     "render fewer frames at a time, or a smaller size.")
-        joints_mm = sequence_joints(smpl_model, framed) * 1000.0
-        if overlay_2d:  # before minutes of rendering, and worded for the SMPL input
-            check_overlay_projection(joints_mm, framed["K"], framed["image_size"], framed["valid"])
-        progress = adapter.Progress(len(joints_mm) + 1, "Render SCAIL")
-        rgba = render_capsules([j[None] for j in joints_mm], framed["K"], framed["image_size"],
-                               device=adapter.get_torch_device(), callback=progress.callback)
-        if overlay_2d:
-            # Hidden joints get the lowest confidence (0.3), which SCAIL's drawer (score > 0.3) leaves out.
-            keypoints = sequence_to_pose_keypoints(smpl_model, framed, driving=driving_pose,
-                                                   occluded_confidence=MIN_FLOOR, backend=renderer,
-                                                   device=_device_for(renderer))
-            size = framed["image_size"]
-            layer = np.stack([draw_scail_overlay(_projected_frame(openpose_to_frame, k), size[0], size[1])
-                              for k in keypoints])
-            rgba = compose(rgba, layer)
-        images = rgba[..., :3].float() / 255.0
-        silhouettes = render_sequence_maps(smpl_model, framed, maps=("mask",), backend=renderer,
-                                           device=_device_for(renderer))["mask"].cpu()
-        progress.set(len(joints_mm) + 1)
-        return (images, half_size(images), (rgba[..., 3] > 127).float(),
-                identity_mask(silhouettes, identity, mask_background))
+        progress = adapter.Progress(1, "Render SCAIL")
+        out = render_scail_guidance(smpl_model, smpl_sequence, width=width, height=height, camera=camera,
+                                    identity=identity, mask_background=mask_background, backend=renderer,
+                                    with_overlay=overlay_2d, driving=driving_pose, device=adapter.get_torch_device(),
+                                    mask_device=_device_for(renderer),
+                                    callback=progress.callback)
+        return (out["images"], out["images_half"], out["mask"], out["identity_mask"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from ..pipelines import options
+from ..pipelines.options import check_choice
 from . import comfy_adapter as adapter
 from . import sockets
 
@@ -129,8 +130,7 @@ class MotionGuideLoadModel:
 
         from ..pipelines.mimicmotion.loading import load_motion_model
 
-        if memory_mode not in MEMORY_MODES:
-            raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}.")
+        check_choice("memory_mode", memory_mode, MEMORY_MODES)
         svd_path = resolve_svd_base(svd_base)
         checkpoint = adapter.resolve_model_path("mimicmotion", mimicmotion_checkpoint)
         pose_path = None
@@ -216,21 +216,16 @@ class MotionGuideSampler:
                noise_device="cpu", arithmetic="reference", guidance_maps=None, geometry_adapter=None,
                adapter_strength=1.0, adapter_start=0.0, adapter_end=1.0):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
-        from ..pipelines.mimicmotion.tiles import plan_tiles
 
         reference = _image_batch_to_uint8(reference_image, "reference_image")
         if reference.shape[0] > 1:
             logger.warning("[MotionGuide] reference_image has %d images; using the first.", reference.shape[0])
         reference = reference[:1]
         poses = _image_batch_to_uint8(pose_images, "pose_images")
-        if poses.shape[-2:] != reference.shape[-2:]:
-            raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
-                             f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
         options = SamplerOptions(fusion_weights=fusion_weights, noise=noise, pose_strength=pose_strength,
                                  pose_start=pose_start, pose_end=pose_end, reference_strength=reference_strength,
                                  unet_batch=unet_batch, sigma_schedule=sigma_schedule, noise_device=noise_device,
                                  arithmetic=arithmetic)
-        tiles = plan_tiles(poses.shape[0], tile_size, tile_overlap)
         checkpoint = str(getattr(model, "sources", {}).get("checkpoint") or "")
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
             logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
@@ -238,7 +233,7 @@ class MotionGuideSampler:
         guidance = geometry_guidance(model, geometry_adapter, guidance_maps, poses, adapter_strength, adapter_start,
                                      adapter_end)
         manage_model_parts(model)
-        progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
+        progress = adapter.Progress(steps, "MotionGuideSampler")  # the sampler's callback brings steps × tiles
         pipe = MimicMotionPipeline(model)
         try:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,

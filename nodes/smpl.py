@@ -8,9 +8,11 @@ import logging
 from pathlib import Path
 
 from ..pipelines import options
+from ..pipelines.smpl.body.loaders import ANNY
 from . import sockets as S
 from .comfy_adapter import (
     Progress,
+    body_folder,
     check_interrupt,
     check_model_file,
     input_directory,
@@ -21,15 +23,10 @@ from .comfy_adapter import (
     resolve_model_path,
 )
 
-try:  # the estimator node lives in its own module (HMR2 backend); NODE_TABLE names it under "smpl"
-    from .smpl_estimate import MotionGuideEstimateSMPL  # noqa: F401
-except ImportError:
-    pass
-
 logger = logging.getLogger(__name__)
 
 CATEGORY = "MotionGuide/smpl"
-ANNY_MODEL = "anny (built-in)"
+ANNY_MODEL = ANNY  # the default built-in body
 AUTO_MODEL = "auto (by gender)"
 GENDERS = list(options.BODY_GENDERS)
 MOTION_EXTENSIONS = (".npz", ".npy", ".pt", ".pth")
@@ -72,32 +69,27 @@ def _check_motion(value, name: str) -> dict:
 _WARNED: set[str] = set()
 
 
-def _anny_importable() -> tuple[bool, str]:
-    """Cheap check for the choice list (no import of anny at graph-building time)."""
-    import importlib.util
-
-    if importlib.util.find_spec("anny") is None:
-        return False, "the 'anny' package is not installed (pip install anny==0.6.2, or scripts/setup_env.sh)"
-    return True, ""
-
-
 class MotionGuideLoadSMPLModel:
-    """Load Body Model: the built-in Anny body (no files) or SMPL/SMPL-X from models/smpl."""
+    """Load Body Model: a built-in body (no files; pipelines/smpl/body/loaders.py) or SMPL/SMPL-X from models/smpl."""
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..pipelines.smpl.body.loaders import body_loader, body_names
+
         files = list_model_files("smpl")
-        usable, reason = _anny_importable()
-        if not usable and reason not in _WARNED:  # the choice stays (saved workflows keep binding to it)
-            _WARNED.add(reason)
-            logger.warning("Load Body Model: '%s' is unavailable: %s.", ANNY_MODEL, reason)
-        anny_tip = ("'anny (built-in)': a licence-free human body shipped with the anny package (Apache-2.0 code, "
-                    "CC0 assets); its one-time cache (~1 min, ~50 MB) is built in models/anny on first use "
-                    "(unavailable when the anny package is missing: python cli.py doctor tells). ")
+        builtin = body_names()
+        tips = ""
+        for name in builtin:
+            loader = body_loader(name)
+            reason = loader.unavailable()
+            if reason and reason not in _WARNED:  # the choice stays (saved workflows keep binding to it)
+                _WARNED.add(reason)
+                logger.warning("Load Body Model: '%s' is unavailable: %s.", name, reason)
+            tips += loader.tooltip
         return {"required": {
-            "model_file": ([ANNY_MODEL, AUTO_MODEL] + files, {
-                "default": AUTO_MODEL if files else ANNY_MODEL,
-                "tooltip": anny_tip + "'auto' picks SMPL_<GENDER>.npz or .pkl in models/smpl for the gender "
+            "model_file": (builtin + [AUTO_MODEL] + files, {
+                "default": AUTO_MODEL if files else builtin[0],
+                "tooltip": tips + "'auto' picks SMPL_<GENDER>.npz or .pkl in models/smpl for the gender "
                            "below; SMPL files come from smpl.is.tue.mpg.de (MPI licence)."}),
             "gender": (GENDERS, {"default": "neutral",
                                  "tooltip": "Which SMPL file: HMR2 and most estimators use the neutral one (the "
@@ -114,11 +106,16 @@ class MotionGuideLoadSMPLModel:
 
     @classmethod
     def VALIDATE_INPUTS(cls, model_file):
-        return True if model_file in (AUTO_MODEL, ANNY_MODEL) else check_model_file("smpl", model_file)
+        from ..pipelines.smpl.body.loaders import body_names
+
+        return True if model_file == AUTO_MODEL or model_file in body_names() else check_model_file("smpl",
+                                                                                                     model_file)
 
     def load(self, model_file, gender):
-        if model_file == ANNY_MODEL:
-            return (load_builtin_body(),)
+        from ..pipelines.smpl.body.loaders import body_names
+
+        if model_file in body_names():
+            return (load_builtin_body(model_file),)
         from ..pipelines.smpl.body.body_model import load_body_model
 
         if model_file != AUTO_MODEL:
@@ -133,19 +130,19 @@ class MotionGuideLoadSMPLModel:
         names = f"SMPL_{gender.upper()}.pkl or SMPL_{gender.upper()}.npz"
         raise FileNotFoundError(f"No SMPL body model found: expected {names} in "
                                 f"{', '.join(str(f) for f in folders)}. Download it from {SMPL_SOURCE} and place "
-                                f"it in that folder, or choose '{ANNY_MODEL}' (no files needed).")
+                                f"it in that folder, or choose '{body_names()[0]}' (no files needed).")
 
 
-def load_builtin_body():
-    """The built-in Anny body, its cache in models/anny in ComfyUI, ~/.cache/anny outside it (or $ANNY_CACHE_DIR),
-    with a progress bar on first use."""
-    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable, load_anny_body
-    from .comfy_adapter import anny_cache_folder
+def load_builtin_body(name: str = ANNY_MODEL):
+    """A built-in body by its Load Body Model name (default: the Anny body, its cache in models/anny or
+    $ANNY_CACHE_DIR), with a progress bar on a first-use build."""
+    from ..pipelines.smpl.body.anny_cache import AnnyUnavailable
+    from ..pipelines.smpl.body.loaders import body_loader
 
-    folder = anny_cache_folder()
-    progress = Progress(100, "Building the Anny body cache (once)")
+    loader = body_loader(name)
+    progress = Progress(100, f"Preparing the body '{name}' (once)")
     try:
-        return load_anny_body(folder, callback=progress.callback)
+        return loader.load(body_folder(loader.folder), callback=progress.callback)
     except AnnyUnavailable as exc:
         raise RuntimeError(f"{exc} Or choose an SMPL file in Load Body Model.") from exc
 
@@ -378,7 +375,7 @@ class MotionGuideSetBodyShape:
     def set_shape(self, motion, smpl_model, mode, gender, age, muscle, weight, height, proportions, iterations=100):
         from ..pipelines.smpl.motion.anny_shape import set_body_shape
 
-        if not hasattr(smpl_model, "phenotype"):
+        if smpl_model.shape_kind != "phenotype":
             raise ValueError("Set Body Shape shapes the built-in Anny body: choose 'anny (built-in)' in Load Body "
                              "Model (SMPL bodies take their shape from betas).")
         sliders = [gender, age, muscle, weight, height, proportions]

@@ -1,4 +1,5 @@
-"""Socket type names shared by the pack's nodes (DESIGN §3). Core types keep core names and payloads."""
+"""Socket type names shared by the pack's nodes (docs/architecture.md, *Types between nodes*). Core types keep core
+names and payloads."""
 
 IMAGE = "IMAGE"  # float32 [F,H,W,3] in 0..1 on CPU
 VAE = "VAE"  # core VAE object (comfy.sd.VAE); Decode Video accepts SVD's

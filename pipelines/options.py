@@ -29,6 +29,7 @@ TRANSLATION_FILTERS = ["savgol", "one_euro", "none"]
 ORIENTATIONS = ["upright", "keep", "align_first"]  # transfer.transfer_shape
 TRAJECTORIES = ["relative", "lock_root", "keep"]
 TRANSFER_CAMERAS = ["reference", "driving"]
+GROUND_MODES = ("contacts", "constant")  # ground.ground_shift (not on the node: "constant" is kept for the bench)
 BODY_SHAPE_MODES = ["sliders", "fit", "fit_from_sliders"]  # anny_shape.set_body_shape
 CAMERA_EASINGS = ["linear", "ease_in_out", "ease_in", "ease_out"]  # camera.set_camera
 CAMERA_PIVOTS = ["first_frame", "per_frame"]
@@ -37,3 +38,12 @@ NLF_CAMERAS = ("nlf_fov55", "sequence")  # nlf.sequence_in_camera
 # render
 RENDER_BACKENDS = ("auto", "torch", "pyrender")  # maps.choose_backend
 SCAIL_MASK_BACKGROUNDS = ("black", "white")  # scail.identity_mask
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ``ValueError`` when ``value`` is not one of ``choices``, naming the input, the value and every choice.
+
+    The one check for every choice-list option of the pack, so all of them read the same.
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")

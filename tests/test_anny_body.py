@@ -1,4 +1,5 @@
-"""The built-in Anny body driven by SMPL-format motion (DESIGN §7a), on the real ``anny`` package."""
+"""The built-in Anny body driven by SMPL-format motion (docs/architecture.md, *Reference algorithms*), on the real
+``anny`` package."""
 import numpy as np
 import pytest
 import torch

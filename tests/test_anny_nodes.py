@@ -1,4 +1,5 @@
-"""The built-in body in the pack: cache folder rules, no network, bad input, sequences and nodes (DESIGN §7a)."""
+"""The built-in body in the pack: cache folder rules, no network, bad input, sequences and nodes
+(docs/architecture.md, *Reference algorithms*)."""
 import logging
 import shutil
 import socket

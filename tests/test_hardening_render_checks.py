@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from motionguide.nodes.render import MotionGuideRenderSCAIL
-from motionguide.pipelines.render import scail
+from motionguide.pipelines.render import scail_guidance
 from motionguide.pipelines.smpl.body.body_model import load_body_model
 
 
@@ -14,7 +14,7 @@ def test_body_outside_the_camera_is_reported_up_front_for_the_smpl_input(smpl_mo
     seq = dict(betas=np.zeros((frames, 10)), global_orient=np.tile([np.pi, 0.0, 0.0], (frames, 1)),
                body_pose=np.zeros((frames, 69)), transl=transl, image_size=(128, 224))
     rendered = []
-    monkeypatch.setattr(scail, "render_capsules", lambda *a, **k: rendered.append(1))
+    monkeypatch.setattr(scail_guidance, "render_capsules", lambda *a, **k: rendered.append(1))
     with pytest.raises(ValueError) as info:
         MotionGuideRenderSCAIL().render(seq, body, width=128, height=224, camera="sequence")
     text = str(info.value)
@@ -33,7 +33,7 @@ def test_render_scail_refuses_beyond_the_memory_budget_before_rendering(smpl_mod
     body = load_body_model(smpl_model_dir / "SMPL_NEUTRAL.npz")
     monkeypatch.setenv("MOTIONGUIDE_MEMORY_BUDGET_GB", "0.01")
     rendered = []
-    monkeypatch.setattr(scail, "render_capsules", lambda *a, **k: rendered.append(1))
+    monkeypatch.setattr(scail_guidance, "render_capsules", lambda *a, **k: rendered.append(1))
     with pytest.raises(ValueError, match=r"Render SCAIL: 2 frames at 512×896 need about 0.044 GB \(48 bytes.*"
                                          r"0.01 GB memory budget.*MOTIONGUIDE_MEMORY_BUDGET_GB"):
         MotionGuideRenderSCAIL().render(_seq(2), body, width=512, height=896, overlay_2d=False)

@@ -10,11 +10,8 @@ from motionguide.pipelines.smpl.body.rotations import matrix_to_axis_angle as ro
 from motionguide.pipelines.smpl.estimate.estimator import (
     SMPLEstimator,
     assemble_sequence,
-    available_estimators,
-    create_estimator,
     nearest_valid_index,
     person_boxes_for_estimation,
-    register_estimator,
 )
 from motionguide.pipelines.smpl.estimate.hmr2 import HMR2Estimator
 from motionguide.pipelines.smpl.estimate.hmr2_geometry import (
@@ -87,14 +84,9 @@ def estimator(hmr2_tiny_checkpoint):
     return HMR2Estimator.from_checkpoint(hmr2_tiny_checkpoint, batch_size=3)
 
 
-def test_registry_creates_the_hmr2_backend(hmr2_tiny_checkpoint):
-    assert "hmr2" in available_estimators()
-    est = create_estimator("hmr2", path=hmr2_tiny_checkpoint, batch_size=2)
+def test_hmr2_backend_implements_the_estimator_interface(hmr2_tiny_checkpoint):
+    est = HMR2Estimator.from_checkpoint(hmr2_tiny_checkpoint, batch_size=2)
     assert isinstance(est, SMPLEstimator) and est.name == "hmr2" and est.batch_size == 2
-    with pytest.raises(ValueError, match="Unknown SMPL estimator 'nlf'"):
-        create_estimator("nlf")
-    register_estimator("fixed", lambda: est)
-    assert create_estimator("fixed") is est
 
 
 def test_estimate_sequence_contents(estimator):

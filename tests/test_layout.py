@@ -1,4 +1,5 @@
-"""The pack's import graph reads as its architecture (DESIGN §2): no import cycles, ``nodes/`` and ``pipelines/``
+"""The pack's import graph reads as its architecture (docs/architecture.md, *Layers*): no import cycles, ``nodes/``
+and ``pipelines/``
 never import the tools built on them (``headless/``, ``batch/``), and ``pipelines/`` never imports ComfyUI or the
 node layer. Every ``import`` statement counts, including the ones inside functions; ``importlib`` calls with a
 computed name are not followed."""
@@ -240,3 +241,35 @@ def test_the_tests_dir_check_catches_a_path_edit_and_an_import(tmp_path):
     (tmp_path / "tests" / "t.py").write_text("import sys\nsys.path.insert(0, 'tests')\n")
     assert shipped_files_reaching_tests(tmp_path) == ["bench/b.py line 2: puts tests/ on sys.path",
                                            "bench/b.py line 3: imports tiny_models.svd from tests/"]
+
+
+def files_citing_the_design_notes(root: Path) -> list[str]:
+    """Files of the repository (code, docs, scripts, workflows) that cite the numbered sections of a design note kept
+    outside the repository. The pack's own architecture doc is ``docs/architecture.md``; point there or at the code."""
+    marker = "DESIGN " + "§"  # split so this file does not cite it
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix not in (".py", ".md", ".sh", ".json", ".txt", ".toml", ".js", ".yaml", ".yml", ".cfg"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if marker in line:
+                found.append(f"{rel} line {number}")
+    return found
+
+
+def test_no_file_cites_design_notes_outside_the_repository():
+    found = files_citing_the_design_notes(ROOT)
+    assert not found, "cite docs/architecture.md (with a section name) or the code instead:\n" + "\n".join(found)
+
+
+def test_the_design_citation_check_catches_one(tmp_path):
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "a.py").write_text('"""Tiles (DESIGN ' + '§5)."""\n')
+    (tmp_path / "README.md").write_text("fine\nsee DESIGN " + "§2\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "b.py").write_text("# DESIGN " + "§1\n")
+    assert files_citing_the_design_notes(tmp_path) == ["README.md line 2", "pipelines/a.py line 1"]
+    assert (ROOT / "docs" / "architecture.md").is_file()

@@ -1,4 +1,4 @@
-"""Cooperation with ComfyUI's memory manager (DESIGN §9), against fake ``comfy.model_management`` /
+"""Cooperation with ComfyUI's memory manager, against fake ``comfy.model_management`` /
 ``comfy.model_patcher`` modules that keep the same books as the real ones: models load through
 ``load_models_gpu``, sit in ``current_loaded_models``, and ComfyUI may unload them between runs.
 The same flow against a real ComfyUI checkout is in ``test_memory_real_comfyui.py``.

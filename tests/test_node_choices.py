@@ -106,3 +106,21 @@ def test_every_combo_input_is_classified():
         "into FILE_CHOICES.")
     stale = sorted((set(PIPELINE_CHOICES) | NODE_ONLY_CHOICES | FILE_CHOICES) - set(combo_inputs()))
     assert not stale, f"classified inputs that no node has any more: {stale}"
+
+
+def test_check_choice_names_input_value_and_every_choice():
+    options.check_choice("style", "thick", options.POSE_STYLES)
+    with pytest.raises(ValueError) as err:
+        options.check_choice("fusion_weights", "round", options.FUSION_WEIGHT_SHAPES)
+    assert str(err.value) == "fusion_weights must be one of 'triangle', 'flat'; got 'round'."
+
+
+def test_choice_checks_are_written_once():
+    # every choice-list check goes through options.check_choice, so all of them say the same things
+    from pathlib import Path
+
+    root = Path(motionguide.__file__).parent
+    hand_written = [str(p.relative_to(root)) for folder in ("pipelines", "nodes", "headless")
+                    for p in (root / folder).rglob("*.py")
+                    if "must be one of" in p.read_text(encoding="utf-8") and p.name != "options.py"]
+    assert hand_written == []

@@ -100,3 +100,10 @@ def test_feet_survive_pose_keypoint_round_trip():
 def test_unknown_style_names_the_choices():
     with pytest.raises(ValueError, match="wan_animate"):
         draw.draw_pose_map(frames("wan_small")[0], 64, 64, style="scail2")
+
+
+def test_every_style_has_one_drawer():
+    from motionguide.pipelines import options
+    from motionguide.pipelines.dwpose import draw
+
+    assert tuple(draw.DRAWERS) == options.POSE_STYLES

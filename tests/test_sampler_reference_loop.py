@@ -1,4 +1,5 @@
-"""The sampler against a literal loop written the way the MimicMotion reference computes a long video (DESIGN §5),
+"""The sampler against a literal loop written the way the MimicMotion reference computes a long video
+(docs/architecture.md, *Reference algorithms*),
 on the tiny UNet, in fp32 and fp16: several tiles with a tail tile, triangle weights, per-frame weight sums,
 separate unconditional / conditional passes, per-frame CFG, diffusers' Euler scheduler, and the reference's
 default-dtype arithmetic (it sets ``torch.set_default_dtype(torch.float16)``, which this loop does too).

@@ -168,3 +168,47 @@ def test_old_scipy_sparse_module_path_is_mapped(tmp_path):
     path = tmp_path / "old.pkl"
     path.write_bytes(blob.replace(module, b"scipy.sparse.csc"))  # how SciPy < 1.8 / Python 2 files name it
     np.testing.assert_array_equal(load_smpl_pickle(path)["J_regressor"], dense)
+
+
+def test_both_bodies_implement_the_body_interface(smpl_model_dir, anny_body):
+    from motionguide.pipelines.smpl.body.interface import SHAPE_KINDS, SMPLModel, shapes_with_phenotype
+
+    smpl = bm.load_body_model(smpl_model_dir)
+    assert isinstance(smpl, SMPLModel) and isinstance(anny_body, SMPLModel)
+    assert (smpl.shape_kind, anny_body.shape_kind) == ("betas", "phenotype")
+    assert {smpl.shape_kind, anny_body.shape_kind} == set(SHAPE_KINDS)
+    assert not shapes_with_phenotype(smpl) and shapes_with_phenotype(anny_body)
+    assert anny_body.motion_types == ("smpl", "smplx") and smpl.motion_types == ("smpl",)
+    for body in (smpl, anny_body):
+        rest = body.rest_vertices(None, phenotype=None)
+        assert rest.shape == (body.num_vertices, 3) and body.part_labels.shape == (body.num_vertices,)
+        assert body.rest_joints(np.zeros((2, 10))).shape == (2, 24, 3)
+        assert body.faces.ndim == 2 and body.faces.shape[1] == 3 and body.parents.shape == (24,)
+        vertices, joints = body.forward(np.zeros((1, 10)), np.zeros((1, 3)), np.zeros((1, 69)))
+        assert vertices.shape == (1, body.num_vertices, 3) and body.openpose18(joints).shape == (1, 18, 3)
+    # an object missing one member is not a body
+    class NoFaces:
+        model_type, motion_types, shape_kind, has_hands, gender, source = "x", ("smpl",), "betas", False, "n", "?"
+        part_labels = num_vertices = parents = None
+        forward = __call__ = openpose18 = rest_joints = rest_height = rest_vertices = staticmethod(lambda *a: None)
+    assert not isinstance(NoFaces(), SMPLModel)
+
+
+def test_builtin_body_registry_names_the_node_choices():
+    from motionguide.pipelines.smpl.body import loaders
+
+    assert loaders.body_names()[0] == loaders.ANNY == "anny (built-in)"
+    assert loaders.body_loader(loaders.ANNY).folder == "anny"
+    with pytest.raises(ValueError, match="unknown built-in body 'mesh'; available: 'anny \\(built-in\\)'"):
+        loaders.body_loader("mesh")
+    made = []
+    loaders.register_body_loader(loaders.BodyLoader("test body", "test", lambda folder, callback=None:
+                                                    made.append(folder) or "body", lambda: None, ""))
+    try:
+        assert loaders.load_body("test body", "/m/test") == "body" and made == ["/m/test"]
+        from motionguide.nodes.smpl import MotionGuideLoadSMPLModel
+
+        choices = MotionGuideLoadSMPLModel.INPUT_TYPES()["required"]["model_file"][0]
+        assert choices[:3] == ["anny (built-in)", "test body", "auto (by gender)"]
+    finally:
+        loaders._LOADERS.pop("test body")

@@ -1,4 +1,4 @@
-"""Shape transfer geometry on the synthetic body model (DESIGN §7)."""
+"""Shape transfer geometry on the synthetic body model (docs/architecture.md, *Reference algorithms*)."""
 import numpy as np
 import pytest
 from motionguide.pipelines.smpl.body import body_model as bm
@@ -258,3 +258,86 @@ def test_upright_levels_a_motion_filmed_from_above(model):
         walking(frames=8)["global_orient"])))
     flat = tr.transfer_shape(lying, ref, model, fit_box=False, ground=False)
     np.testing.assert_allclose(flat["global_orient"], lying["global_orient"], atol=1e-6)
+
+
+# -- the ground step (pipelines/smpl/motion/ground.py) --------------------------------------------------------
+
+UP = np.array([0.0, -1.0, 0.0])  # camera y points down
+FEET_LABELS = np.array([7, 10, 8, 11, 0])  # left ankle, left toes, right ankle, right toes, a pelvis vertex
+
+
+def _feet(left, right):
+    """Vertices `(T,5,3)` whose left / right foot's lowest point is at the given heights (metres, along UP)."""
+    left, right = np.asarray(left, float), np.asarray(right, float)
+    v = np.zeros((len(left), 5, 3))
+    v[:, 0, 1], v[:, 1, 1] = -(left + 0.05), -left
+    v[:, 2, 1], v[:, 3, 1] = -(right + 0.05), -right
+    v[:, 4, 1] = -(np.minimum(left, right) + 0.9)
+    return v
+
+
+def test_ground_squat_sinking_at_the_bottom_is_not_lifted_whole():
+    from motionguide.pipelines.smpl.motion import ground as gr
+
+    # 40 frames at 30 fps: standing at 0.10 m, the feet sink slowly to 0.07 m at the bottom of a squat (frames
+    # 12-27), back up; the reference ground is at 0.0 m
+    t = np.arange(40)
+    sink = 0.03 * np.clip(np.minimum(t / 12.0, (39 - t) / 12.0), 0, 1)
+    h = 0.10 - sink
+    contacts = gr.detect_contacts(np.stack([h, h], 1), 30.0)
+    assert contacts.all()  # low and slow all along
+    shift = gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 30.0)
+    # one contact from frame 0: planted where it touched down, the bottom keeps its 3 cm sink
+    assert np.allclose(shift, -0.0975, atol=1e-9), shift  # touchdown: the median of the first 0.1 s (3 frames)
+    planted = h + shift
+    assert abs(planted[0]) < 3e-3 and abs(planted[20] + 0.03) < 3e-3
+    # the earlier constant rule lifted the whole clip by the sink: 3 cm above the ground while standing
+    constant = gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 30.0, mode="constant")
+    assert np.allclose(constant, -0.07, atol=1e-9) and abs(h[0] + constant[0] - 0.03) < 1e-9
+
+
+def test_ground_jump_in_the_air_most_frames_keeps_its_height():
+    from motionguide.pipelines.smpl.motion import ground as gr
+
+    # 60 fps, a trampoline bounce: on the ground (0.2 m) in frames 0-5 (0.1 s), in the air in frames 6-69 (91%)
+    t = np.arange(70) / 60.0
+    flight = (69.5 - 5.5) / 60.0
+    in_air = np.clip(t - 5.5 / 60.0, 0, flight)
+    lift = 0.5 * 9.81 * in_air * (flight - in_air)
+    h = 0.2 + lift
+    contacts = gr.detect_contacts(np.stack([h, h], 1), 60.0)
+    assert np.flatnonzero(contacts[:, 0]).tolist() == [0, 1, 2, 3, 4, 5]
+    shift = gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 60.0)
+    assert np.allclose(shift, -0.2, atol=1e-6)  # feet on the ground before the take-off, the 1.4 m bounce kept
+    assert abs((h + shift).max() - lift.max()) < 1e-6 and lift.max() > 1.3
+    # the constant rule took an airborne frame (its 10th percentile) for the ground: standing went into the floor
+    constant = gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 60.0, mode="constant")
+    assert (h + constant)[0] == pytest.approx(-0.0433, abs=1e-3)  # 4.3 cm into the floor
+    # a foot still for less than 0.1 s is no contact: two standing frames before a take-off give no ground
+    short = np.concatenate([h[4:], np.full(4, h[-1])])
+    assert np.flatnonzero(gr.detect_contacts(np.stack([short, short], 1), 60.0)[:, 0]).tolist()[:2] == [0, 1]
+    assert np.array_equal(gr.ground_shift(_feet(short[:50], short[:50]), FEET_LABELS, UP, 0.0, 60.0), np.zeros(50))
+
+
+def test_ground_walk_plants_each_step_and_blends_between():
+    from motionguide.pipelines.smpl.motion import ground as gr
+
+    # alternating steps at 30 fps; the estimate drifts down 4 cm over the clip: every touchdown is planted
+    t = np.arange(60)
+    drift = -0.04 * t / 59
+    swing = np.maximum(np.sin(2 * np.pi * t / 30.0), 0) * 0.12  # left swings in the first half of each cycle
+    left, right = 0.3 + drift + swing, 0.3 + drift + np.maximum(-np.sin(2 * np.pi * t / 30.0), 0) * 0.12
+    shift = gr.ground_shift(_feet(left, right), FEET_LABELS, UP, 0.0, 30.0)
+    lowest = np.minimum(left, right) + shift
+    assert np.abs(lowest).max() < 0.012, lowest  # within 1.2 cm of the ground in every frame (drift was 4 cm)
+    constant = gr.ground_shift(_feet(left, right), FEET_LABELS, UP, 0.0, 30.0, mode="constant")
+    assert np.abs(np.minimum(left, right) + constant).max() > 0.03
+
+
+def test_ground_without_contacts_keeps_the_motion_and_rejects_unknown_modes():
+    from motionguide.pipelines.smpl.motion import ground as gr
+
+    h = 1.0 + 1.5 * np.arange(20) / 30.0  # rising all along (1.5 m/s): never still
+    assert np.array_equal(gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 30.0), np.zeros(20))
+    with pytest.raises(ValueError, match="ground mode must be one of 'contacts', 'constant'; got 'lowest'"):
+        gr.ground_shift(_feet(h, h), FEET_LABELS, UP, 0.0, 30.0, mode="lowest")

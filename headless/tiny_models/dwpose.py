@@ -1,4 +1,5 @@
-"""Tiny DWPose ONNX files with the real names and signatures (DESIGN §8), built with the ``onnx`` helper API.
+"""Tiny DWPose ONNX files with the real names and signatures (docs/architecture.md, *Model files*), built with the
+``onnx`` helper API.
 
 - ``yolox_l.onnx``: input ``images`` [1, 3, 640, 640] → output ``output`` [1, 8400, 85]. For each stride
   (8/16/32) the image is average-pooled to the anchor grid; brightness above 140 (after a 5×5 local mean) gives

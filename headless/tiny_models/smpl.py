@@ -1,4 +1,5 @@
-"""A synthetic SMPL-format body model (DESIGN §8): a procedural "capsule man" in the official file layouts.
+"""A synthetic SMPL-format body model (docs/architecture.md, *Model files*): a procedural "capsule man" in the
+official file layouts.
 
 The real SMPL files are licensed by MPI and never shipped, so tests, benches and the smoke demo build this one:
 23 capped bone tubes + 4 tip tubes (hands, feet) + a head sphere around approximate SMPL rest joints, with the

@@ -1,4 +1,5 @@
-"""Tiny SVD-XT and MimicMotion files in the real layouts (DESIGN §8), for tests, benches and the CLI demo.
+"""Tiny SVD-XT and MimicMotion files in the real layouts (docs/architecture.md, *Model files*), for tests, benches and
+the CLI demo.
 
 Plain builders (no pytest, a second or two each):
 

@@ -1,4 +1,5 @@
-"""DWPose stage: whole-body detection on onnxruntime, pose maps, alignment and tracking (DESIGN §6).
+"""DWPose stage: whole-body detection on onnxruntime, pose maps, alignment and tracking (docs/architecture.md,
+*Reference algorithms*).
 
 Importing this package is light (numpy, cv2); onnxruntime is imported only when a session is created.
 """

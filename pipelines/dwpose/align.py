@@ -1,4 +1,5 @@
-"""Fitting driving poses onto the reference body (DESIGN §6), plus optional smoothing and bone retargeting.
+"""Fitting driving poses onto the reference body (docs/architecture.md, *Reference algorithms*), plus optional
+smoothing and bone retargeting.
 
 The reference fit works in coordinates normalised by each image's size: a least-squares line maps driving y to
 reference y over the body ids of :data:`skeleton.ALIGN_IDS` that are confident (> 0.3) on the reference; the x
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..options import POSE_SMOOTHING as SMOOTHING
+from ..options import check_choice
 from ..temporal_filters import one_euro, savgol
 from . import skeleton as sk
 from .keypoints import PoseFrame
@@ -140,8 +142,7 @@ def _runs(frames: list[PoseFrame]) -> list[list[int]]:
 def smooth_first_person(frames: list[PoseFrame], method: str = "none", window: int = 7,
                         min_cutoff: float = 1.0, beta: float = 0.05, rate: float = 30.0) -> list[PoseFrame]:
     """Smooth the first person's keypoints over time, within runs of consecutive frames that have one."""
-    if method not in SMOOTHING:
-        raise ValueError(f"smoothing must be one of {SMOOTHING}, got {method!r}.")
+    check_choice("smoothing", method, SMOOTHING)
     out = [f.copy() for f in frames]
     if method == "none":
         return out

@@ -1,4 +1,5 @@
-"""YOLOX person detector (``yolox_l.onnx``): letterbox → ONNX → grid decode → NMS (DESIGN §6)."""
+"""YOLOX person detector (``yolox_l.onnx``): letterbox → ONNX → grid decode → NMS (docs/architecture.md, *Reference
+algorithms*)."""
 from __future__ import annotations
 
 import cv2

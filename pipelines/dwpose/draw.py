@@ -1,4 +1,5 @@
-"""Confidence-aware pose maps, pixel for pixel as the MimicMotion reference draws them (DESIGN §6).
+"""Confidence-aware pose maps, pixel for pixel as the MimicMotion reference draws them (docs/architecture.md,
+*Reference algorithms*).
 
 The reference draws on a canvas whose short side is 2160 px, into what it treats as a BGR image: body limbs
 (skipped when an end scores < 0.3, colour × c1·c2), then the whole canvas × 0.6, then joints (colour × c),
@@ -18,11 +19,13 @@ downscale factor, so limbs, hands and faces stay visible at the output size.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import cv2
 import numpy as np
 
 from ..options import POSE_STYLES as STYLES
+from ..options import check_choice
 from ..size_limits import check_image_size, check_memory
 from . import draw_styles
 from . import skeleton as sk
@@ -109,48 +112,20 @@ def _draw_face(canvas, faces, scores, widths):
     return canvas
 
 
-def _widths(style: str, scale: float) -> dict:
+def _widths(scale: float, thick: bool) -> dict:
+    """Line widths and radii on the drawing canvas: the reference's, or scaled by the downscale factor (thick)."""
     base = {"stick": 4, "joint": 4, "hand_line": 2, "hand_point": 4, "face_point": 3}
-    if style in ("reference", "stableanimator"):
+    if not thick:
         return base
-    if style == "thick":
-        k = max(float(scale), 1.0)
-        return {name: max(1, int(round(v * k))) for name, v in base.items()}
-    raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
+    k = max(float(scale), 1.0)
+    return {name: max(1, int(round(v * k))) for name, v in base.items()}
 
 
-def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool = True, face: bool = True,
-                  style: str = "reference", reference_canvas: int = REFERENCE_CANVAS, feet: bool = True) -> np.ndarray:
-    """Draw one frame's people as a pose map.
-
-    Args:
-        frame (`PoseFrame` or `dict`): the people, in pixels of the frame's own canvas; a ``POSE_KEYPOINT`` frame
-            dict is accepted. Coordinates are normalised by that canvas, so any output size works.
-        width, height (`int`): output size in pixels.
-        body, hands, face (`bool`, *optional*, default True): which parts to draw.
-        style (`str`, *optional*, defaults to ``"reference"``): ``"reference"`` (MimicMotion's pixels),
-            ``"thick"`` (line widths scaled so they survive the downscale), ``"stableanimator"`` (MimicMotion's
-            drawing without the final red/blue swap, as StableAnimator saved it), or one of the plain styles of
-            :mod:`.draw_styles` (``"wan_animate"``, ``"unianimate"``, ``"animate_x"``, ``"steadydancer"``).
-        reference_canvas (`int`, *optional*, defaults to 2160): short side of the drawing canvas.
-        feet (`bool`, *optional*, defaults to True): draw the toes in the styles that have them
-            (``wan_animate``, ``unianimate``, ``animate_x``; needs ``foot_keypoints_2d``).
-
-    Returns:
-        `np.ndarray` uint8 `[height, width, 3]` RGB as the chosen model saw it (``reference``: after
-        MimicMotion's BGR→RGB swap).
-    """
-    if not isinstance(frame, PoseFrame):
-        frame = openpose_to_frame(frame)
-    width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
-    if style == "wan_animate":
-        return draw_styles.draw_wan_animate(frame, width, height, body=body, hands=hands, feet=feet)
-    if style in draw_styles.PLAIN_STYLES:
-        return draw_styles.draw_plain(frame, width, height, style, body=body, hands=hands, face=face, feet=feet)
+def _draw_mimicmotion(frame: PoseFrame, width: int, height: int, *, body: bool, hands: bool, face: bool,
+                      reference_canvas: int, thick: bool, bgr_to_rgb: bool, **_unused) -> np.ndarray:
+    """MimicMotion's drawing (module docstring); ``thick`` scales the widths, ``bgr_to_rgb`` is its final swap."""
     cw, ch, scale = canvas_size(width, height, reference_canvas)
-    widths = _widths(style, scale)
+    widths = _widths(scale, thick)
     canvas = np.zeros((ch, cw, 3), dtype=np.uint8)
 
     norm = frame.keypoints / np.array([float(frame.width), float(frame.height)])
@@ -168,7 +143,59 @@ def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool
         present = frame.face_present
         canvas = _draw_face(canvas, norm[present][:, sk.FACE], scores[present][:, sk.FACE], widths)
     small = cv2.resize(canvas, (width, height)) if (cw, ch) != (width, height) else canvas
-    return small if style == "stableanimator" else cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB) if bgr_to_rgb else small
+
+
+def _draw_wan(frame, width, height, *, body, hands, feet, **_unused):
+    return draw_styles.draw_wan_animate(frame, width, height, body=body, hands=hands, feet=feet)
+
+
+def _plain(style: str):
+    def draw(frame, width, height, *, body, hands, face, feet, **_unused):
+        return draw_styles.draw_plain(frame, width, height, style, body=body, hands=hands, face=face, feet=feet)
+    return draw
+
+
+# style name -> drawer(frame, width, height, *, body, hands, face, feet, reference_canvas) -> uint8 [H,W,3] RGB.
+# Every name of options.POSE_STYLES has one (tests/test_pose_styles.py); add a style here and there.
+DRAWERS = {
+    "reference": partial(_draw_mimicmotion, thick=False, bgr_to_rgb=True),
+    "thick": partial(_draw_mimicmotion, thick=True, bgr_to_rgb=True),
+    # StableAnimator saved MimicMotion's drawing without the final red/blue swap
+    "stableanimator": partial(_draw_mimicmotion, thick=False, bgr_to_rgb=False),
+    "wan_animate": _draw_wan,
+    **{style: _plain(style) for style in draw_styles.PLAIN_STYLES},
+}
+
+
+def draw_pose_map(frame, width: int, height: int, body: bool = True, hands: bool = True, face: bool = True,
+                  style: str = "reference", reference_canvas: int = REFERENCE_CANVAS, feet: bool = True) -> np.ndarray:
+    """Draw one frame's people as a pose map.
+
+    Args:
+        frame (`PoseFrame` or `dict`): the people, in pixels of the frame's own canvas; a ``POSE_KEYPOINT`` frame
+            dict is accepted. Coordinates are normalised by that canvas, so any output size works.
+        width, height (`int`): output size in pixels.
+        body, hands, face (`bool`, *optional*, default True): which parts to draw.
+        style (`str`, *optional*, defaults to ``"reference"``): ``"reference"`` (MimicMotion's pixels),
+            ``"thick"`` (line widths scaled so they survive the downscale), ``"stableanimator"`` (MimicMotion's
+            drawing without the final red/blue swap, as StableAnimator saved it), or one of the plain styles of
+            :mod:`.draw_styles` (``"wan_animate"``, ``"unianimate"``, ``"animate_x"``, ``"steadydancer"``); see
+            :data:`DRAWERS`.
+        reference_canvas (`int`, *optional*, defaults to 2160): short side of the drawing canvas.
+        feet (`bool`, *optional*, defaults to True): draw the toes in the styles that have them
+            (``wan_animate``, ``unianimate``, ``animate_x``; needs ``foot_keypoints_2d``).
+
+    Returns:
+        `np.ndarray` uint8 `[height, width, 3]` RGB as the chosen model saw it (``reference``: after
+        MimicMotion's BGR→RGB swap).
+    """
+    if not isinstance(frame, PoseFrame):
+        frame = openpose_to_frame(frame)
+    width, height = check_image_size(width, height, "Pose map size", "set width and height on the node.")
+    check_choice("style", style, STYLES)
+    return DRAWERS[style](frame, width, height, body=body, hands=hands, face=face, feet=feet,
+                          reference_canvas=reference_canvas)
 
 
 def draw_pose_maps(frames, width: int, height: int, callback=None, **options) -> np.ndarray:

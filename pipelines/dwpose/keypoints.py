@@ -1,4 +1,4 @@
-"""Whole-body pose arrays ↔ the ``POSE_KEYPOINT`` socket payload (DESIGN §3).
+"""Whole-body pose arrays ↔ the ``POSE_KEYPOINT`` socket payload (docs/architecture.md, *Types between nodes*).
 
 ``POSE_KEYPOINT`` is a list with one dict per frame, compatible with comfyui_controlnet_aux::
 

@@ -14,6 +14,8 @@ import ctypes
 import logging
 from pathlib import Path
 
+from ..options import check_choice
+
 logger = logging.getLogger(__name__)
 
 # device choice → providers tried in order; the first one onnxruntime has is used, CPU is always the last resort.
@@ -101,8 +103,7 @@ def choose_providers(device: str = "auto", available=None, *, cuda_problem=None)
         cuda_problem (`callable`, *optional*): returns None when CUDA can load, else why not
             (default: :func:`cuda_provider_problem`); only called when CUDA is wanted.
     """
-    if device not in PROVIDERS:
-        raise ValueError(f"DWPose device must be one of {DEVICES}, got {device!r}.")
+    check_choice("DWPose device", device, DEVICES)
     if not cuda_wanted(device):
         return ["CPUExecutionProvider"]
     if available is None or cuda_problem is None:

@@ -1,4 +1,4 @@
-"""Keypoint layouts and drawing tables of the DWPose stage, as data (DESIGN §6).
+"""Keypoint layouts and drawing tables of the DWPose stage, as data (docs/architecture.md, *Reference algorithms*).
 
 The whole-body layout after the neck is inserted has 134 points: body 0–17 (OpenPose-18 order), feet 18–23,
 face 24–91 (68 points), left hand 92–112 and right hand 113–133 (21 points each).

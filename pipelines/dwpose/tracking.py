@@ -7,6 +7,7 @@ import numpy as np
 
 from ..options import MISSING_PERSON_MODES as MISSING_MODES
 from ..options import PERSON_SELECTIONS as SELECTIONS
+from ..options import check_choice
 from . import skeleton as sk
 from .keypoints import PoseFrame, person_box
 
@@ -51,7 +52,7 @@ def pick_person(frame: PoseFrame, candidates: list[int], selection: str, index: 
         cx, cy = frame.width / 2.0, frame.height / 2.0
         return min(boxes, key=lambda p: ((boxes[p][0] + boxes[p][2]) / 2 - cx) ** 2
                    + ((boxes[p][1] + boxes[p][3]) / 2 - cy) ** 2)
-    raise ValueError(f"person selection must be one of {SELECTIONS}, got {selection!r}.")
+    check_choice("person selection", selection, [s for s in SELECTIONS if s != "all"])
 
 
 def track_person(frames: list[PoseFrame], selection: str = "largest", index: int = 0,
@@ -63,8 +64,7 @@ def track_person(frames: list[PoseFrame], selection: str = "largest", index: int
     people. While it is missing, nobody else is taken for it; a person who appears as a new identity then is
     adopted (picked by the same rule among the newcomers), so someone who left and came back is found again.
     """
-    if selection not in SELECTIONS or selection == "all":
-        raise ValueError(f"person selection must be one of {SELECTIONS[1:]} for tracking, got {selection!r}.")
+    check_choice("person selection for tracking", selection, [s for s in SELECTIONS if s != "all"])
     last_boxes: dict[int, np.ndarray] = {}
     next_id = 0
     target = None
@@ -124,8 +124,7 @@ def fill_missing(frames: list[PoseFrame], found: list[bool], mode: str = "interp
     """Frames whose person was not found: interpolate person 0 linearly between the nearest frames that have
     one (copy the nearest at the ends), leave them empty, or keep what the detector gave (the reference draws
     its whole-image fallback). A sequence without any found frame becomes all empty for both fill modes."""
-    if mode not in MISSING_MODES:
-        raise ValueError(f"missing-person mode must be one of {MISSING_MODES}, got {mode!r}.")
+    check_choice("missing-person mode", mode, MISSING_MODES)
     if mode == "keep (reference)":
         return [f.copy() for f in frames]
     good = [i for i, ok in enumerate(found) if ok and frames[i].num_people > 0]
@@ -165,3 +164,30 @@ def _interpolated(frames: list[PoseFrame], i: int, prev: int | None, nxt: int | 
     out = PoseFrame(kp[None] * scale, sc[None], target.width, target.height, face, hands)
     out.extra["interpolated"] = True
     return out
+
+
+def follow_person(detected: list[PoseFrame], selection: str = "all", index: int = 0, keep_others: bool = False,
+                  missing: str = "interpolate", label: str | None = None) -> list[PoseFrame]:
+    """Detect Pose's choice of people: pick the person to follow (:func:`select_people`), then fill the frames
+    where they are missing (:func:`fill_missing`; ``"keep (reference)"`` keeps whatever the detector gave there,
+    including its whole-image guess).
+
+    Raises:
+        `ValueError` when nobody, or not the chosen person, is in any frame (blank pose maps would only fail or
+        mislead much later); ``label`` names the choice in that message (defaults to ``selection``).
+    """
+    count = len(detected)
+    selected, found = select_people(detected, selection, index, keep_others)
+    absent = found.count(False)
+    if absent == count:
+        if not any(real_people(frame) for frame in detected):
+            raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
+                             "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")
+        raise ValueError(f"The person to follow ({label or selection}, person_index {index}) is in none of the "
+                         f"{count} frames: pick 'largest' or 'most central', or another person_index.")
+    if missing == "keep (reference)":
+        selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
+    result = fill_missing(selected, found, missing)
+    if absent:
+        logger.warning("Detect pose: no person found in %d of %d frames (%s).", absent, count, missing)
+    return result

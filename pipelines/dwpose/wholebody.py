@@ -81,10 +81,6 @@ def load_wholebody(detector_path, pose_path, device: str = "auto") -> Wholebody:
     return _LOADED[key]
 
 
-def release_sessions() -> None:
-    _LOADED.clear()
-
-
 def frames_digest(frames: np.ndarray, *parts) -> str:
     """Content hash of uint8 frames plus settings, for the detection cache."""
     h = hashlib.blake2b(digest_size=20)
@@ -119,3 +115,22 @@ class DetectionCache:
 
 
 DETECTIONS = DetectionCache()
+
+
+def detect_video_cached(frames: np.ndarray, detector_path, pose_path, device: str = "auto",
+                        callback=None) -> list:
+    """Every person's whole-body keypoints in uint8 ``frames`` `[F,H,W,3]`, as :class:`PoseFrame` per frame.
+
+    Detections are kept by content (the frames, both model files, the device) in :data:`DETECTIONS`, so running a
+    graph again does not detect again; ``callback(done, F)`` reports the frames done (at once on a cache hit).
+    """
+    key = frames_digest(frames, _file_key(detector_path), _file_key(pose_path), device)
+    detected = DETECTIONS.get(key)
+    if detected is None:
+        detected = load_wholebody(detector_path, pose_path, device).detect_video(frames, callback=callback)
+        DETECTIONS.put(key, detected)
+    else:
+        logger.info("Detect pose: %d frames taken from the cache", len(frames))
+        if callback is not None:
+            callback(len(frames), len(frames))
+    return detected

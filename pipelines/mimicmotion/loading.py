@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..options import MEMORY_MODES
+from ..options import MEMORY_MODES, check_choice
 from ..weights import load_pickle_weights_only, load_safetensors
 from .pose_net import POSE_NET_DOWNSAMPLING, PoseNet
 
@@ -462,8 +462,7 @@ def load_motion_model(svd_path: str | Path, checkpoint: str | Path, *, dtype: to
                       pose_net_file: str | Path | None = None, memory_mode: str = "keep_loaded",
                       offload_device=None, config_dir: str | Path | None = None) -> MotionModel:
     """Load SVD base + MimicMotion checkpoint into a :class:`MotionModel` (on the CPU until first use)."""
-    if memory_mode not in MEMORY_MODES:
-        raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}.")
+    check_choice("memory_mode", memory_mode, MEMORY_MODES)
     base = load_svd_base(svd_path, dtype, config_dir)
     unet, pose_net = load_mimicmotion(checkpoint, base.unet_config, dtype, pose_net_file)
     return MotionModel(unet=unet, pose_net=pose_net, vae=base.vae, image_encoder=base.image_encoder,

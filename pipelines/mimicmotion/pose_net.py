@@ -1,4 +1,5 @@
-"""MimicMotion's PoseNet: pose maps → features added to the UNet's ``conv_in`` output (DESIGN §5).
+"""MimicMotion's PoseNet: pose maps → features added to the UNet's ``conv_in`` output (docs/architecture.md,
+*Reference algorithms*).
 
 State-dict keys match the released checkpoint: ``conv_layers.{0,2,…,14}.{weight,bias}``, ``final_proj.{weight,bias}``,
 ``scale``. About 205k parameters at the real size.

@@ -1,4 +1,5 @@
-"""Image preprocessing of the MimicMotion reference (DESIGN §5): size rule, cover resize, the uint8 round trip,
+"""Image preprocessing of the MimicMotion reference (docs/architecture.md, *Reference algorithms*): size rule, cover
+resize, the uint8 round trip,
 and CLIP's input (squash to the encoder size with SVD's antialiasing resize, then CLIP mean/std)."""
 from __future__ import annotations
 

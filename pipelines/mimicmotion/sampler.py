@@ -1,4 +1,5 @@
-"""MimicMotion's pose-guided SVD sampler with progressive latent fusion (DESIGN §5), diffusers-style.
+"""MimicMotion's pose-guided SVD sampler with progressive latent fusion (docs/architecture.md, *Reference
+algorithms*), diffusers-style.
 
 Default options reproduce the MimicMotion reference: CLIP + VAE conditioning of the reference image, added time
 ids ``[fps-1, motion_bucket, aug]``, Karras/Euler v-prediction, tiles that all contain frame 0, triangular fusion
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..guidance.hook import GuidanceModule, UNetCall, UNetResidualHooks, sum_residuals
-from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES
+from ..options import ARITHMETIC_MODES, NOISE_DEVICES, NOISE_MODES, check_choice
 from . import schedule as sched
 from .decode import decode_latents
 from .loading import MotionModel
@@ -70,18 +71,12 @@ class SamplerOptions:
     arithmetic: str = "reference"
 
     def validate(self) -> None:
-        if self.fusion_weights not in WEIGHT_SHAPES:
-            raise ValueError(f"fusion_weights must be one of {WEIGHT_SHAPES}, got {self.fusion_weights!r}.")
-        if self.noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
-        if self.sigma_schedule not in sched.SIGMA_SCHEDULES:
-            raise ValueError(f"sigma_schedule must be one of {sched.SIGMA_SCHEDULES}, got {self.sigma_schedule!r}.")
-        if self.noise_device not in NOISE_DEVICES:
-            raise ValueError(f"noise_device must be one of {NOISE_DEVICES}, got {self.noise_device!r}.")
-        if self.arithmetic not in ARITHMETIC_MODES:
-            raise ValueError(f"arithmetic must be one of {ARITHMETIC_MODES}, got {self.arithmetic!r}.")
-        if self.pose_cache not in POSE_CACHE_PLACES:
-            raise ValueError(f"pose_cache must be one of {POSE_CACHE_PLACES}, got {self.pose_cache!r}.")
+        check_choice("fusion_weights", self.fusion_weights, WEIGHT_SHAPES)
+        check_choice("noise", self.noise, NOISE_MODES)
+        check_choice("sigma_schedule", self.sigma_schedule, sched.SIGMA_SCHEDULES)
+        check_choice("noise_device", self.noise_device, NOISE_DEVICES)
+        check_choice("arithmetic", self.arithmetic, ARITHMETIC_MODES)
+        check_choice("pose_cache", self.pose_cache, POSE_CACHE_PLACES)
         if not 0.0 <= self.pose_start <= self.pose_end <= 1.0:
             raise ValueError(f"Need 0 <= pose_start <= pose_end <= 1, got {self.pose_start} and {self.pose_end}.")
         if self.unet_batch < 1:
@@ -114,7 +109,9 @@ class MimicMotionPipeline:
     # -- stages ------------------------------------------------------------------------------------------------
 
     def check_inputs(self, reference: torch.Tensor, poses: torch.Tensor, steps: int, tile_size: int, overlap: int,
-                     options: SamplerOptions) -> None:
+                     options: SamplerOptions) -> list[list[int]]:
+        """Raise a clear ``ValueError`` for inputs the sampler cannot use; return the tiles (:func:`.tiles.plan_tiles`),
+        planned once per run here."""
         if reference.dtype != torch.uint8 or reference.ndim != 4 or reference.shape[:2] != (1, 3):
             raise ValueError(f"reference must be uint8 [1,3,H,W], got {reference.dtype} {list(reference.shape)}.")
         if poses.dtype != torch.uint8 or poses.ndim != 4 or poses.shape[1] != 3:
@@ -122,8 +119,8 @@ class MimicMotionPipeline:
         if poses.shape[0] < 2:
             raise ValueError(f"Need at least 2 pose frames (frame 0 = the reference pose, then the motion), got {poses.shape[0]}.")
         if poses.shape[-2:] != reference.shape[-2:]:
-            raise ValueError(f"Pose maps are {poses.shape[-1]}×{poses.shape[-2]} but the reference is "
-                             f"{reference.shape[-1]}×{reference.shape[-2]}; draw the poses at the reference size.")
+            raise ValueError(f"pose_images are {poses.shape[-1]}×{poses.shape[-2]} but reference_image is "
+                             f"{reference.shape[-1]}×{reference.shape[-2]}: draw the poses at the reference size.")
         factor = self.model.total_downsampling
         height, width = reference.shape[-2:]
         if height % factor or width % factor:
@@ -131,8 +128,9 @@ class MimicMotionPipeline:
                              f"resize the reference (Fit Reference Image) and draw the poses at that size.")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}.")
-        plan_tiles(poses.shape[0], tile_size, overlap)  # raises on a bad tile size / overlap
+        tiles = plan_tiles(poses.shape[0], tile_size, overlap)  # raises on a bad tile size / overlap
         options.validate()
+        return tiles
 
     @torch.no_grad()
     def _encode_image(self, reference: torch.Tensor) -> torch.Tensor:
@@ -229,14 +227,13 @@ class MimicMotionPipeline:
         m = self.model
         options = options or SamplerOptions()
         # 1. check inputs
-        self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
+        tiles = self.check_inputs(reference, poses, num_inference_steps, tile_size, tile_overlap, options)
         num_frames = poses.shape[0]
         height, width = reference.shape[-2:]
         modules = [PoseGuidance(m, poses, options.pose_strength, options.pose_start, options.pose_end),
                    *(guidance or ())]
         for module in modules[1:]:
             module.check(num_frames, height, width)
-        tiles = plan_tiles(num_frames, tile_size, tile_overlap)
         period = len(tiles[0])
         # the reference decides on max(linspace) > 1; guidance above 1 anywhere in the video needs both passes
         do_cfg = max(min_guidance_scale, max_guidance_scale) > 1.0

@@ -2,7 +2,7 @@
 
 Pure functions matching diffusers' ``EulerDiscreteScheduler`` with the SVD-XT config (v_prediction,
 ``timestep_type="continuous"``, ``use_karras_sigmas=True``, sigma 700 → 0.002, rho 7, spacing "leading"),
-which is what the MimicMotion reference samples with (DESIGN §5).
+which is what the MimicMotion reference samples with (docs/architecture.md, *Reference algorithms*).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from ..options import SIGMA_SCHEDULES
+from ..options import SIGMA_SCHEDULES, check_choice
 
 # NVIDIA "Align Your Steps" sigmas published for SVD (11 values); resampled log-linearly to the step count.
 AYS_SVD_SIGMAS = (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002)
@@ -51,13 +51,12 @@ def align_your_steps_sigmas(num_steps: int) -> torch.Tensor:
 
 def make_sigmas(num_steps: int, schedule: str = "karras", sigma_min: float = 0.002, sigma_max: float = 700.0) -> torch.Tensor:
     """Sigmas (with the final 0) for a named schedule; ``karras`` is the reference."""
+    check_choice("sigma schedule", schedule, SIGMA_SCHEDULES)
     if schedule == "karras":
         return karras_sigmas(num_steps, sigma_min, sigma_max)
     if schedule == "exponential":
         return exponential_sigmas(num_steps, sigma_min, sigma_max)
-    if schedule == "align_your_steps":
-        return align_your_steps_sigmas(num_steps)
-    raise ValueError(f"sigma schedule must be one of {SIGMA_SCHEDULES}, got {schedule!r}.")
+    return align_your_steps_sigmas(num_steps)
 
 
 def sigma_to_timestep(sigmas: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Progressive latent fusion: which frames each tile covers and how much each tile's prediction counts.
 
-Pure functions (DESIGN §5). A video of ``N`` frames (frame 0 is the reference-pose frame) is denoised in tiles
+Pure functions (docs/architecture.md, *Reference algorithms*). A video of ``N`` frames (frame 0 is the reference-pose
+frame) is denoised in tiles
 of ``T`` frames that overlap by ``O``; frame 0 sits at position 0 of every tile, so every tile sees the
 reference. Each step, the v-predictions of all tiles are averaged per frame with the tile's position weights.
 """
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from ..options import FUSION_WEIGHT_SHAPES as WEIGHT_SHAPES
+from ..options import check_choice
 
 
 def plan_tiles(num_frames: int, tile_size: int, overlap: int) -> list[list[int]]:
@@ -48,8 +50,7 @@ def tile_weights(tile_size: int, shape: str = "triangle") -> np.ndarray:
     ``triangle`` (reference): ``w_k = min((2k+1)/T, 2 - (2k+1)/T)``, a symmetric triangle, so frames near a tile's
     edge count little and seams fade. ``flat``: every position weighs 1 (a plain average).
     """
-    if shape not in WEIGHT_SHAPES:
-        raise ValueError(f"Fusion weight shape must be one of {WEIGHT_SHAPES}, got {shape!r}.")
+    check_choice("Fusion weight shape", shape, WEIGHT_SHAPES)
     if shape == "flat":
         return np.ones(tile_size, dtype=np.float64)
     ramp = (2.0 * np.arange(tile_size) + 1.0) / tile_size
@@ -59,8 +60,7 @@ def tile_weights(tile_size: int, shape: str = "triangle") -> np.ndarray:
 def tile_weights_tensor(tile_size: int, shape: str = "triangle", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """:func:`tile_weights` computed in ``dtype`` with the reference's operations (``(k + 0.5)·2/T``, then
     ``min(w, 2 − w)``, each rounded to ``dtype``), so the fp16 weights are the reference's fp16 weights."""
-    if shape not in WEIGHT_SHAPES:
-        raise ValueError(f"Fusion weight shape must be one of {WEIGHT_SHAPES}, got {shape!r}.")
+    check_choice("Fusion weight shape", shape, WEIGHT_SHAPES)
     if shape == "flat":
         return torch.ones(tile_size, dtype=dtype)
     ramp = (torch.arange(tile_size, dtype=dtype) + 0.5) * 2.0 / tile_size

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 from ..options import RENDER_BACKENDS as BACKENDS
+from ..options import check_choice
 from .surface import SurfaceBuffers, face_labels, render_surface_torch
 
 ALL_MAPS = ("depth", "normal", "semantic", "mask", "preview")
@@ -138,8 +139,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
     pyrender/OSMesa for a body at 512×768 (``bench/render.py``: ~1.6–1.8× on 2 otherwise idle cores; on a
     heavily shared CPU OSMesa's own threads cope better) and it needs no process-wide OpenGL platform choice.
     ``pyrender`` stays available on request."""
-    if backend not in BACKENDS:
-        raise ValueError(f"renderer must be one of {BACKENDS}, got {backend!r}.")
+    check_choice("renderer", backend, BACKENDS)
     return "torch" if backend == "auto" else backend
 
 

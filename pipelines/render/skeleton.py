@@ -280,7 +280,8 @@ def graft_hands_and_face(body: torch.Tensor, driving_person: dict | None, *, rot
 
 def to_pose_keypoint(keypoints: torch.Tensor, size: tuple[int, int], driving: list | None = None, *,
                      rotate_hands: bool = True, feet: torch.Tensor | None = None) -> list[dict]:
-    """POSE_KEYPOINT frames (DESIGN §3) from `(T, 18, 3)` keypoints; hands/face from ``driving`` frames; optional
+    """POSE_KEYPOINT frames (docs/architecture.md, *Types between nodes*) from `(T, 18, 3)` keypoints; hands/face from
+    ``driving`` frames; optional
     ``feet`` `(T, 6, 3)` become ``foot_keypoints_2d`` (the toes of the Wan-Animate / UniAnimate styles)."""
     width, height = int(size[0]), int(size[1])
     frames = []

@@ -1,4 +1,5 @@
-"""The built-in Anny body behind the ``SMPL_MODEL`` interface (DESIGN §7a), driven by SMPL-format motion.
+"""The built-in Anny body behind the ``SMPL_MODEL`` interface (docs/architecture.md, *Reference algorithms*), driven
+by SMPL-format motion.
 
 :class:`AnnyBody` exposes what :class:`.body_model.BodyModel` exposes (``forward``, ``rest_joints``,
 ``rest_height``, ``faces``, ``part_labels``, ``part_weights``, ``parents``, ``num_vertices``, ``model_type``) plus the Anny shape
@@ -69,6 +70,7 @@ class AnnyBody:
     motion_types = ("smpl", "smplx")
     gender = "neutral"
     has_hands = True
+    shape_kind = "phenotype"  # see .interface.SMPLModel
 
     def __init__(self, module, source: str = "anny", phenotype=DEFAULT_PHENOTYPE):
         self.source = source
@@ -193,7 +195,7 @@ class AnnyBody:
         z = self.rest(phenotype)["vertices"][:, 2]
         return np.full(frames, float(z.max() - z.min()))
 
-    def rest_vertices(self, phenotype=None) -> np.ndarray:
+    def rest_vertices(self, betas=None, phenotype=None) -> np.ndarray:
         """(V,3) float64 shaped rest vertices in SMPL's axes, root on SMPL's neutral pelvis."""
         rest = self.rest(phenotype)
         return (rest["vertices"] @ rest["to_smpl"].T + rest["offset"]).detach().cpu().numpy().astype(np.float64)

@@ -1,4 +1,5 @@
-"""Loading the built-in Anny body and its one-time derived cache (DESIGN §4, §7a).
+"""Loading the built-in Anny body and its one-time derived cache (docs/architecture.md, *Model files*, *Reference
+algorithms*).
 
 The ``anny`` package ships every asset of its default body; on first use it derives data (minutes, ~1.7 GB peak
 memory) and caches it. The cache lives in ``ANNY_CACHE_DIR`` when that variable is set, else in ComfyUI's

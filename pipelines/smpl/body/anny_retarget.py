@@ -1,4 +1,5 @@
-"""SMPL-format joint rotations → the Anny rig (DESIGN §7a): bone map, rest alignment, axis change, root offset.
+"""SMPL-format joint rotations → the Anny rig (docs/architecture.md, *Reference algorithms*): bone map, rest
+alignment, axis change, root offset.
 
 Anny (z-up, facing −y, body's left on +x) is posed in its ``world-orient`` parameterisation: every bone gets a
 world rotation ``G_b`` that maps its rest orientation to the posed one. For a bone driven by SMPL joint ``j``::

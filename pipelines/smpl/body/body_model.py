@@ -60,6 +60,7 @@ class BodyModel:
     """
 
     has_hands = False  # SMPL-X: True (set in __init__)
+    shape_kind = "betas"  # see .interface.SMPLModel
 
     def __init__(self, arrays: dict, model_type: str = "smpl", gender: str = "neutral", source: str = "arrays"):
         self.model_type = model_type

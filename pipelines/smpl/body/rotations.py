@@ -24,18 +24,6 @@ def axis_angle_to_matrix(aa) -> np.ndarray:
     return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
-def quaternion_to_matrix(q) -> np.ndarray:
-    """(...,4) quaternion (w,x,y,z), normalised first → (...,3,3)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), _EPS)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    m = np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)
-    return m.reshape(q.shape[:-1] + (3, 3))
-
-
 def matrix_to_quaternion(m) -> np.ndarray:
     """(...,3,3) rotation → (...,4) quaternion with w ≥ 0, from the best-conditioned of four formulas."""
     m = np.asarray(m, dtype=np.float64)
@@ -105,14 +93,6 @@ def sixd_to_matrix(d6):
     b = b - np.sum(c0 * b, -1, keepdims=True) * c0
     c1 = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), _EPS)
     return np.stack([c0, c1, np.cross(c0, c1)], -1)
-
-
-def axis_angle_to_6d(aa) -> np.ndarray:
-    return matrix_to_6d(axis_angle_to_matrix(aa))
-
-
-def sixd_to_axis_angle(d6) -> np.ndarray:
-    return matrix_to_axis_angle(sixd_to_matrix(d6))
 
 
 def continuous_quaternions(q, axis: int = 0) -> np.ndarray:

@@ -1,12 +1,11 @@
-"""SMPL estimation from images: the estimator interface, a registry of backends, and the shared
-bookkeeping that turns per-frame results into an ``SMPL_SEQUENCE`` (DESIGN §3).
+"""SMPL estimation from images: the estimator interface and the shared bookkeeping that turns per-frame results
+into an ``SMPL_SEQUENCE`` (docs/architecture.md, *Types between nodes*).
 
-A backend implements :class:`SMPLEstimator`; it is registered by name so nodes and scripts pick it by a
-string (``create_estimator("hmr2", path=..., device=..., dtype=...)``). Built-in backends are imported lazily.
+A backend implements :class:`SMPLEstimator` (HMR2: :class:`.hmr2.HMR2Estimator`). Each estimator has its own node,
+since each reads its own checkpoint folder; there is no registry of backends by name.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
@@ -40,38 +39,6 @@ class SMPLEstimator(Protocol):
 
     def estimate(self, images, boxes: Sequence, callback: ProgressCallback | None = None,
                  fps: float = 30.0) -> dict: ...
-
-
-# name -> factory(**kwargs) -> SMPLEstimator. Built-ins are "module:attribute" strings resolved on first use.
-_BACKENDS: dict[str, Callable[..., SMPLEstimator] | str] = {
-    "hmr2": "hmr2:HMR2Estimator.from_checkpoint",
-}
-
-
-def register_estimator(name: str, factory: Callable[..., SMPLEstimator]) -> None:
-    """Add (or replace) a backend; ``factory(**kwargs)`` returns an :class:`SMPLEstimator`."""
-    _BACKENDS[name] = factory
-
-
-def available_estimators() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-def estimator_factory(name: str) -> Callable[..., SMPLEstimator]:
-    if name not in _BACKENDS:
-        raise ValueError(f"Unknown SMPL estimator {name!r}; available: {available_estimators()}.")
-    factory = _BACKENDS[name]
-    if isinstance(factory, str):
-        module_name, attribute = factory.split(":")
-        target = importlib.import_module(f".{module_name}", __package__)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-        factory = _BACKENDS[name] = target
-    return factory
-
-
-def create_estimator(name: str, **kwargs) -> SMPLEstimator:
-    return estimator_factory(name)(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------

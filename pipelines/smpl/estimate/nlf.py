@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ...options import NLF_CAMERAS as CAMERAS
+from ...options import check_choice
 from ...pinhole import output_size, scale_intrinsics
 from ..motion.posing import pose_sequence
 from ..motion.sequence import OPTIONAL_PER_FRAME, PER_FRAME, num_frames, validate_sequence
@@ -85,8 +86,7 @@ def sequence_in_camera(model, seq: dict, *, width: int = 0, height: int = 0, cam
     """The sequence framed for a ``width`` × ``height`` image in ``camera``: intrinsics rescaled to that size and,
     for ``"nlf_fov55"``, NLF's camera with every frame's body dollied (:func:`dolly_to_camera` on the pelvis, the
     same shift added to ``transl``), so meshes, capsules and keypoints rendered from it all agree."""
-    if camera not in CAMERAS:
-        raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}.")
+    check_choice("camera", camera, CAMERAS)
     seq = validate_sequence(seq)
     size = output_size(seq, width, height)
     out = dict(seq, image_size=size)

@@ -1,4 +1,5 @@
-"""Set Body Shape (DESIGN §7a): the Anny phenotype of a sequence, from sliders or fitted to its 2D keypoints.
+"""Set Body Shape (docs/architecture.md, *Reference algorithms*): the Anny phenotype of a sequence, from sliders or
+fitted to its 2D keypoints.
 
 The fit estimates what joints can tell (age, height, proportions) by gradient descent through the Anny body and
 its COCO keypoint regressor, started from the best points of a coarse grid (mode ``fit``; ``fit_from_sliders``
@@ -14,7 +15,7 @@ import logging
 import numpy as np
 import torch
 
-from ...options import BODY_SHAPE_MODES
+from ...options import BODY_SHAPE_MODES, check_choice
 from ..body.phenotype import PHENOTYPE_LABELS, check_phenotype
 from .sequence import validate_sequence
 
@@ -184,12 +185,11 @@ def set_body_shape(seq: dict, body, mode: str = "sliders", sliders=None, warning
         `ValueError` for an unknown mode, slider values outside 0..1, a body without a phenotype (SMPL) in a fit
         mode, or a sequence without usable keypoints.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    check_choice("mode", mode, MODES)
     seq = validate_sequence(seq)
     values = check_phenotype(body.phenotype if sliders is None else sliders, "body shape sliders")
     if mode != "sliders":
-        if not hasattr(body, "openpose_keypoints"):
+        if body.shape_kind != "phenotype":
             raise ValueError("Fitting the body shape needs the built-in Anny body (Load Body Model → "
                              "'anny (built-in)'); SMPL bodies take their shape from betas.")
         start = values.copy()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...options import CAMERA_EASINGS as EASINGS
-from ...options import CAMERA_PIVOTS
+from ...options import CAMERA_PIVOTS, check_choice
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_about_axis
 from .sequence import num_frames, validate_sequence
 
 
 def ease(t, kind: str = "linear") -> np.ndarray:
     """Map 0..1 to 0..1: linear, or smooth cubic ease-in/out."""
+    check_choice("easing", kind, EASINGS)
     t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
     if kind == "linear":
         return t
@@ -26,9 +27,7 @@ def ease(t, kind: str = "linear") -> np.ndarray:
         return t * t * (3 - 2 * t)
     if kind == "ease_in":
         return t ** 3
-    if kind == "ease_out":
-        return 1 - (1 - t) ** 3
-    raise ValueError(f"easing must be one of {EASINGS}, got {kind!r}.")
+    return 1 - (1 - t) ** 3  # ease_out
 
 
 def axis_rotation(axis, degrees: float) -> np.ndarray:

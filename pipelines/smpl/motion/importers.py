@@ -25,6 +25,7 @@ import numpy as np
 
 from ...options import MOTION_EXPORT_FORMATS as EXPORT_FORMATS
 from ...options import MOTION_FORMATS as FORMATS
+from ...options import check_choice
 from ...output_paths import new_file
 from ...size_limits import MAX_MOTION_FRAMES
 from ...weights import load_pickle_weights_only, read_npz_entries
@@ -443,8 +444,7 @@ def load_motion_file(path, fmt: str = "auto", image_size=None, fps: float | None
     """
 
     path = Path(path)
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}.")
+    check_choice("format", fmt, FORMATS)
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
         if not files:
@@ -503,8 +503,7 @@ def save_motion_file(seq: dict, path, fmt: str = "motionguide", model=None, over
 
     if fmt == "motionguide":
         return save_sequence(seq, path, overwrite)
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}.")
+    check_choice("export format", fmt, EXPORT_FORMATS)
     path = Path(path).with_suffix(".npz")
     if os.path.lexists(path) and not overwrite:  # before the conversion work; new_file checks again when publishing
         raise FileExistsError(f"{path} already exists; choose another name (motion files are never overwritten).")

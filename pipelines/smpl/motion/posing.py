@@ -6,7 +6,7 @@ from .sequence import body_kwargs
 
 def motion_types(model) -> tuple[str, ...]:
     """Sequence ``model_type`` values the body model can play (Anny: SMPL and SMPL-X rotations)."""
-    return tuple(getattr(model, "motion_types", (model.model_type,)))
+    return tuple(model.motion_types)
 
 
 def check_motion_type(model, *seqs) -> None:

@@ -1,4 +1,5 @@
-"""``SMPL_SEQUENCE``: a body motion in a camera (DESIGN §3), its checks, ``.npz`` files, slicing and resampling.
+"""``SMPL_SEQUENCE``: a body motion in a camera (docs/architecture.md, *Types between nodes*), its checks, ``.npz``
+files, slicing and resampling.
 
 A sequence is a dict:
 

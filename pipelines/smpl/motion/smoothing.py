@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from ...options import BETAS_MODES, ROTATION_SPACES, TRANSLATION_FILTERS
+from ...options import BETAS_MODES, ROTATION_SPACES, TRANSLATION_FILTERS, check_choice
 from ...temporal_filters import one_euro, savgol
 from ..body.rotations import (
     axis_angle_to_matrix,
@@ -70,14 +70,13 @@ def fill_invalid_frames(seq: dict) -> dict:
 
 def smooth_rotations(rot: np.ndarray, window: int, space: str = "quaternion", order: int = 2) -> np.ndarray:
     """Smooth (T,J,3) axis-angle rotations over time in a continuous representation."""
+    check_choice("rotation space", space, ROTATION_SPACES)
     if space == "quaternion":
         quat = continuous_quaternions(axis_angle_to_quaternion(rot))
         smooth = savgol(quat, window, order)
         return quaternion_to_axis_angle(smooth / np.linalg.norm(smooth, axis=-1, keepdims=True))
-    if space == "6d":
-        smooth = savgol(matrix_to_6d(axis_angle_to_matrix(rot)), window, order)
-        return matrix_to_axis_angle(sixd_to_matrix(smooth))
-    raise ValueError(f"rotation space must be one of {ROTATION_SPACES}, got {space!r}.")
+    smooth = savgol(matrix_to_6d(axis_angle_to_matrix(rot)), window, order)  # "6d"
+    return matrix_to_axis_angle(sixd_to_matrix(smooth))
 
 
 def smooth_sequence(seq: dict, *, model=None, betas: str = "median", rotation_window: int = 9, rotation_space: str = "quaternion",
@@ -99,6 +98,9 @@ def smooth_sequence(seq: dict, *, model=None, betas: str = "median", rotation_wi
         fill_gaps (`bool`, defaults to True): interpolate frames with ``valid=False`` first (otherwise they are
             smoothed as they are).
     """
+    check_choice("betas", betas, BETAS_MODES)
+    check_choice("rotation_space", rotation_space, ROTATION_SPACES)
+    check_choice("translation_filter", translation_filter, TRANSLATION_FILTERS)
     seq = fill_invalid_frames(seq) if fill_gaps else validate_sequence(seq)
     out = dict(seq)
     transl = seq["transl"].astype(np.float64)
@@ -110,16 +112,12 @@ def smooth_sequence(seq: dict, *, model=None, betas: str = "median", rotation_wi
         elif np.ptp(seq["betas"], axis=0).max() > 0:
             logger.warning("Smooth SMPL Motion: betas=median without a body model moves the pelvis by the change "
                            "of its shape-dependent root joint; connect smpl_model to keep the root in place.")
-    elif betas != "keep":
-        raise ValueError(f"betas must be one of {BETAS_MODES}, got {betas!r}.")
     if rotation_window > 2:
         _set_rotations(out, smooth_rotations(_rotations(seq), rotation_window, rotation_space))
     if translation_filter == "savgol":
         transl = savgol(transl, translation_window)
     elif translation_filter == "one_euro":
         transl = one_euro(transl, seq["fps"], one_euro_min_cutoff, one_euro_beta)
-    elif translation_filter != "none":
-        raise ValueError(f"translation_filter must be one of {TRANSLATION_FILTERS}, got {translation_filter!r}.")
     out["transl"] = transl.astype(np.float32)
     return out
 

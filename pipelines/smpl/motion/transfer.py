@@ -1,4 +1,5 @@
-"""Shape transfer (DESIGN §7): the driving motion performed by the reference person's body, in the reference camera.
+"""Shape transfer (docs/architecture.md, *Reference algorithms*): the driving motion performed by the reference
+person's body, in the reference camera.
 
 Steps, for driving sequence D and reference sequence R (its first valid frame is the reference image):
 
@@ -6,42 +7,43 @@ Steps, for driving sequence D and reference sequence R (its first valid frame is
    reference's phenotype (its default shape when the reference has none); the driving joint rotations stay.
 2. Root compensation: SMPL rotates about the root joint J0(β), which moves with β, so a translation written for
    β_D is rewritten as T' = T + J0(β_D) − J0(β_R): the root joint stays exactly where it was.
-3. Orientation: ``upright`` (default) keeps the driving facing but turns the motion so the driving body's mean
-   up direction becomes the reference body's up (driving and reference cameras at different heights or pitch:
-   the motion stays upright on the reference's ground); ``keep`` copies the driving rotations as they are;
-   ``align_first`` turns the first frame to the reference's facing (G'_t = G_R · G_D,0⁻¹ · G_D,t). The
-   trajectory is turned by the same rotation.
-4. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y and z with s the
-   body-height ratio (a smaller person makes smaller steps, also towards the camera); or the root locked at the
-   reference; or kept.
-5. Fit: the reference body is first placed so its projected OpenPose-18 joints land on the reference's own 2D
+3. Fit: the reference body is first placed so its projected OpenPose-18 joints land on the reference's own 2D
    keypoints (least squares over the translation, when the reference sequence carries ``keypoints``); without
    keypoints, so that its projected mesh has the reference box's height, bottom and centre (a detector box of
    the whole person; a tight keypoint box would make the body ~6-10 % small with the soles at the ankles).
    With ``camera="driving"`` the placement is then carried into the driving frame (same spot and same share of
    the frame height), so the body is placed for the camera it is projected with.
-6. Ground: a constant shift along the reference "up" axis puts the driving ground (a low percentile of the
-   per-frame lowest foot point) at the reference feet: no sliding or floating, jumps keep their height.
+4. Orientation: ``upright`` (default) keeps the driving facing but turns the motion so the driving body's mean
+   up direction becomes the reference body's up (driving and reference cameras at different heights or pitch:
+   the motion stays upright on the reference's ground); ``keep`` copies the driving rotations as they are;
+   ``align_first`` turns the first frame to the reference's facing (G'_t = G_R · G_D,0⁻¹ · G_D,t). The
+   trajectory is turned by the same rotation.
+5. Trajectory relative to the first frame: root p'_t = p_R + s·Δ(p_D,t − p_D,0) in x, y and z with s the
+   body-height ratio (a smaller person makes smaller steps, also towards the camera); or the root locked at the
+   reference; or kept.
+6. Ground: the feet are planted on the reference's ground (the height of its lowest foot point, along its body's
+   up axis) in every frame where they touch the ground, smoothly in between, so jumps keep their height
+   (:mod:`.ground`).
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ...options import ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS
+from ...options import GROUND_MODES, ORIENTATIONS, TRAJECTORIES, TRANSFER_CAMERAS, check_choice
 from ...pinhole import project
 from ..body.joints import openpose18_from_smpl
 from ..body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .ground import FOOT_PARTS, ground_shift
 from .posing import check_motion_type
 from .sequence import num_frames, validate_sequence
 
 logger = logging.getLogger(__name__)
 
 MAX_LEVELLING_DEG = 40.0  # "upright" turns the motion by at most this (a camera pitch), never a lying body up
-FOOT_PARTS = (7, 8, 10, 11)  # ankles (feet) and toes in SMPL's 24 parts
-GROUND_PERCENTILE = 10.0
 
 
 def rest_height(model, betas, phenotype=None) -> np.ndarray:
@@ -183,7 +185,7 @@ def upright_rotation(driving_rotations, valid, reference_rotation) -> np.ndarray
 
 def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = "upright",
                    trajectory: str = "relative", fit_box: bool = True, ground: bool = True,
-                   camera: str = "reference", device=None, callback=None) -> dict:
+                   camera: str = "reference", ground_mode: str = "contacts", device=None, callback=None) -> dict:
     """The driving motion with the reference body and camera (see the module docstring for the steps).
 
     Args:
@@ -196,17 +198,17 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         fit_box (`bool`, defaults to True): place the reference body on its 2D keypoints (``keypoints`` of the
             reference sequence), else in its box (needs a known bbox), first.
         ground (`bool`, defaults to True): put the driving ground at the reference feet.
+        ground_mode (`str`, defaults to ``"contacts"``): plant the feet per frame where they touch the ground, or
+            ``"constant"``: the earlier single shift for the whole clip (:mod:`.ground`).
         camera (`str`, defaults to ``"reference"``): intrinsics and image size of the output
             (``"reference"`` or ``"driving"``). With ``"driving"`` and a relative or locked trajectory, the
             reference placement is carried into the driving frame (:func:`carry_to_camera`).
         callback (`callable`, *optional*): ``callback(done, total)`` progress.
     """
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
-    if trajectory not in TRAJECTORIES:
-        raise ValueError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}.")
-    if camera not in TRANSFER_CAMERAS:
-        raise ValueError(f"camera must be 'reference' or 'driving', got {camera!r}.")
+    check_choice("orientation", orientation, ORIENTATIONS)
+    check_choice("trajectory", trajectory, TRAJECTORIES)
+    check_choice("camera", camera, TRANSFER_CAMERAS)
+    check_choice("ground_mode", ground_mode, GROUND_MODES)
     drv = validate_sequence(driving, "driving SMPL sequence")
     if not drv["valid"].all():  # frames without a person carry no usable parameters: interpolate them first
         from .smoothing import fill_invalid_frames
@@ -214,8 +216,6 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         drv = fill_invalid_frames(drv)
     ref = validate_sequence(reference, "reference SMPL sequence")
     check_motion_type(model, drv, ref)
-    frames = num_frames(drv)
-    r0 = _first_valid(ref)
     d0 = _first_valid(drv)
     step = 0
     total = 4
@@ -226,22 +226,73 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         if callback is not None:
             callback(step, total)
 
-    # 1. shape
+    shape = _reference_shape(model, drv, ref)  # 1.
+    root_d = _driving_roots(model, drv, shape)  # 2.
+    place = _place_reference(model, drv, ref, shape, fit_box, camera, trajectory, device)  # 3.
+    progress()
+    orient_out, delta = _orientation(drv, d0, place.orient, orientation)  # 4.
+    root_out = _trajectory(model, shape, place, root_d, d0, delta, trajectory)  # 5.
+    transl_out = root_out - shape.j0
+    progress()
+    local, _ = _forward_local(model, shape.betas_out, orient_out, drv["body_pose"], device, phenotype=shape.pheno,
+                              hand_pose=drv.get("hand_pose"))
+    progress()
+    if ground and trajectory != "keep":  # 6.
+        transl_out = _ground(model, place, local, transl_out, drv, ground_mode)
+    out = _output_sequence(drv, ref, place, shape, orient_out, transl_out, local, camera)
+    progress()
+    return out
+
+
+@dataclass
+class _Shape:
+    """Step 1: the reference's shape for every output frame, and what the driving shape was."""
+
+    beta_r: np.ndarray  # (10,) reference betas (median over its valid frames)
+    beta_d: np.ndarray  # (T,10) driving betas
+    betas_out: np.ndarray  # (T,10)
+    pheno: np.ndarray | None  # reference phenotype (phenotype bodies)
+    pheno_d: np.ndarray | None  # driving phenotype
+    j0: np.ndarray  # (3,) the reference body's rest root joint
+
+
+@dataclass
+class _Placement:
+    """Step 3: the reference body in the reference image."""
+
+    frame: int  # first valid reference frame
+    orient: np.ndarray  # (1,3) its global orientation
+    local: np.ndarray  # (1,V,3) its posed vertices before translation
+    transl: np.ndarray  # (3,) its fitted translation
+    root: np.ndarray  # (3,) its root joint in camera space
+
+
+def _reference_shape(model, drv: dict, ref: dict) -> _Shape:
+    """1. β := β_R for every frame; the reference phenotype (the body's default when the reference has none)."""
     beta_r = np.median(ref["betas"][ref["valid"]], 0).astype(np.float64)
     beta_d = drv["betas"].astype(np.float64)
-    betas_out = np.repeat(beta_r[None], frames, 0)
     pheno_r, pheno_d = ref.get("phenotype"), drv.get("phenotype")
-    if pheno_r is None and getattr(model, "phenotype", None) is not None:
+    if pheno_r is None and model.shape_kind == "phenotype":
         pheno_r = np.asarray(model.phenotype, np.float32)  # the Anny body's default shape
     j0_r = model.rest_joints(beta_r[None], phenotype=pheno_r)[0, 0]
-    # 2. driving roots in camera space (root compensation: these points are what the output keeps or moves)
-    root_d = drv["transl"].astype(np.float64) + model.rest_joints(beta_d, phenotype=pheno_d)[:, 0]
-    # reference placement (5. fitted to its box)
+    return _Shape(beta_r, beta_d, np.repeat(beta_r[None], num_frames(drv), 0), pheno_r, pheno_d, j0_r)
+
+
+def _driving_roots(model, drv: dict, shape: _Shape) -> np.ndarray:
+    """2. The driving root joints `(T,3)` in camera space (root compensation: these points are what the output
+    keeps or moves)."""
+    return drv["transl"].astype(np.float64) + model.rest_joints(shape.beta_d, phenotype=shape.pheno_d)[:, 0]
+
+
+def _place_reference(model, drv: dict, ref: dict, shape: _Shape, fit_box: bool, camera: str, trajectory: str,
+                     device) -> _Placement:
+    """3. The reference body on its 2D keypoints (or in its box), carried into the driving camera if asked."""
+    r0 = _first_valid(ref)
     k_ref = ref["K"][r0].astype(np.float64)
     ref_orient, ref_pose = ref["global_orient"][r0:r0 + 1], ref["body_pose"][r0:r0 + 1]
     ref_hands = None if ref.get("hand_pose") is None else ref["hand_pose"][r0:r0 + 1]
-    ref_local, ref_joints = _forward_local(model, beta_r[None], ref_orient, ref_pose, device, phenotype=pheno_r,
-                                           hand_pose=ref_hands)
+    ref_local, ref_joints = _forward_local(model, shape.beta_r[None], ref_orient, ref_pose, device,
+                                           phenotype=shape.pheno, hand_pose=ref_hands)
     t_ref = ref["transl"][r0].astype(np.float64)
     box = ref["bbox"][r0]
     fitted = None
@@ -254,64 +305,67 @@ def transfer_shape(driving: dict, reference: dict, model, *, orientation: str = 
         t_ref = fit_translation_to_box(ref_local[0], t_ref, k_ref, box)
     elif fit_box:
         logger.info("Reference keypoints and box unknown; the reference body keeps its estimated placement.")
+    j0_r = shape.j0
     if camera == "driving" and trajectory != "keep":
+        d0 = _first_valid(drv)
         t_ref = carry_to_camera(t_ref + j0_r, k_ref, ref["image_size"], drv["K"][d0], drv["image_size"]) - j0_r
-    root_r = t_ref + j0_r
-    progress()
+    return _Placement(r0, ref_orient, ref_local, t_ref, t_ref + j0_r)
 
-    # 3. orientation
+
+def _orientation(drv: dict, d0: int, ref_orient: np.ndarray, orientation: str) -> tuple[np.ndarray, np.ndarray]:
+    """4. The output global orientations `(T,3)` and the rotation `(3,3)` applied to the driving motion."""
     rot_d = axis_angle_to_matrix(drv["global_orient"])
     if orientation == "align_first":
         delta = axis_angle_to_matrix(ref_orient[0]) @ rot_d[d0].T
-        orient_out = matrix_to_axis_angle(delta[None] @ rot_d)
-    elif orientation == "upright":
+        return matrix_to_axis_angle(delta[None] @ rot_d), delta
+    if orientation == "upright":
         delta = upright_rotation(rot_d, drv["valid"], axis_angle_to_matrix(ref_orient[0]))
-        orient_out = matrix_to_axis_angle(delta[None] @ rot_d) if not np.allclose(delta, np.eye(3)) else \
-            drv["global_orient"].astype(np.float64)
-    else:
-        delta = np.eye(3)
-        orient_out = drv["global_orient"].astype(np.float64)  # copied, not round-tripped (π is ambiguous)
+        if np.allclose(delta, np.eye(3)):
+            return drv["global_orient"].astype(np.float64), delta
+        return matrix_to_axis_angle(delta[None] @ rot_d), delta
+    return drv["global_orient"].astype(np.float64), np.eye(3)  # copied, not round-tripped (π is ambiguous)
 
-    # 4. trajectory
+
+def _trajectory(model, shape: _Shape, place: _Placement, root_d: np.ndarray, d0: int, delta: np.ndarray,
+                trajectory: str) -> np.ndarray:
+    """5. The output root joints `(T,3)`: kept, locked at the reference, or moved like the driving root
+    (relative to its first frame, turned by ``delta``, scaled by the body-height ratio)."""
     if trajectory == "keep":
-        root_out = root_d
-    elif trajectory == "lock_root":
-        root_out = np.repeat(root_r[None], frames, 0)
-    else:
-        if root_d[d0, 2] <= 0:
-            raise ValueError(f"driving root depth at frame {d0} is {root_d[d0, 2]:.3f} m; the person must be in "
-                             "front of the camera (z > 0) for the relative trajectory.")
-        scale = float(rest_height(model, beta_r[None], pheno_r)[0]
-                      / rest_height(model, np.median(beta_d, 0)[None], pheno_d)[0])
-        moved = (root_d - root_d[d0]) @ delta.T
-        root_out = root_r + scale * moved
-    transl_out = root_out - j0_r
-    progress()
+        return root_d
+    if trajectory == "lock_root":
+        return np.repeat(place.root[None], len(root_d), 0)
+    if root_d[d0, 2] <= 0:
+        raise ValueError(f"driving root depth at frame {d0} is {root_d[d0, 2]:.3f} m; the person must be in "
+                         "front of the camera (z > 0) for the relative trajectory.")
+    scale = float(rest_height(model, shape.beta_r[None], shape.pheno)[0]
+                  / rest_height(model, np.median(shape.beta_d, 0)[None], shape.pheno_d)[0])
+    moved = (root_d - root_d[d0]) @ delta.T
+    return place.root + scale * moved
 
-    local, _ = _forward_local(model, betas_out, orient_out, drv["body_pose"], device, phenotype=pheno_r,
-                              hand_pose=drv.get("hand_pose"))
-    progress()
 
-    # 6. ground at the reference feet
-    if ground and trajectory != "keep":
-        up = axis_angle_to_matrix(ref_orient[0]) @ np.array([0.0, 1.0, 0.0])  # body's up in camera axes
-        feet = np.isin(model.part_labels, FOOT_PARTS)
-        ref_ground = ((ref_local[0, feet] + t_ref) @ up).min()
-        heights = ((local[:, feet] + transl_out[:, None]) @ up).min(1)
-        pool = heights[drv["valid"]] if drv["valid"].any() else heights
-        drv_ground = np.percentile(pool, GROUND_PERCENTILE)
-        transl_out = transl_out + (ref_ground - drv_ground) * up
+def _ground(model, place: _Placement, local: np.ndarray, transl: np.ndarray, drv: dict, mode: str) -> np.ndarray:
+    """6. The driving feet on the reference's ground (its lowest foot point), along the reference body's up axis."""
+    up = axis_angle_to_matrix(place.orient[0]) @ np.array([0.0, 1.0, 0.0])  # body's up in camera axes
+    feet = np.isin(model.part_labels, FOOT_PARTS)
+    ref_ground = ((place.local[0, feet] + place.transl) @ up).min()
+    shift = ground_shift(local + transl[:, None], model.part_labels, up, ref_ground, float(drv["fps"]),
+                         drv["valid"], mode)
+    return transl + shift[:, None] * up
 
+
+def _output_sequence(drv: dict, ref: dict, place: _Placement, shape: _Shape, orient: np.ndarray,
+                     transl: np.ndarray, local: np.ndarray, camera: str) -> dict:
+    """The driving sequence with the new shape, orientation and translation, in the chosen camera."""
+    frames = num_frames(drv)
     out = dict(drv)
-    out.update(betas=betas_out.astype(np.float32), global_orient=orient_out.astype(np.float32),
-               transl=transl_out.astype(np.float32))
-    if pheno_r is not None:
-        out["phenotype"] = np.asarray(pheno_r, np.float32)
+    out.update(betas=shape.betas_out.astype(np.float32), global_orient=orient.astype(np.float32),
+               transl=transl.astype(np.float32))
+    if shape.pheno is not None:
+        out["phenotype"] = np.asarray(shape.pheno, np.float32)
     out.pop("keypoints", None)  # the driving image's 2D keypoints no longer match this body and camera
     if camera == "reference":
-        out["K"] = np.repeat(ref["K"][r0:r0 + 1], frames, 0)
+        out["K"] = np.repeat(ref["K"][place.frame:place.frame + 1], frames, 0)
         out["image_size"] = ref["image_size"]
-    uv = project(local + transl_out[:, None], out["K"])
+    uv = project(local + transl[:, None], out["K"])
     out["bbox"] = np.concatenate([uv.min(1), uv.max(1)], 1).astype(np.float32)
-    progress()
     return validate_sequence(out, "transferred SMPL sequence")
