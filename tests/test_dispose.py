@@ -12,7 +12,10 @@ keypoint 4, the reference misses keypoint 17, keypoints 8 and 9 collide in frame
 DIFT map ``randn(1,16,1,5,3)``; the reference image ``rand(3,128,64)`` from seed 3; timestep 0.37, added time ids
 (6, 127, 0). Arrays: the trajectory flow (``points_to_flows`` + ``cv2.filter2D``), CMP's 384×384 hints
 (``sample_inputs_flow``), the DIFT keypoint lookup (``Ctrl_Pipeline.__call__``), the point adapter, the ControlNet's
-residuals (a CFG-batched call, as its pipeline makes them) and its UNet's output with those residuals.
+residuals (a CFG-batched call, as its pipeline makes them) and its UNet's output with those residuals. CMP: DisPose's
+model classes with one block per ResNet stage and its own widths (``cmp_random_state(5, **CMP_ONE_BLOCK)``), the
+arithmetic of its ``CMP.run`` on a 96×64 image ``rand(1,3,64,96)`` from seed 21 with three hints (pixels (y, x) =
+(10, 20), (40, 70), (30, 5), each ``randn(2)·10`` from the same generator).
 """
 from pathlib import Path
 
@@ -20,12 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from motionguide.headless.tiny_models.dispose import build_tiny_dispose
+from motionguide.headless.tiny_models.dispose import CMP_ONE_BLOCK, build_tiny_cmp, build_tiny_dispose, cmp_random_state
 from motionguide.headless.tiny_models.svd import TINY_UNET_CONFIG
 from motionguide.pipelines.dispose import motion
 from motionguide.pipelines.dispose.controlnet import reference_skip_repeats
 from motionguide.pipelines.dispose.guidance import DisPoseGuidance
-from motionguide.pipelines.dispose.loading import load_dispose
+from motionguide.pipelines.dispose.cmp import build_cmp
+from motionguide.pipelines.dispose.loading import load_cmp, load_dispose
 from motionguide.pipelines.dispose.points import reference_point_features
 from motionguide.pipelines.guidance.hook import UNetCall, UNetResidualHooks, UNetResiduals
 from motionguide.pipelines.mimicmotion.loading import load_motion_model
@@ -163,3 +167,33 @@ def test_dispose_file_with_a_missing_tensor_is_an_error(tmp_path):
     torch.save(state, path)
     with pytest.raises(ValueError, match="controlnet_mid_block.weight"):
         load_dispose(path, TINY_UNET_CONFIG, torch.float32)
+
+
+def test_cmp_matches_dispose():
+    state = cmp_random_state(5, **CMP_ONE_BLOCK)
+    model = build_cmp(state, "test")
+    model.load_state_dict(state, strict=True, assign=True)
+    model.eval()
+    g = torch.Generator().manual_seed(21)
+    image = torch.rand(1, 3, 64, 96, generator=g)
+    sparse, mask = torch.zeros(1, 2, 64, 96), torch.zeros(1, 2, 64, 96)
+    for y, x in [(10, 20), (40, 70), (30, 5)]:
+        sparse[0, :, y, x] = torch.randn(2, generator=g) * 10
+        mask[0, :, y, x] = 1
+    with torch.no_grad():
+        flow = model.flow(image, sparse, mask)
+    assert REF["cmp_flow"].std() > 1e-3
+    close(flow[0], REF["cmp_flow"], rtol=1e-4, atol=1e-5)
+
+
+def test_cmp_file_loads_strictly(tmp_path):
+    path = build_tiny_cmp(tmp_path / "ckpt_iter_42000.pth.tar")
+    model = load_cmp(path, torch.float32)
+    assert model.mesh.shape[1] == 99
+    with pytest.raises(FileNotFoundError, match="MOFA-Video-Hybrid"):
+        load_cmp(tmp_path / "missing.pth.tar", torch.float32)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["state_dict"]["module.flow_decoder.head.bias"]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="flow_decoder.head.bias"):
+        load_cmp(path, torch.float32)

@@ -15,6 +15,7 @@ import torch
 
 from ..mimicmotion.loading import _materialise_buffers, check_state_dict
 from ..weights import load_pickle_weights_only, load_safetensors
+from .cmp import CMP, build_cmp
 from .controlnet import DisPoseControlNet, build_controlnet
 
 DISPOSE_SOURCE = "https://huggingface.co/lihxxx/DisPose (DisPose.pth)"
@@ -48,4 +49,23 @@ def load_dispose(path: str | Path, unet_config: dict, dtype: torch.dtype, vae_fa
     cast = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(cast, strict=True, assign=True)
     _materialise_buffers(model)
+    return model.eval().requires_grad_(False)
+
+
+def load_cmp(path: str | Path, dtype: torch.dtype) -> CMP:
+    """CMP from ``ckpt_iter_42000.pth.tar`` (``module.``-prefixed keys under ``state_dict``), strictly. BatchNorm's
+    ``num_batches_tracked`` counters, unused at inference, may be absent from older files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CMP checkpoint {path} does not exist. Download it from {CMP_SOURCE}; DisPose never "
+                                "runs with a random CMP.")
+    raw = read_flat_state(path, "cmp", "CMP checkpoint")
+    state = {k.removeprefix("module."): v for k, v in raw.items()}
+    model = build_cmp(state, str(path))
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros((), dtype=torch.long)
+    check_state_dict(model, state, str(path), "CMP", ("module.",))
+    cast = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(cast, strict=True, assign=True)
     return model.eval().requires_grad_(False)
