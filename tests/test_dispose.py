@@ -3,19 +3,22 @@
 ``tests/data/dispose_reference.npz`` was made offline by running DisPose's code (lihxxx/DisPose @ c38ab13, CUDA
 calls stubbed, nothing else changed) on the tiny files of this pack's builders: the tiny MimicMotion UNet
 (``build_tiny_mimicmotion``, seed 0) and a tiny ``DisPose.pth`` (``build_tiny_dispose``, seed 0), which DisPose's
-``ControlNetSVDModel`` (motion towers (4, 8, 8, 8), its ``PointAdapter(16, [32, 64], [16, 16], 8)``) loaded with no
+``ControlNetSVDModel`` (motion towers (4, 8, 8, 8), its ``PointAdapter(32, [32, 64], [16, 16], 8)``) loaded with no
 missing or unexpected key. Video 64×128 px, 4 frames; keypoints from ``np.random.RandomState(7)`` (frame 3 loses
 keypoint 4, the reference misses keypoint 17, keypoints 8 and 9 collide in frame 2). Inputs drawn from
 ``torch.Generator().manual_seed(11)`` in this order: dense flow ``randn(1,3,2,128,64)·3``, reference point features
-``randn(1,18,16)`` (keypoint 17 zeroed), UNet input ``randn(2,4,8,16,8)`` (pass 0 unconditional), CLIP embedding
+``randn(1,18,32)`` (keypoint 17 zeroed), UNet input ``randn(2,4,8,16,8)`` (pass 0 unconditional), CLIP embedding
 ``randn(1,1,32)`` (unconditional: zeros), PoseNet features ``randn(8,32,16,8)·0.1`` (unconditional rows zeroed),
-DIFT map ``randn(1,16,1,5,3)``; the reference image ``rand(3,128,64)`` from seed 3; timestep 0.37, added time ids
+DIFT map ``randn(1,32,1,5,3)``; the reference image ``rand(3,128,64)`` from seed 3; timestep 0.37, added time ids
 (6, 127, 0). Arrays: the trajectory flow (``points_to_flows`` + ``cv2.filter2D``), CMP's 384×384 hints
 (``sample_inputs_flow``), the DIFT keypoint lookup (``Ctrl_Pipeline.__call__``), the point adapter, the ControlNet's
 residuals (a CFG-batched call, as its pipeline makes them) and its UNet's output with those residuals. CMP: DisPose's
 model classes with one block per ResNet stage and its own widths (``cmp_random_state(5, **CMP_ONE_BLOCK)``), the
 arithmetic of its ``CMP.run`` on a 96×64 image ``rand(1,3,64,96)`` from seed 21 with three hints (pixels (y, x) =
-(10, 20), (40, 70), (30, 5), each ``randn(2)·10`` from the same generator).
+(10, 20), (40, 70), (30, 5), each ``randn(2)·10`` from the same generator). DIFT: DisPose's ``MyUNet2DConditionModel``
+and ``OneStepSDPipeline`` on ``build_tiny_sd`` (seed 0), the first feature of ``SDFeaturizer.forward`` (ensemble 8,
+t 261, up block 1, "photo of a human") of ``round(rand(1,3,128,64)·255)`` from seed 17, input rounded to fp16 as its
+caller does, global RNG seeded 13.
 """
 from pathlib import Path
 
@@ -23,12 +26,14 @@ import numpy as np
 import pytest
 import torch
 
-from motionguide.headless.tiny_models.dispose import CMP_ONE_BLOCK, build_tiny_cmp, build_tiny_dispose, cmp_random_state
+from motionguide.headless.tiny_models.dispose import (CMP_ONE_BLOCK, build_tiny_cmp, build_tiny_dispose, build_tiny_sd,
+                                                     cmp_random_state)
 from motionguide.headless.tiny_models.svd import TINY_UNET_CONFIG
 from motionguide.pipelines.dispose import motion
 from motionguide.pipelines.dispose.controlnet import reference_skip_repeats
 from motionguide.pipelines.dispose.guidance import DisPoseGuidance
 from motionguide.pipelines.dispose.cmp import build_cmp
+from motionguide.pipelines.dispose.dift import dift_features, load_dift_model
 from motionguide.pipelines.dispose.loading import load_cmp, load_dispose
 from motionguide.pipelines.dispose.points import reference_point_features
 from motionguide.pipelines.guidance.hook import UNetCall, UNetResidualHooks, UNetResiduals
@@ -43,13 +48,13 @@ F = KP.shape[0]
 def inputs():
     g = torch.Generator().manual_seed(11)
     dense = torch.randn(1, F - 1, 2, H, W, generator=g)[0] * 3
-    ref_emb = torch.randn(1, 18, 16, generator=g)[0]
+    ref_emb = torch.randn(1, 18, 32, generator=g)[0]
     ref_emb[17] = 0
     sample = torch.randn(2, F, 8, H // 8, W // 8, generator=g)
     ehs = torch.cat([torch.zeros(1, 1, 32), torch.randn(1, 1, 32, generator=g)])
     pose = torch.randn(2 * F, 32, H // 8, W // 8, generator=g) * 0.1
     pose[:F] = 0
-    dift = torch.randn(1, 16, 1, 5, 3, generator=g)[:, :, 0]
+    dift = torch.randn(1, 32, 1, 5, 3, generator=g)[:, :, 0]
     return dict(dense=dense, ref_emb=ref_emb, sample=sample, ehs=ehs, pose=pose, dift=dift)
 
 
@@ -197,3 +202,18 @@ def test_cmp_file_loads_strictly(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match="flow_decoder.head.bias"):
         load_cmp(path, torch.float32)
+
+
+def test_dift_features_match_dispose(tmp_path):
+    model = load_dift_model(build_tiny_sd(tmp_path / "sd"), torch.float32)
+    ref = (torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(17)) * 255).round()
+    out = dift_features(model, ref, torch.Generator().manual_seed(13))
+    assert out.std() > 1e-3
+    close(out, REF["dift_features"], rtol=1e-4, atol=1e-5)
+
+
+def test_sd_folder_missing_parts_are_named(tmp_path):
+    folder = build_tiny_sd(tmp_path / "sd")
+    (folder / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="vae/diffusion_pytorch_model"):
+        load_dift_model(folder, torch.float32)

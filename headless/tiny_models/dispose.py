@@ -11,7 +11,7 @@ from pathlib import Path
 
 DISPOSE_NAME = "DisPose.pth"
 TINY_EMBEDDING_WIDTHS = (4, 8, 8, 8)
-TINY_POINT_CHANNELS = 16
+TINY_POINT_CHANNELS = 32  # the tiny SD-1.5 UNet's up block 1 width (DIFT)
 TINY_POINT_MID = 8
 
 
@@ -91,3 +91,69 @@ def build_tiny_cmp(path, seed: int = 0, **widths) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"step": 42000, "state_dict": {"module." + k: v for k, v in state.items()}}, str(path))
     return path
+
+
+SD_FOLDER_NAME = "stable-diffusion-v1-5"
+TINY_SD_UNET = {"block_out_channels": [32, 64], "layers_per_block": 2, "sample_size": 32, "in_channels": 4,
+                "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+                "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "cross_attention_dim": 32,
+                "attention_head_dim": 8}
+TINY_SD_VAE = {"block_out_channels": [32, 64], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+               "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
+               "scaling_factor": 0.18215}
+TINY_SD_TEXT = {"architectures": ["CLIPTextModel"], "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "vocab_size": 1000, "max_position_embeddings": 77, "projection_dim": 32,
+                "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1}
+DDIM_CONFIG = {"_class_name": "DDIMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+               "num_train_timesteps": 1000, "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
+               "prediction_type": "epsilon"}
+
+
+def _byte_chars() -> list[str]:
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = list(keep), 0
+    for b in range(256):
+        if b not in keep:
+            chars.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in chars]
+
+
+def build_tiny_sd(directory, seed: int = 0) -> Path:
+    """A tiny SD-1.5 diffusers folder (UNet, VAE, CLIP text encoder, a byte-level tokenizer with no merges, DDIM
+    scheduler), fp32 safetensors under the real file names."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    root = Path(directory)
+
+    def write(component, name, data):
+        (root / component).mkdir(parents=True, exist_ok=True)
+        (root / component / name).write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**TINY_SD_UNET)
+    vae = AutoencoderKL(**TINY_SD_VAE)
+    text = CLIPTextModel(CLIPTextConfig(**{k: v for k, v in TINY_SD_TEXT.items() if k != "architectures"}))
+    for component, model, name in (("unet", unet, "diffusion_pytorch_model.safetensors"),
+                                   ("vae", vae, "diffusion_pytorch_model.safetensors"),
+                                   ("text_encoder", text, "model.safetensors")):
+        write(component, "config.json", TINY_SD_TEXT if component == "text_encoder" else dict(model.config))
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+        save_file(state, str(root / component / name))
+    chars = _byte_chars()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 2, "!": 1}
+    for c in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(c, len(vocab) + 1)
+    write("tokenizer", "vocab.json", vocab)
+    (root / "tokenizer" / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    write("tokenizer", "tokenizer_config.json", {"model_max_length": 77, "bos_token": "<|startoftext|>",
+                                                 "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+                                                 "unk_token": "<|endoftext|>"})
+    write("scheduler", "scheduler_config.json", DDIM_CONFIG)
+    write("", "model_index.json", {"_class_name": "StableDiffusionPipeline"})
+    return root
