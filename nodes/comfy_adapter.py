@@ -27,6 +27,8 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "smpl": {".pkl", ".npz"},
     "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
     "anny": {".safetensors"},  # the built-in body's derived cache (built here on first use)
+    "dispose": {".pth", ".safetensors"},  # DisPose.pth (hybrid ControlNet)
+    "cmp": {".tar", ".pth", ".safetensors"},  # CMP checkpoint for DisPose (ckpt_iter_42000.pth.tar)
 }
 # Core keys the pack reads but does not own.
 SHARED_FOLDERS = ("diffusers", "checkpoints")

@@ -150,6 +150,8 @@ class MotionGuideSampler:
                 "sigma_schedule": (SIGMA_SCHEDULES, {"default": "karras", "tooltip": "karras (reference), exponential, or align_your_steps (good at ~10 steps)."}),
                 "noise_device": (NOISE_DEVICES, {"default": "cpu", "tooltip": "Where the seed's noise is drawn. cpu: the same noise on any machine (same seed → same video up to float rounding). model: the model's device; on a GPU this reproduces the reference implementation's CUDA-generator noise (but differs between devices)."}),
                 "arithmetic": (ARITHMETIC_MODES, {"default": "reference", "tooltip": "reference: noise, tile weights, fusion sums, guidance and the latents between steps in the model's precision, exactly as the reference implementation computes them. precise: all of these in fp32 (the UNet still runs in its precision) — better with bf16, where bf16 latents lose ~0.4% per step."}),
+                "dispose": (sockets.DISPOSE_GUIDANCE, {"tooltip": "Optional DisPose guidance (Prepare DisPose): its hybrid ControlNet adds motion-field and keypoint-correspondence residuals to every UNet call, both guidance passes, as DisPose does. Unconnected: plain MimicMotion."}),
+                "dispose_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies DisPose's ControlNet residuals (1 = DisPose's controlnet_cond_scale)."}),
             },
         }
 
@@ -163,7 +165,7 @@ class MotionGuideSampler:
     def sample(self, model, reference_image, pose_images, steps, cfg_min, cfg_max, seed, fps, motion_bucket, noise_aug,
                tile_size, tile_overlap, video_fps=15.0, fusion_weights="triangle", noise="periodic", pose_strength=1.0,
                pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
-               noise_device="cpu", arithmetic="reference"):
+               noise_device="cpu", arithmetic="reference", dispose=None, dispose_strength=1.0):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
         from ..pipelines.mimicmotion.tiles import plan_tiles
 
@@ -187,12 +189,13 @@ class MotionGuideSampler:
         manage_model_parts(model)
         progress = adapter.Progress(steps * len(tiles), "MotionGuideSampler")
         pipe = MimicMotionPipeline(model)
+        guidance = _dispose_guidance(model, dispose, dispose_strength, reference)
         try:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,
                        max_guidance_scale=cfg_max, fps=fps, motion_bucket_id=motion_bucket,
                        noise_aug_strength=noise_aug, tile_size=tile_size, tile_overlap=tile_overlap, seed=seed,
                        options=options, callback=progress.callback,
-                       on_step=adapter.latent_preview_callback(progress, model.device))
+                       on_step=adapter.latent_preview_callback(progress, model.device), guidance=guidance)
         except Exception as exc:
             if not adapter.is_oom(exc):
                 raise
@@ -203,5 +206,28 @@ class MotionGuideSampler:
                 f"Out of memory sampling {poses.shape[0]} frames at {width}×{height} with tile_size {tile_size} and "
                 f"unet_batch {unet_batch}. Lower unet_batch to 1 first, then tile_size (e.g. 16), or set the loader's "
                 "memory_mode to sequential_offload and precision to fp16, or use a smaller resolution.") from exc
+        finally:
+            if guidance:
+                getattr(model, "extra_parts", {}).pop(guidance[0].CONTROLNET_PART, None)
         latent = {"samples": out.latents, "fps": float(video_fps), "condition_fps": int(fps), "has_reference_frame": True}
         return (latent,)
+
+
+def _dispose_guidance(model, dispose, strength: float, reference) -> list:
+    """``[DisPoseGuidance]`` for a connected ``dispose`` input (its ControlNet attached to the model's parts for the
+    run, so the memory mode moves or streams it like the UNet), else ``[]`` (the sampler is then untouched)."""
+    if dispose is None:
+        return []
+    from ..pipelines.dispose.guidance import CONTROLNET_PART, DisPoseGuidance
+
+    hints = dispose.hints
+    height, width = reference.shape[-2:]
+    if (hints.width, hints.height) != (width, height):
+        raise ValueError(f"dispose was prepared at {hints.width}×{hints.height} but reference_image is {width}×{height}: "
+                         "give Prepare DisPose the same reference image as the sampler.")
+    if hasattr(model, "attach_part"):
+        model.attach_part(CONTROLNET_PART, dispose.controlnet)
+    module = DisPoseGuidance(model, dispose.controlnet, hints.keypoints, hints.dense_flow, hints.traj_flow,
+                             hints.point_features, strength=strength)
+    module.CONTROLNET_PART = CONTROLNET_PART
+    return [module]

@@ -217,3 +217,16 @@ def test_sd_folder_missing_parts_are_named(tmp_path):
     (folder / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="vae/diffusion_pytorch_model"):
         load_dift_model(folder, torch.float32)
+
+
+def test_strength_scales_and_zero_strength_adds_nothing(tiny):
+    module, call, _ = prepared(tiny)
+    model, cn = tiny
+    half = DisPoseGuidance(model, cn, module.keypoints, module.dense_flow, module.traj_flow, module.point_features,
+                           strength=0.5)
+    half.prepare(torch.device("cpu"), torch.float32, torch.device("cpu"))
+    with torch.no_grad():
+        full, part = module.residuals(call), half.residuals(call)
+    torch.testing.assert_close(part.mid, full.mid * 0.5)
+    torch.testing.assert_close(part.down[0], full.down[0] * 0.5)
+    assert module.unconditional and len(call.frames) == 2  # both CFG halves get the same hints, as DisPose

@@ -98,9 +98,10 @@ TINY_SD_UNET = {"block_out_channels": [32, 64], "layers_per_block": 2, "sample_s
                 "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
                 "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "cross_attention_dim": 32,
                 "attention_head_dim": 8}
-TINY_SD_VAE = {"block_out_channels": [32, 64], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-               "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
-               "scaling_factor": 0.18215}
+# four blocks: /8 like SD-1.5's VAE, so the tiny UNet runs on small latents
+TINY_SD_VAE = {"block_out_channels": [32, 32, 32, 32], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+               "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+               "layers_per_block": 1, "scaling_factor": 0.18215}
 TINY_SD_TEXT = {"architectures": ["CLIPTextModel"], "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
                 "num_attention_heads": 4, "vocab_size": 1000, "max_position_embeddings": 77, "projection_dim": 32,
                 "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1}

@@ -327,8 +327,22 @@ class MotionModel:
     sources: dict = field(default_factory=dict)
     before_load: Callable[[int], None] | None = None
     part_handles: dict = field(default_factory=dict)
+    # more parts attached by guidance modules (DisPose's ControlNet), moved and streamed like the UNet
+    extra_parts: dict = field(default_factory=dict)
 
     PARTS = ("image_encoder", "vae", "pose_net", "unet")
+    STREAMED = ("unet",)
+
+    def attach_part(self, name: str, module: nn.Module, streamed: bool = True) -> None:
+        """Let :meth:`use` manage ``module`` under ``name`` (in ``sequential_offload`` it is streamed block by block
+        when ``streamed``)."""
+        if name in self.PARTS:
+            raise ValueError(f"{name!r} is a built-in part of the motion model.")
+        module.streamed = streamed
+        self.extra_parts[name] = module
+
+    def _all_parts(self) -> tuple[str, ...]:
+        return self.PARTS + tuple(self.extra_parts)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -345,6 +359,8 @@ class MotionModel:
         return float(self.vae.config.scaling_factor)
 
     def _module(self, name: str) -> nn.Module:
+        if name in self.extra_parts:
+            return self.extra_parts[name]
         if name not in self.PARTS:
             raise KeyError(name)
         return getattr(self, name)
@@ -384,11 +400,14 @@ class MotionModel:
         and the UNet is not moved whole: its blocks pass through the device one at a time (see :meth:`_stream`)."""
         sequential = self.memory_mode == "sequential_offload"
         if sequential:
-            self._offload([n for n in self.PARTS if n not in names])
-        streamed = [n for n in names if sequential and n == "unet" and self.device != self.offload_device]
+            self._offload([n for n in self._all_parts() if n not in names])
+        streamed = [n for n in names if sequential and self.device != self.offload_device
+                    and (n in self.STREAMED or getattr(self.extra_parts.get(n), "streamed", False))]
         self._load([n for n in names if n not in streamed])
         try:
-            with self._stream(self.unet) if streamed else contextlib.nullcontext():
+            with contextlib.ExitStack() as stack:
+                for name in streamed:
+                    stack.enter_context(self._stream(self._module(name)))
                 yield
         finally:
             if sequential:
@@ -426,7 +445,7 @@ class MotionModel:
             self.offload_all()
 
     def offload_all(self) -> None:
-        self._offload(self.PARTS)
+        self._offload(self._all_parts())
 
 
 def load_motion_model(svd_path: str | Path, checkpoint: str | Path, *, dtype: torch.dtype, device,
