@@ -92,6 +92,7 @@ class MotionGuidePrepareDisPose:
                 "seed": (sockets.INT, {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "step": 1, "tooltip": "Noise of the DIFT feature ensemble (DisPose itself leaves it unseeded)."}),
             },
             "optional": {
+                "reference_pose": (sockets.POSE_KEYPOINT, {"tooltip": "The reference image's pose (Detect Pose on it). Connected: its first frame is put before pose_keypoint's frames (for driving keypoints that do not start with the reference, e.g. SMPL to Pose Keypoints), as Batch Images does for the pose maps."}),
                 "chunk": (sockets.INT, {"default": 8, "min": 1, "max": 64, "step": 1, "tooltip": "Frames per CMP call (memory vs speed)."}),
             },
         }
@@ -103,7 +104,7 @@ class MotionGuidePrepareDisPose:
     CATEGORY = "MotionGuide/sampling"
     DESCRIPTION = "Computes DisPose's motion hints (trajectory flow, CMP dense flow) and the reference's DIFT keypoint features once per video; CMP and SD-1.5 are freed afterwards."
 
-    def prepare(self, dispose, reference_image, pose_keypoint, seed, chunk=8):
+    def prepare(self, dispose, reference_image, pose_keypoint, seed, reference_pose=None, chunk=8):
         import numpy as np
 
         from ..pipelines.dispose.prepare import body_keypoints, compute_hints
@@ -113,6 +114,8 @@ class MotionGuidePrepareDisPose:
         reference = _image_batch_to_uint8(reference_image, "reference_image")[:1]
         height, width = reference.shape[-2:]
         frames = pose_keypoint_to_frames(pose_keypoint, "pose_keypoint")
+        if reference_pose is not None:
+            frames = pose_keypoint_to_frames(reference_pose, "reference_pose")[:1] + frames
         if len(frames) < 2:
             raise ValueError(f"pose_keypoint has {len(frames)} frame(s); DisPose needs the reference pose (frame 0) "
                              "and at least one driving frame.")

@@ -55,7 +55,8 @@ FILE_CHOICES = {
     ("MotionGuideEstimateSMPL", "estimator"), ("MotionGuideLoadModel", "svd_base"),
     ("MotionGuideLoadModel", "mimicmotion_checkpoint"), ("MotionGuideLoadModel", "pose_net_file"),
     ("MotionGuideLoadPose", "file"), ("MotionGuideLoadSMPLModel", "model_file"),
-    ("MotionGuideLoadSMPLMotion", "motion_file"),
+    ("MotionGuideLoadSMPLMotion", "motion_file"), ("MotionGuideLoadDisPose", "dispose_file"),
+    ("MotionGuideLoadDisPose", "cmp_file"), ("MotionGuideLoadDisPose", "sd15"),
 }
 
 
