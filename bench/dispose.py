@@ -126,7 +126,7 @@ def tiny_setup(dtype, device):
 
 
 def measure(model, cn, frames: int, height: int, width: int, steps: int, tile: int, overlap: int,
-            memory: bool = True) -> dict:
+            memory: bool = True, rounds: int = 2) -> dict:
     """Per-step times (plain, DisPose, DisPose + DisPose's own per-call work), their ratios and peak memory."""
     g = torch.Generator().manual_seed(0)
     reference = torch.randint(0, 256, (1, 3, height, width), generator=g, dtype=torch.uint8)
@@ -137,9 +137,11 @@ def measure(model, cn, frames: int, height: int, width: int, steps: int, tile: i
         module = dispose_module(model, cn, frames, height, width)
         own = PerCallWork(model, cn, module.keypoints, module.dense_flow, module.traj_flow, module.point_features)
         time_run(pipe, reference, poses, [module], 1, tile, overlap)  # warm-up
-        plain = time_run(pipe, reference, poses, None, steps, tile, overlap)
-        dispose = time_run(pipe, reference, poses, [module], steps, tile, overlap)
-        theirs = time_run(pipe, reference, poses, [own], steps, tile, overlap)
+        times = {"plain": [], "dispose": [], "own": []}
+        for _ in range(rounds):  # interleaved, best of each: the machine's load changes between runs
+            for name, guidance in (("plain", None), ("dispose", [module]), ("own", [own])):
+                times[name].append(time_run(pipe, reference, poses, guidance, steps, tile, overlap))
+        plain, dispose, theirs = (min(times[k]) for k in ("plain", "dispose", "own"))
         out = {"plain_s_per_step": plain, "dispose_s_per_step": dispose, "ratio": dispose / plain,
                "with_per_call_work_s_per_step": theirs, "per_call_work_ratio": theirs / plain}
         if memory and model.device.type == "cuda":
