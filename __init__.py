@@ -26,6 +26,8 @@ NODE_TABLE = [
     ("nlf", "MotionGuideSMPLToNLF", "SMPL to NLF Poses"),
     ("nlf", "MotionGuideNLFToSMPL", "NLF Poses to SMPL (IK fit)"),
     ("render", "MotionGuideRenderSCAIL", "Render SCAIL Pose"),
+    ("dispose", "MotionGuideLoadDisPose", "Load DisPose"),
+    ("dispose", "MotionGuidePrepareDisPose", "Prepare DisPose"),
     ("sampling", "MotionGuideSampler", "Pose-Guided Sampler"),
     ("video", "MotionGuideDecode", "Decode Video"),
 ]

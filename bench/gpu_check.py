@@ -15,6 +15,9 @@ Measures, each in its own time-boxed subprocess so a crash, an out-of-memory or 
 - ``training``: one geometry-adapter training step at 576×1024, 16 frames (VAE encode, UNet + PoseNet + adapter
   forward and backward in bf16 autocast, AdamW on the adapter): steps/s and peak memory, with and without the
   UNet's gradient checkpointing.
+- ``dispose``: DisPose's ControlNet in the sampler at 576×1024 (fp16, tile 16, random weights of the released
+  layout): per-step time against the plain sampler (target ≤ 1.5×), against DisPose's own per-call work, and peak
+  memory for N and 4N frames.
 
 Prints one table and writes a JSON file. ``--dry-run`` runs every measurement's code path on the CPU at tiny
 sizes (CI runs it), so the script has been executed end to end before it ever meets a GPU.
@@ -39,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Wall-clock cap of each measurement's subprocess (seconds, real run); the total stays under 8 minutes.
 BUDGET_S = {"info": 45, "cuda_tests": 110, "sampler_fp16": 110, "sampler_bf16": 90, "sampler_memory": 60,
-            "decode": 45, "dwpose": 30, "rasteriser": 30, "hmr2": 45, "training": 70}
+            "decode": 45, "dwpose": 30, "rasteriser": 30, "hmr2": 45, "training": 70, "dispose": 60}
 MEASUREMENTS = tuple(BUDGET_S)
 DRY_BUDGET_S = 300
 KILL_GRACE_S = 10  # after its own soft deadline a measurement's process is killed this much later
@@ -324,6 +327,30 @@ def measure_sampler_memory(rows: Rows, dry: bool, deadline: float) -> None:
         extra_latents = 3 * frames * 4 * (4 * h * w) * 2
         rows.add(f"growth {frames} → {4 * frames} frames", growth_mib=_mib(peaks[4 * frames] - peaks[frames]),
                  extra_latents_mib=_mib(extra_latents))
+
+
+def measure_dispose(rows: Rows, dry: bool, deadline: float) -> None:
+    import dispose as dispose_bench  # bench/dispose.py
+    import torch
+
+    device = _device(dry)
+    height, width, tiles, overlap, _, _ = _sampler_sizes(dry)
+    tile, frames = tiles[0], (3 if dry else 16)
+    dtype = torch.float32 if dry else torch.float16
+    model = _build_motion_model(dtype, device, dry)
+    config = f"DisPose vs plain sampler, {width}×{height}, {frames} frames, tile {tile}"
+    try:
+        cn = dispose_bench.random_controlnet(model, point_channels=32 if dry else 1280)
+        result = dispose_bench.measure(model, cn, frames, height, width, 1, tile, overlap if not dry else 1,
+                                       memory=not dry, rounds=1 if dry else 2)
+        rows.add(config, ratio=round(result["ratio"], 3), per_call_work_ratio=round(result["per_call_work_ratio"], 3),
+                 plain_s_per_step=round(result["plain_s_per_step"], 4),
+                 dispose_s_per_step=round(result["dispose_s_per_step"], 4),
+                 target="ratio <= 1.5", peak_n_mib=result.get("peak_n_mib"), peak_4n_mib=result.get("peak_4n_mib"),
+                 note=None if device.type == "cuda" else "CPU dry run: times are not meaningful")
+    except Exception as exc:
+        rows.error(config, exc)
+    _free(device)
 
 
 def measure_decode(rows: Rows, dry: bool, deadline: float) -> None:

@@ -24,6 +24,9 @@ MODEL_INPUTS = {
     ("MotionGuideDetectPose", "pose_model"): ("dwpose",),
     ("MotionGuideLoadSMPLModel", "model_file"): ("smpl",),
     ("MotionGuideEstimateSMPL", "estimator"): ("hmr2",),
+    ("MotionGuideLoadDisPose", "dispose_file"): ("dispose",),
+    ("MotionGuideLoadDisPose", "cmp_file"): ("cmp",),
+    ("MotionGuideLoadDisPose", "sd15"): ("diffusers",),
 }
 WORKFLOWS_DIR = adapter.PACK_ROOT / "headless" / "workflows_api"
 

@@ -30,6 +30,8 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "hmr2": {".ckpt", ".pth", ".pt", ".safetensors"},
     "anny": {".safetensors"},  # the built-in body's derived cache (built here on first use)
     "motionguide_adapters": {".safetensors"},  # geometry adapters made by `cli.py train` (config in each file)
+    "dispose": {".pth", ".safetensors"},  # DisPose.pth (hybrid ControlNet)
+    "cmp": {".tar", ".pth", ".safetensors"},  # CMP checkpoint for DisPose (ckpt_iter_42000.pth.tar)
 }
 # Core keys the pack reads but does not own.
 SHARED_FOLDERS = ("diffusers", "checkpoints")

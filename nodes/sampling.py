@@ -200,6 +200,8 @@ class MotionGuideSampler:
                 "adapter_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies the geometry adapter's features (1 = as trained)."}),
                 "adapter_start": (sockets.FLOAT, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the geometry adapter starts to guide."}),
                 "adapter_end": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps after which the geometry adapter stops guiding."}),
+                "dispose": (sockets.DISPOSE_GUIDANCE, {"tooltip": "Optional DisPose guidance (Prepare DisPose): its hybrid ControlNet adds motion-field and keypoint-correspondence residuals to every UNet call, both guidance passes, as DisPose does. Unconnected: plain MimicMotion."}),
+                "dispose_strength": (sockets.FLOAT, {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": "Multiplies DisPose's ControlNet residuals (1 = DisPose's controlnet_cond_scale)."}),
             },
         }
 
@@ -214,7 +216,7 @@ class MotionGuideSampler:
                tile_size, tile_overlap, video_fps=15.0, fusion_weights="triangle", noise="periodic", pose_strength=1.0,
                pose_start=0.0, pose_end=1.0, reference_strength=1.0, unet_batch=1, sigma_schedule="karras",
                noise_device="cpu", arithmetic="reference", guidance_maps=None, geometry_adapter=None,
-               adapter_strength=1.0, adapter_start=0.0, adapter_end=1.0):
+               adapter_strength=1.0, adapter_start=0.0, adapter_end=1.0, dispose=None, dispose_strength=1.0):
         from ..pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions
 
         reference = _image_batch_to_uint8(reference_image, "reference_image")
@@ -230,8 +232,10 @@ class MotionGuideSampler:
         if "1-1" in checkpoint and tile_size != 72 and poses.shape[0] > tile_size:
             logger.info("[MotionGuide] MimicMotion 1.1 was trained with 72-frame tiles; tile_size %d is faster but "
                         "may show more artifacts.", tile_size)
-        guidance = geometry_guidance(model, geometry_adapter, guidance_maps, poses, adapter_strength, adapter_start,
+        geometry = geometry_guidance(model, geometry_adapter, guidance_maps, poses, adapter_strength, adapter_start,
                                      adapter_end)
+        guidance = ([geometry] if geometry is not None else []) + _dispose_guidance(model, dispose, dispose_strength,
+                                                                                      reference)
         manage_model_parts(model)
         progress = adapter.Progress(steps, "MotionGuideSampler")  # the sampler's callback brings steps × tiles
         pipe = MimicMotionPipeline(model)
@@ -239,8 +243,7 @@ class MotionGuideSampler:
             out = pipe(reference, poses, num_inference_steps=steps, min_guidance_scale=cfg_min,
                        max_guidance_scale=cfg_max, fps=fps, motion_bucket_id=motion_bucket,
                        noise_aug_strength=noise_aug, tile_size=tile_size, tile_overlap=tile_overlap, seed=seed,
-                       options=options, guidance=[guidance] if guidance is not None else None,
-                       callback=progress.callback,
+                       options=options, guidance=guidance or None, callback=progress.callback,
                        on_step=adapter.latent_preview_callback(progress, model.device))
         except Exception as exc:
             if not adapter.is_oom(exc):
@@ -254,3 +257,26 @@ class MotionGuideSampler:
                 "memory_mode to sequential_offload and precision to fp16, or use a smaller resolution.") from exc
         latent = {"samples": out.latents, "fps": float(video_fps), "condition_fps": int(fps), "has_reference_frame": True}
         return (latent,)
+
+
+def _dispose_guidance(model, dispose, strength: float, reference) -> list:
+    """``[DisPoseGuidance]`` for a connected ``dispose`` input (its ControlNet attached to the model's parts, so the
+    memory mode moves or streams it like the UNet), else ``[]`` (the sampler is then untouched, and an earlier
+    run's ControlNet leaves the device)."""
+    from ..pipelines.dispose.guidance import CONTROLNET_PART, DisPoseGuidance
+
+    if dispose is None:
+        if CONTROLNET_PART in getattr(model, "extra_parts", {}):
+            model.detach_part(CONTROLNET_PART)
+        return []
+
+    hints = dispose.hints
+    height, width = reference.shape[-2:]
+    if (hints.width, hints.height) != (width, height):
+        raise ValueError(f"dispose was prepared at {hints.width}×{hints.height} but reference_image is {width}×{height}: "
+                         "give Prepare DisPose the same reference image as the sampler.")
+    if hasattr(model, "attach_part"):
+        model.attach_part(CONTROLNET_PART, dispose.controlnet, streamed=True)
+    module = DisPoseGuidance(model, dispose.controlnet, hints.keypoints, hints.dense_flow, hints.traj_flow,
+                             hints.point_features, strength=strength)
+    return [module]

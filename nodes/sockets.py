@@ -12,6 +12,8 @@ BOOLEAN = "BOOLEAN"
 
 POSE_KEYPOINT = "POSE_KEYPOINT"  # list of per-frame OpenPose dicts, comfyui_controlnet_aux compatible, real scores
 MOTIONGUIDE_MODEL = "MOTIONGUIDE_MODEL"  # loaded SVD/MimicMotion modules + device/dtype policy
+DISPOSE_MODEL = "DISPOSE_MODEL"  # DisPose's loaded ControlNet + CMP / SD-1.5 paths
+DISPOSE_GUIDANCE = "DISPOSE_GUIDANCE"  # one video's DisPose hints (motion field, keypoint features) + the ControlNet
 SMPL_MODEL = "SMPL_MODEL"  # loaded body model, faces, part labels
 SMPL_SEQUENCE = "SMPL_SEQUENCE"  # dict of float32 arrays (betas, global_orient, body_pose, transl, K, ...)
 # The Wan animators' 3D joints (kijai NLFPredict): {"joints3d_nonparam": [[tensor(persons, 24, 3) mm per frame]]}

@@ -482,5 +482,52 @@ so body volume, depth order and front/back reach the model.
     ],
 )
 
-WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, GEOMETRY_ADAPTER, LONG_VIDEO, SCAIL, WAN_ANIMATE,
-             MTVCRAFTER, STABLEANIMATOR]  # the templates browser's order
+DISPOSE = Spec(
+    name="dispose_3d_retarget",
+    uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000010",
+    title="DisPose on MimicMotion, driven by a 3D retarget",
+    file_name="DisPose on MimicMotion driven by a 3D retarget",
+    note=f"""
+# DisPose on MimicMotion, driven by a 3D retarget
+
+{_RETARGET_NOTE}
+
+**DisPose** (ICLR 2025) adds two hints to MimicMotion without any dense input from you, both computed from the
+keypoints: a motion field (the keypoints' motion, blurred, and CMP's dense flow from the reference) and the
+reference's DIFT features carried to where each keypoint is in every frame. Its hybrid ControlNet turns them
+into residuals for MimicMotion's UNet; PoseNet still reads the pose maps.
+
+1. **SMPL to Pose Keypoints** gives the retargeted keypoints; **Draw Pose Maps** + **Batch Images** put the
+   reference's own pose first (as for MimicMotion).
+2. **Load DisPose** builds the ControlNet from the loaded MimicMotion UNet; **Prepare DisPose** runs CMP and
+   SD-1.5 once for the video (then frees them), with the reference pose as frame 0 (*reference_pose*).
+3. The **Pose-Guided Sampler** takes it on *dispose* (16-frame tiles, overlap 6, guidance 2 as DisPose runs).
+
+Files (none bundled; `cli.py models download dispose cmp sd15` fetches them):
+- `models/dispose/DisPose.pth` — huggingface.co/lihxxx/DisPose (no licence stated)
+- `models/cmp/ckpt_iter_42000.pth.tar` — huggingface.co/MyNiuuu/MOFA-Video-Hybrid, file
+  `models/cmp/experiments/semiauto_annot/resnet50_vip+mpii_liteflow/checkpoints/ckpt_iter_42000.pth.tar`
+- `models/diffusers/stable-diffusion-v1-5/` (unet, vae, text_encoder, tokenizer, scheduler) —
+  huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5 (CreativeML OpenRAIL-M)
+- `models/mimicmotion/MimicMotion_1-1.pth` — huggingface.co/tencent/MimicMotion
+- `models/diffusers/stable-video-diffusion-img2vid-xt-1-1/` — huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1
+""",
+    nodes=[
+        *_retarget(576),
+        *_skeleton(12, 1420, 360, "Draw Pose (from SMPL)"),
+        N(14, "MotionGuideDrawPose", (1780, -60), {"pose_keypoint": L(5), "width": L(4, 1), "height": L(4, 2)},
+          "Draw Pose (reference)"),
+        N(16, "ImageBatch", (2140, 160), {"image1": L(14), "image2": L(13)}, "Reference pose first"),
+        N(30, "MotionGuideLoadDisPose", (2500, -320), {"model": L(21), "dispose_file": "DisPose.pth",
+                                                       "cmp_file": "ckpt_iter_42000.pth.tar",
+                                                       "sd15": "stable-diffusion-v1-5"},
+          models=("dispose", "cmp_mofa_hybrid", "sd_1_5")),
+        N(31, "MotionGuidePrepareDisPose", (2860, -320), {"dispose": L(30), "reference_image": L(4),
+                                                          "pose_keypoint": L(12), "reference_pose": L(5), "seed": 0}),
+        *_generate(21, reference=4, poses=16, fps_src=L(9, 2), x=3220,
+                   sampler={"dispose": L(31), "tile_size": 16, "tile_overlap": 6}),
+    ],
+)
+
+WORKFLOWS = [MIMICMOTION, SMPL_GUIDED, SMPL_MOTION_ORBIT, GEOMETRY_ADAPTER, LONG_VIDEO, DISPOSE, SCAIL,
+             WAN_ANIMATE, MTVCRAFTER, STABLEANIMATOR]  # the templates browser's order

@@ -18,7 +18,8 @@ UI_FILES = sorted(UI_DIR.glob("*.json"))
 VIRTUAL = {"MarkdownNote", "Note"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
-MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoadSMPLModel", "MotionGuideEstimateSMPL"}
+MODEL_NODES = {"MotionGuideLoadModel", "MotionGuideDetectPose", "MotionGuideLoadSMPLModel", "MotionGuideEstimateSMPL",
+               "MotionGuideLoadDisPose"}
 PICTURE_NODES = {"LoadImage", "PreviewImage", "SaveImage", "VHS_LoadVideo", "VHS_VideoCombine", "LoadVideo", "SaveVideo"}
 
 
@@ -223,6 +224,9 @@ def test_api_workflow_runs_on_tiny_models(path, classes, small_inputs, use_model
         request.getfixturevalue("anny_body")  # skips where the anny package is missing; shares the loaded body
     if any(n["class_type"] == "MotionGuideLoadGeometryAdapter" for n in workflow.values()):
         request.getfixturevalue("tiny_geometry_adapter_path")  # the templates' adapter file, for the tiny UNet
+    if any(n["class_type"] == "MotionGuideLoadDisPose" for n in workflow.values()):
+        for fixture in ("tiny_dispose_path", "tiny_cmp_path", "tiny_sd_dir"):
+            request.getfixturevalue(fixture)
     for node in workflow.values():
         node["inputs"].update(SMALL.get(node["class_type"], {}))
     result = run_workflow(workflow, classes)

@@ -20,7 +20,7 @@ def test_gpu_check_dry_run_covers_every_measurement(tmp_path):
     for row in rows:
         by.setdefault(row["measurement"], []).append(row)
     assert set(by) == {"info", "cuda_tests", "sampler_fp16", "sampler_bf16", "sampler_memory", "decode", "dwpose",
-                       "rasteriser", "hmr2", "training"}
+                       "rasteriser", "hmr2", "training", "dispose"}
     assert all(r["status"] in ("ok", "skipped") for r in rows), [r for r in rows if r["status"] not in ("ok", "skipped")]
     sampler = [r for r in by["sampler_fp16"] + by["sampler_bf16"] if "unet_batch" in r["config"]]
     assert len(sampler) == 4 and all(r["ms_per_frame_pass"] > 0 and r["flops_per_frame_pass"] > 0 for r in sampler)
@@ -28,6 +28,7 @@ def test_gpu_check_dry_run_covers_every_measurement(tmp_path):
     assert by["dwpose"][0]["provider"] == "CPUExecutionProvider" and by["rasteriser"][0]["frames_per_s"] > 0
     assert len(by["hmr2"]) == 2 and all(r["ms_per_crop"] > 0 for r in by["hmr2"])
     assert len(by["training"]) == 2 and all(r["steps_per_s"] > 0 and r["finite"] for r in by["training"])
+    assert by["dispose"][0]["ratio"] > 0 and by["dispose"][0]["per_call_work_ratio"] > 0
     assert "measurement" in proc.stdout and "sampler_fp16" in proc.stdout and str(out) in proc.stdout  # one table
 
 

@@ -56,6 +56,8 @@ FILE_CHOICES = {
     ("MotionGuideLoadModel", "mimicmotion_checkpoint"), ("MotionGuideLoadModel", "pose_net_file"),
     ("MotionGuideLoadPose", "file"), ("MotionGuideLoadSMPLModel", "model_file"),
     ("MotionGuideLoadSMPLMotion", "motion_file"), ("MotionGuideLoadGeometryAdapter", "adapter_file"),
+    ("MotionGuideLoadDisPose", "dispose_file"),
+    ("MotionGuideLoadDisPose", "cmp_file"), ("MotionGuideLoadDisPose", "sd15"),
 }
 
 

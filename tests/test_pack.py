@@ -150,7 +150,8 @@ def test_doctor_lists_expected_model_paths(tmp_path):
     assert f"mimicmotion: missing: {tmp_path / 'mimicmotion' / 'MimicMotion_1-1.pth'} (3.05 GB) or " in text
     assert f"missing: {tmp_path / 'dwpose' / 'yolox_l.onnx'}" in text
     assert "missing for mimicmotion_pose_video: yolox_l.onnx (dwpose/)" in text
-    assert "models download yolox_l dwpose_ll_384 svd_xt_1_1 mimicmotion_1_1" in text
+    # every template's missing files, the DisPose template's included
+    assert "models download yolox_l dwpose_ll_384 dispose cmp_mofa_hybrid sd_1_5 svd_xt_1_1 mimicmotion_1_1" in text
     assert "Verdict: nothing can run yet" in text
 
 

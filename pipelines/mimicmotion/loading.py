@@ -329,23 +329,29 @@ class MotionModel:
     sources: dict = field(default_factory=dict)
     before_load: Callable[[int], None] | None = None
     part_handles: dict = field(default_factory=dict)
+    # parts attached by guidance modules (geometry adapter, DisPose's ControlNet), moved by the memory mode
     extra_parts: dict = field(default_factory=dict)
+    streamed_parts: set = field(default_factory=set)
 
     PARTS = ("image_encoder", "vae", "pose_net", "unet")
+    STREAMED = ("unet",)
 
     @property
     def part_names(self) -> tuple[str, ...]:
         """The fixed parts, then the attached ones."""
         return self.PARTS + tuple(self.extra_parts)
 
-    def attach_part(self, name: str, module: nn.Module) -> nn.Module:
-        """Let the memory mode manage ``module`` under ``name`` (a part :meth:`use` can ask for). Attaching another
+    def attach_part(self, name: str, module: nn.Module, streamed: bool = False) -> nn.Module:
+        """Let the memory mode manage ``module`` under ``name`` (a part :meth:`use` can ask for); ``streamed``: in
+        ``sequential_offload`` its blocks pass through the device one at a time, like the UNet's. Attaching another
         module under the same name first detaches the old one (offloaded, its handle dropped)."""
         if name in self.PARTS:
             raise ValueError(f"{name!r} is one of the model's own parts; attach extra modules under another name.")
         if self.extra_parts.get(name) is not module:
             self.detach_part(name)
             self.extra_parts[name] = module
+        if streamed:
+            self.streamed_parts.add(name)
         return module
 
     def detach_part(self, name: str) -> None:
@@ -355,6 +361,7 @@ class MotionModel:
             return
         self._offload([name])
         self.part_handles.pop(name, None)
+        self.streamed_parts.discard(name)
         del self.extra_parts[name]
 
     @property
@@ -414,10 +421,13 @@ class MotionModel:
         sequential = self.memory_mode == "sequential_offload"
         if sequential:
             self._offload([n for n in self.part_names if n not in names])
-        streamed = [n for n in names if sequential and n == "unet" and self.device != self.offload_device]
+        streamed = [n for n in names if sequential and self.device != self.offload_device
+                    and (n in self.STREAMED or n in self.streamed_parts)]
         self._load([n for n in names if n not in streamed])
         try:
-            with self._stream(self.unet) if streamed else contextlib.nullcontext():
+            with contextlib.ExitStack() as stack:
+                for name in streamed:
+                    stack.enter_context(self._stream(self._module(name)))
                 yield
         finally:
             if sequential:
