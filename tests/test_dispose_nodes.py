@@ -62,7 +62,9 @@ def test_prepare_and_sample_with_dispose(node_model):
     assert (guided["samples"] - plain["samples"]).abs().mean() > 1e-3
     torch.testing.assert_close(batched["samples"], guided["samples"], rtol=0, atol=2e-3)  # batched kernels round differently
     assert all(p.device.type == "cpu" for p in dispose.controlnet.parameters())
-    assert "dispose_controlnet" not in node_model.extra_parts
+    assert "dispose_controlnet" in node_model.extra_parts  # the memory mode keeps or offloads it between runs
+    sampler.sample(node_model, reference, poses[:2], seed=3, **ARGS)
+    assert "dispose_controlnet" not in node_model.extra_parts  # a run without DisPose lets it go
 
 
 def test_reference_without_person_is_an_error(node_model):
