@@ -76,7 +76,8 @@ class MotionGuideDetectPose:
                             "With one followed person: also keep the other people (after the followed one)."}),
             "missing_person": (MISSING_CHOICES, {"default": MISSING_CHOICES[0], "tooltip":
                                "Frames without a person: interpolate from neighbouring frames, leave empty, or "
-                               "keep the reference's whole-image guess."}),
+                               "keep the reference's whole-image guess (the whole frame taken as one person's box; "
+                               "the only choice that accepts a clip with nobody in it)."}),
             "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
                        "onnxruntime provider. auto: CUDA when ComfyUI runs on a CUDA GPU and the installed "
                        "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
@@ -110,13 +111,14 @@ class MotionGuideDetectPose:
         selection = "all" if person.startswith("all") else person
         selected, found = tracking.select_people(detected, selection, person_index, keep_others)
         missing = found.count(False)
-        if missing == count:  # blank pose maps would only fail (or mislead) much later
+        keep_guess = missing_person == "keep (reference)"  # the reference's whole-image guess, even for nobody
+        if missing == count and not keep_guess:  # blank pose maps would only fail (or mislead) much later
             if not any(tracking.real_people(frame) for frame in detected):
                 raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
                                  "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")
             raise ValueError(f"The person to follow ({person}, person_index {person_index}) is in none of the "
                              f"{count} frames: pick 'largest' or 'most central', or another person_index.")
-        if missing_person == "keep (reference)":
+        if keep_guess:
             # the reference keeps whatever the detector gave, including its whole-image guess
             selected = [s if ok else d for s, d, ok in zip(selected, detected, found)]
         result = tracking.fill_missing(selected, found, missing_person)
