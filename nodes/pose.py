@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..pipelines import options
 from . import comfy_adapter as adapter
+from .model_check import check_model_input
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,15 @@ class MotionGuideDetectPose:
                        "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
                        "cpu: always the CPU."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, detector, pose_model):
+        """Both ONNX files are checked when the workflow is queued (with every other missing model file listed)."""
+        for name in (detector, pose_model):
+            verdict = check_model_input(("dwpose",), name)
+            if verdict is not True:
+                return verdict
+        return True
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
                person_index=0, keep_others=False, missing_person="interpolate", device="auto"):
