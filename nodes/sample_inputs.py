@@ -30,16 +30,14 @@ def sample_names() -> list[str]:
 
 
 def sample_input(name) -> Path | None:
-    """The shipped file behind a template's ``motionguide/<file>`` value (also accepts a bare sample name), else
-    None. Read-only: the pack's own file, never a path the user typed."""
+    """The shipped file behind a template's ``motionguide/<file>`` value, else None. Read-only: the pack's own
+    file, never a path the user typed."""
     if not isinstance(name, str):
         return None
     parts = Path(name.replace("\\", "/")).parts
-    if len(parts) == 2 and parts[0] == SUBFOLDER:
-        parts = parts[1:]
-    if len(parts) != 1 or parts[0] not in sample_names():
+    if len(parts) != 2 or parts[0] != SUBFOLDER or parts[1] not in sample_names():
         return None
-    return SAMPLES_DIR / parts[0]
+    return SAMPLES_DIR / parts[1]
 
 
 def _copy_new(source: Path, target: Path) -> bool:
