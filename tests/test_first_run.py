@@ -213,3 +213,68 @@ def test_headless_run_names_every_missing_file_once(tmp_path, capsys, monkeypatc
                  "MimicMotion_1-1.pth"):
         assert f"/{name} (" in err, name
     assert "LoadImage" not in err and "motion_file" not in err  # the sample inputs resolve
+
+
+# ------------------------------------------------------------------------------------- item 9: console noise
+
+
+def test_warp_cuda_warning_becomes_one_line_of_ours_and_anny_info_is_held_back():
+    """In a fresh interpreter on this CPU machine: Warp's C-level CUDA warning and banner do not reach the console;
+    one line of ours says what it means. Anny's INFO loggers are held at WARNING while the body is built."""
+    import subprocess
+
+    pytest.importorskip("warp")
+    code = ("import logging, sys; sys.path.insert(0, %r); import cli; cli.load_pack();"
+            "logging.basicConfig(level=logging.INFO, format='%%(name)s: %%(message)s');"
+            "from motionguide.pipelines.smpl.body.quiet import quiet_logger, quiet_warp; quiet_warp();"
+            "log = logging.getLogger('anny.models.full_model');"
+            "ctx = quiet_logger('anny'); ctx.__enter__(); log.info('held back'); ctx.__exit__(None, None, None);"
+            "log.info('shown after')") % str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    assert "Warp CUDA warning" not in text and "initialized:" not in text
+    import torch
+
+    if not torch.cuda.is_available():
+        assert text.count("found no NVIDIA driver and runs on the CPU") == 1
+    assert "held back" not in text and "shown after" in text
+
+
+# --------------------------------------------------------------------------------- item 12: SMPL is optional
+
+
+def test_doctor_calls_the_smpl_files_optional(tmp_path, capsys):
+    from motionguide.headless import doctor
+    from motionguide.nodes import comfy_adapter
+
+    comfy_adapter.set_models_dir(tmp_path / "models")
+    try:
+        report = doctor.Report([])
+        doctor.check_models(report)
+    finally:
+        comfy_adapter.set_models_dir(None)
+    smpl = [f.text for f in report.findings if f.text.startswith(("smpl_", "smplx_"))]
+    assert len(smpl) == 4 and all("missing (optional: only to use SMPL bodies; the built-in Anny body needs no "
+                                  "file)" in t for t in smpl), smpl
+    assert all(f.level == "note" for f in report.findings if f.text.startswith("smpl"))
+    hmr2 = next(f.text for f in report.findings if f.text.startswith("hmr2:"))
+    assert "optional" not in hmr2  # the driving-video template needs it
+
+
+def test_smoke_demo_explains_the_align_warning_it_will_print(tmp_path, monkeypatch, capsys):
+    from motionguide.headless import demo, execute
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_args, **_kwargs):
+        raise Stop
+
+    monkeypatch.setattr(demo, "build_smoke_models", lambda: tmp_path)
+    monkeypatch.setattr(execute, "execute", stop)
+    monkeypatch.setenv("MOTIONGUIDE_TEMP_DIR", str(tmp_path / "temp"))
+    with pytest.raises(Stop):
+        demo.run_demo(smoke=True, output_dir=tmp_path / "out")
+    err = " ".join(line.strip("# ") for line in capsys.readouterr().err.splitlines())
+    assert "'Align pose: no driving frame has a usable person' below is expected here" in err
