@@ -278,3 +278,46 @@ def test_smoke_demo_explains_the_align_warning_it_will_print(tmp_path, monkeypat
         demo.run_demo(smoke=True, output_dir=tmp_path / "out")
     err = " ".join(line.strip("# ") for line in capsys.readouterr().err.splitlines())
     assert "'Align pose: no driving frame has a usable person' below is expected here" in err
+
+
+# ------------------------------------------------------------------------------------------ item 11: CLI edges
+
+
+def test_nodes_command_lists_every_node(capsys):
+    import motionguide
+    from motionguide.headless.cli import main
+
+    assert main(["nodes"]) == 0
+    out = capsys.readouterr().out
+    for _, node_id, name in motionguide.NODE_TABLE:
+        assert node_id in out and name in out
+    assert main(["nodes", "--inputs"]) == 0
+    assert "    pose_keypoint (POSE_KEYPOINT)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["run", "wf.json", "--modles-dir", "x"], "--modles-dir: did you mean --models-dir?"),
+    (["doctor", "--model-dir=x"], "--model-dir: did you mean --models-dir?"),
+    (["rnu", "wf.json"], "did you mean 'run'?"),
+    (["models", "donwload"], "did you mean 'download'?"),
+])
+def test_a_misspelt_option_or_command_gets_a_suggestion(argv, hint, capsys):
+    from motionguide.headless.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert hint in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_image_gets_no_model_file_hint(tmp_path, monkeypatch, capsys):
+    from motionguide.headless.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.png").write_text("not a picture")
+    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "o"}}}
+    (tmp_path / "wf.json").write_text(json.dumps(workflow))
+    assert main(["run", "wf.json", "--set", f"1.image={tmp_path / 'notes.png'}", "--temp-dir", "t"]) == 2
+    err = capsys.readouterr().err
+    assert "not an image file" in err and "doctor" not in err
