@@ -321,3 +321,45 @@ def test_a_file_that_is_no_image_gets_no_model_file_hint(tmp_path, monkeypatch, 
     assert main(["run", "wf.json", "--set", f"1.image={tmp_path / 'notes.png'}", "--temp-dir", "t"]) == 2
     err = capsys.readouterr().err
     assert "not an image file" in err and "doctor" not in err
+
+
+# ------------------------------------------------------------------------- item 7: bench scripts use .venv
+
+
+def _python_without_cv2():
+    import shutil
+    import subprocess
+
+    for candidate in ("python3", "python"):
+        path = shutil.which(candidate)
+        if path and subprocess.run([path, "-c", "import cv2"], capture_output=True).returncode != 0:
+            return path
+    return None
+
+
+def test_bench_script_run_with_a_plain_python_reruns_itself_in_the_venv(tmp_path):
+    """The README's `python bench/retarget.py`: a Python without the project's packages re-runs the script with
+    the project's virtual environment (here the shared one, named by $MOTIONGUIDE_VENV)."""
+    import os
+    import subprocess
+
+    plain = _python_without_cv2()
+    if plain is None:
+        pytest.skip("no Python without cv2 on this machine")
+    env = {**os.environ, "MOTIONGUIDE_VENV": str(Path(sys.prefix))}
+    out = subprocess.run([plain, str(ROOT / "bench" / "retarget.py"), "--help"], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "usage: retarget.py" in out.stdout
+    env["MOTIONGUIDE_VENV"] = str(tmp_path / "no_venv")
+    out = subprocess.run([plain, str(ROOT / "bench" / "retarget.py"), "--help"], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 1 and "bash scripts/setup_env.sh" in out.stderr and "No module named" not in out.stderr
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")
+                                          if "\nimport cli" in p.read_text()))  # gpu_check.sh picks its Python
+def test_every_bench_script_that_loads_the_pack_reruns_in_the_venv_first(script):
+    text = (ROOT / "bench" / script).read_text()
+    head = text[:text.index("cli.use_project_venv(")]
+    assert "cli.load_pack()" not in head and "\nimport numpy" not in head and "\nimport torch" not in head
