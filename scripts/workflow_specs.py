@@ -33,7 +33,9 @@ class Spec:
     name: str  # id: the API twin headless/workflows_api/<name>.json, the demo, the docs
     uuid: str
     title: str  # on the thumbnail
-    file_name: str  # example_workflows/<file_name>.json: ComfyUI's templates browser shows it as the title
+    # example_workflows/<file_name>.json: ComfyUI's templates browser shows the name as the title AND as the
+    # description (with - and _ turned into spaces): no hyphens or underscores, so both read the same
+    file_name: str
     note: str
     nodes: list[N]
     note_pos: tuple[int, int] = (-480, 0)
@@ -336,7 +338,7 @@ SCAIL = Spec(
     name="animator_scail",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000005",
     title="SCAIL / SCAIL-2: 3D-retargeted capsule guidance",
-    file_name="SCAIL and SCAIL-2 guidance from a 3D retarget",
+    file_name="SCAIL and SCAIL 2 guidance from a 3D retarget",
     note=f"""
 # SCAIL / SCAIL-2 guidance from a 3D-retargeted motion
 
@@ -366,7 +368,7 @@ WAN_ANIMATE = Spec(
     name="animator_wan_animate",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000006",
     title="Wan2.2-Animate: 3D-retargeted pose video",
-    file_name="Wan2.2-Animate pose video from a 3D retarget",
+    file_name="Wan2.2 Animate pose video from a 3D retarget",
     note=f"""
 # Wan2.2-Animate pose video from a 3D-retargeted motion
 

@@ -363,3 +363,18 @@ def test_every_bench_script_that_loads_the_pack_reruns_in_the_venv_first(script)
     text = (ROOT / "bench" / script).read_text()
     head = text[:text.index("cli.use_project_venv(")]
     assert "cli.load_pack()" not in head and "\nimport numpy" not in head and "\nimport torch" not in head
+
+
+# ---------------------------------------------------------------------------------- item 5: template cards
+
+
+def test_template_cards_read_the_same_as_title_and_description_and_the_pack_is_called_motionguide():
+    """The templates browser shows a custom template's file name as its title and again as its description with
+    '-' and '_' turned into spaces; with neither in our names both read the same. The browser labels the pack with
+    its folder name unless the pack's locale names it: locales/en/main.json gives 'MotionGuide'."""
+    names = [p.stem for p in (ROOT / "example_workflows").glob("*.json")]
+    assert names and not [n for n in names if "-" in n or "_" in n]
+    locale = json.loads((ROOT / "locales" / "en" / "main.json").read_text())
+    assert locale["templateWorkflows"]["category"]["motionguide"] == "MotionGuide"
+    readme = (ROOT / "README.md").read_text()
+    assert "custom_nodes\ngit clone <this repository> motionguide" in readme.replace("cd ComfyUI/custom_nodes", "custom_nodes")
