@@ -106,8 +106,13 @@ Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample
 sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
 connect the same way (frames + fps): see the SMPL example.
 
-Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* is 16 here so the demo also runs on a CPU or
-a small GPU; on a big GPU set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
+**This needs an NVIDIA GPU.** At these sizes (576×1024, 25 steps) a CPU is no option: even the test suite's tiny
+random models take over 14 minutes there, and the real 1.5-billion-parameter UNet is far slower. On a CPU, run the
+headless smoke demo instead (`python custom_nodes/motionguide/cli.py demo --smoke`: tiny models, 128×192, 3 steps,
+a minute or two), which proves the graph runs but animates nothing.
+
+Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* 16 keeps a small GPU's memory low; on a big GPU
+set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
 """,
     # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
