@@ -444,10 +444,13 @@ class Progress:
         self.set(self.done + n, preview)
 
     def set(self, done: int, preview=None) -> None:
-        self.done = min(int(done), self.total)
-        if self._bar is not None:
+        done = min(int(done), self.total)
+        # a repeated count (the cancel points inside a UNet call or a decode chunk) only checks for Cancel
+        changed = done != self.done or preview is not None or not getattr(self, "_shown", False)
+        self.done, self._shown = done, True
+        if changed and self._bar is not None:
             self._bar.update_absolute(self.done, self.total, preview)
-        elif progress_listener is not None:
+        elif changed and progress_listener is not None:
             progress_listener(self.done, self.total, self.label)
         check_interrupt()
 

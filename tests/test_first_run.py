@@ -378,3 +378,89 @@ def test_template_cards_read_the_same_as_title_and_description_and_the_pack_is_c
     assert locale["templateWorkflows"]["category"]["motionguide"] == "MotionGuide"
     readme = (ROOT / "README.md").read_text()
     assert "custom_nodes\ngit clone <this repository> motionguide" in readme.replace("cd ComfyUI/custom_nodes", "custom_nodes")
+
+
+# ----------------------------------------------------------------------------- item 4: Cancel inside a decode
+
+
+def test_cancel_is_answered_between_decoder_blocks_not_only_between_chunks(tiny_svd_dir, tiny_mimicmotion_path):
+    """A chunk of 8 frames at 576×1024 takes minutes on a CPU: the progress callback (which raises on Cancel) is
+    also called before each decoder block, so Cancel stops a decode inside its first chunk."""
+    import torch
+    from motionguide.pipelines.mimicmotion.loading import load_motion_model
+    from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline
+
+    model = load_motion_model(tiny_svd_dir, tiny_mimicmotion_path, dtype=torch.float32, device="cpu")
+    latents = torch.randn(6, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    calls = []
+    frames = MimicMotionPipeline(model).decode_latents(latents, chunk_size=4,
+                                                       callback=lambda d, t: calls.append((d, t)))
+    assert frames.shape[0] == 6
+    blocks = 1 + len(model.vae.decoder.up_blocks)
+    assert calls.count((0, 2)) == blocks and calls.count((1, 2)) == blocks + 1 and calls[-1] == (2, 2)
+    assert not any(b._forward_pre_hooks for b in [model.vae.decoder.mid_block, *model.vae.decoder.up_blocks])
+
+    class Cancelled(Exception):
+        pass
+
+    seen = []
+
+    def cancel_at_once(done, total):
+        seen.append(done)
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        MimicMotionPipeline(model).decode_latents(latents, chunk_size=4, callback=cancel_at_once)
+    assert seen == [0]  # inside the first chunk, before its first decoder block
+    assert not any(b._forward_pre_hooks for b in [model.vae.decoder.mid_block, *model.vae.decoder.up_blocks])
+    # the next decode works and equals the first
+    torch.testing.assert_close(MimicMotionPipeline(model).decode_latents(latents, chunk_size=4), frames)
+
+
+def test_cancel_is_answered_inside_a_unet_call(tiny_svd_dir, tiny_mimicmotion_path):
+    import torch
+    from motionguide.pipelines.mimicmotion.loading import load_motion_model
+    from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline
+
+    model = load_motion_model(tiny_svd_dir, tiny_mimicmotion_path, dtype=torch.float32, device="cpu")
+    reference = torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    poses = torch.zeros((4, 3, 64, 64), dtype=torch.uint8)
+    unet_calls = []
+    handle = model.unet.register_forward_pre_hook(lambda *_: unet_calls.append(1))
+
+    class Cancelled(Exception):
+        pass
+
+    seen = []
+
+    def cancel_in_the_first_unet_call(done, total):
+        seen.append(done)
+        if unet_calls:  # the first UNet call has started: cancel now
+            raise Cancelled
+
+    try:
+        with pytest.raises(Cancelled):
+            MimicMotionPipeline(model)(reference, poses, num_inference_steps=2, tile_size=4, tile_overlap=2, seed=1,
+                                       callback=cancel_in_the_first_unet_call)
+    finally:
+        handle.remove()
+    assert len(unet_calls) == 1 and seen[-1] == 0  # stopped inside the first call, before it reported a tile
+    blocks = [*model.unet.down_blocks, model.unet.mid_block, *model.unet.up_blocks]
+    assert not any(b._forward_pre_hooks for b in blocks)
+
+
+def test_progress_repeats_only_check_for_cancel(monkeypatch):
+    from motionguide.nodes import comfy_adapter
+
+    shown = []
+    monkeypatch.setattr(comfy_adapter, "progress_listener", lambda d, t, label: shown.append(d))
+    progress = comfy_adapter.Progress(4, "x")
+    for done in (0, 0, 1, 1, 1, 2):
+        progress.callback(done, 4)
+    assert shown == [0, 1, 2]
+    comfy_adapter.request_interrupt()
+    try:
+        with pytest.raises(comfy_adapter.Interrupted):
+            progress.callback(2, 4)  # a repeated count still answers Cancel
+    finally:
+        comfy_adapter.clear_interrupt()
