@@ -444,19 +444,20 @@ class Progress:
         self.set(self.done + n, preview)
 
     def set(self, done: int, preview=None) -> None:
-        done = min(int(done), self.total)
-        # a repeated count (the cancel points inside a UNet call or a decode chunk) only checks for Cancel
-        changed = done != self.done or preview is not None or not getattr(self, "_shown", False)
-        self.done, self._shown = done, True
-        if changed and self._bar is not None:
+        self.done = min(int(done), self.total)
+        self._shown = True
+        if self._bar is not None:
             self._bar.update_absolute(self.done, self.total, preview)
-        elif changed and progress_listener is not None:
+        elif progress_listener is not None:
             progress_listener(self.done, self.total, self.label)
         check_interrupt()
 
     def callback(self, done: int, total: int | None = None) -> None:
         if total is not None and total != self.total:
             self.total = max(int(total), 1)
+        elif min(int(done), self.total) == self.done and getattr(self, "_shown", False):
+            check_interrupt()  # a repeated count (a cancel point inside a UNet call or a decode chunk): no UI update
+            return
         self.set(done)
 
 

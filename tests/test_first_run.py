@@ -271,11 +271,17 @@ def test_smoke_demo_explains_the_align_warning_it_will_print(tmp_path, monkeypat
     def stop(*_args, **_kwargs):
         raise Stop
 
+    from motionguide.nodes import comfy_adapter
+
     monkeypatch.setattr(demo, "build_smoke_models", lambda: tmp_path)
     monkeypatch.setattr(execute, "execute", stop)
-    monkeypatch.setenv("MOTIONGUIDE_TEMP_DIR", str(tmp_path / "temp"))
-    with pytest.raises(Stop):
-        demo.run_demo(smoke=True, output_dir=tmp_path / "out")
+    for name in ("MOTIONGUIDE_TEMP_DIR", "MOTIONGUIDE_INPUT_DIR", "MOTIONGUIDE_OUTPUT_DIR"):  # restored afterwards
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    try:
+        with pytest.raises(Stop):
+            demo.run_demo(smoke=True, output_dir=tmp_path / "out")
+    finally:
+        comfy_adapter.set_models_dir(None)  # the demo points the models folder at its smoke models
     err = " ".join(line.strip("# ") for line in capsys.readouterr().err.splitlines())
     assert "'Align pose: no driving frame has a usable person' below is expected here" in err
 
