@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE = "motionguide"
 # Commands that work without torch (they report what is missing or fetch files).
 TORCH_FREE_COMMANDS = ("doctor", "models", "batch", "-h", "--help")
+PROJECT_MODULES = ("torch", "numpy", "cv2")  # what the bench scripts import first
 
 
 def venv_python() -> Path:
@@ -24,15 +25,20 @@ def venv_python() -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def use_project_venv(argv: list[str]) -> None:
-    """Re-execute in the project's venv when this Python has no torch; or say how to get one (never returns
-    then). Does nothing when torch is importable here, so ComfyUI's own Python is always used as it is."""
-    if importlib.util.find_spec("torch") is not None:
+def use_project_venv(argv: list[str], script: str | None = None, needs: tuple[str, ...] = ("torch",)) -> None:
+    """Re-execute in the project's venv when this Python lacks one of ``needs``; or say how to get one (never
+    returns then). Does nothing when they are importable here, so ComfyUI's own Python is always used as it is.
+    ``script`` is the file to re-run (this one by default; the bench scripts pass their own)."""
+    if all(importlib.util.find_spec(name) is not None for name in needs):
         return
     python = venv_python()
     inside = Path(sys.prefix).resolve() == python.parent.parent.resolve()
     if python.exists() and not inside:
-        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+        os.execv(str(python), [str(python), str(Path(script or __file__).resolve()), *argv])
+    if script is not None:
+        sys.exit(f"error: {', '.join(n for n in needs if importlib.util.find_spec(n) is None)} not installed for "
+                 f"{sys.executable}. Run `bash scripts/setup_env.sh` once (it makes {python.parent.parent}; this "
+                 "script then re-runs itself with it), or run it with .venv/bin/python.")
     command = next((a for a in argv if not a.startswith("-")), "")
     if command and command not in TORCH_FREE_COMMANDS:
         sys.exit(f"error: torch is not installed for {sys.executable}. Run `bash scripts/setup_env.sh` once (it makes "

@@ -14,11 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
+
+cli.use_project_venv(sys.argv[1:], script=__file__, needs=cli.PROJECT_MODULES)  # `python bench/...` uses .venv
+import numpy as np  # noqa: E402
 
 cli.load_pack()
 from motionguide.headless.tiny_models.smpl import build_synthetic_smpl  # noqa: E402

@@ -58,7 +58,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -67,6 +66,9 @@ for path in (ROOT, BENCH):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 import cli  # noqa: E402
+
+cli.use_project_venv(sys.argv[1:], script=__file__, needs=cli.PROJECT_MODULES)  # `python bench/...` uses .venv
+import numpy as np  # noqa: E402
 
 cli.load_pack()
 from motionguide.pipelines.dwpose import skeleton as sk  # noqa: E402

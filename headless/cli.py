@@ -4,6 +4,7 @@
     python cli.py doctor [--models-dir DIR]
     python cli.py models {list,download} [NAME ...] [--workflow W] [--models-dir DIR]
     python cli.py anny [--models-dir DIR]        (build once, or check, the built-in body's cache)
+    python cli.py nodes [--inputs]               (the pack's nodes: id, display name, category, inputs)
     python cli.py demo [--models-dir DIR] [--smoke]
     python cli.py batch ...            (queue jobs on ComfyUI servers over HTTP; see `batch --help`)
     python cli.py dataset build VIDEOS_DIR OUT_DIR [--motion-dir DIR]   (training data, one folder per clip)
@@ -120,8 +121,72 @@ def cmd_demo(args) -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 
+# ------------------------------------------------------------------------------------------------------------
+# nodes
+
+
+def cmd_nodes(args) -> int:
+    """Every node of the pack: id, display name, category (and its inputs with --inputs); unavailable ones too."""
+    import importlib
+
+    from ..nodes.registry import UNAVAILABLE
+
+    pack = importlib.import_module(__package__.rpartition(".")[0])
+    names = dict((node_id, name) for _, node_id, name in pack.NODE_TABLE)
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        print(f"{node_id:34} {names.get(node_id, node_id):32} {getattr(cls, 'CATEGORY', '')}")
+        if args.inputs:
+            spec = cls.INPUT_TYPES()
+            for section in ("required", "optional"):
+                for name, entry in (spec.get(section) or {}).items():
+                    kind = entry[0] if isinstance(entry, (list, tuple)) else entry
+                    kind = "choice" if isinstance(kind, (list, tuple)) else kind
+                    print(f"    {name} ({kind}{', optional' if section == 'optional' else ''})")
+    for node_id, reason in UNAVAILABLE.items():
+        print(f"{node_id:34} UNAVAILABLE: {reason}")
+    print(f"{len(pack.NODE_CLASS_MAPPINGS)} nodes; each has a help page in web/docs/<id>.md "
+          "(docs/nodes.md lists every input and output)")
+    return 0
+
+
+class SuggestingParser(argparse.ArgumentParser):
+    """argparse, plus "did you mean" for a misspelt option or command (every option of every command is a
+    candidate: the error is raised by the top parser)."""
+
+    def _all_options(self) -> set[str]:
+        options: set[str] = set()
+        for action in self._actions:
+            options.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    if isinstance(sub, SuggestingParser):
+                        options |= sub._all_options()
+        return options
+
+    def error(self, message: str):
+        import difflib
+
+        hints = []
+        if message.startswith("unrecognized arguments:"):
+            known = sorted(self._all_options())
+            for token in message.partition(":")[2].split():
+                if token.startswith("-"):
+                    close = difflib.get_close_matches(token.partition("=")[0], known, n=1, cutoff=0.6)
+                    if close:
+                        hints.append(f"{token.partition('=')[0]}: did you mean {close[0]}?")
+        elif "invalid choice:" in message:
+            wrong = message.split("invalid choice:", 1)[1].split("'")[1] if "'" in message else ""
+            for action in self._actions:
+                if action.choices and wrong:
+                    close = difflib.get_close_matches(wrong, [str(c) for c in action.choices], n=1, cutoff=0.5)
+                    if close:
+                        hints.append(f"did you mean {close[0]!r}?")
+                        break
+        super().error(message + "".join(f"\n  {hint}" for hint in hints))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cli.py", description="MotionGuide command line.")
+    parser = SuggestingParser(prog="cli.py", description="MotionGuide command line.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -163,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     anny.add_argument("--load", action="store_true", help="also load the body when the cache exists")
     dirs(anny, inputs=False)
     anny.set_defaults(handler=cmd_anny)
+
+    nodes = sub.add_parser("nodes", help="list the pack's nodes (id, display name, category)")
+    nodes.add_argument("--inputs", action="store_true", help="also list each node's inputs")
+    nodes.set_defaults(handler=cmd_nodes)
 
     demo = sub.add_parser("demo", help="animate the shipped sample with real weights when present, else a "
                                        "labelled smoke run on tiny models; writes a video")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
+from ..nodes.sample_inputs import sample_input
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ def _find_input(name: str) -> Path | None:
     inside = adapter.input_directory() / name
     if inside.is_file():
         return inside
+    sample = sample_input(name)  # a template's motionguide/<file>: the pack's own copy
+    if sample is not None:
+        return sample
     own = Path(name).expanduser()
     return own.resolve() if own.is_file() else None
 

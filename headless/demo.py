@@ -78,6 +78,8 @@ def run_demo(smoke: bool = False, output_dir: Path | None = None) -> int:
         _banner(["SMOKE RUN: " + reason + ".",
                  "Using tiny RANDOM models in the real file layouts: the video shows noise, not an animation.",
                  "It proves the whole graph (DWPose, align, draw, SVD sampler, decode, video) runs end to end.",
+                 "The random detector finds no real person, so 'Align pose: no driving frame has a usable",
+                 "person' below is expected here (with the real DWPose files it means what it says).",
                  f"For a real animation, place the model files under {adapter.fallback_models_dir()}",
                  "(`python cli.py doctor` checks them; `python cli.py models download --workflow "
                  "mimicmotion_pose_video` fetches them on request)."])

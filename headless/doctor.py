@@ -183,7 +183,10 @@ def check_models(report: Report) -> None:
             if c.status in ("broken", "incomplete"):
                 report.add("problem", f"{group}: {c.status}: {c.path}: {c.detail}")
         if not good:
-            optional = " (optional)" if all(c.entry.get("optional") for c in members) else ""
+            optional = ""
+            if all(c.entry.get("optional") for c in members):
+                optional = (" (optional: only to use SMPL bodies; the built-in Anny body needs no file)"
+                            if all(c.entry["folder"] == "smpl" for c in members) else " (optional)")
             wanted = " or ".join(f"{c.path}" + (f" ({c.entry['size'] / 1e9:.2f} GB)" if c.entry.get("size") else "")
                                  for c in members)
             report.add("note", f"{group}: missing{optional}: {wanted} — from {members[0].entry['source']}")

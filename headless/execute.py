@@ -131,13 +131,34 @@ def report_failure(exc: BaseException, verbose: bool = False) -> int:
     """What ``run`` and ``demo`` print for a failed workflow (exit code 2), instead of a traceback."""
     import traceback
 
-    from .workflow_runner import NodeExecutionError
+    from ..nodes.model_check import MODEL_INPUTS
+    from .workflow_runner import NodeExecutionError, WorkflowError
 
+    if isinstance(exc, WorkflowError):
+        print(f"error: {_without_repeats(exc)}", file=sys.stderr)
+        return 2
     print(f"error: {exc}", file=sys.stderr)
     if isinstance(exc, NodeExecutionError):
         if verbose and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__, file=sys.stderr)
         else:
-            print("  (`python cli.py -v ...` shows the full traceback; `python cli.py doctor` checks the model files)",
-                  file=sys.stderr)
+            # the model-file hint only where a model file can be the cause (a loader node), not for a bad image
+            loader = exc.class_type in {cls for cls, _ in MODEL_INPUTS}
+            print("  (`python cli.py -v ...` shows the full traceback"
+                  + ("; `python cli.py doctor` checks the model files)" if loader else ")"), file=sys.stderr)
     return 2
+
+
+def _without_repeats(exc) -> str:
+    """A WorkflowError's text with the list of missing model files (which every failing loader's message carries)
+    printed once, at the end."""
+    summary_start = "\nThis workflow lacks "
+    lines, summary = ["Workflow is invalid:"], ""
+    for problem in exc.problems:
+        text = str(problem)
+        if summary_start in problem.message:
+            head, _, rest = problem.message.partition(summary_start)
+            summary = summary or summary_start.lstrip("\n") + rest
+            text = str(type(problem)(problem.node_id, problem.class_type, problem.kind, head, problem.input_name))
+        lines.append(f"  - {text}")
+    return "\n".join(lines) + (f"\n{summary}" if summary else "")

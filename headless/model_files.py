@@ -14,20 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..nodes import comfy_adapter as adapter
+from ..nodes.model_check import MODEL_INPUTS  # (node class, input name) → registry folders of the file named there
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
-# (node class, input name) → registry folder of the file named there; other inputs are not model files.
-MODEL_INPUTS = {
-    ("MotionGuideLoadModel", "svd_base"): ("diffusers", "checkpoints"),
-    ("MotionGuideLoadModel", "mimicmotion_checkpoint"): ("mimicmotion",),
-    ("MotionGuideDetectPose", "detector"): ("dwpose",),
-    ("MotionGuideDetectPose", "pose_model"): ("dwpose",),
-    ("MotionGuideLoadSMPLModel", "model_file"): ("smpl",),
-    ("MotionGuideEstimateSMPL", "estimator"): ("hmr2",),
-    ("MotionGuideLoadDisPose", "dispose_file"): ("dispose",),
-    ("MotionGuideLoadDisPose", "cmp_file"): ("cmp",),
-    ("MotionGuideLoadDisPose", "sd15"): ("diffusers",),
-}
 WORKFLOWS_DIR = adapter.PACK_ROOT / "headless" / "workflows_api"
 
 

@@ -61,7 +61,32 @@ def _destinations(entry: dict) -> list[tuple[str, Path]]:
     return [(files[0], target)]
 
 
-def _explain_http_error(exc: Exception, repo: str, filename: str) -> str:
+# Failures to reach the server at all (no network, DNS, refused, proxy): nothing was transferred for these.
+_UNREACHABLE_NAMES = {"ConnectError", "ConnectTimeout", "ProxyError", "OfflineModeIsEnabled", "NameResolutionError"}
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """The low-level reason when ``exc`` (or what caused it) says the server could not be reached, else None."""
+    import socket
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short cause chain; never loop on a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, (socket.gaierror, ConnectionRefusedError)) or type(seen).__name__ in _UNREACHABLE_NAMES:
+            return str(seen) or type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _partial_bytes(staging: Path | None) -> int:
+    if staging is None or not staging.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in staging.rglob("*.incomplete") if p.is_file())
+
+
+def _explain_http_error(exc: Exception, repo: str, filename: str, endpoint: str | None = None,
+                        staging: Path | None = None) -> str:
     from huggingface_hub import get_token
     from huggingface_hub.errors import GatedRepoError, RemoteEntryNotFoundError, RepositoryNotFoundError
 
@@ -77,6 +102,15 @@ def _explain_http_error(exc: Exception, repo: str, filename: str) -> str:
         return f"{filename} is not in {repo} (renamed upstream?): see {page} and place the file by hand."
     if isinstance(exc, RepositoryNotFoundError):
         return f"{repo} was not found (or is private): see {page}."
+    reason = _unreachable(exc)
+    if reason is not None:
+        host = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        partial = _partial_bytes(staging)
+        kept = (f"the {partial / 1e6:.1f} MB that arrived before are kept and the next run resumes from there" if partial
+                else "nothing was downloaded")
+        return (f"{host} could not be reached ({reason}): the network is unreachable from here (offline, DNS, firewall "
+                f"or proxy), so {repo}/{filename} was not fetched; {kept}. Run the same command again once the "
+                "machine is online, or download the file by hand and place it where the line above says.")
     return f"{repo}/{filename} could not be downloaded ({type(exc).__name__}: {exc}); run the same command again " \
            "to resume."
 
@@ -95,7 +129,7 @@ def fetch_file(repo: str, filename: str, destination: Path, *, expected_size: in
         meta = get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision, endpoint=endpoint))
         staged = Path(hf_hub_download(repo, filename, revision=revision, local_dir=staging, endpoint=endpoint))
     except Exception as exc:  # noqa: BLE001 - HTTP statuses, and network failures (the partial file stays to resume)
-        raise DownloadError(_explain_http_error(exc, repo, filename)) from exc
+        raise DownloadError(_explain_http_error(exc, repo, filename, endpoint, staging)) from exc
     etag = (meta.etag or "").strip('"').lower()
     problem = None
     if _SHA256.match(etag):

@@ -352,6 +352,9 @@ def run_workflow(
             raise WorkflowError([Problem("-", "-", "bad_target", f"--targets: {exc}")]) from None
         needed = execution_order(workflow, targets)
         workflow = {node_id: workflow[node_id] for node_id in needed}
+    from ..nodes.model_check import on_prompt
+
+    on_prompt({"prompt": dict(workflow)})  # as ComfyUI's server does: loaders' checks then list every missing file
     problems = validate_workflow(workflow, classes)
     if problems:
         raise WorkflowError(problems)

@@ -469,6 +469,7 @@ class Progress:
 
     def set(self, done: int, preview=None) -> None:
         self.done = min(int(done), self.total)
+        self._shown = True
         if self._bar is not None:
             self._bar.update_absolute(self.done, self.total, preview)
         elif progress_listener is not None:
@@ -478,6 +479,9 @@ class Progress:
     def callback(self, done: int, total: int | None = None) -> None:
         if total is not None and total != self.total:
             self.total = max(int(total), 1)
+        elif min(int(done), self.total) == self.done and getattr(self, "_shown", False):
+            check_interrupt()  # a repeated count (a cancel point inside a UNet call or a decode chunk): no UI update
+            return
         self.set(done)
 
 

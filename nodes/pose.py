@@ -9,6 +9,7 @@ import logging
 from ..pipelines import options
 from ..pipelines.options import check_choice
 from . import comfy_adapter as adapter
+from .model_check import check_model_input
 from .sockets import BOOLEAN, FLOAT, IMAGE, INT, POSE_KEYPOINT, STRING
 
 logger = logging.getLogger(__name__)
@@ -75,12 +76,22 @@ class MotionGuideDetectPose:
                             "With one followed person: also keep the other people (after the followed one)."}),
             "missing_person": (MISSING_CHOICES, {"default": MISSING_CHOICES[0], "tooltip":
                                "Frames without a person: interpolate from neighbouring frames, leave empty, or "
-                               "keep the reference's whole-image guess."}),
+                               "keep the reference's whole-image guess (the whole frame taken as one person's box; "
+                               "the only choice that accepts a clip with nobody in it)."}),
             "device": (DEVICE_CHOICES, {"default": "auto", "tooltip":
                        "onnxruntime provider. auto: CUDA when ComfyUI runs on a CUDA GPU and the installed "
                        "onnxruntime-gpu can use it (else the CPU, with one warning saying what to install); "
                        "cpu: always the CPU."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, detector, pose_model):
+        """Both ONNX files are checked when the workflow is queued (with every other missing model file listed)."""
+        for name in (detector, pose_model):
+            verdict = check_model_input(("dwpose",), name)
+            if verdict is not True:
+                return verdict
+        return True
 
     def detect(self, images, detector, pose_model, body=True, hands=True, face=True, person="all (reference)",
                person_index=0, keep_others=False, missing_person="interpolate", device="auto"):

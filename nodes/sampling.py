@@ -11,6 +11,7 @@ from ..pipelines import options
 from ..pipelines.options import check_choice
 from . import comfy_adapter as adapter
 from . import sockets
+from .model_check import check_model_input
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,16 @@ class MotionGuideLoadModel:
     FUNCTION = "load"
     CATEGORY = "MotionGuide/loaders"
     DESCRIPTION = "Loads SVD-XT 1.1 (VAE, CLIP image encoder) and the MimicMotion UNet + PoseNet, checking every weight key."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, svd_base, mimicmotion_checkpoint):
+        """Both files are checked when the workflow is queued (with every other missing model file listed)."""
+        folders = ("checkpoints",) if str(svd_base).lower().endswith(".safetensors") else ("diffusers",)
+        for keys, name in ((folders, svd_base), (("mimicmotion",), mimicmotion_checkpoint)):
+            verdict = check_model_input(keys, name)
+            if verdict is not True:
+                return verdict
+        return True
 
     def load(self, svd_base, mimicmotion_checkpoint, precision, memory_mode, pose_net_file=POSE_NET_INSIDE, device="auto"):
         import torch

@@ -14,7 +14,6 @@ from .comfy_adapter import (
     Progress,
     body_folder,
     check_interrupt,
-    check_model_file,
     input_directory,
     input_path,
     list_model_files,
@@ -22,6 +21,8 @@ from .comfy_adapter import (
     output_directory,
     resolve_model_path,
 )
+from .model_check import check_model_input
+from .sample_inputs import sample_input
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def _motion_path(motion_file: str, path_override: str) -> Path:
     if not name:
         raise FileNotFoundError(f"No motion file chosen: put one in {input_directory()} or type a path.")
     candidate = input_path(name, "Motion file")
+    if not candidate.exists() and sample_input(name) is not None:  # a template's sample, not copied in (yet)
+        return sample_input(name)
     if not candidate.exists():
         raise FileNotFoundError(f"Motion file or folder '{name}' not found (looked at {candidate}).")
     if candidate.is_dir():  # a folder of per-frame files: none of them may lead out either
@@ -108,7 +111,7 @@ class MotionGuideLoadSMPLModel:
     def VALIDATE_INPUTS(cls, model_file):
         from ..pipelines.smpl.body.loaders import body_names
 
-        return True if model_file == AUTO_MODEL or model_file in body_names() else check_model_file("smpl",
+        return True if model_file == AUTO_MODEL or model_file in body_names() else check_model_input(("smpl",),
                                                                                                      model_file)
 
     def load(self, model_file, gender):
@@ -180,6 +183,18 @@ class MotionGuideLoadSMPLMotion:
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads a 3D body motion (MotionGuide .npz, 4D-Humans/HMR2, AMASS, WHAM/GVHMR) as an SMPL sequence."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, motion_file, path=""):
+        """The file exists (in the input folder, or a template's shipped sample): checked when the workflow is
+        queued, with the folder in the message, instead of ComfyUI's bare "not in list"."""
+        if motion_file is None and not path:  # linked from another node
+            return True
+        try:
+            _motion_path(motion_file or "", path or "")
+        except (FileNotFoundError, ValueError) as exc:
+            return str(exc)
+        return True
 
     @classmethod
     def IS_CHANGED(cls, motion_file, format, width, height, fps, path="", smpl_model=None):

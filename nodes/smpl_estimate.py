@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from . import comfy_adapter as adapter
+from .model_check import check_model_input
 from .sockets import FLOAT, IMAGE, INT, POSE_KEYPOINT, SMPL_SEQUENCE
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class MotionGuideEstimateSMPL:
 
     @classmethod
     def VALIDATE_INPUTS(cls, estimator):
-        return adapter.check_model_file("hmr2", estimator)
+        return check_model_input(("hmr2",), estimator)
 
     def estimate(self, images, pose_keypoint, estimator, person_index=0, precision="auto", batch_size=8, fps=30.0,
                  box_padding=1.2):

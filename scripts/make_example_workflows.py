@@ -194,7 +194,8 @@ def models_note(spec: Spec) -> str:
 
     registry = {e["id"]: e for e in adapter.model_registry()["models"]}
     wanted = list(dict.fromkeys(m for node in spec.nodes for m in node.models))
-    lines = ["## Model files", "", "Put them under ComfyUI's `models/` folder (`python cli.py doctor` checks them):", ""]
+    lines = ["## Model files", "", "Put them under ComfyUI's `models/` folder (from the ComfyUI folder, `python "
+             "custom_nodes/motionguide/cli.py doctor` checks them; a Run also lists every missing one):", ""]
     for model_id in wanted:
         entry = registry[model_id]
         slash = "/" if entry.get("kind") == "diffusers_folder" else ""
@@ -202,8 +203,32 @@ def models_note(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
-    """A diagram of the graph: one box per node coloured by stage, a line per link."""
+def _wrap(text: str, width: int, font: float) -> list[str]:
+    import cv2
+
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return lines + [line]
+
+
+def thumbnail_footer(spec: Spec) -> str:
+    """What a newcomer needs before the first Run, on the card itself (the browser shows no other text)."""
+    from motionguide.nodes import comfy_adapter as adapter
+
+    registry = {e["id"]: e for e in adapter.model_registry()["models"]}
+    folders = list(dict.fromkeys(registry[m]["folder"] for node in spec.nodes for m in node.models))
+    return "model files: " + (", ".join(f"{f}/" for f in folders) if folders else "none")
+
+
+def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 512)) -> None:
+    """A square card (the templates browser shows square thumbnails): the title, a diagram of the graph (one box per
+    node coloured by stage, a line per link) and the model folders it needs."""
     import cv2
     import numpy as np
 
@@ -211,12 +236,17 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
              for n in ui["nodes"] if n["type"] not in VIRTUAL}
     xs = [p[0] for p, _, _, _ in boxes.values()] + [p[0] + s[0] for p, s, _, _ in boxes.values()]
     ys = [p[1] for p, _, _, _ in boxes.values()] + [p[1] + s[1] for p, s, _, _ in boxes.values()]
-    margin = 12
-    scale = min((size[0] - 2 * margin) / (max(xs) - min(xs)), (size[1] - 2 * margin - 22) / (max(ys) - min(ys)))
+    margin, title_font = 12, 0.7
+    title = _wrap(spec.title, size[0] - 2 * margin, title_font)
+    top, bottom = 14 + 28 * len(title), 34  # title lines above the diagram, the model line below
+    scale = min((size[0] - 2 * margin) / (max(xs) - min(xs)),
+                (size[1] - top - bottom - 2 * margin) / (max(ys) - min(ys)))
     ox, oy = min(xs), min(ys)
+    # centred vertically in the space between title and footer
+    spare = size[1] - top - bottom - 2 * margin - (max(ys) - min(ys)) * scale
 
     def at(x, y):
-        return int(margin + (x - ox) * scale), int(margin + 22 + (y - oy) * scale)
+        return int(margin + (x - ox) * scale), int(top + margin + spare / 2 + (y - oy) * scale)
 
     def bgr(hex_colour):
         h = hex_colour.lstrip("#")
@@ -226,7 +256,11 @@ def draw_thumbnail(spec: Spec, ui: dict, path: Path, size=(512, 288)) -> None:
         return b, g, r
 
     img = np.full((size[1], size[0], 3), (32, 28, 26), np.uint8)
-    cv2.putText(img, spec.title, (margin, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
+    for i, line in enumerate(title):
+        cv2.putText(img, line, (margin, 30 + 28 * i), cv2.FONT_HERSHEY_SIMPLEX, title_font, (235, 235, 235), 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, thumbnail_footer(spec), (margin, size[1] - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 220, 200),
+                1, cv2.LINE_AA)
     for _, src, _, dst, _, _ in ui["links"]:
         (sp, ss, _, _), (dp, _, _, _) = boxes[src], boxes[dst]
         cv2.line(img, at(sp[0] + ss[0], sp[1] + 20), at(dp[0], dp[1] + 20), (150, 150, 150), 1, cv2.LINE_AA)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Write ``docs/nodes.md``: the node reference table (id, display name, category, description, inputs,
-outputs), read from the loaded node classes so it cannot drift from them.
+outputs), read from the loaded node classes so it cannot drift from them; and copy each help page
+``web/docs/<id>.md`` to ``web/docs/<id>/en.md``, the path ComfyUI's frontend asks for first (for an English UI), so
+opening a node's help costs no 404 before the page. Edit ``web/docs/<id>.md``; the copies follow.
 
     python scripts/make_node_reference.py
 """
@@ -46,10 +48,23 @@ def build() -> str:
     return "\n".join(lines) + "\n"
 
 
+DOCS = ROOT / "web" / "docs"
+
+
+def locale_copies() -> dict[Path, str]:
+    """``web/docs/<id>/en.md`` → its text (the same as ``web/docs/<id>.md``), for every help page."""
+    return {DOCS / page.stem / "en.md": page.read_text(encoding="utf-8") for page in sorted(DOCS.glob("*.md"))}
+
+
 def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(build())
     print(f"wrote {OUT}")
+    for path, text in locale_copies().items():
+        path.parent.mkdir(exist_ok=True)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    print(f"copied {len(locale_copies())} help pages to web/docs/<id>/en.md")
     return 0
 
 

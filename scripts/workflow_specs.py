@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-REFERENCE = "motionguide_reference.png"
-DRIVING = "motionguide_driving.mp4"
+# The samples: copied into ComfyUI's input/motionguide/ when the pack loads (nodes/sample_inputs.py).
+REFERENCE = "motionguide/motionguide_reference.png"
+DRIVING = "motionguide/motionguide_driving.mp4"
+MOTION = "motionguide/motionguide_motion.npz"
 SVD = "stable-video-diffusion-img2vid-xt-1-1"
 MIMIC = "MimicMotion_1-1.pth"
 HMR2 = "hmr2_epoch_35.ckpt"
@@ -31,7 +33,9 @@ class Spec:
     name: str  # id: the API twin headless/workflows_api/<name>.json, the demo, the docs
     uuid: str
     title: str  # on the thumbnail
-    file_name: str  # example_workflows/<file_name>.json: ComfyUI's templates browser shows it as the title
+    # example_workflows/<file_name>.json: ComfyUI's templates browser shows the name as the title AND as the
+    # description (with - and _ turned into spaces): no hyphens or underscores, so both read the same
+    file_name: str
     note: str
     nodes: list[N]
     note_pos: tuple[int, int] = (-480, 0)
@@ -73,6 +77,12 @@ def _dwpose(first: int, images, x: int, y: int, title: str):
     return N(first, "MotionGuideDetectPose", (x, y), {"images": images}, title, models=("yolox_l", "dwpose_ll_384"))
 
 
+def _reference_body():
+    """The reference person's body from their keypoints (id 8): no estimator file for the motion-file paths."""
+    return N(8, "MotionGuidePlaceReferenceBody", (1060, -60), {"pose_keypoint": L(5), "smpl_model": L(7)},
+             "Reference body (from its keypoints)")
+
+
 MIMICMOTION = Spec(
     name="mimicmotion_pose_video",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000001",
@@ -96,8 +106,13 @@ Video in/out uses VideoHelperSuite (*select_every_nth* 2 turns the 24 fps sample
 sampler's *video_fps* to match). Core *Load Video* + *Get Video Components* and *Create Video* + *Save Video*
 connect the same way (frames + fps): see the SMPL example.
 
-Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* is 16 here so the demo also runs on a CPU or
-a small GPU; on a big GPU set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
+**This needs an NVIDIA GPU.** At these sizes (576×1024, 25 steps) a CPU is no option: even the test suite's tiny
+random models take over 14 minutes there, and the real 1.5-billion-parameter UNet is far slower. On a CPU, run the
+headless smoke demo instead (`python custom_nodes/motionguide/cli.py demo --smoke`: tiny models, 128×192, 3 steps,
+a minute or two), which proves the graph runs but animates nothing.
+
+Tips: 25 steps and cfg 2.0 are the reference settings. *tile_size* 16 keeps a small GPU's memory low; on a big GPU
+set it to 72 (the node's default, what MimicMotion 1.1 was trained with).
 """,
     # Node ids and values match the demo (`cli.py demo`, tests/test_demo_workflow.py): keep them stable.
     nodes=[
@@ -245,8 +260,9 @@ SMPL_MOTION_ORBIT = Spec(
 No driving video at all: the motion comes from an SMPL motion file (`.npz` saved by *Save SMPL Motion*, or
 AMASS / 4D-Humans / WHAM / GVHMR results via *Load SMPL Motion*'s formats) and the camera is yours.
 
-1. **Estimate SMPL** on the reference image gives the person's pose and camera; **Set Body Shape** fits the
-   built-in body (Load Body Model: `anny (built-in)`, no files) to the person's keypoints.
+1. **Reference Body from Pose** stands the built-in body (Load Body Model: `anny (built-in)`, no files) in the
+   reference person's box; **Set Body Shape** fits its height and proportions to the person's keypoints. No
+   estimator file is needed (Estimate SMPL with HMR2 can replace it for a person who is not standing).
 2. **Load SMPL Motion** reads the motion (the sample `motionguide_motion.npz`: walking on the spot and waving).
 3. **Transfer SMPL Shape** puts the motion on the reference body, standing where the reference stands.
 4. **Set SMPL Camera** with *animate* on orbits the camera from *yaw* 0° to *yaw_end* 60° (eased), so the
@@ -263,9 +279,8 @@ reference image only shows from the front: expect the model to invent it.
         N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
         N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
           "Set Body Shape (reference)"),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
-          "Estimate SMPL (reference)", models=("hmr2",)),
-        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
+        _reference_body(),
+        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": MOTION, "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
         N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
                                                         "smpl_model": L(7), "trajectory": "lock_root"}),
@@ -293,11 +308,10 @@ def _retarget(resolution: int = 512):
         N(4, "MotionGuideFitReference", (340, 0), {"image": L(1), "resolution": resolution}),
         _dwpose(5, L(4), 700, -60, "Detect Pose (reference)"),
         N(7, "MotionGuideLoadSMPLModel", (0, 420), {"model_file": BODY, "gender": "neutral"}),
-        N(8, "MotionGuideEstimateSMPL", (1060, -60), {"images": L(4), "pose_keypoint": L(5), "estimator": HMR2},
-          "Estimate SMPL (reference)", models=("hmr2",)),
+        _reference_body(),
         N(26, "MotionGuideSetBodyShape", (1420, -60), {"motion": L(8), "smpl_model": L(7), "mode": "fit"},
           "Set Body Shape (reference)"),
-        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": "motionguide_motion.npz", "width": L(4, 1),
+        N(9, "MotionGuideLoadSMPLMotion", (340, 420), {"motion_file": MOTION, "width": L(4, 1),
                                                        "height": L(4, 2), "smpl_model": L(7)}),
         N(11, "MotionGuideTransferShape", (1060, 360), {"driving_motion": L(9), "reference_motion": L(26),
                                                         "smpl_model": L(7), "trajectory": "lock_root"},
@@ -321,14 +335,15 @@ SMPL Motion*; or a driving video through *Estimate SMPL*, or an NLF result throu
 stand), so a child can dance an adult's dance without stretched limbs; **Set SMPL Camera** can move the camera.
 
 The body is the built-in one (*Load Body Model*: `anny (built-in)`, no files; a one-time cache of ~1 min in
-`models/anny/`), shaped to the reference person by *Set Body Shape*; SMPL files work too. This pack's models:
-`models/hmr2/hmr2_epoch_35.ckpt`, `models/dwpose/yolox_l.onnx` + `dw-ll_ucoco_384.onnx`."""
+`models/anny/`), placed in the reference person's box by *Reference Body from Pose* and shaped to them by *Set
+Body Shape*; SMPL files work too. This pack's model files: only `models/dwpose/yolox_l.onnx` +
+`dw-ll_ucoco_384.onnx` (no estimator file)."""
 
 SCAIL = Spec(
     name="animator_scail",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000005",
     title="SCAIL / SCAIL-2: 3D-retargeted capsule guidance",
-    file_name="SCAIL and SCAIL-2 guidance from a 3D retarget",
+    file_name="SCAIL and SCAIL 2 guidance from a 3D retarget",
     note=f"""
 # SCAIL / SCAIL-2 guidance from a 3D-retargeted motion
 
@@ -358,7 +373,7 @@ WAN_ANIMATE = Spec(
     name="animator_wan_animate",
     uuid="6b0f5a52-6c1e-4c3e-9a7e-000000000006",
     title="Wan2.2-Animate: 3D-retargeted pose video",
-    file_name="Wan2.2-Animate pose video from a 3D retarget",
+    file_name="Wan2.2 Animate pose video from a 3D retarget",
     note=f"""
 # Wan2.2-Animate pose video from a 3D-retargeted motion
 

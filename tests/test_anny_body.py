@@ -246,7 +246,7 @@ def test_fits_work_inside_comfyuis_inference_mode(anny_body, monkeypatch):
 def test_warp_banner_is_kept_out_of_the_console(anny_body, monkeypatch):
     """Anny's skinning library prints a start-up banner and a line per kernel load at its INFO level."""
     warp = pytest.importorskip("warp")
-    from motionguide.pipelines.smpl.body.anny_cache import _quiet_warp
+    from motionguide.pipelines.smpl.body.quiet import quiet_warp as _quiet_warp
 
     assert warp.config.log_level == warp.LOG_WARNING  # set when the body was loaded
     monkeypatch.setattr(warp.config, "log_level", warp.LOG_DEBUG)  # a level the user chose is kept

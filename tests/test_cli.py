@@ -159,6 +159,10 @@ def test_demo_reports_a_broken_model_file_without_a_traceback(tmp_path, monkeypa
     (broken / "dwpose").mkdir(parents=True)
     for name in ("yolox_l.onnx", "dw-ll_ucoco_384.onnx"):
         (broken / "dwpose" / name).write_bytes(b"this is not a protobuf" * 10)
+    # the other files exist (validation checks every model file first), so the run reaches the broken ONNX
+    (broken / "diffusers" / "stable-video-diffusion-img2vid-xt-1-1").mkdir(parents=True)
+    (broken / "mimicmotion").mkdir()
+    (broken / "mimicmotion" / "MimicMotion_1-1.pth").write_bytes(b"x")
     monkeypatch.setattr(demo, "build_smoke_models", lambda: broken)
     monkeypatch.setenv("MOTIONGUIDE_TEMP_DIR", str(tmp_path / "temp"))
     code = _main("demo", "--smoke", "--output-dir", tmp_path / "out")

@@ -160,9 +160,9 @@ def test_model_entries_note_and_thumbnail(path):
             if name in values:
                 assert f"models/{folder}/{name}" in note and entry["source"] in note, f"note lacks {folder}/{name}"
                 named += 1
-    assert named >= 3
+    assert named >= 2  # at least the two DWPose files (the motion-file templates need no others)
     thumb = cv2.imread(str(path.with_suffix(".jpg")))
-    assert thumb is not None and thumb.shape == (288, 512, 3)
+    assert thumb is not None and thumb.shape == (512, 512, 3)  # the templates browser's cards are square
     assert thumb.std() > 10  # a drawn diagram, not a blank
 
 
@@ -201,14 +201,14 @@ def small_inputs(tmp_path, monkeypatch):
     from motionguide.pipelines.video.io import read_video, write_video
 
     samples = UI_DIR / "inputs"
-    inputs = tmp_path / "input"
-    inputs.mkdir()
+    inputs = tmp_path / "input" / "motionguide"  # where the templates name them (copied there in ComfyUI)
+    inputs.mkdir(parents=True)
     (inputs / "motionguide_reference.png").write_bytes((samples / "motionguide_reference.png").read_bytes())
     frames, fps = read_video(samples / "motionguide_driving.mp4", frame_load_cap=4)
     write_video(frames, fps, inputs / "motionguide_driving.mp4")
     motion = slice_sequence(load_sequence(samples / "motionguide_motion.npz"), 0, 4)
     save_sequence(motion, inputs / "motionguide_motion.npz")
-    monkeypatch.setenv("MOTIONGUIDE_INPUT_DIR", str(inputs))
+    monkeypatch.setenv("MOTIONGUIDE_INPUT_DIR", str(inputs.parent))
     monkeypatch.setenv("MOTIONGUIDE_OUTPUT_DIR", str(tmp_path / "output"))
     return tmp_path / "output"
 
@@ -261,9 +261,10 @@ def _check_animator_outputs(workflow, result):
             images, half, mask, identity = out
             assert tuple(images.shape) == (frames, 112, 64, 3) and tuple(half.shape) == (frames, 56, 32, 3)
             assert set(identity.unique().tolist()) <= {0.0, 1.0}
-            # The tiny HMR2 can put the body anywhere; SCAIL draws nothing beyond 25 m, otherwise capsules show.
+            # SCAIL draws nothing beyond 25 m. (Not the reverse here: a body placed from the tiny detector's noise
+            # keypoints may stand 15 m away, where 21.5 mm capsules are thinner than a pixel of this 64 px image.)
             depth = [float(p[0, :, 2].max()) for nid, n in workflow.items() if n["class_type"] == "MotionGuideSMPLToNLF"
                      for p in result.outputs[nid][0]["joints3d_nonparam"][0]]
-            assert (float(mask.mean()) > 0.001) == (min(depth) < 25000.0), (float(mask.mean()), depth)
+            assert not (float(mask.mean()) > 0.001 and min(depth) >= 25000.0), (float(mask.mean()), depth)
         elif node["class_type"] == "MotionGuideDrawPose":
             assert torch.is_tensor(out[0]) and out[0].ndim == 4 and float(out[0].max()) > 0

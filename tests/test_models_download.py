@@ -135,6 +135,19 @@ def test_interrupted_transfer_resumes(registry, monkeypatch):
     assert (registry["root"] / "mimicmotion" / "MimicMotion_1-1.pth").read_bytes() == registry["pth"]
 
 
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "http://no-such-host.invalid"])
+def test_unreachable_network_is_named_and_never_called_a_resume(registry, endpoint):
+    """Offline (refused connection, unknown host): say the network is unreachable and that nothing arrived, not
+    'run again to resume' (issue 22 item 10)."""
+    lines = []
+    code = models_download.download(models_download.select(["yolox_l"]), endpoint=endpoint, say=lines.append)
+    text = "\n".join(lines)
+    assert code == 1
+    assert f"{endpoint} could not be reached" in text and "network is unreachable" in text
+    assert "nothing was downloaded" in text and "to resume" not in text
+    assert not (registry["root"] / "dwpose" / "yolox_l.onnx").exists()
+
+
 def test_checksum_mismatch_is_deleted_and_reported(registry):
     with hub_with_files(registry) as hub:
         other = bytearray(registry["onnx"])

@@ -84,3 +84,22 @@ def test_generated_node_reference_is_current():
     spec.loader.exec_module(module)
     assert (ROOT / "docs" / "nodes.md").read_text() == module.build(), \
         "docs/nodes.md is stale: run python scripts/make_node_reference.py"
+
+
+def test_help_pages_are_also_where_the_frontend_looks_first():
+    """ComfyUI's frontend asks for web/docs/<id>/<locale>.md before web/docs/<id>.md: the English copy is there
+    (so an English UI gets the page without a 404 first), identical to the page, and no copy is left over."""
+    import importlib.util
+
+    script = ROOT / "scripts" / "make_node_reference.py"
+    spec = importlib.util.spec_from_file_location("make_node_reference", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    copies = module.locale_copies()
+    assert copies, "no help pages"
+    for path, text in copies.items():
+        assert path.is_file() and path.read_text(encoding="utf-8") == text, \
+            f"{path.relative_to(ROOT)} is missing or stale: run python scripts/make_node_reference.py"
+    folders = {p.parent for p in copies}
+    leftovers = [p for p in (ROOT / "web" / "docs").iterdir() if p.is_dir() and p not in folders]
+    assert not leftovers, f"help folders without a page: {leftovers}"

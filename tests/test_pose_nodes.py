@@ -116,6 +116,10 @@ def test_no_person_in_the_whole_video_is_an_error(dwpose):
         _detect(torch.zeros((3, 64, 48, 3)), person="largest", missing_person="empty")
     with pytest.raises(ValueError, match=r"person_index 7\) is in none of the 3 frames"):
         _detect(_clip(), person="index", person_index=7)
+    # "keep (reference)" keeps the reference's whole-image guess even when nobody is in any frame (issue 22 item 17)
+    kept, _ = _detect(torch.zeros((3, 64, 48, 3)), missing_person="keep (reference)")
+    assert len(kept) == 3 and all(len(frame["people"]) == 1 for frame in kept)
+    assert all(len(frame["people"][0]["pose_keypoints_2d"]) == 54 for frame in kept)
     # a person missing from some frames only (the clip's black frame 1) is still filled in (and logged)
     pose, _ = _detect(_clip())
     assert len(pose) == 3 and pose[1]["people"]

@@ -82,9 +82,55 @@ def test_plain_styles_draw_only_the_first_person():
     one = frames("unianimate")[0]
     two = PoseFrame(np.concatenate([one.keypoints, one.keypoints + 40]), np.concatenate([one.scores] * 2),
                     one.width, one.height)
-    for style in ("unianimate", "steadydancer", "wan_animate"):
+    for style in ("unianimate", "wan_animate"):
         np.testing.assert_array_equal(draw.draw_pose_map(two, 256, 384, style=style),
                                       draw.draw_pose_map(one, 256, 384, style=style))
+    no_hands = {"hands": False, "face": False}
+    np.testing.assert_array_equal(draw.draw_pose_map(two, 256, 384, style="steadydancer", **no_hands),
+                                  draw.draw_pose_map(one, 256, 384, style="steadydancer", **no_hands))
+
+
+def _people(count: int) -> PoseFrame:
+    """``count`` people, each a copy of the SteadyDancer sample person shifted by 50 px per index, every hand
+    point confident, so which hands are drawn shows in the pixels."""
+    one = frames("steadydancer")[0]
+    scores = one.scores.copy()
+    scores[0, sk.LEFT_HAND] = scores[0, sk.RIGHT_HAND] = 0.9
+    shifts = np.arange(count, dtype=np.float64)[:, None, None] * np.array([50.0, 30.0])
+    return PoseFrame(one.keypoints + shifts, np.repeat(scores, count, 0), one.width, one.height)
+
+
+def _hands_only(frame: PoseFrame, hands: list[tuple[int, int]]) -> PoseFrame:
+    """One person holding exactly the listed (person, side) hands of ``frame`` in its left/right slots."""
+    keypoints = np.zeros((1, sk.NUM_KEYPOINTS, 2))
+    scores = np.zeros((1, sk.NUM_KEYPOINTS))
+    present = np.zeros((1, 2), bool)
+    for slot, (person, side) in enumerate(hands):
+        source, target = (sk.LEFT_HAND, sk.RIGHT_HAND)[side], (sk.LEFT_HAND, sk.RIGHT_HAND)[slot]
+        keypoints[0, target], scores[0, target] = frame.keypoints[person, source], frame.scores[person, source]
+        present[0, slot] = True
+    return PoseFrame(keypoints, scores, frame.width, frame.height, hands_present=present)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_steadydancer_draws_the_first_two_hands_of_its_stacked_hand_array(count):
+    """SteadyDancer stacks every left hand, then every right hand, and draws the first two rows: with two or three
+    people those are person 0's and person 1's LEFT hands (its training data), never person 0's right hand."""
+    frame = _people(count)
+    width, height = (int(v) for v in DATA["steadydancer_size"])
+    ours = draw.draw_pose_map(frame, width, height, style="steadydancer", body=False, face=False)
+    expected = draw.draw_pose_map(_hands_only(frame, [(0, 0), (1, 0)]), width, height, style="steadydancer",
+                                  body=False, face=False)
+    np.testing.assert_array_equal(ours, expected)
+    wrong = draw.draw_pose_map(_hands_only(frame, [(0, 0), (0, 1)]), width, height, style="steadydancer",
+                               body=False, face=False)
+    assert int((ours != wrong).any(-1).sum()) > 500  # whole hand skeletons apart, not a few pixels
+    # one person: its own two hands, as before
+    single = _people(1)
+    np.testing.assert_array_equal(
+        draw.draw_pose_map(single, width, height, style="steadydancer", body=False, face=False),
+        draw.draw_pose_map(_hands_only(single, [(0, 0), (0, 1)]), width, height, style="steadydancer", body=False,
+                           face=False))
 
 
 def test_feet_survive_pose_keypoint_round_trip():

@@ -77,15 +77,18 @@ function chain(proto, name, after) {
 }
 
 // ComfyUI's templates browser lists a pack's templates in the server's file-system order (os.scandir) and shows
-// each file name as its title. Ours are shown in this order, the main MimicMotion template first
+// each file name as its title and again as its description (with - and _ as spaces: our names have none). Ours
+// are shown in this order, the main MimicMotion template first
 // (scripts/workflow_specs.py WORKFLOWS; tests/test_web_extension.py keeps the two in step).
 export const TEMPLATE_ORDER = [
   "MimicMotion, animate an image with a driving video",
   "SMPL 3D guidance, image and driving video",
   "SMPL motion file and a camera orbit",
+  "SMPL maps guiding MimicMotion through a geometry adapter",
   "Long videos on a 12 to 16 GB GPU",
-  "SCAIL and SCAIL-2 guidance from a 3D retarget",
-  "Wan2.2-Animate pose video from a 3D retarget",
+  "DisPose on MimicMotion driven by a 3D retarget",
+  "SCAIL and SCAIL 2 guidance from a 3D retarget",
+  "Wan2.2 Animate pose video from a 3D retarget",
   "MTVCrafter joints from a 3D retarget",
   "StableAnimator pose images from a 3D retarget",
 ];

@@ -16,9 +16,11 @@ for pixel (tests compare with arrays produced by the models' own code):
   when both its toe points score > 0.3. Saved through ``cv2.imwrite`` and read back with PIL, so the model saw
   red and blue swapped: the output is swapped the same way.
 - ``steadydancer`` (SteadyDancer ``draw_bodypose``): OpenPose-18 with the same widths, no toes, thresholds 0.35,
-  red and blue swapped (a BGR→RGB conversion of an RGB drawing before the video is written).
+  red and blue swapped (a BGR→RGB conversion of an RGB drawing before the video is written). Its hands are the
+  first two of the stack "every person's left hand, then every right hand": with two or more people, person 0's
+  and person 1's left hands.
 
-These models animate one character: only the first person of a frame is drawn, as their preprocessing does.
+These models animate one character: only the first person's body is drawn, as their preprocessing does.
 Coordinates are normalised by the keypoints' canvas and scaled to the output size, in the same float order as
 the reference code (so the integer pixel each point lands on is identical).
 """
@@ -68,12 +70,13 @@ class PlainStyle:
     part_threshold: float  # hand and face points are hidden when their score < this
     toes: bool
     swap_red_blue: bool = True
+    stacked_hands: bool = False  # the first two hands of [every left hand, then every right hand] (SteadyDancer)
 
 
 PLAIN_STYLES = {
     "unianimate": PlainStyle(0.3, 0.3, toes=True),
     "animate_x": PlainStyle(0.3, 0.3, toes=True),
-    "steadydancer": PlainStyle(0.35, 0.35, toes=False),
+    "steadydancer": PlainStyle(0.35, 0.35, toes=False, stacked_hands=True),
 }
 WAN_THRESHOLD = 0.5
 
@@ -129,10 +132,12 @@ def draw_plain(frame, width: int, height: int, style: str, body: bool = True, ha
                     x, y = int(points[i, 0] * width), int(points[i, 1] * height)
                     cv2.circle(canvas, (x, y), 4, colors[i], thickness=-1)
         if hands:
-            for part, present in ((sk.LEFT_HAND, frame.hands_present[0, 0]), (sk.RIGHT_HAND, frame.hands_present[0, 1])):
-                if present:
-                    shown = scores[part] >= spec.part_threshold
-                    _plain_hand(canvas, _part_points(norm[part], shown), width, height)
+            for person, side in _drawn_hands(frame, spec.stacked_hands):
+                part = (sk.LEFT_HAND, sk.RIGHT_HAND)[side]
+                if frame.hands_present[person, side]:
+                    hand = frame.keypoints[person, part] / np.array([float(frame.width), float(frame.height)])
+                    shown = frame.scores[person, part] >= spec.part_threshold
+                    _plain_hand(canvas, _part_points(hand, shown), width, height)
         if face and frame.face_present[0]:
             shown = scores[sk.FACE] >= spec.part_threshold
             for x, y in _part_points(norm[sk.FACE], shown):
@@ -140,6 +145,15 @@ def draw_plain(frame, width: int, height: int, style: str, body: bool = True, ha
                 if x > _EPS and y > _EPS:
                     cv2.circle(canvas, (x, y), 3, (255, 255, 255), thickness=-1)
     return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if spec.swap_red_blue else canvas
+
+
+def _drawn_hands(frame, stacked: bool) -> list[tuple[int, int]]:
+    """(person, side 0 = left / 1 = right) of the hands a plain style draws. Most draw the first person's two hands;
+    SteadyDancer's drawer takes the first two rows of its hand array, which stacks every person's left hand and
+    then every right hand: with two or more people that is person 0's and person 1's left hands."""
+    if not stacked:
+        return [(0, 0), (0, 1)]
+    return [(person, side) for side in (0, 1) for person in range(frame.num_people)][:2]
 
 
 def _plain_hand(canvas, peaks, width, height):

@@ -174,12 +174,13 @@ def follow_person(detected: list[PoseFrame], selection: str = "all", index: int 
 
     Raises:
         `ValueError` when nobody, or not the chosen person, is in any frame (blank pose maps would only fail or
-        mislead much later); ``label`` names the choice in that message (defaults to ``selection``).
+        mislead much later), except under ``"keep (reference)"``, which keeps the reference's whole-image guess
+        even then; ``label`` names the choice in that message (defaults to ``selection``).
     """
     count = len(detected)
     selected, found = select_people(detected, selection, index, keep_others)
     absent = found.count(False)
-    if absent == count:
+    if absent == count and missing != "keep (reference)":
         if not any(real_people(frame) for frame in detected):
             raise ValueError(f"Detect Pose found no person in any of the {count} frames: use frames where the "
                              "person is visible (whole body, not tiny), and the detector yolox_l.onnx.")

@@ -51,13 +51,32 @@ def decode_latents(vae, latents: torch.Tensor, *, device, dtype, chunk_size: int
         chunk_size (`int`, *optional*, defaults to 8): frames per temporal decode (reference 8); lower saves memory.
         overlap (`int`, *optional*, defaults to 0): frames shared by neighbouring chunks, blended linearly so chunk
             seams don't show (0 = reference).
+        callback (`Callable[[int, int], None]`, *optional*): ``(chunks done, chunks)`` after each chunk, and again
+            (same count) before each decoder block inside a chunk; may raise to cancel. A chunk of 8 frames at
+            576×1024 takes minutes on a CPU, so Cancel is answered between blocks, not only between chunks.
     """
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         pixels = vae.decode(z.to(device=device, dtype=dtype), num_frames=z.shape[0]).sample  # [n,3,H,W] in [-1,1]
         return (pixels.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
 
-    return decode_in_chunks(decode, latents, chunk_size=chunk_size, overlap=overlap, callback=callback)
+    if callback is None:
+        return decode_in_chunks(decode, latents, chunk_size=chunk_size, overlap=overlap)
+    state = [0, len(plan_decode_chunks(latents.shape[0], chunk_size, overlap))]  # chunks done, chunks
+
+    def after_chunk(done: int, total: int) -> None:
+        state[:] = [done, total]
+        callback(done, total)
+
+    decoder = getattr(vae, "decoder", None)
+    blocks = [getattr(decoder, "mid_block", None), *getattr(decoder, "up_blocks", [])]
+    handles = [b.register_forward_pre_hook(lambda *_: callback(*state)) for b in blocks
+               if isinstance(b, torch.nn.Module)]
+    try:
+        return decode_in_chunks(decode, latents, chunk_size=chunk_size, overlap=overlap, callback=after_chunk)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @torch.no_grad()

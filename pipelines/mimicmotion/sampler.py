@@ -10,6 +10,7 @@ accumulators, guidance and the latents between steps are all float16 (``arithmet
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,6 +248,8 @@ class MimicMotionPipeline:
             generator = torch.Generator(device=noise_device).manual_seed(int(seed))
             aug_noise = torch.randn(reference.shape, generator=generator, dtype=torch.float32, device=noise_device)
             ref_latent = self._encode_vae_image(reference, aug_noise.cpu(), noise_aug_strength)  # [1,4,h,w]
+            if callback is not None:  # a cancel point: on a CPU the encoders alone take a while at 576×1024
+                callback(0, num_inference_steps * len(tiles))
             # 3. added time ids
             added_time_ids = self._get_add_time_ids(fps, motion_bucket_id, noise_aug_strength)
             # 4. sigmas and timesteps (the reference rounds timesteps to its default dtype)
@@ -267,6 +270,8 @@ class MimicMotionPipeline:
             place = self._pose_cache_place(options.pose_cache, len(tiles))
             for module in modules:
                 module.prepare(m.device, m.dtype, place)
+                if callback is not None:
+                    callback(0, num_inference_steps * len(tiles))
             # 8. denoising loop
             latents, unet_calls = self._denoise(latents, ref_latent, image_embeds, added_time_ids, modules, tiles,
                                                 weights, cfg_scale, sigmas, timesteps, do_cfg, options, callback,
@@ -306,7 +311,13 @@ class MimicMotionPipeline:
         unet_calls = 0
         parts = dict.fromkeys(part for module in modules if any(module.active(i, steps) for i in range(steps))
                               for part in module.parts())
-        with m.use("unet", *parts), UNetResidualHooks(m.unet) as hooks:
+        done = [0]  # UNet passes' tiles reported so far: cancel points inside a UNet call repeat it
+        blocks = [b for b in (*getattr(m.unet, "down_blocks", ()), getattr(m.unet, "mid_block", None),
+                              *getattr(m.unet, "up_blocks", ())) if isinstance(b, torch.nn.Module)]
+        # one UNet call at 576×1024 takes minutes on a CPU: Cancel is answered between its blocks, not after it
+        cancel_points = [b.register_forward_pre_hook(lambda *_: callback(done[0], total)) for b in blocks
+                         if callback is not None]
+        with m.use("unet", *parts), UNetResidualHooks(m.unet) as hooks, _removed_at_exit(cancel_points):
             for i in range(steps):
                 sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
                 scaled = (latents / sched.input_divisor(sigma).to(m.device)).to(m.dtype)  # [F,4,h,w]
@@ -338,7 +349,8 @@ class MimicMotionPipeline:
                             tiles_done += 1
                     hooks.residuals = None
                     if callback is not None:
-                        callback(i * len(tiles) + tiles_done, total)
+                        done[0] = i * len(tiles) + tiles_done
+                        callback(done[0], total)
                 # fuse, guide, step
                 norm = count.view(-1, 1, 1, 1)
                 v_pred = acc[True].div_(norm)
@@ -349,3 +361,13 @@ class MimicMotionPipeline:
                     on_step(i + 1, steps, sched.predicted_x0(latents, v_pred, sigma))
                 latents = sched.euler_v_step(latents, v_pred, sigma, sigma_next)
         return latents, unet_calls
+
+
+@contextlib.contextmanager
+def _removed_at_exit(handles):
+    """Remove the given torch hook handles when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

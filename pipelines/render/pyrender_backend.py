@@ -94,7 +94,10 @@ def _import_pyrender():
     # pyrender 0.1.45 still uses np.infty, removed in numpy 2; restore the alias only when it is missing.
     if not hasattr(np, "infty"):
         np.infty = np.inf
-    import pyrender
+    from ..smpl.body.quiet import quiet_logger
+
+    with quiet_logger("OpenGL.acceleratesupport"):  # "No OpenGL_accelerate module loaded": optional, not news
+        import pyrender
 
     return pyrender
 

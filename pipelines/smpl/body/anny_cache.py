@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .quiet import quiet_logger, quiet_warp
+
 logger = logging.getLogger(__name__)
 
 ENV = "ANNY_CACHE_DIR"
@@ -245,19 +247,6 @@ def _anny_cache_path(directory: Path):
         anny.paths.set_anny_cache_path(before)
 
 
-def _quiet_warp() -> None:
-    """Anny skins with NVIDIA Warp, which prints a banner when it starts and a line each time it loads a kernel
-    module (at its INFO level): keep those out of ComfyUI's console. Warnings still show; a level the user
-    chose is kept."""
-    try:
-        import warp
-    except Exception:  # noqa: BLE001 - no warp (Anny then skins with torch): nothing to quiet
-        return
-    config = getattr(warp, "config", None)
-    if config is not None and getattr(config, "log_level", None) == getattr(warp, "LOG_INFO", 20):
-        config.log_level = getattr(warp, "LOG_WARNING", 30)
-
-
 def _ticker(callback, expected_s: float, stop: threading.Event) -> None:
     start = time.monotonic()
     while not stop.wait(0.5):
@@ -270,10 +259,10 @@ def _build_module(root: Path):
     import anny
     import torch
 
-    _quiet_warp()
+    quiet_warp()  # one line of ours instead of Warp's banner and CUDA warning
     # normal tensors even when a node loads it inside ComfyUI's inference mode: the shape fit needs
-    # autograd through these buffers later
-    with _anny_cache_path(root), torch.inference_mode(False):
+    # autograd through these buffers later; anny's INFO lines (a dozen per build) held back
+    with _anny_cache_path(root), torch.inference_mode(False), quiet_logger("anny"):
         return anny.Anny(rig="anny", topology="anny", local_changes="none", facial_actions="none",
                          phenotypes="default")
 
