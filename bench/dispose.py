@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import cli  # noqa: E402
 
+cli.use_project_venv(sys.argv[1:], script=__file__, needs=cli.PROJECT_MODULES)  # `python bench/...` uses .venv
 cli.load_pack()
 
 import numpy as np  # noqa: E402

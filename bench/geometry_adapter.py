@@ -13,16 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
+cli.use_project_venv(sys.argv[1:], script=__file__, needs=cli.PROJECT_MODULES)  # `python bench/...` uses .venv
 cli.load_pack()
+import torch  # noqa: E402
 from motionguide.headless.tiny_models.svd import build_tiny_mimicmotion, build_tiny_svd  # noqa: E402
-from motionguide.pipelines.guidance.geometry_adapter import (AdapterConfig, GeometryAdapter,  # noqa: E402
-                                                             GeometryGuidance)
+from motionguide.pipelines.guidance.geometry_adapter import AdapterConfig, GeometryAdapter, GeometryGuidance  # noqa: E402
 from motionguide.pipelines.mimicmotion.loading import load_motion_model  # noqa: E402
 from motionguide.pipelines.mimicmotion.sampler import MimicMotionPipeline, SamplerOptions  # noqa: E402
 

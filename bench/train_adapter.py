@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 for path in (ROOT, BENCH):
@@ -33,7 +31,9 @@ for path in (ROOT, BENCH):
         sys.path.insert(0, str(path))
 import cli  # noqa: E402
 
+cli.use_project_venv(sys.argv[1:], script=__file__, needs=cli.PROJECT_MODULES)  # `python bench/...` uses .venv
 cli.load_pack()
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from make_motions import MOTIONS  # noqa: E402
 from motionguide.headless.tiny_models.svd import TINY_SIZE, build_tiny_mimicmotion, build_tiny_svd  # noqa: E402
