@@ -209,6 +209,27 @@ def test_lora_and_pose_net_train_with_the_adapter(tmp_path, dataset, tiny_svd_di
     assert all(torch.equal(after[n], v) for n, v in frozen.items())
 
 
+def test_adapter_learning_rate_applies_to_the_adapter_only(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path):
+    from motionguide.pipelines.training.trainer import Trainer
+
+    trainer = Trainer(_config(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path,
+                              train={"steps": 1, "train_pose_net": True, "learning_rate": 1e-3,
+                                     "adapter_learning_rate": 5e-2}), progress=False)
+    trainer.setup()
+    groups = trainer.optimizer.param_groups
+    lrs = {id(p): g["lr"] for g in groups for p in g["params"]}
+    by_name = {n: lrs[id(p)] for n, p in trainer.trainable}
+    assert {v for n, v in by_name.items() if n.startswith("adapter.")} == {5e-2}
+    assert {v for n, v in by_name.items() if n.startswith("pose_net.")} == {1e-3}
+    params = dict(trainer.unwrapped.named_parameters())
+    name = "adapter.encoders.depth.conv_out.bias"
+    trainer.train_step()
+    # Adam's first step moves every parameter with a gradient by about its learning rate
+    assert float(params[name].detach().abs().max()) == pytest.approx(5e-2, rel=1e-3)
+    with pytest.raises(ValueError, match="adapter_learning_rate"):
+        _config(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path, train={"adapter_learning_rate": -1.0})
+
+
 def test_resume_gives_the_identical_next_step(tmp_path, dataset, tiny_svd_dir, tiny_mimicmotion_path):
     from motionguide.pipelines.training.trainer import Trainer
 

@@ -47,12 +47,15 @@ class DataSection:
 class TrainSection:
     """Optimisation. batch_size is per process (the global batch is batch_size × processes × accumulation).
     Trainable: the adapter; also PoseNet (train_pose_net), LoRA on the UNet's attention (lora_rank > 0), or the
-    whole UNet (train_unet: only for small models and tests; a real UNet needs far more memory)."""
+    whole UNet (train_unet: only for small models and tests; a real UNet needs far more memory).
+    adapter_learning_rate: the adapter's own learning rate (0: learning_rate); its zero-initialised output convs
+    start from nothing, and a higher rate than the pretrained parts' often helps."""
 
     steps: int = 2000
     batch_size: int = 1
     gradient_accumulation: int = 1
     learning_rate: float = 1e-4
+    adapter_learning_rate: float = 0.0
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
@@ -139,6 +142,10 @@ class TrainConfig:
                                  ("data.holdout", self.data.holdout, 0), ("train.lora_rank", self.train.lora_rank, 0)):
             if value < low:
                 problems.append(f"{name} must be at least {low}, got {value}")
+        if self.train.learning_rate <= 0 or self.train.adapter_learning_rate < 0:
+            problems.append(f"train.learning_rate must be positive and train.adapter_learning_rate at least 0 (0: the "
+                            f"same as learning_rate), got {self.train.learning_rate} and "
+                            f"{self.train.adapter_learning_rate}")
         if not 0.0 <= self.objective.condition_dropout < 1.0:
             problems.append(f"objective.condition_dropout must be in [0, 1), got {self.objective.condition_dropout}")
         if not 0.0 <= self.train.ema_decay < 1.0:

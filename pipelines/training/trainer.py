@@ -144,7 +144,11 @@ class Trainer:
         module = TrainModule(unet, pose_net, adapter)
         module.train()
         self.trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=c.train.learning_rate,
+        adapter_lr = c.train.adapter_learning_rate or c.train.learning_rate
+        groups = [{"params": [p for n, p in self.trainable if n.startswith("adapter.")], "lr": adapter_lr},
+                  {"params": [p for n, p in self.trainable if not n.startswith("adapter.")],
+                   "lr": c.train.learning_rate}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=c.train.learning_rate,
                                       weight_decay=c.train.weight_decay)
         warmup = max(c.train.warmup_steps, 0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
