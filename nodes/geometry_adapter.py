@@ -9,6 +9,7 @@ import logging
 
 from . import comfy_adapter as adapter
 from . import sockets
+from .model_check import with_other_missing_files
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class MotionGuideLoadGeometryAdapter:
         try:
             adapter_path(str(adapter_file))
         except FileNotFoundError as exc:
-            return str(exc)
+            return with_other_missing_files(str(exc), str(adapter_file))
         return True
 
     def load(self, adapter_file):

@@ -29,7 +29,11 @@ MODEL_INPUTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("MotionGuideLoadDisPose", "dispose_file"): ("dispose",),
     ("MotionGuideLoadDisPose", "cmp_file"): ("cmp",),
     ("MotionGuideLoadDisPose", "sd15"): ("diffusers",),
+    ("MotionGuideLoadGeometryAdapter", "adapter_file"): ("motionguide_adapters",),
 }
+# Files no one publishes: what to do instead of a download source.
+MAKE_IT = {"motionguide_adapters": "train one with `python cli.py train CONFIG.yaml` (README: 'Training a geometry "
+                                   "adapter')"}
 # Values of model-file inputs that name no file (built-in body, a lookup by gender, "use the checkpoint's own").
 NOT_FILES = {"anny (built-in)", "auto (by gender)", "(inside checkpoint)", ""}
 
@@ -64,7 +68,7 @@ def _source(folder: str, name: str) -> str:
         if entry["folder"] == folder and (entry["name"] == name or name in entry.get("alternatives", ())
                                           or Path(name).name == entry["name"]):
             return f"download from {entry['source']}"
-    return "place the file there, or pick another one"
+    return MAKE_IT.get(folder, "place the file there, or pick another one")
 
 
 def _found(folders: tuple[str, ...], name: str) -> bool:
@@ -161,8 +165,14 @@ def check_model_input(folders: tuple[str, ...], name) -> bool | str:
         if verdict is True:
             return True
         last = last or verdict
+    return with_other_missing_files(last, name)
+
+
+def with_other_missing_files(message: str, name: str) -> str:
+    """``message`` about the missing file ``name``, followed by every model file the queued workflow lacks when
+    more than this one is missing."""
     with _lock:
         others = list(_remembered)
     if len(others) > 1 and any(m.name == name for m in others):
-        return f"{last}\n{summary(others)}"
-    return last
+        return f"{message}\n{summary(others)}"
+    return message

@@ -470,3 +470,24 @@ def test_progress_repeats_only_check_for_cancel(monkeypatch):
             progress.callback(2, 4)  # a repeated count still answers Cancel
     finally:
         comfy_adapter.clear_interrupt()
+
+
+def test_a_missing_geometry_adapter_is_listed_with_how_to_make_one(tmp_path):
+    """No one publishes geometry adapters: the list says how to train one instead of a download source, and the
+    adapter loader's own check adds every other missing file of the workflow."""
+    from motionguide.nodes import comfy_adapter
+    from motionguide.nodes.geometry_adapter import MotionGuideLoadGeometryAdapter
+
+    prompt = dict(_workflow_missing_three(), **{
+        "4": {"class_type": "MotionGuideLoadGeometryAdapter", "inputs": {"adapter_file": "mine.safetensors"}}})
+    comfy_adapter.set_models_dir(tmp_path / "models")
+    try:
+        missing = model_check.remember_prompt(prompt)
+        verdict = MotionGuideLoadGeometryAdapter.VALIDATE_INPUTS("mine.safetensors")
+    finally:
+        comfy_adapter.set_models_dir(None)
+        model_check.remember_prompt({})
+    assert [m.name for m in missing][-1] == "mine.safetensors"
+    assert "python cli.py train CONFIG.yaml" in missing[-1].source
+    assert verdict.startswith("Geometry adapter 'mine.safetensors' was not found")
+    assert "This workflow lacks 4 model files in all:" in verdict and "hmr2/hmr2_epoch_35.ckpt" in verdict
