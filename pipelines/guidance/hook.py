@@ -171,6 +171,7 @@ class UNetResidualHooks(contextlib.AbstractContextManager):
         self.residuals: UNetResiduals | None = None
         self._handles: list = []
         self._consumed = 0
+        self._skips = 0
 
     def _conv_in(self, module, args, output):
         self._consumed = 0
@@ -194,7 +195,7 @@ class UNetResidualHooks(contextlib.AbstractContextManager):
         down = None if self.residuals is None else self.residuals.down
         if skips is None:
             return None
-        total = 1 + sum(len(b.resnets) + (1 if getattr(b, "downsamplers", None) else 0) for b in self.unet.down_blocks)
+        total = self._skips  # counted once in __enter__
         end = total - self._consumed
         self._consumed += len(skips)
         if down is None:
@@ -211,6 +212,9 @@ class UNetResidualHooks(contextlib.AbstractContextManager):
             self._handles.append(self.unet.mid_block.register_forward_hook(self._mid))
         self._handles += [block.register_forward_pre_hook(self._up, with_kwargs=True)
                           for block in getattr(self.unet, "up_blocks", ())]
+        # skip tensors the up blocks receive: conv_in's output, then each down resnet and downsampler output
+        self._skips = 1 + sum(len(b.resnets) + (1 if getattr(b, "downsamplers", None) else 0)
+                              for b in getattr(self.unet, "down_blocks", ()))
         return self
 
     def __exit__(self, *exc):
