@@ -47,8 +47,8 @@ def manage_model_parts(model) -> None:
     handles = getattr(model, "part_handles", None)
     if handles is None:
         return
-    for name in getattr(model, "part_names", model.PARTS):
-        module = model._module(name) if hasattr(model, "_module") else getattr(model, name)
+    for name in model.part_names:
+        module = model._module(name)
         if name not in handles or handles[name].module is not module:
             handles[name] = adapter.managed_model(module, model.device, model.offload_device,
                                                   label=f"MotionGuide {name}")
@@ -76,8 +76,7 @@ def geometry_guidance(model, geometry_adapter, guidance_maps, poses, strength, s
         if guidance_maps is not None:
             logger.warning("[MotionGuide] guidance_maps is connected but no geometry_adapter: the maps are ignored "
                            "(connect Load Geometry Adapter to use them).")
-        if ADAPTER_PART in getattr(model, "extra_parts", {}):
-            model.detach_part(ADAPTER_PART)  # an earlier run's adapter leaves the device
+        model.detach_part(ADAPTER_PART)  # an earlier run's adapter leaves the device (nothing when none)
         return None
     config = getattr(geometry_adapter, "config", None)
     if config is None or not hasattr(geometry_adapter, "encoders"):
@@ -277,8 +276,7 @@ def _dispose_guidance(model, dispose, strength: float, reference) -> list:
     from ..pipelines.dispose.guidance import CONTROLNET_PART, DisPoseGuidance
 
     if dispose is None:
-        if CONTROLNET_PART in getattr(model, "extra_parts", {}):
-            model.detach_part(CONTROLNET_PART)
+        model.detach_part(CONTROLNET_PART)  # nothing when none is attached
         return []
 
     hints = dispose.hints
@@ -286,8 +284,7 @@ def _dispose_guidance(model, dispose, strength: float, reference) -> list:
     if (hints.width, hints.height) != (width, height):
         raise ValueError(f"dispose was prepared at {hints.width}×{hints.height} but reference_image is {width}×{height}: "
                          "give Prepare DisPose the same reference image as the sampler.")
-    if hasattr(model, "attach_part"):
-        model.attach_part(CONTROLNET_PART, dispose.controlnet, streamed=True)
+    model.attach_part(CONTROLNET_PART, dispose.controlnet, streamed=True)
     module = DisPoseGuidance(model, dispose.controlnet, hints.keypoints, hints.dense_flow, hints.traj_flow,
                              hints.point_features, strength=strength)
     return [module]
