@@ -23,7 +23,7 @@ from torch import nn
 
 from ..render.maps import DEPTH_NORMALISATION, SEMANTIC_PALETTE_ID
 from ..weights import open_safetensors, unreadable_file
-from .hook import GuidanceModule, UNetCall, UNetResiduals
+from .hook import GuidanceModule, UNetCall, UNetResiduals, pinned_cache
 
 ADAPTER_FORMAT = "motionguide-geometry-adapter"
 ADAPTER_VERSION = 1
@@ -296,11 +296,7 @@ class GeometryGuidance(GuidanceModule):
             for begin in range(0, frames, self.chunk):
                 chunk = {k: v[begin:begin + self.chunk].to(device) for k, v in self.maps.items()}
                 out.append(adapter(maps_to_input(chunk, adapter.config.maps, dtype)).to(cache_device))
-        cache = torch.cat(out)
-        if cache_device.type == "cpu" and device.type == "cuda":
-            with contextlib.suppress(RuntimeError):  # no pinnable memory left: pageable copies still work
-                cache = cache.pin_memory()
-        self.features = cache
+        self.features = pinned_cache(torch.cat(out), device, "Geometry adapter")
 
     def release(self) -> None:
         self.features = None

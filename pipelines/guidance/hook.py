@@ -15,10 +15,13 @@ whose contribution is ``None``) the UNet runs untouched, bit for bit.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,6 +148,18 @@ class GuidanceModule:
         parts = [self.pass_residuals(call, j) if (cond or self.unconditional) else None
                  for j, cond in enumerate(call.conditional)]
         return UNetResiduals.concat(parts)
+
+
+def pinned_cache(cache: torch.Tensor, device: torch.device, what: str = "guidance") -> torch.Tensor:
+    """A per-run feature cache kept on the CPU for a GPU run, pinned for fast copies to the device; pageable when no
+    pinnable memory is left (copies still work, only slower)."""
+    if cache.device.type != "cpu" or device.type != "cuda":
+        return cache
+    try:
+        return cache.pin_memory()
+    except RuntimeError as exc:
+        logger.info("[MotionGuide] %s cache not pinned (%s); copies will be slower.", what, exc)
+        return cache
 
 
 def sum_residuals(modules: list[GuidanceModule], call: UNetCall) -> UNetResiduals | None:

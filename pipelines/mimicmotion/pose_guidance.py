@@ -2,13 +2,9 @@
 added after the UNet's ``conv_in`` in conditional passes (MimicMotion's method, unchanged)."""
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from ..guidance.hook import GuidanceModule, UNetCall, UNetResiduals
-
-logger = logging.getLogger(__name__)
+from ..guidance.hook import GuidanceModule, UNetCall, UNetResiduals, pinned_cache
 
 
 class PoseGuidance(GuidanceModule):
@@ -49,13 +45,7 @@ class PoseGuidance(GuidanceModule):
                 # reference: uint8 / 127.5 - 1 in the working precision
                 x = self.poses[begin:begin + chunk].to(device).to(dtype) / 127.5 - 1.0
                 features.append((m.pose_net(x) if project_now else m.pose_net.features(x)).to(cache_device))
-        cache = torch.cat(features)
-        if cache_device.type == "cpu" and device.type == "cuda":
-            try:
-                cache = cache.pin_memory()
-            except RuntimeError as exc:  # no pinnable memory left: pageable copies still work
-                logger.info("[MotionGuide] PoseNet cache not pinned (%s); copies will be slower.", exc)
-        self.features = cache
+        self.features = pinned_cache(torch.cat(features), device, "PoseNet")
 
     def release(self) -> None:
         self.features = None
